@@ -1,0 +1,349 @@
+"""Frame bytes in, event dicts out: link → VLAN → IP (+fragments) → TCP | UDP | ICMP.
+
+The decoder is sans-IO: the caller feeds frames with their capture timestamps (integer
+nanoseconds), calls ``tick`` when capture time advances without packets, and ``flush``
+at the end of input. Capture time is the only clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from typing import Any
+
+import attrs
+
+from protocols.handler import FROM_CLIENT, FROM_SERVER, ConnInfo, Plugin
+from protocols.net import (
+    ETH_IPV4,
+    ETH_IPV6,
+    ETH_VLAN,
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+    IPPROTO_IPIP,
+    IPPROTO_IPV6,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    IPV6_AH,
+    IPV6_EXT_GENERIC,
+    IPV6_FRAGMENT,
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+    LINKTYPE_RAW_ALT,
+    FragmentReassembler,
+    ip_to_str,
+)
+from protocols.registry import Registry
+from protocols.stats import Counters
+from protocols.tcp import TcpLimits, TcpTracker
+
+log = logging.getLogger("decoder")
+
+NS = 1_000_000_000
+_TCP_HDR = struct.Struct(">HHIIBB")
+_UDP_HDR = struct.Struct(">HHH")
+_RAW = frozenset({LINKTYPE_RAW, *LINKTYPE_RAW_ALT})
+_NULL_V6 = frozenset({24, 28, 30})
+
+
+@attrs.frozen
+class DecoderLimits:
+    tcp: TcpLimits = TcpLimits()
+    max_vlan_tags: int = 2
+    max_ip_layers: int = 2
+    fragment_max_bytes: int = 100_000
+    fragment_max_pending: int = 4096
+    fragment_timeout_ns: int = 30 * NS
+    #: How often (capture time) expiry runs while packets flow.
+    tick_interval_ns: int = NS
+
+
+class Decoder:
+    """One per capture source."""
+
+    def __init__(
+        self,
+        plugins: list[Plugin] | Registry,
+        limits: DecoderLimits | None = None,
+        stats: Counters | None = None,
+    ) -> None:
+        self.registry = plugins if isinstance(plugins, Registry) else Registry(plugins)
+        self.limits = limits or DecoderLimits()
+        self.stats = stats if stats is not None else Counters()
+        for p in self.registry.plugins:
+            p.stats = self.stats
+        self._out: list[dict[str, Any]] = []
+        self.tcp = TcpTracker(self.registry.tcp_ports, self.stats, self._out, self.limits.tcp)
+        self.udp_ports = self.registry.udp_ports
+        self.icmp = self.registry.icmp_plugin
+        self.frags = FragmentReassembler(
+            self.stats,
+            self.limits.fragment_max_bytes,
+            self.limits.fragment_max_pending,
+            self.limits.fragment_timeout_ns,
+        )
+        self.packets = 0
+        self.bytes = 0
+        self.last_ts = 0
+        self._next_tick = 0
+
+    # -- seam: feed / tick / flush -----------------------------------------------------
+
+    def feed(self, ts: int, linktype: int, frame: bytes) -> list[dict[str, Any]]:
+        self.packets += 1
+        self.bytes += len(frame)
+        if ts >= self._next_tick:
+            self._tick(ts)
+        try:
+            if linktype == LINKTYPE_ETHERNET:
+                self._ethernet(ts, frame)
+            elif linktype == LINKTYPE_LINUX_SLL:
+                if len(frame) < 16:
+                    self.stats.incr("decoder.truncated")
+                else:
+                    self._ethertype(ts, frame, 16, (frame[14] << 8) | frame[15])
+            elif linktype == LINKTYPE_LINUX_SLL2:
+                if len(frame) < 20:
+                    self.stats.incr("decoder.truncated")
+                else:
+                    self._ethertype(ts, frame, 20, (frame[0] << 8) | frame[1])
+            elif linktype == LINKTYPE_NULL or linktype == LINKTYPE_LOOP:
+                self._null(ts, frame, linktype)
+            elif linktype in _RAW:
+                if frame:
+                    self._ip(ts, frame, 0, frame[0] >> 4, 0)
+            elif linktype == LINKTYPE_IPV4:
+                self._ip(ts, frame, 0, 4, 0)
+            elif linktype == LINKTYPE_IPV6:
+                self._ip(ts, frame, 0, 6, 0)
+            else:
+                self.stats.incr("decoder.unsupported_linktype")
+        except (IndexError, struct.error, ValueError) as exc:
+            self.stats.incr("decoder.malformed")
+            log.debug("malformed frame: %r", exc)
+        return self._take()
+
+    def tick(self, ts: int) -> list[dict[str, Any]]:
+        self._tick(ts)
+        return self._take()
+
+    def flush(self) -> list[dict[str, Any]]:
+        """End of input: publish what can be completed; open requests come out unmatched."""
+        self.tcp.flush()
+        for p in self.registry.plugins:
+            self._emit(p, self._safe(p, p.flush))
+        return self._take()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _take(self) -> list[dict[str, Any]]:
+        out = self._out
+        if not out:
+            return []
+        events = out[:]
+        out.clear()
+        return events
+
+    def _tick(self, ts: int) -> None:
+        if ts > self.last_ts:
+            self.last_ts = ts
+        self._next_tick = ts + self.limits.tick_interval_ns
+        self.tcp.expire(ts)
+        self.frags.expire(ts)
+        for p in self.registry.plugins:
+            self._emit(p, self._safe(p, p.tick, ts))
+
+    def _safe(self, plugin: Plugin, fn: Any, *args: Any) -> list[Any]:
+        try:
+            return fn(*args) or []
+        except Exception as exc:
+            self.stats.incr(f"{plugin.name}.handler_errors")
+            log.debug("%s failed: %r", plugin.name, exc)
+            return []
+
+    def _emit(self, plugin: Plugin, txns: list[Any]) -> None:
+        for t in txns:
+            try:
+                self._out.append(plugin.to_event(t))
+            except Exception as exc:
+                self.stats.incr(f"{plugin.name}.event_errors")
+                log.debug("%s: cannot build event: %r", plugin.name, exc)
+
+    def _ethernet(self, ts: int, b: bytes) -> None:
+        if len(b) < 14:
+            self.stats.incr("decoder.truncated")
+            return
+        et = (b[12] << 8) | b[13]
+        self._ethertype(ts, b, 14, et)
+
+    def _ethertype(self, ts: int, b: bytes, off: int, et: int) -> None:
+        tags = 0
+        while et in ETH_VLAN:
+            tags += 1
+            if tags > self.limits.max_vlan_tags:
+                self.stats.incr("decoder.too_many_vlans")
+                return
+            et = (b[off + 2] << 8) | b[off + 3]
+            off += 4
+        if et == ETH_IPV4:
+            self._ip(ts, b, off, 4, 0)
+        elif et == ETH_IPV6:
+            self._ip(ts, b, off, 6, 0)
+        else:
+            self.stats.incr("decoder.not_ip")
+
+    def _null(self, ts: int, b: bytes, linktype: int) -> None:
+        if len(b) < 4:
+            self.stats.incr("decoder.truncated")
+            return
+        if linktype == LINKTYPE_LOOP:
+            fam = struct.unpack_from(">I", b)[0]
+        else:
+            fam = struct.unpack_from("<I", b)[0]
+            if fam > 0xFFFF:
+                fam = struct.unpack_from(">I", b)[0]
+        if fam == 2:
+            self._ip(ts, b, 4, 4, 0)
+        elif fam in _NULL_V6:
+            self._ip(ts, b, 4, 6, 0)
+        else:
+            self.stats.incr("decoder.not_ip")
+
+    def _ip(self, ts: int, b: bytes, off: int, version: int, depth: int) -> None:
+        blen = len(b)
+        if version == 4:
+            if blen - off < 20 or b[off] >> 4 != 4:
+                self.stats.incr("decoder.malformed")
+                return
+            ihl = (b[off] & 0xF) << 2
+            total = (b[off + 2] << 8) | b[off + 3]
+            if ihl < 20 or total < ihl:
+                self.stats.incr("decoder.malformed")
+                return
+            end = off + total
+            missing = 0
+            if end > blen:
+                missing = end - blen
+                end = blen
+            proto = b[off + 9]
+            start = off + ihl
+            frag = ((b[off + 6] << 8) | b[off + 7]) & 0x3FFF
+            if frag:
+                if missing:
+                    self.stats.incr("decoder.truncated")
+                    return
+                key = (b[off + 12 : off + 16], b[off + 16 : off + 20], proto, (b[off + 4] << 8) | b[off + 5])
+                whole = self.frags.add(ts, key, (frag & 0x1FFF) << 3, bool(frag & 0x2000), b[start:end])
+                if whole is None:
+                    return
+                b, start, end, missing = whole, 0, len(whole), 0
+                src, dst = key[0], key[1]
+            else:
+                src = dst = b""  # sliced lazily below
+            if proto == IPPROTO_TCP:
+                if not src:
+                    src, dst = b[off + 12 : off + 16], b[off + 16 : off + 20]
+                self._tcp(ts, b, start, end, src, dst, missing)
+                return
+            if not src:
+                src, dst = b[off + 12 : off + 16], b[off + 16 : off + 20]
+        elif version == 6:
+            if blen - off < 40 or b[off] >> 4 != 6:
+                self.stats.incr("decoder.malformed")
+                return
+            plen = (b[off + 4] << 8) | b[off + 5]
+            proto = b[off + 6]
+            src, dst = b[off + 8 : off + 24], b[off + 24 : off + 40]
+            start = off + 40
+            end = start + plen if plen else blen
+            missing = 0
+            if end > blen:
+                missing = end - blen
+                end = blen
+            frag_info = None
+            while proto in IPV6_EXT_GENERIC or proto == IPV6_FRAGMENT or proto == IPV6_AH:
+                if end - start < 8:
+                    self.stats.incr("decoder.malformed")
+                    return
+                nxt = b[start]
+                if proto == IPV6_FRAGMENT:
+                    fo = (b[start + 2] << 8) | b[start + 3]
+                    ident = struct.unpack_from(">I", b, start + 4)[0]
+                    frag_info = (fo & 0xFFF8, bool(fo & 1), ident)
+                    hlen = 8
+                elif proto == IPV6_AH:
+                    hlen = (b[start + 1] + 2) << 2
+                else:
+                    hlen = (b[start + 1] + 1) << 3
+                proto = nxt
+                start += hlen
+            if start > end:
+                self.stats.incr("decoder.malformed")
+                return
+            if frag_info is not None and (frag_info[0] or frag_info[1]):
+                if missing:
+                    self.stats.incr("decoder.truncated")
+                    return
+                whole = self.frags.add(ts, (src, dst, proto, frag_info[2]), frag_info[0], frag_info[1], b[start:end])
+                if whole is None:
+                    return
+                b, start, end = whole, 0, len(whole)
+            if proto == IPPROTO_TCP:
+                self._tcp(ts, b, start, end, src, dst, missing)
+                return
+        else:
+            self.stats.incr("decoder.not_ip")
+            return
+        if proto == IPPROTO_UDP:
+            self._udp(ts, b, start, end, src, dst)
+        elif proto == IPPROTO_ICMP or proto == IPPROTO_ICMPV6:
+            if self.icmp is not None:
+                txns = self._safe(self.icmp, self.icmp.on_icmp, ts, version, src, dst, b[start:end])
+                self._emit(self.icmp, txns)
+        elif proto == IPPROTO_IPIP or proto == IPPROTO_IPV6:
+            if depth + 1 >= self.limits.max_ip_layers:
+                self.stats.incr("decoder.too_many_ip_layers")
+                return
+            self._ip(ts, b[start:end], 0, 4 if proto == IPPROTO_IPIP else 6, depth + 1)
+        else:
+            self.stats.incr("decoder.other_transport")
+
+    def _tcp(self, ts: int, b: bytes, p: int, end: int, src: bytes, dst: bytes, missing: int) -> None:
+        if end - p < 20:
+            self.stats.incr("decoder.truncated")
+            return
+        sport, dport, seq, ack, doff, flags = _TCP_HDR.unpack_from(b, p)
+        doff = (doff >> 4) << 2
+        if doff < 20 or p + doff > end:
+            self.stats.incr("decoder.malformed")
+            return
+        if p + doff == end and not flags & 0x07 and not missing:
+            return  # pure ACK: nothing to reassemble (Packetbeat skips these too)
+        self.tcp.process(ts, src, dst, sport, dport, seq, ack, flags, b[p + doff : end], missing)
+
+    def _udp(self, ts: int, b: bytes, p: int, end: int, src: bytes, dst: bytes) -> None:
+        if end - p < 8:
+            self.stats.incr("decoder.truncated")
+            return
+        sport, dport, ulen = _UDP_HDR.unpack_from(b, p)
+        plugin = self.udp_ports.get(sport) or self.udp_ports.get(dport)
+        if plugin is None:
+            self.stats.incr("udp.unknown_port_packets")
+            return
+        if ulen >= 8:
+            end = min(end, p + ulen)
+        payload = b[p + 8 : end]
+        ports = plugin.config.ports
+        if dport in ports or sport not in ports:
+            info = ConnInfo(ip_to_str(src), sport, ip_to_str(dst), dport, "udp")
+            direction = FROM_CLIENT
+        else:
+            info = ConnInfo(ip_to_str(dst), dport, ip_to_str(src), sport, "udp")
+            direction = FROM_SERVER
+        self._emit(plugin, self._safe(plugin, plugin.on_datagram, info, direction, payload, ts))

@@ -1,0 +1,263 @@
+"""HTTP transaction → event dict (Packetbeat ``protos/http``, ECS field names)."""
+
+from __future__ import annotations
+
+import ipaddress
+import zlib
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote_plus, unquote, urlsplit
+
+from protocols.common.event import ERROR, OK, add_notes, add_related, transaction_event
+from protocols.http.parser import Message
+from protocols.http.transactions import HttpTransaction, basic_auth_user
+
+if TYPE_CHECKING:
+    from protocols.http import HttpPlugin
+
+
+def to_event(plugin: HttpPlugin, txn: HttpTransaction) -> dict[str, Any]:
+    cfg = plugin.config
+    req, resp = txn.request, txn.response
+    req_notes = list(req.notes) if req is not None else []
+    resp_notes = list(resp.notes) if resp is not None else []
+    status = OK
+    if resp is None:
+        status = ERROR
+        req_notes.append("Unmatched request")
+    elif resp.status_code >= 400:
+        status = ERROR
+    if req is None:
+        status = ERROR
+        resp_notes.append("Unmatched response")
+
+    first = req if req is not None else resp
+    assert first is not None
+    src_ip, src_port, dst_ip, dst_port = txn.conn.endpoints(txn.first_dir)
+    evt = transaction_event(
+        "http",
+        "tcp",
+        status,
+        first.ts,
+        (src_ip, src_port),
+        (dst_ip, dst_port),
+        start=req.ts if req is not None else None,
+        end=resp.ts if resp is not None else None,
+    )
+    http: dict[str, Any] = {}
+    evt["http"] = http
+
+    if req is not None:
+        _decode_body(plugin, req, req_notes)
+        path, params, raw_path = _extract_parameters(cfg.hide_keywords, req)
+        evt["source"]["bytes"] = req.size
+        host, port = _split_host(req.host)
+        if host:
+            if _is_ip(host):
+                add_related(evt, "ip", host)
+            else:
+                evt["destination"]["domain"] = host
+                add_related(evt, "hosts", host)
+        if port == 0:
+            port = dst_port
+        elif port != dst_port:
+            req_notes.append("Host header port number mismatch")
+        if req.real_ip:
+            evt["network"]["forwarded_ip"] = req.real_ip
+            add_related(evt, "ip", req.real_ip)
+
+        http["version"] = req.version_str
+        request: dict[str, Any] = {"method": req.method, "bytes": req.size}
+        body_bytes = req.content_length
+        if req.send_body and req.body:
+            body_bytes = len(req.body)
+            request["body"] = {"bytes": body_bytes, "content": _text(req.body)}
+        elif body_bytes:
+            request["body"] = {"bytes": body_bytes}
+        if req.referer:
+            request["referrer"] = req.referer
+            add_related(evt, "hosts", req.referer)
+        request["headers"] = _collect_headers(plugin, req, "cookie")
+        http["request"] = request
+
+        url: dict[str, Any] = {"scheme": "http"}
+        if host:
+            url["domain"] = host
+        if port != 80:
+            url["port"] = port
+        if path:
+            url["path"] = path
+            dot = path.rfind(".")
+            if dot != -1 and path[dot + 1 :]:
+                url["extension"] = path[dot + 1 :]
+        if params:
+            url["query"] = params
+        full = _full_url(host, port, raw_path, params)
+        if full:
+            url["full"] = full
+        evt["url"] = url
+        if req.user_agent:
+            evt["user_agent"] = {"original": req.user_agent}
+        if cfg.send_request:
+            evt["request"] = _raw_message(req)
+        evt["method"] = req.method
+        evt["query"] = f"{req.method} {path}"
+        if not cfg.redact_authorization:
+            user = basic_auth_user(req.authorization)
+            if user:
+                evt["user"] = {"name": user}
+                add_related(evt, "user", user)
+
+    if resp is not None:
+        _decode_body(plugin, resp, resp_notes)
+        evt["destination"]["bytes"] = resp.size
+        response: dict[str, Any] = {"status_code": resp.status_code, "bytes": resp.size}
+        if resp.status_phrase:
+            response["status_phrase"] = resp.status_phrase.lower()
+        body_bytes = resp.content_length
+        if resp.send_body and resp.body:
+            body_bytes = len(resp.body)
+            response["body"] = {"bytes": body_bytes, "content": _text(resp.body)}
+        elif body_bytes:
+            response["body"] = {"bytes": body_bytes}
+        response["headers"] = _collect_headers(plugin, resp, "set-cookie")
+        http["response"] = response
+        if cfg.send_response:
+            evt["response"] = _raw_message(resp)
+
+    add_notes(evt, req_notes + resp_notes)
+    return evt
+
+
+def _text(body: bytes | bytearray) -> str:
+    return bytes(body).decode("utf-8", "replace")
+
+
+def _raw_message(m: Message) -> str:
+    raw = m.raw_headers
+    if m.send_body and m.body:
+        raw = raw + bytes(m.body)
+    return raw.decode("utf-8", "replace")
+
+
+def _collect_headers(plugin: HttpPlugin, m: Message, cookie: str) -> dict[str, Any]:
+    hdrs: dict[str, Any] = {"content-length": m.content_length}
+    if m.content_type:
+        hdrs["content-type"] = m.content_type
+    split = plugin.config.split_cookie
+    for name, value in m.headers.items():
+        if name == "content-length" or name == "content-type":
+            continue
+        if split and name == cookie:
+            hdrs[name] = _split_cookies(value)
+        else:
+            hdrs[name] = value
+    return hdrs
+
+
+def _split_cookies(value: str) -> dict[str, str]:
+    cookies: dict[str, str] = {}
+    for part in value.split(";"):
+        name, sep, val = part.partition("=")
+        if not sep:
+            continue
+        val = val.strip()
+        if len(val) > 1 and val[0] == '"' and val[-1] == '"':
+            val = val[1:-1]
+        cookies[name.strip().lower()] = val
+    return cookies
+
+
+def _decode_body(plugin: HttpPlugin, m: Message, notes: list[str]) -> None:
+    if not (m.save_body and m.body and m.encodings and plugin.config.decode_body):
+        return
+    body = bytes(m.body)
+    limit = plugin.config.max_message_size
+    for idx in range(len(m.encodings) - 1, -1, -1):
+        enc = m.encodings[idx]
+        try:
+            body = _decode_one(body, enc, limit)
+        except (OSError, EOFError, zlib.error, ValueError) as exc:
+            notes.append(f"unable to decode body using {enc} encoding: {exc}")
+            if idx != 0:
+                body = b""
+            break
+    m.body = bytearray(body)
+
+
+def _decode_one(body: bytes, enc: str, limit: int) -> bytes:
+    if enc in ("gzip", "x-gzip"):
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif enc in ("deflate", "x-deflate"):
+        # RFC 9110 says zlib-wrapped; some servers send raw deflate. Accept both.
+        d = zlib.decompressobj(zlib.MAX_WBITS if body[:1] and (body[0] & 0x0F) == 8 else -zlib.MAX_WBITS)
+    else:
+        raise ValueError(f"unsupported encoding {enc!r}")
+    out = d.decompress(body, limit + 1)
+    if len(out) > limit:
+        raise ValueError(f"decoded body larger than {limit} bytes")
+    return out
+
+
+def _extract_parameters(hide: list[str], m: Message) -> tuple[str, str, str]:
+    """(decoded path, re-encoded sorted params, raw path) as Packetbeat derives them."""
+    try:
+        parts = urlsplit(m.uri)
+    except ValueError:
+        return "", "", ""
+    raw_path = parts.path
+    path = unquote(raw_path)
+    values: dict[str, list[str]] = {}
+    for k, v in parse_qsl(parts.query, keep_blank_values=True):
+        values.setdefault(k, []).append("xxxxx" if k.lower() in hide else v)
+    if m.content_length > 0 and m.save_body and m.body is not None and "urlencoded" in m.content_type.lower():
+        body_values: dict[str, list[str]] = {}
+        for k, v in parse_qsl(bytes(m.body).decode("utf-8", "replace"), keep_blank_values=True):
+            body_values.setdefault(k, []).append("xxxxx" if k.lower() in hide else v)
+        values.update(body_values)
+    params = "&".join(
+        f"{quote_plus(k, safe='')}={quote_plus(v, safe='')}" for k in sorted(values) for v in values[k]
+    )
+    return path, params, raw_path
+
+
+def _split_host(header: str) -> tuple[str, int]:
+    if not header:
+        return "", 0
+    if _is_ip(header):
+        return header, 0
+    host, port = header, 0
+    pos = header.rfind(":")
+    if pos != -1:
+        tail = header[pos + 1 :]
+        if tail.isdigit() and 0 < int(tail) < 65536:
+            host, port = header[:pos], int(tail)
+    if len(host) > 2 and host[0] == "[" and host[-1] == "]" and _is_ip(host[1:-1]):
+        host = host[1:-1]
+    return host, port
+
+
+def _is_ip(s: str) -> bool:
+    try:
+        ipaddress.ip_address(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _full_url(host: str, port: int, raw_path: str, query: str) -> str:
+    if not host or port <= 0:
+        return ""
+    if port != 80:
+        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    elif ":" in host:
+        netloc = f"[{host}]"
+    else:
+        netloc = host
+    path = raw_path
+    if path and not path.startswith("/"):
+        path = "/" + path
+    url = f"http://{netloc}{path}"
+    if query:
+        url += "?" + query
+    return url
+

@@ -1,0 +1,498 @@
+"""Sans-IO HTTP/1.x message parser for one direction of a connection.
+
+Feed bytes, get back finished ``Message`` objects; a stream that is not HTTP raises
+``ParseError`` (the handler counts it and resynchronises on the next segment). Bodies
+are consumed as they arrive and only kept when an event needs them (``include_body_for``
+or a urlencoded form), and never beyond ``max_message_size``: a 1 GB download costs
+constant memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+
+START, HEADERS, BODY, BODY_TO_CLOSE, CHUNK_SIZE, CHUNK_DATA, CHUNK_CRLF, TRAILERS, UPGRADED = range(9)
+
+#: Request methods that are plausible enough to start a message on (resync guard).
+_TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+class ParseError(Exception):
+    """The bytes are not an HTTP message."""
+
+
+@attrs.frozen
+class ParserConfig:
+    send_headers: frozenset[str] = frozenset()
+    send_all_headers: bool = False
+    real_ip_header: str = ""
+    include_request_body_for: tuple[str, ...] = ()
+    include_response_body_for: tuple[str, ...] = ()
+    max_message_size: int = 10 * 1024 * 1024
+
+
+class Message:
+    """One request or response."""
+
+    __slots__ = (
+        "authorization",
+        "body",
+        "chunked",
+        "connection",
+        "content_length",
+        "content_type",
+        "encodings",
+        "end_ts",
+        "has_content_length",
+        "headers",
+        "host",
+        "is_request",
+        "method",
+        "notes",
+        "raw_headers",
+        "real_ip",
+        "referer",
+        "save_body",
+        "send_body",
+        "size",
+        "status_code",
+        "status_phrase",
+        "ts",
+        "uri",
+        "user_agent",
+        "version",
+    )
+
+    def __init__(self, ts: int) -> None:
+        self.ts = ts
+        self.end_ts = ts
+        self.is_request = False
+        self.method = ""
+        self.uri = ""
+        self.version = (1, 1)
+        self.status_code = 0
+        self.status_phrase = ""
+        self.headers: dict[str, str] = {}
+        self.content_length = 0
+        self.has_content_length = False
+        self.content_type = ""
+        self.connection = ""
+        self.host = ""
+        self.referer = ""
+        self.user_agent = ""
+        self.real_ip = ""
+        self.authorization = ""
+        self.encodings: list[str] = []
+        self.chunked = False
+        self.raw_headers = b""
+        self.size = 0
+        self.body: bytearray | None = None
+        self.send_body = False
+        self.save_body = False
+        self.notes: list[str] = []
+
+    @property
+    def version_str(self) -> str:
+        return f"{self.version[0]}.{self.version[1]}"
+
+    def reads_to_close(self) -> bool:
+        """No length given: the body runs to the end of the connection."""
+        return not self.has_content_length and (
+            self.connection == "close" or (self.version == (1, 0) and self.connection != "keep-alive")
+        )
+
+
+def _parse_version(s: str) -> tuple[int, int]:
+    # Packetbeat: "x.y" with x <= 1 and y <= 2, anything else is treated as 1.0.
+    if len(s) >= 3 and s[0].isdigit() and s[2].isdigit():
+        major, minor = ord(s[0]) - 48, ord(s[2]) - 48
+        if major <= 1 and minor <= 2:
+            return major, minor
+    return 1, 0
+
+
+def _csv_lower(value: str) -> list[str]:
+    return [v.strip(" ").lower() for v in value.split(",")]
+
+
+class StreamParser:
+    """Parser state for one direction."""
+
+    __slots__ = ("body_expected", "buf", "cfg", "errors", "last_error", "msg", "need_more", "remaining", "state")
+
+    def __init__(self, cfg: ParserConfig, body_expected: Callable[[Message], bool] | None = None) -> None:
+        self.cfg = cfg
+        self.buf = bytearray()
+        self.state = START
+        self.msg: Message | None = None
+        self.remaining = 0
+        self.need_more = False
+        self.errors = 0
+        self.last_error = ""
+        #: For responses: False when the request makes the body absent (HEAD).
+        self.body_expected = body_expected
+
+    @property
+    def in_body(self) -> bool:
+        return self.state in (BODY, BODY_TO_CLOSE, CHUNK_SIZE, CHUNK_DATA, CHUNK_CRLF, TRAILERS)
+
+    def reset(self) -> None:
+        self.buf.clear()
+        self.state = START
+        self.msg = None
+        self.remaining = 0
+
+    def upgrade(self) -> None:
+        """The connection switched protocols (101, CONNECT): stop parsing HTTP."""
+        self.reset()
+        self.state = UPGRADED
+
+    # -- feeding -------------------------------------------------------------------------
+
+    def feed(self, data: bytes, ts: int) -> list[Message]:
+        if self.state == UPGRADED:
+            return []
+        done: list[Message] = []
+        buf = self.buf
+        buf += data
+        pos = 0
+        try:
+            while pos < len(buf):
+                state = self.state
+                if state == START or state == HEADERS:
+                    pos = self._headers(buf, pos, ts)
+                    if self.need_more:
+                        break
+                    msg = self.msg
+                    assert msg is not None
+                    if self.state == START:  # complete without a body
+                        msg.end_ts = ts
+                        done.append(msg)
+                        self.msg = None
+                    elif self.state == UPGRADED:
+                        done.append(msg)
+                        self.msg = None
+                        break
+                elif state == BODY:
+                    pos = self._body(buf, pos)
+                    if self.remaining == 0:
+                        self._complete(done, ts)
+                elif state == BODY_TO_CLOSE:
+                    msg = self.msg
+                    assert msg is not None
+                    n = len(buf) - pos
+                    msg.size += n
+                    msg.content_length += n
+                    self._save(msg, buf, pos, len(buf))
+                    msg.end_ts = ts
+                    pos = len(buf)
+                elif state == CHUNK_SIZE:
+                    eol = buf.find(b"\n", pos)
+                    if eol < 0:
+                        if len(buf) - pos > 1024:
+                            raise ParseError("chunk size line too long")
+                        break
+                    line = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
+                    try:
+                        n = int(line, 16)
+                    except ValueError:
+                        raise ParseError(f"bad chunk size {line[:20]!r}") from None
+                    if n < 0:
+                        raise ParseError("negative chunk size")
+                    msg = self.msg
+                    assert msg is not None
+                    msg.size += eol + 1 - pos
+                    pos = eol + 1
+                    if n == 0:
+                        self.state = TRAILERS
+                    else:
+                        msg.content_length += n
+                        self.remaining = n
+                        self.state = CHUNK_DATA
+                elif state == CHUNK_DATA:
+                    pos = self._body(buf, pos)
+                    if self.remaining == 0:
+                        self.state = CHUNK_CRLF
+                elif state == CHUNK_CRLF:
+                    msg = self.msg
+                    assert msg is not None
+                    if buf[pos] == 0x0A:
+                        pos += 1
+                        msg.size += 1
+                    elif buf[pos] == 0x0D:
+                        if len(buf) - pos < 2:
+                            break
+                        if buf[pos + 1] != 0x0A:
+                            raise ParseError("expected CRLF after chunk")
+                        pos += 2
+                        msg.size += 2
+                    else:
+                        raise ParseError("expected CRLF after chunk")
+                    self.state = CHUNK_SIZE
+                elif state == TRAILERS:
+                    eol = buf.find(b"\n", pos)
+                    if eol < 0:
+                        if len(buf) - pos > self.cfg.max_message_size:
+                            raise ParseError("trailers too large")
+                        break
+                    msg = self.msg
+                    assert msg is not None
+                    msg.size += eol + 1 - pos
+                    empty = eol == pos or (eol == pos + 1 and buf[pos] == 0x0D)
+                    pos = eol + 1
+                    if empty:
+                        self._complete(done, ts)
+                else:  # UPGRADED
+                    pos = len(buf)
+        except ParseError as exc:
+            # Not HTTP (or lost sync): drop what is buffered; the next segment starts over.
+            self.errors += 1
+            self.last_error = str(exc)
+            self.reset()
+            return done
+        if pos:
+            del buf[:pos]
+        return done
+
+    def _complete(self, done: list[Message], ts: int) -> None:
+        msg = self.msg
+        assert msg is not None
+        msg.end_ts = ts
+        done.append(msg)
+        self.msg = None
+        self.state = START
+        self.remaining = 0
+
+    def _save(self, msg: Message, buf: bytearray, start: int, end: int) -> None:
+        if msg.save_body and end > start:
+            body = msg.body
+            if body is None:
+                body = msg.body = bytearray()
+            room = self.cfg.max_message_size - len(msg.raw_headers) - len(body)
+            if room > 0:
+                body += buf[start : min(end, start + room)]
+
+    def _body(self, buf: bytearray, pos: int) -> int:
+        msg = self.msg
+        assert msg is not None
+        take = min(len(buf) - pos, self.remaining)
+        self._save(msg, buf, pos, pos + take)
+        msg.size += take
+        self.remaining -= take
+        return pos + take
+
+    def _headers(self, buf: bytearray, pos: int, ts: int) -> int:
+        """Parse a start line and headers; returns the new position (``need_more`` if short)."""
+        self.need_more = False
+        if self.state == START:
+            # Validate the start line as soon as it is there, so garbage is refused early.
+            while pos < len(buf) and buf[pos] in (0x0D, 0x0A):
+                pos += 1  # tolerate stray CRLF between messages (RFC 9112 §2.2)
+            if pos >= len(buf):
+                self.need_more = True
+                return pos
+            if buf[pos] not in _TOKEN_CHARS:
+                raise ParseError("not an HTTP start line")
+            eol = buf.find(b"\n", pos)
+            if eol < 0:
+                if len(buf) - pos > 8192:
+                    raise ParseError("start line too long")
+                self.need_more = True
+                return pos
+            line = bytes(buf[pos:eol]).rstrip(b"\r")
+            self.msg = msg = Message(ts)
+            self._start_line(msg, line)
+            self.state = HEADERS
+            # Header parsing starts over from the start line once the block is complete.
+        msg = self.msg
+        assert msg is not None
+        end = _find_header_end(buf, pos)
+        if end < 0:
+            if len(buf) - pos > self.cfg.max_message_size:
+                raise ParseError("headers larger than max_message_size")
+            self.need_more = True
+            return pos
+        raw = bytes(buf[pos:end])
+        msg.raw_headers = raw
+        msg.size = len(raw)
+        self._header_fields(msg, raw)
+        return self._after_headers(msg, end)
+
+    def _start_line(self, msg: Message, line: bytes) -> None:
+        if len(line) < 9:
+            raise ParseError("first line too small")
+        text = line.decode("latin-1")
+        if text.startswith("HTTP/"):
+            msg.is_request = False
+            msg.version = _parse_version(text[5:8])
+            rest = text[9:]
+            code, _, phrase = rest.partition(" ")
+            if not code.isdigit() or len(code) != 3:
+                raise ParseError(f"bad status line {text[:40]!r}")
+            msg.status_code = int(code)
+            msg.status_phrase = phrase.strip()
+            return
+        sp1 = _first_space(text)
+        sp2 = _last_space(text)
+        if sp1 < 0 or sp1 == sp2:
+            raise ParseError(f"bad request line {text[:40]!r}")
+        version = text[sp2 + 1 :]
+        if not version.startswith("HTTP/") or len(version) <= 5:
+            raise ParseError(f"bad request line {text[:40]!r}")
+        msg.is_request = True
+        msg.method = text[:sp1]
+        msg.uri = text[sp1 + 1 : sp2].strip()
+        msg.version = _parse_version(version[5:])
+
+    def _header_fields(self, msg: Message, raw: bytes) -> None:
+        cfg = self.cfg
+        collect = cfg.send_all_headers or bool(cfg.send_headers)
+        text = raw.decode("utf-8", "replace")
+        lines = text.split("\n")
+        # lines[0] is the start line; the block ends with an empty line.
+        name = ""
+        value = ""
+        pending: list[tuple[str, str]] = []
+        for line in lines[1:]:
+            if line.endswith("\r"):
+                line = line[:-1]
+            if not line:
+                continue
+            if line[0] in " \t" and name:
+                value = value + " " + line.strip()
+                pending[-1] = (name, value)
+                continue
+            colon = line.find(":")
+            if colon <= 0:
+                continue  # Packetbeat ignores lines without a colon
+            name = line[:colon].strip().lower()
+            value = line[colon + 1 :].strip()
+            pending.append((name, value))
+        headers = msg.headers
+        for name, value in pending:
+            if name == "content-length":
+                msg.has_content_length = True
+                try:
+                    msg.content_length = max(0, int(value.split(",")[0].strip()))
+                except ValueError:
+                    msg.content_length = 0
+            elif name == "content-type":
+                msg.content_type = value
+            elif name == "transfer-encoding":
+                encs = _csv_lower(value)
+                if encs and encs[-1] == "chunked":
+                    msg.chunked = True
+                    encs = encs[:-1]
+                msg.encodings.extend(e for e in encs if e and e != "identity")
+            elif name == "content-encoding":
+                msg.encodings[:0] = [e for e in _csv_lower(value) if e and e != "identity"]
+            elif name == "connection":
+                msg.connection = value.lower()
+            elif name == "host":
+                msg.host = value
+            elif name == "referer":
+                msg.referer = value
+            elif name == "user-agent":
+                msg.user_agent = value
+            elif name == "authorization":
+                msg.authorization = value
+            if cfg.real_ip_header and name == cfg.real_ip_header:
+                msg.real_ip = value.split(",", 1)[0].strip()
+            if collect and (cfg.send_all_headers or name in cfg.send_headers):
+                old = headers.get(name)
+                headers[name] = value if old is None else old + ", " + value
+
+    def _after_headers(self, msg: Message, end: int) -> int:
+        code = msg.status_code
+        if not msg.is_request:
+            if 100 <= code < 200 or code == 204 or code == 304:
+                self.state = UPGRADED if code == 101 else START
+                return end
+            if self.body_expected is not None and not self.body_expected(msg):
+                self.state = START
+                return end
+        ctype = msg.content_type.lower()
+        include = self.cfg.include_request_body_for if msg.is_request else self.cfg.include_response_body_for
+        msg.send_body = any(i in ctype for i in include)
+        msg.save_body = msg.send_body or (msg.content_length > 0 and "urlencoded" in ctype)
+        if msg.chunked:
+            self.state = CHUNK_SIZE
+            if not msg.save_body and "urlencoded" in ctype:
+                msg.save_body = True
+            return end
+        if msg.content_length == 0 and (msg.is_request or msg.has_content_length):
+            self.state = START
+            return end
+        if msg.reads_to_close():
+            self.state = BODY_TO_CLOSE
+            return end
+        if msg.content_length == 0:
+            self.state = START
+            return end
+        self.remaining = msg.content_length
+        self.state = BODY
+        return end
+
+    # -- gaps and end of stream --------------------------------------------------------------
+
+    def gap(self, nbytes: int) -> tuple[bool, Message | None]:
+        """Bytes lost. Returns (recovered, message completed by the gap)."""
+        msg = self.msg
+        if msg is None or self.state == START and not self.buf:
+            # Between messages: whatever comes next starts mid-message and resyncs.
+            self.reset()
+            return True, None
+        if self.state not in (BODY, BODY_TO_CLOSE):
+            self.reset()
+            return False, None
+        msg.notes.append(
+            "Packet loss while capturing the request" if msg.is_request else "Packet loss while capturing the response"
+        )
+        if self.state == BODY_TO_CLOSE:
+            msg.content_length += nbytes
+            return True, None
+        if nbytes >= self.remaining:
+            self.remaining = 0
+            self.msg = None
+            self.state = START
+            return True, msg
+        self.remaining -= nbytes
+        return True, None
+
+    def finish(self) -> Message | None:
+        """The direction ended (FIN or teardown): hand over a message whose headers are in."""
+        msg = self.msg
+        if msg is None or self.state in (START, HEADERS):
+            self.reset()
+            return None
+        self.msg = None
+        self.state = START
+        self.buf.clear()
+        return msg
+
+
+def _find_header_end(buf: bytearray, pos: int) -> int:
+    """Index just past the blank line ending the header block, or -1."""
+    a = buf.find(b"\r\n\r\n", pos)
+    b = buf.find(b"\n\n", pos)
+    if a < 0 and b < 0:
+        return -1
+    if a >= 0 and (b < 0 or a < b):
+        return a + 4
+    return b + 2
+
+
+def _first_space(s: str) -> int:
+    for i, c in enumerate(s):
+        if c.isspace():
+            return i
+    return -1
+
+
+def _last_space(s: str) -> int:
+    for i in range(len(s) - 1, -1, -1):
+        if s[i].isspace():
+            return i
+    return -1

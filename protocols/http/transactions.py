@@ -1,0 +1,200 @@
+"""Pairing HTTP requests with responses on one connection (Packetbeat §1.7).
+
+Requests and responses each go to a FIFO; every finished response pops one of each, so
+pipelining works. A response with no request waiting is published at once as
+``Unmatched response``; requests still waiting when the connection ends come out as
+``Unmatched request`` (Packetbeat loses them at the end of a capture file; we don't).
+Interim 1xx responses (100 Continue, 102, 103) never pair with a request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from protocols.handler import ConnectionHandler, ConnInfo
+from protocols.http.parser import Message, StreamParser
+
+if TYPE_CHECKING:
+    from protocols.http import HttpPlugin
+
+#: More requests than this waiting for responses: the oldest is published unmatched.
+MAX_PENDING = 1024
+
+
+@attrs.define(slots=True)
+class HttpTransaction:
+    conn: ConnInfo
+    request: Message | None
+    response: Message | None
+    #: Direction the first message of the pair travelled in (source of the event).
+    first_dir: int
+
+
+class HttpHandler(ConnectionHandler):
+    __slots__ = ("deferred", "parsers", "requests", "responses")
+
+    plugin: HttpPlugin
+
+    def __init__(self, plugin: HttpPlugin, conn: ConnInfo) -> None:
+        super().__init__(plugin, conn)
+        cfg = plugin.parser_config
+        self.parsers = (StreamParser(cfg, self._body_expected), StreamParser(cfg, self._body_expected))
+        self.requests: deque[tuple[Message, int]] = deque()
+        self.responses: deque[tuple[Message, int]] = deque()
+        #: Transactions completed by a gap; returned by the next call that can return.
+        self.deferred: list[Any] = []
+
+    def _body_expected(self, response: Message) -> bool:
+        if self.requests:
+            method = self.requests[0][0].method
+            if method == "HEAD":
+                return False
+            if method == "CONNECT" and 200 <= response.status_code < 300:
+                return False
+        return True
+
+    # -- seam ----------------------------------------------------------------------------
+
+    def on_data(self, direction: int, data: bytes, ts: int) -> list[Any]:
+        parser = self.parsers[direction]
+        errors = parser.errors
+        msgs = parser.feed(data, ts)
+        if parser.errors != errors:
+            self.plugin.stats.incr("http.parse_errors")
+        if not msgs and not self.deferred:
+            return []
+        out = self._take_deferred()
+        for m in msgs:
+            self._handle(m, direction, out)
+        return out
+
+    def on_gap(self, direction: int, nbytes: int) -> bool:
+        ok, msg = self.parsers[direction].gap(nbytes)
+        if not ok:
+            self.plugin.stats.incr("http.gap_lost_messages")
+        if msg is not None:
+            self._handle(msg, direction, self.deferred)
+        return False
+
+    def on_fin(self, direction: int, ts: int) -> list[Any]:
+        out = self._take_deferred()
+        msg = self.parsers[direction].finish()
+        if msg is not None:
+            self._handle(msg, direction, out)
+        return out
+
+    def on_close(self, reason: str) -> list[Any]:
+        out = self._take_deferred()
+        for d, parser in enumerate(self.parsers):
+            msg = parser.finish()
+            if msg is not None:
+                self._handle(msg, d, out)
+        self._correlate(out)
+        while self.requests:
+            req, d = self.requests.popleft()
+            self.plugin.stats.incr("http.unmatched_requests")
+            out.append(HttpTransaction(self.conn, req, None, d))
+        self._flush_responses(out)
+        return out
+
+    # -- pairing -------------------------------------------------------------------------
+
+    def _take_deferred(self) -> list[Any]:
+        out = self.deferred
+        if out:
+            self.deferred = []
+            return out
+        return []
+
+    def _handle(self, msg: Message, direction: int, out: list[Any]) -> None:
+        plugin = self.plugin
+        self._hide_headers(msg)
+        if msg.is_request:
+            self.requests.append((msg, direction))
+            if len(self.requests) > MAX_PENDING:
+                req, d = self.requests.popleft()
+                plugin.stats.incr("http.unmatched_requests")
+                plugin.stats.incr("http.pending_overflow")
+                out.append(HttpTransaction(self.conn, req, None, d))
+            return
+        code = msg.status_code
+        if 100 <= code < 200 and code != 101:
+            plugin.stats.incr("http.interim_responses")
+            return
+        if code == 101 or (
+            self.requests and self.requests[0][0].method == "CONNECT" and 200 <= code < 300
+        ):
+            for p in self.parsers:
+                p.upgrade()
+            plugin.stats.incr("http.upgraded_connections")
+        self.responses.append((msg, direction))
+        self._correlate(out)
+
+    def _correlate(self, out: list[Any]) -> None:
+        if not self.requests:
+            self._flush_responses(out)
+            return
+        while self.requests and self.responses:
+            req, d = self.requests.popleft()
+            resp, _ = self.responses.popleft()
+            out.append(HttpTransaction(self.conn, req, resp, d))
+
+    def _flush_responses(self, out: list[Any]) -> None:
+        while self.responses:
+            resp, d = self.responses.popleft()
+            self.plugin.stats.incr("http.unmatched_responses")
+            out.append(HttpTransaction(self.conn, None, resp, d))
+
+    def _hide_headers(self, msg: Message) -> None:
+        cfg = self.plugin.config
+        for name in cfg.redact_headers:
+            if name in msg.headers:
+                msg.headers[name] = "REDACTED"
+        if not msg.is_request:
+            return
+        if not cfg.redact_authorization:
+            return
+        msg.raw_headers = _redact_raw_authorization(msg.raw_headers)
+        for name in ("authorization", "proxy-authorization"):
+            if msg.headers.get(name):
+                msg.headers[name] = "*"
+        msg.authorization = ""
+
+
+def _redact_raw_authorization(raw: bytes) -> bytes:
+    """Replace the values of Authorization/Proxy-Authorization headers with ``*``."""
+    out = bytearray(raw)
+    low = raw.lower()
+    pos = 0
+    needle = b"uthorization:"  # matches Authorization: and Proxy-Authorization:
+    while True:
+        i = low.find(needle, pos)
+        if i < 0:
+            break
+        start = i + len(needle)
+        end = raw.find(b"\r\n", start)
+        if end < 0:
+            end = raw.find(b"\n", start)
+        if end < 0:
+            end = len(raw)
+        out[start:end] = b"*" * (end - start)
+        pos = end
+    return bytes(out)
+
+
+def basic_auth_user(value: str) -> str:
+    if len(value) < 6 or value[:6].lower() != "basic ":
+        return ""
+    token = value[6:].strip()
+    try:
+        decoded = base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return ""
+    text = decoded.decode("utf-8", "replace")
+    user, sep, _ = text.partition(":")
+    return user if sep else ""
