@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 from protocols.common.config import ProtocolConfig
@@ -31,6 +32,10 @@ PROTOCOL_ORDER = (
 #: Modules that define plugins; each exposes ``PLUGIN`` (a Plugin subclass).
 _BUILTIN_MODULES = {
     "http": "protocols.http",
+    "mysql": "protocols.mysql",
+    "pgsql": "protocols.pgsql",
+    "redis": "protocols.redis",
+    "thrift": "protocols.thrift",
 }
 
 _classes: dict[str, type[Plugin]] = {}
@@ -59,9 +64,10 @@ def plugin_class(name: str) -> type[Plugin]:
 
 
 def available() -> list[str]:
-    return [n for n in PROTOCOL_ORDER if n in _BUILTIN_MODULES] + sorted(
-        n for n in _BUILTIN_MODULES if n not in PROTOCOL_ORDER
-    )
+    """Protocols whose module is present in this installation."""
+    names = [n for n in PROTOCOL_ORDER if n in _BUILTIN_MODULES]
+    names += sorted(n for n in _BUILTIN_MODULES if n not in PROTOCOL_ORDER)
+    return [n for n in names if importlib.util.find_spec(_BUILTIN_MODULES[n]) is not None]
 
 
 def _order(name: str) -> int:
