@@ -41,7 +41,12 @@ def ip_frame(src: str, dst: str, proto: int, l4: bytes, ident: int = 0) -> bytes
 
 
 def tcp_segment(sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes = b"") -> bytes:
-    return struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 65535, 0, 0) + payload
+    return (
+        struct.pack(
+            "!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 65535, 0, 0
+        )
+        + payload
+    )
 
 
 def udp_datagram(sport: int, dport: int, payload: bytes) -> bytes:

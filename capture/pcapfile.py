@@ -69,7 +69,7 @@ class _Chunked:
 
 def _open(path: str) -> BinaryIO:
     try:
-        return open(path, "rb")  # noqa: SIM115 - closed by the reader
+        return open(path, "rb")
     except OSError as exc:
         raise CaptureError(f"cannot open capture file {path}: {exc.strerror}") from exc
 
@@ -217,7 +217,9 @@ class CaptureFile:
                     stats.packets += 1
                     yield 0, ifaces[0][0], buf[body + 4 : body + 4 + caplen], wirelen
             elif btype == 2:  # obsolete packet block
-                iface, _drops, ts_hi, ts_lo, caplen, wirelen = struct.unpack_from(endian + "HHIIII", buf, body)
+                iface, _drops, ts_hi, ts_lo, caplen, wirelen = struct.unpack_from(
+                    endian + "HHIIII", buf, body
+                )
                 if iface >= len(ifaces) or 28 + caplen > blen:
                     stats.skipped_blocks += 1
                 else:

@@ -290,7 +290,9 @@ class Decoder:
                 if missing:
                     self.stats.incr("decoder.truncated")
                     return
-                whole = self.frags.add(ts, (src, dst, proto, frag_info[2]), frag_info[0], frag_info[1], b[start:end])
+                whole = self.frags.add(
+                    ts, (src, dst, proto, frag_info[2]), frag_info[0], frag_info[1], b[start:end]
+                )
                 if whole is None:
                     return
                 b, start, end = whole, 0, len(whole)

@@ -91,9 +91,7 @@ class Registry:
                 for port in p.ports:
                     owner = table.get(port)
                     if owner is not None and owner is not p:
-                        raise ProtocolConfigError(
-                            f"port {port} is claimed by both {owner.name} and {p.name}"
-                        )
+                        raise ProtocolConfigError(f"port {port} is claimed by both {owner.name} and {p.name}")
                     table[port] = p
 
     def bpf_filter(self, with_vlans: bool = False) -> str:

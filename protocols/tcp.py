@@ -50,7 +50,17 @@ class TcpLimits:
 class Stream:
     """One direction of a connection."""
 
-    __slots__ = ("blocked_pkt", "blocked_ts", "buf", "buf_bytes", "fin_done", "fin_seq", "first", "isn", "next_seq")
+    __slots__ = (
+        "blocked_pkt",
+        "blocked_ts",
+        "buf",
+        "buf_bytes",
+        "fin_done",
+        "fin_seq",
+        "first",
+        "isn",
+        "next_seq",
+    )
 
     def __init__(self) -> None:
         self.next_seq: int | None = None  # absolute: everything before it was delivered
@@ -194,12 +204,7 @@ class TcpTracker:
                 d = (ack - onext) & M32
                 if d and d < HALF:
                     dep = onext + d
-            if (
-                abs_seq == st.next_seq
-                and dep < 0
-                and not st.buf
-                and not missing
-            ):
+            if abs_seq == st.next_seq and dep < 0 and not st.buf and not missing:
                 st.next_seq = abs_seq + n
                 self._deliver(conn, direction, payload, ts)
             else:
@@ -225,7 +230,7 @@ class TcpTracker:
             return None
         if flags & TCP_RST:
             return None
-        src, sport, dst, dport = key
+        _src, sport, _dst, dport = key
         plugin = self.ports.get(sport) or self.ports.get(dport)
         if plugin is None:
             self.stats.incr("tcp.unknown_port_packets")
@@ -455,10 +460,9 @@ class TcpTracker:
             self._deliver(conn, direction, data, ts)
             if conn.key not in self.conns:
                 return False
-        if buf:
-            if moved:
-                st.blocked_pkt = conn.pkts
-                st.blocked_ts = buf[0][2]
+        if buf and moved:
+            st.blocked_pkt = conn.pkts
+            st.blocked_ts = buf[0][2]
         if st.fin_seq is not None and not st.fin_done and not buf and st.next_seq == st.fin_seq:
             self._fin(conn, direction, conn.last_ts)
             moved = True

@@ -260,4 +260,3 @@ def _full_url(host: str, port: int, raw_path: str, query: str) -> str:
     if query:
         url += "?" + query
     return url
-

@@ -120,7 +120,17 @@ def _csv_lower(value: str) -> list[str]:
 class StreamParser:
     """Parser state for one direction."""
 
-    __slots__ = ("body_expected", "buf", "cfg", "errors", "last_error", "msg", "need_more", "remaining", "state")
+    __slots__ = (
+        "body_expected",
+        "buf",
+        "cfg",
+        "errors",
+        "last_error",
+        "msg",
+        "need_more",
+        "remaining",
+        "state",
+    )
 
     def __init__(self, cfg: ParserConfig, body_expected: Callable[[Message], bool] | None = None) -> None:
         self.cfg = cfg
@@ -302,8 +312,9 @@ class StreamParser:
                 self.need_more = True
                 return pos
             line = bytes(buf[pos:eol]).rstrip(b"\r")
-            self.msg = msg = Message(ts)
-            self._start_line(msg, line)
+            first = Message(ts)
+            self._start_line(first, line)
+            self.msg = first
             self.state = HEADERS
             # Header parsing starts over from the start line once the block is complete.
         msg = self.msg
@@ -440,7 +451,7 @@ class StreamParser:
     def gap(self, nbytes: int) -> tuple[bool, Message | None]:
         """Bytes lost. Returns (recovered, message completed by the gap)."""
         msg = self.msg
-        if msg is None or self.state == START and not self.buf:
+        if msg is None or (self.state == START and not self.buf):
             # Between messages: whatever comes next starts mid-message and resyncs.
             self.reset()
             return True, None
@@ -448,7 +459,9 @@ class StreamParser:
             self.reset()
             return False, None
         msg.notes.append(
-            "Packet loss while capturing the request" if msg.is_request else "Packet loss while capturing the response"
+            "Packet loss while capturing the request"
+            if msg.is_request
+            else "Packet loss while capturing the response"
         )
         if self.state == BODY_TO_CLOSE:
             msg.content_length += nbytes

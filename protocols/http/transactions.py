@@ -126,9 +126,7 @@ class HttpHandler(ConnectionHandler):
         if 100 <= code < 200 and code != 101:
             plugin.stats.incr("http.interim_responses")
             return
-        if code == 101 or (
-            self.requests and self.requests[0][0].method == "CONNECT" and 200 <= code < 300
-        ):
+        if code == 101 or (self.requests and self.requests[0][0].method == "CONNECT" and 200 <= code < 300):
             for p in self.parsers:
                 p.upgrade()
             plugin.stats.incr("http.upgraded_connections")

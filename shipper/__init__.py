@@ -1,0 +1,1 @@
+"""The agent process: config, CLI, packet loop, publisher, queue, outputs, setup."""

@@ -1,0 +1,259 @@
+"""Wiring: settings → decoder, envelope, queue, output, pipeline; the packet loops."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from capture import CaptureError, CaptureFile, PcapWriter
+from capture.devices import local_addresses
+from protocols.decoder import Decoder, DecoderLimits
+from protocols.registry import build_plugins
+from protocols.stats import Counters
+from protocols.tcp import TcpLimits
+from shipper.config import ConfigError
+from shipper.envelope import Envelope
+from shipper.hostinfo import agent_id, host_metadata
+from shipper.monitor import Monitor
+from shipper.outputs.base import Output, OutputContext
+from shipper.pipeline import Pipeline
+from shipper.queue import MemQueue, Queue
+from shipper.settings import Settings, output_module
+from shipper.version import VERSION
+
+log = logging.getLogger("beat")
+
+NS = 1_000_000_000
+
+
+class Beat:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stats = Counters()
+        self.decoder_stats = Counters()
+        self.stop_event = threading.Event()
+        self.monitor = Monitor(settings.logging.metrics.period if settings.logging.metrics.enabled else 0)
+        self.output: Output | None = None
+        self.queue: Queue | None = None
+        self.pipeline: Pipeline | None = None
+
+    # -- construction ------------------------------------------------------------------
+
+    def decoder_limits(self) -> DecoderLimits:
+        t = self.settings.packetbeat.tcp
+        return DecoderLimits(
+            tcp=TcpLimits(
+                max_connections=t.max_connections,
+                reorder_window=t.reorder_window,
+                reorder_timeout_ns=int(t.reorder_timeout * NS),
+                reorder_buffer=t.reorder_buffer,
+            )
+        )
+
+    def new_decoder(self) -> Decoder:
+        plugins = build_plugins(self.settings.packetbeat.protocols, self.decoder_stats)
+        if not plugins:
+            log.warning("no protocol is enabled: nothing will be decoded")
+        return Decoder(plugins, self.decoder_limits(), self.decoder_stats)
+
+    def output_context(self) -> OutputContext:
+        s = self.settings
+        return OutputContext(
+            beat_name=s.beat_name,
+            version=VERSION,
+            stats=self.stats,
+            data_path=s.data_path,
+            index="packetbeat",
+        )
+
+    def build_output(self) -> Output:
+        s = self.settings
+        name = s.output_name()
+        mod = output_module(name)
+        cfg = s.output_config() or mod.CONFIG()
+        out: Output = mod.create(cfg, self.output_context())
+        return out
+
+    def build_queue(self) -> Queue:
+        s = self.settings
+        if s.queue.disk is not None:
+            from shipper.diskqueue import DiskQueue  # type: ignore[import-not-found,unused-ignore]
+
+            q: Queue = DiskQueue(s.queue.disk, s.data_path, self.stats)
+            return q
+        mem = s.queue.mem
+        if mem is None:
+            return MemQueue(stats=self.stats)
+        return MemQueue(mem.events, mem.flush_min_events, mem.flush_timeout, self.stats)
+
+    def index_name(self) -> str:
+        cfg = self.settings.output_config()
+        index = getattr(cfg, "index", "") if cfg is not None else ""
+        return index or "packetbeat"
+
+    def build_envelope(self) -> Envelope:
+        s = self.settings
+        ifaces = s.packetbeat.interfaces
+        internal = [n for i in ifaces for n in i.internal_networks]
+        per_proto: dict[str, dict[str, Any]] = {}
+        for name, cfg in s.packetbeat.protocols.items():
+            if cfg.index or cfg.fields or cfg.tags:
+                per_proto[name] = {
+                    "index": cfg.index,
+                    "fields": cfg.fields,
+                    "fields_under_root": cfg.fields_under_root,
+                    "tags": cfg.tags,
+                }
+        return Envelope(
+            beat_name=s.beat_name,
+            index=self.index_name(),
+            precision=s.timestamp.precision,
+            local_ips=local_addresses(),
+            internal_networks=internal,
+            agent_id=agent_id(s.data_path),
+            ephemeral_id=str(uuid.uuid4()),
+            host=host_metadata(s.beat_name),
+            fields=s.fields,
+            fields_under_root=s.fields_under_root,
+            tags=s.tags,
+            per_protocol=per_proto,
+        )
+
+    def start_pipeline(self, live: bool) -> Pipeline:
+        s = self.settings
+        self.output = self.build_output()
+        self.queue = self.build_queue()
+        ignore = s.packetbeat.ignore_outgoing or any(i.ignore_outgoing for i in s.packetbeat.interfaces)
+        self.pipeline = Pipeline(
+            self.output, self.queue, self.build_envelope(), self.stats, live=live, ignore_outgoing=ignore
+        )
+        self.pipeline.start()
+        self.monitor.add("", lambda: dict(self.decoder_stats))
+        self.monitor.add("pipeline", lambda: dict(self.stats))
+        return self.pipeline
+
+    def install_signals(self) -> None:
+        def handler(signum: int, _frame: Any) -> None:
+            log.info("received signal %d, stopping", signum)
+            self.stop_event.set()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
+            signal.signal(signal.SIGTERM, handler)
+
+    # -- capture file replay (-I) --------------------------------------------------------
+
+    def run_file(
+        self, path: str, *, topspeed: bool, loops: int = 1, one_at_a_time: bool = False, dump_prefix: str = ""
+    ) -> int:
+        """Replay a capture file. Capture timestamps are always kept (Packetbeat overwrites
+        them with the wall clock unless ``-t``); without ``-t`` packets are paced at the
+        capture's own rate."""
+        try:
+            CaptureFile(path).close()  # fail early with a clear message
+        except CaptureError as exc:
+            raise ConfigError("", str(exc)) from None
+        pipeline = self.start_pipeline(live=False)
+        self.install_signals()
+        self.monitor.start()
+        dumper = Dumper(dump_prefix) if dump_prefix else None
+        reader: CaptureFile | None = None
+        n = 0
+        try:
+            while not self.stop_event.is_set() and (loops == 0 or n < loops):
+                n += 1
+                decoder = self.new_decoder()
+                reader = CaptureFile(path)
+                self.monitor.add("pcap", reader.stats.as_dict)
+                packets: Iterable[tuple[int, int, bytes, int]] = reader
+                if not topspeed:
+                    packets = _paced(packets, self.stop_event)
+                if one_at_a_time:
+                    packets = _one_at_a_time(packets)
+                if dumper is not None:
+                    packets = dumper.wrap(packets)
+                self._loop(decoder, packets, pipeline)
+                pipeline.publish_all(decoder.flush())
+                if reader.error:
+                    self.stats.incr("pcap.truncated_files")
+                    log.warning("capture file problem: %s", reader.error)
+        finally:
+            if dumper is not None:
+                dumper.close()
+        drained = pipeline.close(None if not self.stop_event.is_set() else self._shutdown_timeout())
+        self.monitor.stop()
+        self.monitor.log_now(final=True)
+        if pipeline.fatal:
+            print(f"Exiting: {pipeline.fatal}", file=sys.stderr)
+            return 1
+        return 0 if drained or self.stop_event.is_set() else 1
+
+    def _shutdown_timeout(self) -> float:
+        return max(self.settings.packetbeat.shutdown_timeout, 5.0)
+
+    def _loop(
+        self, decoder: Decoder, packets: Iterable[tuple[int, int, bytes, int]], pipeline: Pipeline
+    ) -> None:
+        feed = decoder.feed
+        publish = pipeline.publish
+        stop = self.stop_event
+        for count, (ts, linktype, frame, _wl) in enumerate(packets):
+            evs = feed(ts, linktype, frame)
+            if evs:
+                for e in evs:
+                    publish(e)
+            if not count & 0xFFF and stop.is_set():
+                break
+
+
+def _paced(
+    packets: Iterable[tuple[int, int, bytes, int]], stop: threading.Event
+) -> Iterable[tuple[int, int, bytes, int]]:
+    first_ts = None
+    start = 0.0
+    for pkt in packets:
+        ts = pkt[0]
+        if first_ts is None:
+            first_ts, start = ts, time.monotonic()
+        else:
+            due = start + (ts - first_ts) / NS
+            delay = due - time.monotonic()
+            if delay > 0 and stop.wait(delay):
+                return
+        yield pkt
+
+
+def _one_at_a_time(packets: Iterable[tuple[int, int, bytes, int]]) -> Iterable[tuple[int, int, bytes, int]]:
+    for pkt in packets:
+        print("Press enter to read packet", file=sys.stderr)
+        sys.stdin.readline()
+        yield pkt
+
+
+class Dumper:
+    """``-dump prefix``: write what is read to ``prefix-YYYYMMDDhhmmss.pcap``."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.writer: PcapWriter | None = None
+
+    def wrap(self, packets: Iterable[tuple[int, int, bytes, int]]) -> Iterable[tuple[int, int, bytes, int]]:
+        for pkt in packets:
+            w = self.writer
+            if w is None:
+                stamp = datetime.datetime.now().strftime("%Y%m%d%H%M%S")
+                w = self.writer = PcapWriter(f"{self.prefix}-{stamp}.pcap", pkt[1])
+            if pkt[1] == w.linktype:
+                w.write(pkt[0], pkt[2], pkt[3])
+            yield pkt
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

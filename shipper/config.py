@@ -1,0 +1,345 @@
+"""Loading ``wirebeat.yml`` / ``packetbeat.yml``: YAML, dotted keys, ``-E`` overrides,
+``${VAR:default}`` expansion, then typed attrs classes with key-path errors.
+
+Like libbeat's go-ucfg, ``a.b.c: 1`` and ``a: {b: {c: 1}}`` are the same setting, a
+single value is accepted where a list is expected, and durations and sizes may be
+written in human form (``10s``, ``1m``, ``10MiB``). Unknown keys are warnings, invalid
+values are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar, Union
+
+import attrs
+import yaml
+
+from protocols.common.config import ByteSize, Duration
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message names the key path."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+T = TypeVar("T")
+
+_DURATION_RE = re.compile(r"(-?\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)(b?)\s*$", re.IGNORECASE)
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``10s``, ``1m30s``, ``500ms``, ``-1s`` or a number (seconds)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration, got {value!r}")
+    s = value.strip()
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    neg = s.startswith("-")
+    body = s[1:] if neg else s
+    pos = 0
+    total = 0.0
+    for m in _DURATION_RE.finditer(body):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(body) or not body:
+        raise ValueError(f"invalid duration {value!r} (use forms like 10s, 500ms, 1m)")
+    return -total if neg else total
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from ``10MiB`` (1024-based), ``10MB`` (1000-based), ``512`` ..."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a size, got {value!r}")
+    m = _SIZE_RE.match(value)
+    if not m:
+        raise ValueError(f"invalid size {value!r} (use forms like 512, 10KB, 10MiB)")
+    num, unit, binary, _b = m.groups()
+    power = "kmgtp".find(unit.lower()) + 1 if unit else 0
+    base = 1024 if binary else 1000
+    return int(float(num) * base**power)
+
+
+# -- raw tree handling ---------------------------------------------------------------------
+
+
+def expand_dotted(tree: Any) -> Any:
+    """``{"a.b": 1}`` → ``{"a": {"b": 1}}``, merging with siblings, recursively."""
+    if isinstance(tree, list):
+        return [expand_dotted(v) for v in tree]
+    if not isinstance(tree, dict):
+        return tree
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        value = expand_dotted(value)
+        parts = str(key).split(".")
+        node = out
+        for p in parts[:-1]:
+            child = node.get(p)
+            if not isinstance(child, dict):
+                child = node[p] = {}
+            node = child
+        last = parts[-1]
+        if isinstance(node.get(last), dict) and isinstance(value, dict):
+            merge(node[last], value)
+        else:
+            node[last] = value
+    return out
+
+
+def merge(dst: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            merge(dst[k], v)
+        else:
+            dst[k] = v
+    return dst
+
+
+def set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for p in parts[:-1]:
+        child = node.get(p)
+        if isinstance(child, list) and p == "protocols":
+            # -E packetbeat.protocols.http.x=1 against the 8.x list form: find the entry.
+            node = _list_entry(child, parts[parts.index(p) + 1])
+            parts = parts[parts.index(p) + 1 :]
+            rest = ".".join(parts[1:])
+            if rest:
+                set_path(node, rest, value)
+            return
+        if not isinstance(child, dict):
+            child = node[p] = {}
+        node = child
+    node[parts[-1]] = value
+
+
+def _list_entry(entries: list[Any], proto: str) -> dict[str, Any]:
+    for e in entries:
+        if isinstance(e, dict) and e.get("type") == proto:
+            return e
+    e = {"type": proto}
+    entries.append(e)
+    return e
+
+
+_VAR_RE = re.compile(r"\$\{([^}:]+)(?::([^}]*))?\}")
+
+
+def expand_vars(tree: Any, env: dict[str, str] | None = None) -> Any:
+    """``${VAR}`` / ``${VAR:default}`` from the environment (or other settings)."""
+    source: typing.Mapping[str, str] = os.environ if env is None else env
+
+    def sub(value: str) -> Any:
+        def rep(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in source:
+                return source[name]
+            if default is not None:
+                return default
+            raise ConfigError(
+                "", f"missing field accessing '{name}' (environment variable ${{{name}}} unset)"
+            )
+
+        whole = _VAR_RE.fullmatch(value)
+        if whole:
+            return yaml.safe_load(rep(whole)) if rep(whole) != "" else ""
+        return _VAR_RE.sub(rep, value)
+
+    if isinstance(tree, dict):
+        return {k: expand_vars(v, env) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [expand_vars(v, env) for v in tree]
+    if isinstance(tree, str) and "${" in tree:
+        return sub(tree)
+    return tree
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``-E key=value``: the value is read as YAML (``[80,8080]``, ``true``, ``10s``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError("", f"invalid -E option {text!r}; expected key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_yaml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError("", f"error loading config file: {exc.strerror}: {path}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError("", f"error loading config file {path}: invalid YAML{where}: {problem}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("", f"error loading config file {path}: the top level must be a mapping")
+    return data
+
+
+# -- typed building ------------------------------------------------------------------------
+
+
+class Builder:
+    """Turns a raw tree into attrs instances, collecting warnings for unknown keys."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+        #: Hooks for special sections: (attrs class) -> function(raw, path) -> instance.
+        self.hooks: dict[type, Callable[[Builder, Any, str], Any]] = {}
+
+    def build(self, cls: type[T], data: Any, path: str) -> T:
+        hook = self.hooks.get(cls)
+        if hook is not None:
+            return typing.cast(T, hook(self, data, path))
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(path, f"expected a mapping, got {type(data).__name__} {data!r}")
+        hints = _hints(cls)
+        by_key = {f.metadata.get("key", f.name): f for f in attrs.fields(typing.cast(Any, cls))}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            f = by_key.get(key)
+            sub = f"{path}.{key}" if path else str(key)
+            if f is None:
+                self.warnings.append(f"unknown config setting {sub} (ignored)")
+                continue
+            if f.metadata.get("ignored"):
+                self.warnings.append(f"config setting {sub} is accepted for compatibility and has no effect")
+            kwargs[f.name] = self.convert(hints[f.name], value, sub)
+        try:
+            return cls(**kwargs)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(path, str(exc)) from None
+
+    def convert(self, tp: Any, value: Any, path: str) -> Any:
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if tp is Any:
+            return value
+        if origin in (Union, types.UnionType):
+            if value is None and type(None) in args:
+                return None
+            errors = []
+            for arg in args:
+                if arg is type(None):
+                    continue
+                try:
+                    return self.convert(arg, value, path)
+                except ConfigError as exc:
+                    errors.append(exc.message)
+            raise ConfigError(path, "; ".join(errors))
+        try:
+            if tp is Duration:
+                return parse_duration(value)
+            if tp is ByteSize:
+                return parse_size(value)
+        except ValueError as exc:
+            raise ConfigError(path, str(exc)) from None
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "yes", "on", "false", "no", "off"):
+                return value.lower() in ("true", "yes", "on")
+            raise ConfigError(path, f"expected true or false, got {value!r}")
+        if tp is int:
+            if isinstance(value, bool):
+                raise ConfigError(path, f"expected an integer, got {value!r}")
+            if isinstance(value, int):
+                return value
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, str):
+                try:
+                    return int(value.strip())
+                except ValueError:
+                    pass
+            raise ConfigError(path, f"expected an integer, got {value!r}")
+        if tp is float:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(path, f"expected a number, got {value!r}") from None
+        if tp is str:
+            if isinstance(value, str):
+                return value
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return str(value)
+            raise ConfigError(path, f"expected a string, got {value!r}")
+        if origin is list:
+            (item,) = args or (Any,)
+            if value is None:
+                return []
+            if not isinstance(value, list):
+                value = [value]
+            return [self.convert(item, v, f"{path}.{i}") for i, v in enumerate(value)]
+        if origin is dict:
+            _k, item = args or (str, Any)
+            if value is None:
+                return {}
+            if not isinstance(value, dict):
+                raise ConfigError(path, f"expected a mapping, got {value!r}")
+            return {str(k): self.convert(item, v, f"{path}.{k}") for k, v in value.items()}
+        if isinstance(tp, type) and attrs.has(tp):
+            return self.build(tp, value, path)
+        return value
+
+
+_hint_cache: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    h = _hint_cache.get(cls)
+    if h is None:
+        h = _hint_cache[cls] = typing.get_type_hints(cls)
+    return h
+
+
+def to_plain(obj: Any) -> Any:
+    """attrs instances back to plain dicts (``export config``)."""
+    if attrs.has(type(obj)):
+        out = {}
+        for f in attrs.fields(type(obj)):
+            out[f.metadata.get("key", f.name)] = to_plain(getattr(obj, f.name))
+        return out
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_plain(v) for v in obj]
+    return obj

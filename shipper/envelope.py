@@ -1,0 +1,260 @@
+"""The event envelope: what Packetbeat's publisher and libbeat add to every transaction.
+
+Protocols hand over dicts with capture times as integer nanoseconds; here they get
+``@timestamp`` (ms precision unless ``timestamp.precision`` says otherwise), the
+derived ECS fields (``network.bytes``, ``community_id``, ``type``, ``direction``,
+``client``/``server`` mirrors, ``event.duration`` in ns, ``event.dataset``), ``agent``,
+``host``, ``ecs`` and ``@metadata`` (``beat: packetbeat`` by default, so existing Logstash
+pipelines and the ``packetbeat-*`` index pattern work unchanged).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import socket
+import struct
+import time
+from functools import lru_cache
+from typing import Any
+
+from shipper.version import ECS_VERSION, VERSION
+
+_PROTO_NUM = {"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58, "sctp": 132}
+_DIGITS = {"millisecond": 3, "microsecond": 6, "nanosecond": 9}
+
+
+class TimeFormatter:
+    """Integer nanoseconds → RFC 3339 UTC with 3, 6 or 9 fractional digits."""
+
+    __slots__ = ("_base", "_digits", "_div", "_sec")
+
+    def __init__(self, precision: str = "millisecond") -> None:
+        self._digits = _DIGITS[precision]
+        self._div = 10 ** (9 - self._digits)
+        self._sec = -1
+        self._base = ""
+
+    def __call__(self, ts: int) -> str:
+        sec, frac = divmod(ts, 1_000_000_000)
+        if sec != self._sec:
+            self._sec = sec
+            self._base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        return f"{self._base}.{frac // self._div:0{self._digits}d}Z"
+
+
+@lru_cache(maxsize=65536)
+def _ip_bytes(ip: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+
+
+def community_id(
+    transport: str, src_ip: str, src_port: int, dst_ip: str, dst_port: int, seed: int = 0
+) -> str | None:
+    """Community ID v1 (https://github.com/corelight/community-id-spec) for TCP/UDP/SCTP."""
+    proto = _PROTO_NUM.get(transport)
+    if proto is None:
+        return None
+    try:
+        s, d = _ip_bytes(src_ip), _ip_bytes(dst_ip)
+    except OSError:
+        return None
+    # Order the endpoints so both directions hash the same.
+    if (s, src_port) > (d, dst_port):
+        s, d, src_port, dst_port = d, s, dst_port, src_port
+    data = struct.pack(">H", seed) + s + d + struct.pack(">BBHH", proto, 0, src_port, dst_port)
+    return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+
+@lru_cache(maxsize=16384)
+def _ip_class(ip: str) -> tuple[bool, Any]:
+    """(loopback or link-local, parsed address) — cached per address string."""
+    try:
+        a = ipaddress.ip_address(ip)
+    except ValueError:
+        return False, None
+    special = a.is_loopback or a.is_link_local or (a.is_multicast and _link_local_multicast(a))
+    return special, a
+
+
+def _link_local_multicast(a: Any) -> bool:
+    if a.version == 4:
+        return a in ipaddress.ip_network("224.0.0.0/24")
+    return a in ipaddress.ip_network("ff02::/16")
+
+
+_NAMED_NETWORKS = {
+    "loopback": ["127.0.0.0/8", "::1/128"],
+    "private": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8"],
+    "link_local_unicast": ["169.254.0.0/16", "fe80::/10"],
+    "link_local_multicast": ["224.0.0.0/24", "ff02::/16"],
+    "multicast": ["224.0.0.0/4", "ff00::/8"],
+    "unspecified": ["0.0.0.0/32", "::/128"],
+    "global_unicast": [],
+}
+
+
+def parse_networks(specs: list[str]) -> list[Any]:
+    nets: list[Any] = []
+    for spec in specs:
+        if spec in _NAMED_NETWORKS:
+            nets.extend(ipaddress.ip_network(n) for n in _NAMED_NETWORKS[spec])
+        else:
+            nets.append(ipaddress.ip_network(spec, strict=False))
+    return nets
+
+
+class Envelope:
+    """Completes protocol event dicts into publishable events (in place)."""
+
+    def __init__(
+        self,
+        *,
+        beat_name: str,
+        index: str = "packetbeat",
+        precision: str = "millisecond",
+        local_ips: list[str] | None = None,
+        internal_networks: list[str] | None = None,
+        agent_id: str = "",
+        ephemeral_id: str = "",
+        host: dict[str, Any] | None = None,
+        fields: dict[str, Any] | None = None,
+        fields_under_root: bool = False,
+        tags: list[str] | None = None,
+        per_protocol: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.fmt = TimeFormatter(precision)
+        self.index = index
+        self.local_ips = {str(ipaddress.ip_address(i)) for i in (local_ips or [])}
+        self.internal = parse_networks(internal_networks or [])
+        self.agent = {
+            "type": "packetbeat",
+            "name": beat_name,
+            "version": VERSION,
+            "build": {"original": f"wirebeat {VERSION}"},
+        }
+        if agent_id:
+            self.agent["id"] = agent_id
+        if ephemeral_id:
+            self.agent["ephemeral_id"] = ephemeral_id
+        self.host = host or {"name": beat_name}
+        self.ecs = {"version": ECS_VERSION}
+        self.fields = fields or {}
+        self.fields_under_root = fields_under_root
+        self.tags = list(tags or [])
+        #: protocol → {"index", "fields", "fields_under_root", "tags"} from its config.
+        self.per_protocol = per_protocol or {}
+
+    def direction(self, src: str | None, dst: str | None) -> str:
+        if dst:
+            special, _ = _ip_class(dst)
+            if special or dst in self.local_ips:
+                return "ingress"
+        if src:
+            special, _ = _ip_class(src)
+            if special or src in self.local_ips:
+                return "egress"
+        if self.internal:
+            s_in = self._internal(src)
+            d_in = self._internal(dst)
+            if s_in and d_in:
+                return "internal"
+            if s_in:
+                return "outbound"
+            if d_in:
+                return "inbound"
+            return "external"
+        return "unknown"
+
+    def _internal(self, ip: str | None) -> bool:
+        if not ip:
+            return False
+        _, a = _ip_class(ip)
+        return a is not None and any(a.version == n.version and a in n for n in self.internal)
+
+    def apply(self, evt: dict[str, Any]) -> dict[str, Any]:
+        fmt = self.fmt
+        event = evt.get("event")
+        if event is None:
+            event = evt["event"] = {}
+        start = event.get("start")
+        end = event.get("end")
+        if isinstance(start, int) and isinstance(end, int) and "duration" not in event and end >= start:
+            event["duration"] = end - start
+        if isinstance(start, int):
+            event["start"] = fmt(start)
+        if isinstance(end, int):
+            event["end"] = fmt(end)
+        event.setdefault("kind", "event")
+        event.setdefault("category", ["network"])
+        event.setdefault("type", ["connection", "protocol"])
+        network = evt.get("network")
+        if network is None:
+            network = evt["network"] = {}
+        if "dataset" not in event and network.get("protocol"):
+            event["dataset"] = network["protocol"]
+
+        src = evt.get("source")
+        dst = evt.get("destination")
+        src_ip = src.get("ip") if src else None
+        dst_ip = dst.get("ip") if dst else None
+        nbytes = (src.get("bytes", 0) if src else 0) + (dst.get("bytes", 0) if dst else 0)
+        if nbytes:
+            network["bytes"] = nbytes
+        if "community_id" not in network and src_ip and dst_ip:
+            cid = community_id(
+                network.get("transport", ""),
+                src_ip,
+                src.get("port", 0) if src else 0,
+                dst_ip,
+                dst.get("port", 0) if dst else 0,
+            )
+            if cid:
+                network["community_id"] = cid
+        if "type" not in network and (src_ip or dst_ip):
+            network["type"] = "ipv6" if ":" in (src_ip or dst_ip or "") else "ipv4"
+        if "direction" not in network:
+            network["direction"] = self.direction(src_ip, dst_ip)
+        if src is not None and "client" not in evt:
+            evt["client"] = dict(src)
+        if dst is not None and "server" not in evt:
+            evt["server"] = dict(dst)
+
+        err = evt.get("error")
+        if err is not None:
+            msgs = err.get("message")
+            if isinstance(msgs, list):
+                if not msgs:
+                    del evt["error"]
+                elif len(msgs) == 1:
+                    err["message"] = msgs[0]
+
+        ts = evt.get("@timestamp")
+        if isinstance(ts, int):
+            evt["@timestamp"] = fmt(ts)
+        index = self.index
+        proto = self.per_protocol.get(evt.get("type", ""))
+        if proto:
+            index = proto.get("index") or index
+            self._add_fields(
+                evt, proto.get("fields"), proto.get("fields_under_root", False), proto.get("tags")
+            )
+        self._add_fields(evt, self.fields, self.fields_under_root, self.tags)
+        evt["@metadata"] = {"beat": index, "type": "_doc", "version": VERSION}
+        evt["agent"] = self.agent
+        evt["host"] = self.host
+        evt["ecs"] = self.ecs
+        return evt
+
+    @staticmethod
+    def _add_fields(evt: dict[str, Any], fields: Any, under_root: bool, tags: Any) -> None:
+        if fields:
+            if under_root:
+                for k, v in fields.items():
+                    evt[k] = v
+            else:
+                evt.setdefault("fields", {}).update(fields)
+        if tags:
+            existing = evt.setdefault("tags", [])
+            existing.extend(t for t in tags if t not in existing)

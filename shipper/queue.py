@@ -1,0 +1,178 @@
+"""The bounded queue between the publisher and the outputs.
+
+An event leaves the queue only when the output acknowledges it: ``get`` hands out a
+batch (still counted against the capacity), ``ack`` releases it, ``nack`` puts the
+unacknowledged rest back at the *front*. A capture-file replay blocks when the queue is
+full (nothing dropped); live capture drops and counts instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from protocols.stats import Counters
+
+
+class Entry:
+    """One queued event; ``attempts`` counts failed sends for ``max_retries``."""
+
+    __slots__ = ("attempts", "event", "key")
+
+    def __init__(self, event: dict[str, Any], key: Any = None) -> None:
+        self.event = event
+        self.attempts = 0
+        self.key = key
+
+
+class QueueClosed(Exception):
+    pass
+
+
+class Queue:
+    """Interface shared by the memory and disk queues."""
+
+    def put(self, event: dict[str, Any], block: bool = True, timeout: float | None = None) -> bool:
+        raise NotImplementedError
+
+    def get(self, max_events: int, timeout: float | None = None) -> list[Entry]:
+        raise NotImplementedError
+
+    def ack(self, entries: list[Entry]) -> None:
+        raise NotImplementedError
+
+    def nack(self, entries: list[Entry]) -> None:
+        raise NotImplementedError
+
+    def drop(self, entries: list[Entry], reason: str) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        raise NotImplementedError
+
+    def pending(self) -> int:
+        """Events not yet acknowledged (queued + in flight)."""
+        raise NotImplementedError
+
+    def wait_empty(self, timeout: float | None = None) -> bool:
+        raise NotImplementedError
+
+
+class MemQueue(Queue):
+    def __init__(
+        self,
+        max_events: int = 3200,
+        flush_min_events: int = 1600,
+        flush_timeout: float = 10.0,
+        stats: Counters | None = None,
+    ) -> None:
+        self.max_events = max(1, max_events)
+        self.flush_min = max(0, min(flush_min_events, self.max_events))
+        self.flush_timeout = flush_timeout
+        self.stats = stats if stats is not None else Counters()
+        self._items: deque[Entry] = deque()
+        self._inflight = 0
+        self._closed = False
+        self._lock = threading.Lock()
+        self._not_full = threading.Condition(self._lock)
+        self._not_empty = threading.Condition(self._lock)
+        self._empty = threading.Condition(self._lock)
+
+    def put(self, event: dict[str, Any], block: bool = True, timeout: float | None = None) -> bool:
+        with self._lock:
+            if self._closed:
+                raise QueueClosed("queue is closed")
+            if len(self._items) + self._inflight >= self.max_events:
+                if not block:
+                    self.stats.incr("queue.dropped_full")
+                    return False
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while len(self._items) + self._inflight >= self.max_events and not self._closed:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        self.stats.incr("queue.dropped_full")
+                        return False
+                    self._not_full.wait(remaining)
+                if self._closed:
+                    raise QueueClosed("queue is closed")
+            self._items.append(Entry(event))
+            self.stats.incr("queue.published")
+            if len(self._items) >= self.flush_min:
+                self._not_empty.notify()
+            return True
+
+    def get(self, max_events: int, timeout: float | None = None) -> list[Entry]:
+        """Wait for ``flush.min_events`` (or ``flush.timeout``, or close); take up to ``max_events``."""
+        with self._lock:
+            deadline = time.monotonic() + (self.flush_timeout if timeout is None else timeout)
+            while not self._closed and len(self._items) < max(1, self.flush_min):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._not_empty.wait(remaining)
+            if not self._items:
+                return []
+            n = min(len(self._items), max_events if max_events > 0 else len(self._items))
+            batch = [self._items.popleft() for _ in range(n)]
+            self._inflight += n
+            return batch
+
+    def ack(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        with self._lock:
+            self._inflight -= len(entries)
+            self.stats.incr("queue.acked", len(entries))
+            self._not_full.notify_all()
+            if not self._items and not self._inflight:
+                self._empty.notify_all()
+
+    def drop(self, entries: list[Entry], reason: str) -> None:
+        """Give up on entries (``max_retries`` exhausted): counted, never silent."""
+        if not entries:
+            return
+        with self._lock:
+            self._inflight -= len(entries)
+            self.stats.incr(f"queue.dropped_{reason}", len(entries))
+            self._not_full.notify_all()
+            if not self._items and not self._inflight:
+                self._empty.notify_all()
+
+    def nack(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        with self._lock:
+            self._inflight -= len(entries)
+            self._items.extendleft(reversed(entries))
+            self.stats.incr("queue.retried", len(entries))
+            self._not_empty.notify()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._not_empty.notify_all()
+            self._not_full.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._items) + self._inflight
+
+    def wait_empty(self, timeout: float | None = None) -> bool:
+        with self._lock:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while self._items or self._inflight:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._empty.wait(remaining if remaining is not None else 1.0)
+            return True
