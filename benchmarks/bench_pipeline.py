@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.synth import Conversation  # noqa: E402
-from capture import PcapWriter  # noqa: E402
+from benchmarks.synth import Conversation
+from capture import PcapWriter
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -137,7 +137,7 @@ def run(pcap: Path, extra: list[str]) -> dict[str, float]:
         return {
             "wall": wall,
             "maxrss_mb": usage.ru_maxrss / 1024,
-            "cpu": usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime,
+            "cpu": usage.ru_utime + usage.ru_stime - (before.ru_utime + before.ru_stime),
             "events": metrics.get("pipeline.publisher.published", 0),
         }
 
@@ -160,7 +160,8 @@ def main() -> None:
     for i in range(args.runs):
         r = run(pcap, [])
         print(
-            f"run {i + 1}: {r['wall']:.2f}s wall ({r['cpu']:.2f}s CPU), {packets / r['wall']:,.0f} packets/s, "
+            f"run {i + 1}: {r['wall']:.2f}s wall ({r['cpu']:.2f}s CPU), "
+            f"{packets / r['wall']:,.0f} packets/s, "
             f"{r['events'] / r['wall']:,.0f} events/s, {r['events']} events, peak RSS {r['maxrss_mb']:.0f} MB"
         )
         if best is None or r["wall"] < best["wall"]:

@@ -94,12 +94,10 @@ class Conversation:
     def send(self, side: int, data: bytes, ack: bool = True, ack_every: int = 0) -> Conversation:
         """``side`` 0 = client, 1 = server; split into segments, then a pure ACK back
         (and, with ``ack_every``, one after every that many segments, like delayed ACKs)."""
-        n = 0
-        for i in range(0, len(data), self.mss):
+        for n, i in enumerate(range(0, len(data), self.mss), 1):
             chunk = data[i : i + self.mss]
             self._emit(side, ACK | PSH, chunk)
             self.seq[side] += len(chunk)
-            n += 1
             if ack_every and n % ack_every == 0 and i + self.mss < len(data):
                 self._emit(1 - side, ACK)
         if ack:
