@@ -192,6 +192,8 @@ class TcpTracker:
             if st.next_seq is None:
                 st.next_seq = seq + 1
                 st.isn = st.first = seq
+            elif st.isn is None:
+                st.isn = st.first = seq  # captured after data of this side (reordered)
             seq = (seq + 1) & M32
         if st.next_seq is None:
             st.next_seq = st.first = seq  # picked up mid-stream
@@ -256,14 +258,20 @@ class TcpTracker:
         self.stats.incr("tcp.connections")
         return conn
 
-    @staticmethod
-    def _is_new_syn(conn: Connection, fwd: bool, seq: int) -> bool:
+    def _is_new_syn(self, conn: Connection, fwd: bool, seq: int) -> bool:
         """A bare SYN on a known 4-tuple: a retransmission, or a new connection reusing it?"""
-        st = conn.streams[FROM_CLIENT if fwd != conn.flipped else FROM_SERVER]
+        direction = FROM_CLIENT if fwd != conn.flipped else FROM_SERVER
+        st = conn.streams[direction]
         if st.isn is not None:
             return seq != st.isn
-        # Never saw this side's SYN: a SYN from the presumed server means roles reversed.
-        return not fwd or st.next_seq is None
+        if direction == FROM_SERVER:
+            return True  # a bare SYN from the side taken for the server: roles were guessed wrong
+        if st.first is None:
+            return False  # the client's SYN, captured after the server's SYN-ACK
+        # The client was picked up mid-stream (its SYN was captured late): the SYN sits
+        # just before the first byte seen. Far from it, it opens a new connection.
+        before = (st.first - ((seq + 1) & M32)) & M32
+        return before > self.limits.reorder_buffer
 
     def _replace(
         self, conn: Connection, ts: int, key: tuple[Any, ...], flags: int, payload: bytes
