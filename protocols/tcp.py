@@ -11,6 +11,11 @@ a gap) after ``reorder_window`` further packets of the connection, after
 ``reorder_timeout`` of capture time, or when it buffers more than ``reorder_buffer``
 bytes; and at close, expiry and end of input.
 
+A RST closes the connection once the bytes it vouches for are in: its sequence number
+ends its sender's stream and its acknowledgment number says how much of the other
+stream was received. Segments captured after the RST (reordered, or in flight) up to
+there are still decoded; the same bounds apply to the wait.
+
 Sequence numbers are kept *unwrapped* (Python ints that keep growing past 2**32): a
 32-bit number from the wire is mapped to the absolute value nearest the stream's
 current position (RFC 1982 serial arithmetic, a window of ±2**31).
@@ -92,6 +97,7 @@ class Connection:
         "last_ts",
         "pkts",
         "plugin",
+        "rst",
         "streams",
     )
 
@@ -105,6 +111,8 @@ class Connection:
         self.streams = (Stream(), Stream())
         self.handler: ConnectionHandler | None = None
         self.info: ConnInfo | None = None
+        #: A RST was seen: (ends of stream 0, 1 it vouches for (absolute, or None), packet count, ts).
+        self.rst: tuple[int | None, int | None, int, int] | None = None
 
     def conn_info(self) -> ConnInfo:
         if self.info is None:
@@ -215,11 +223,18 @@ class TcpTracker:
             st.fin_seq = st.absolute((seq + n + missing) & M32)
             if not st.buf and st.fin_seq == st.next_seq and not st.fin_done:
                 self._fin(conn, direction, ts)
-        if flags & TCP_RST:
-            self._close(conn, "rst")
-            return
+        if flags & TCP_RST and conn.rst is None:
+            ends: list[int | None] = [None, None]
+            if st.next_seq is not None:
+                ends[direction] = st.absolute((seq + n) & M32)
+            if flags & TCP_ACK and other.next_seq is not None:
+                ends[1 - direction] = other.absolute(ack)
+            conn.rst = (ends[0], ends[1], conn.pkts, ts)
+            self.blocked.add(conn)
         if conn in self.blocked:
             self._check_blocked(conn, ts)
+            if conn.key not in conns:
+                return
         if conn.streams[0].fin_done and conn.streams[1].fin_done and conn.key in conns:
             self._close(conn, "fin")
 
@@ -429,7 +444,7 @@ class TcpTracker:
             for d in (direction, 1 - direction):
                 if self._drain_one(conn, d):
                     progress = True
-        if not conn.streams[0].buf and not conn.streams[1].buf:
+        if not conn.streams[0].buf and not conn.streams[1].buf and conn.rst is None:
             self.blocked.discard(conn)
 
     def _drain_one(self, conn: Connection, direction: int) -> bool:
@@ -524,6 +539,14 @@ class TcpTracker:
                 self._force(conn, d)
                 if conn.key not in self.conns:
                     return
+        if conn.rst is not None:
+            *ends, pkt, rst_ts = conn.rst
+            done = all(
+                end is None or (nxt := conn.streams[d].next_seq) is None or nxt >= end
+                for d, end in enumerate(ends)
+            )
+            if done or conn.pkts - pkt > lim.reorder_window or ts - rst_ts > lim.reorder_timeout_ns:
+                self._close(conn, "rst")
 
     # -- time and teardown -------------------------------------------------------------
 

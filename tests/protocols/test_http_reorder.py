@@ -23,39 +23,54 @@ from tests.protocols import http_oracle as oracle
 from tests.protocols.test_http_pcaps import CAPTURES
 
 SEEDS = range(12)
+#: Packets further apart than this in capture time are never swapped: a NIC's queues
+#: reorder packets that arrive together, not across a quiet second.
+MAX_SKEW_NS = 100_000_000
+
+
+def bursts(packets: list[Any]) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    for p in packets:
+        if out and abs(p[0] - out[-1][-1][0]) <= MAX_SKEW_NS:
+            out[-1].append(p)
+        else:
+            out.append([p])
+    return out
 
 
 def reorder(src: Path, dst: Path, seed: int, window: int = 4, dup_every: int = 6) -> int:
     """Write ``src`` to ``dst`` shuffled within windows of up to ``window`` packets, with
-    about one packet in ``dup_every`` written again up to ``window`` packets later.
+    about one packet in ``dup_every`` written again up to ``window`` packets later, never
+    across a pause longer than ``MAX_SKEW_NS``. Timestamps stay the packets' own.
     Returns how many packets changed place or were duplicated."""
     rng = random.Random(seed)
     packets = list(CaptureFile(str(src)))
     linktypes = {lt for _ts, lt, _f, _wl in packets}
     assert len(linktypes) == 1
-    shuffled: list[Any] = []
-    i = 0
-    while i < len(packets):
-        block = packets[i : i + rng.randint(2, window)]
-        rng.shuffle(block)
-        shuffled += block
-        i += len(block)
     out: list[Any] = []
-    pending: list[tuple[int, Any]] = []  # (write after this index, packet)
-    dups = 0
-    for k, p in enumerate(shuffled):
-        out.append(p)
-        out += [q for due, q in pending if due == k]
-        pending = [(due, q) for due, q in pending if due != k]
-        if rng.randrange(dup_every) == 0:
-            pending.append((k + rng.randint(1, window), p))
-            dups += 1
-    out += [q for _due, q in pending]
-    moved = sum(a is not b for a, b in zip(packets, shuffled, strict=True))
+    changed = 0
+    for burst in bursts(packets):
+        shuffled: list[Any] = []
+        i = 0
+        while i < len(burst):
+            block = burst[i : i + rng.randint(2, window)]
+            rng.shuffle(block)
+            shuffled += block
+            i += len(block)
+        changed += sum(a is not b for a, b in zip(burst, shuffled, strict=True))
+        pending: list[tuple[int, Any]] = []  # (write after this index, packet)
+        for k, p in enumerate(shuffled):
+            out.append(p)
+            out += [q for due, q in pending if due == k]
+            pending = [(due, q) for due, q in pending if due != k]
+            if rng.randrange(dup_every) == 0:
+                pending.append((k + rng.randint(1, window), p))
+                changed += 1
+        out += [q for _due, q in pending]
     with PcapWriter(str(dst), linktypes.pop()) as w:
         for ts, _lt, frame, wire_len in out:
             w.write(ts, frame, wire_len)
-    return moved + dups
+    return changed
 
 
 def write_order(src: Path, dst: Path, order: list[int]) -> None:
@@ -105,3 +120,21 @@ def test_syn_captured_after_the_request(tmp_path: Path, name: str, client_port: 
     (evt,) = decode_file(out, proto)
     assert evt["status"] == "OK" and "error" not in evt
     assert canonical([evt]) == canonical(decode_file(pcap, proto))
+
+
+def test_rst_captured_before_the_response_it_acknowledges(tmp_path: Path) -> None:
+    """The client's RST acknowledges the 200 response, but is captured before it: the
+    connection stays open until those bytes are in (it used to close at once, leaving
+    ``GET /someotherthing`` unmatched and dropping the response as a late duplicate)."""
+    pcap = shared_pcap("http_unmatched")
+    proto = {"http": {"ports": [8080]}}
+    packets = tcp_packets(pcap)
+    rst = index_of(packets, sport="63082", flags="·······A·R··")
+    response = index_of(packets, sport="8080", dport="63082", len="113")
+    order = [i for i in range(len(packets)) if i != rst]
+    order.insert(order.index(response), rst)
+    out = tmp_path / "early-rst.pcap"
+    write_order(pcap, out, order)
+    events = decode_file(out, proto)
+    assert canonical(events) == canonical(decode_file(pcap, proto))
+    assert [e["status"] for e in events if e.get("query") == "GET /someotherthing"] == ["OK"]
