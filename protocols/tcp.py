@@ -11,6 +11,10 @@ a gap) after ``reorder_window`` further packets of the connection, after
 ``reorder_timeout`` of capture time, or when it buffers more than ``reorder_buffer``
 bytes; and at close, expiry and end of input.
 
+A stream picked up mid-connection (its SYN not seen) has no known start: its first
+segments are held the same way, and a segment with a lower sequence number that shows up
+meanwhile becomes the start (the packets that opened the capture came out of order).
+
 A RST closes the connection once the bytes it vouches for are in: its sequence number
 ends its sender's stream and its acknowledgment number says how much of the other
 stream was received. Segments captured after the RST (reordered, or in flight) up to
@@ -65,6 +69,7 @@ class Stream:
         "first",
         "isn",
         "next_seq",
+        "tentative",
     )
 
     def __init__(self) -> None:
@@ -79,6 +84,9 @@ class Stream:
         self.fin_done = False
         self.isn: int | None = None  # sequence number of the SYN, when seen
         self.first: int | None = None  # first sequence number seen (the SYN's, or mid-stream)
+        #: Picked up mid-stream: ``next_seq`` is only the lowest sequence seen so far, and
+        #: nothing is delivered until the start is settled (SYN, or held long enough).
+        self.tentative = False
 
     def absolute(self, seq: int) -> int:
         nxt = self.next_seq
@@ -202,10 +210,15 @@ class TcpTracker:
                 st.isn = st.first = seq
             elif st.isn is None:
                 st.isn = st.first = seq  # captured after data of this side (reordered)
+                if st.tentative:
+                    st.tentative = False
+                    st.next_seq = st.absolute((seq + 1) & M32)
+                    self._drain(conn, direction)
             seq = (seq + 1) & M32
+        n = len(payload)
         if st.next_seq is None:
             st.next_seq = st.first = seq  # picked up mid-stream
-        n = len(payload)
+            st.tentative = bool(n)
         if n or missing:
             abs_seq = st.absolute(seq)
             dep = -1
@@ -214,7 +227,7 @@ class TcpTracker:
                 d = (ack - onext) & M32
                 if d and d < HALF:
                     dep = onext + d
-            if abs_seq == st.next_seq and dep < 0 and not st.buf and not missing:
+            if abs_seq == st.next_seq and dep < 0 and not st.buf and not missing and not st.tentative:
                 st.next_seq = abs_seq + n
                 self._deliver(conn, direction, payload, ts)
             else:
@@ -407,7 +420,10 @@ class TcpTracker:
         st = conn.streams[direction]
         assert st.next_seq is not None
         n = len(payload)
-        if abs_seq + n + missing <= st.next_seq:
+        if st.tentative and st.next_seq - self.limits.reorder_buffer <= abs_seq < st.next_seq:
+            st.next_seq = abs_seq  # an earlier segment of a stream picked up mid-way: start here
+            st.first = abs_seq & M32
+        elif abs_seq + n + missing <= st.next_seq:
             self.stats.incr("tcp.retransmits")
             return
         if not st.buf:
@@ -449,6 +465,8 @@ class TcpTracker:
 
     def _drain_one(self, conn: Connection, direction: int) -> bool:
         st = conn.streams[direction]
+        if st.tentative:
+            return False
         other = conn.streams[1 - direction]
         moved = False
         buf = st.buf
@@ -503,12 +521,16 @@ class TcpTracker:
             head = st.buf[0]
             abs_seq, data, _ts, dep = head
             assert st.next_seq is not None
-            if abs_seq > st.next_seq:
+            if st.tentative:
+                st.tentative = False  # no earlier segment came: the stream starts here
+            elif abs_seq > st.next_seq:
                 gap = abs_seq - st.next_seq
                 st.next_seq = abs_seq
                 self._gap(conn, direction, gap)
             elif data is not None and dep >= 0 and other.next_seq is not None and dep > other.next_seq:
-                if other.buf and other.buf[0][0] > other.next_seq:
+                if other.tentative:
+                    other.tentative = False  # what this segment waits for is held there
+                elif other.buf and other.buf[0][0] > other.next_seq:
                     # The other direction has a hole: that is what this segment waits for.
                     ogap = min(other.buf[0][0], dep) - other.next_seq
                     other.next_seq += ogap

@@ -138,3 +138,28 @@ def test_rst_captured_before_the_response_it_acknowledges(tmp_path: Path) -> Non
     events = decode_file(out, proto)
     assert canonical(events) == canonical(decode_file(pcap, proto))
     assert [e["status"] for e in events if e.get("query") == "GET /someotherthing"] == ["OK"]
+
+
+@pytest.mark.parametrize(
+    ("name", "first"),
+    [
+        ("http_over_vlan", 1),  # the response before the request
+        ("http_post", 2),  # the response's second segment before the request and the first
+        ("http_url_params", 7),  # the response's last segment first
+    ],
+)
+def test_capture_starting_mid_connection_out_of_order(tmp_path: Path, name: str, first: int) -> None:
+    """These captures start mid-connection (no handshake): the first segment seen of a
+    side is not necessarily its first byte. A segment that came earlier on the wire but
+    later in the capture used to be dropped as a retransmission; the start of such a stream
+    is now settled only after the reorder window."""
+    pcap = shared_pcap(name)
+    proto = {"http": {"ports": CAPTURES[name]}}
+    packets = tcp_packets(pcap)
+    assert not any("S" in p["flags"] for p in packets)
+    order = [first] + [i for i in range(len(packets)) if i != first]
+    out = tmp_path / "mid.pcap"
+    write_order(pcap, out, order)
+    (evt,) = decode_file(out, proto)
+    assert "error" not in evt
+    assert canonical([evt]) == canonical(decode_file(pcap, proto))
