@@ -1,0 +1,54 @@
+"""Message framing cases built byte by byte (the live test finds them; these pin them down)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from benchmarks.synth import exchange
+from protocols.net import LINKTYPE_ETHERNET
+from tests.helpers import decode_packets
+
+REQUESTS = [
+    b"GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    b"HEAD /b HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    b"GET /c HTTP/1.1\r\nHost: example.com\r\n\r\n",
+]
+RESPONSES = [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+    # The answer to HEAD declares the length of the body a GET would get, and has none.
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+    b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno",
+]
+
+
+def decode(messages: list[tuple[int, bytes]], mss: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    frames = exchange(("10.0.0.1", 40000), ("10.0.0.2", 80), messages, mss=mss)
+    events, dec = decode_packets([(ts, LINKTYPE_ETHERNET, f) for ts, f in frames], {"http": {"ports": [80]}})
+    return events, dict(dec.stats)
+
+
+@pytest.mark.parametrize("mss", [1448, 7])
+def test_pipelined_head_among_gets(mss: int) -> None:
+    """Three pipelined requests, the three responses back to back. With a large MSS all
+    responses arrive in one segment: the HEAD response was matched against the first
+    request (GET, still waiting to be paired), so the parser read 5 bytes of the next
+    response as its body and lost sync."""
+    events, stats = decode([(0, b"".join(REQUESTS)), (1, b"".join(RESPONSES))], mss)
+    got = [
+        (
+            e["method"],
+            e["url"]["path"],
+            e["http"]["response"]["status_code"],
+            e["http"]["request"]["bytes"],
+            e["http"]["response"]["bytes"],
+        )
+        for e in events
+    ]
+    assert got == [
+        ("GET", "/a", 200, len(REQUESTS[0]), len(RESPONSES[0])),
+        ("HEAD", "/b", 200, len(REQUESTS[1]), len(RESPONSES[1])),
+        ("GET", "/c", 404, len(REQUESTS[2]), len(RESPONSES[2])),
+    ]
+    assert "http.parse_errors" not in stats and "http.unmatched_requests" not in stats
