@@ -115,7 +115,9 @@ def to_event(plugin: HttpPlugin, txn: HttpTransaction) -> dict[str, Any]:
         response: dict[str, Any] = {"status_code": resp.status_code, "bytes": resp.size}
         if resp.status_phrase:
             response["status_phrase"] = resp.status_phrase.lower()
-        body_bytes = resp.content_length
+        # A response to HEAD carries no body; its Content-Length (kept in the headers map)
+        # is the size a GET would have got.
+        body_bytes = 0 if req is not None and req.method == "HEAD" else resp.content_length
         if resp.send_body and resp.body:
             body_bytes = len(resp.body)
             response["body"] = {"bytes": body_bytes, "content": _text(resp.body)}

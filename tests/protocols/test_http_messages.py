@@ -52,3 +52,15 @@ def test_pipelined_head_among_gets(mss: int) -> None:
         ("GET", "/c", 404, len(REQUESTS[2]), len(RESPONSES[2])),
     ]
     assert "http.parse_errors" not in stats and "http.unmatched_requests" not in stats
+
+
+def test_head_response_has_no_body() -> None:
+    """Packetbeat would wait for the declared body of a HEAD response (and take the next
+    response for it); we know it has none: body.bytes is 0, while the headers map keeps
+    the Content-Length the server declared."""
+    events, _ = decode([(0, REQUESTS[1]), (1, RESPONSES[1])], 1448)
+    (evt,) = events
+    response = evt["http"]["response"]
+    assert response["bytes"] == len(RESPONSES[1])
+    assert "body" not in response
+    assert response["headers"]["content-length"] == 5
