@@ -19,6 +19,7 @@ import pytest
 
 from capture import CaptureFile, PcapWriter
 from tests.helpers import decode_file, shared_pcap
+from tests.integration.http_workload import LiveCapture, live_http_capture  # noqa: F401 (fixture)
 from tests.protocols import http_oracle as oracle
 from tests.protocols.test_http_pcaps import CAPTURES
 
@@ -205,3 +206,16 @@ def test_shared_capture_reordered_and_duplicated(tmp_path: Path, name: str) -> N
         changed += reorder(pcap, out, seed)
         assert_same_events(decode_file(out, proto), original, jitter)
     assert changed >= len(SEEDS) // 2  # the rewritten files really differ
+
+
+def test_live_capture_reordered_and_duplicated(tmp_path: Path, live_http_capture: LiveCapture) -> None:  # noqa: F811
+    """The live workload of ``test_http_live`` (216 transactions over 8 connections,
+    pipelining, 100-continue, multi-megabyte bodies), shuffled and duplicated."""
+    cap = live_http_capture
+    proto = {"http": {"ports": [cap.port]}}
+    original = decode_file(cap.pcap, proto)
+    assert len(original) == len(cap.log)
+    for seed in range(3):
+        out = tmp_path / f"live-{seed}.pcap"
+        assert reorder(cap.pcap, out, seed) > 200
+        assert_same_events(decode_file(out, proto), original)
