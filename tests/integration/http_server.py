@@ -14,8 +14,9 @@ the decoder reports.
 
 Routes: ``/bytes/N`` (N bytes, Content-Length), ``/chunked/N`` (N bytes in chunks),
 ``/gzip/N`` (N text lines, gzip, Content-Length), ``/gzipchunked/N`` (the same, chunked),
-``/status/C`` (status C with a short body), ``POST /upload`` (reads the body, answers
-with its size).
+``/close/N`` (N bytes without a length, then the connection closes; ``/close10/N``
+answers as HTTP/1.0), ``/status/C`` (status C with a short body; none for 204 and 304),
+``POST /upload`` (reads the body, by Content-Length or chunked, answers with its size).
 """
 
 from __future__ import annotations
@@ -123,16 +124,33 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         resp_start = self.wfile.count  # type: ignore[attr-defined]  (after any 100 Continue)
-        n = int(self.headers.get("Content-Length", "0"))
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            got = self._read_chunked()
+        else:
+            got = self._read(int(self.headers.get("Content-Length", "0")))
+        body = json.dumps({"received": got}).encode()
+        self._respond(200, body, "application/json", send_body=True)
+        self._log(200, resp_start, body_bytes=len(body), request_body_bytes=got)
+
+    def _read(self, n: int) -> int:
         got = 0
         while got < n:
             piece = self.rfile.read(min(65536, n - got))
             if not piece:
                 break
             got += len(piece)
-        body = json.dumps({"received": got}).encode()
-        self._respond(200, body, "application/json", send_body=True)
-        self._log(200, resp_start, body_bytes=len(body), request_body_bytes=got)
+        return got
+
+    def _read_chunked(self) -> int:
+        total = 0
+        while True:
+            size = int(self.rfile.readline(1024).split(b";")[0], 16)
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return total
+            total += self._read(size)
+            self.rfile.readline(16)  # the CRLF after the chunk
 
     def _serve(self, send_body: bool) -> None:
         resp_start = self.wfile.count  # type: ignore[attr-defined]
@@ -156,6 +174,25 @@ class Handler(BaseHTTPRequestHandler):
             body = gzip.compress(text_body(ident, int(arg)))
             self._chunked(200, body, "text/plain; charset=utf-8", {"Content-Encoding": "gzip"}, send_body)
             status, body_bytes = 200, len(body)
+        elif kind in ("close", "close10"):
+            # No length: the body runs to the end of the connection (as HTTP/1.0 if asked).
+            if kind == "close10":
+                self.protocol_version = "HTTP/1.0"
+            body = binary_body(ident, int(arg))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            if self.protocol_version != "HTTP/1.0":
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if send_body:
+                self.wfile.write(body)
+            self.close_connection = True
+            status, body_bytes = 200, len(body)
+        elif kind == "status" and arg in ("204", "304"):
+            status = int(arg)
+            self.send_response(status)
+            self.send_header("ETag", f'"{ident}"')
+            self.end_headers()
         elif kind == "status":
             status = int(arg)
             body = f"status {status} for request {ident}\n".encode()
@@ -205,6 +242,7 @@ class Handler(BaseHTTPRequestHandler):
         rec = {
             "id": parse_qs(url.query).get("id", [""])[0],
             "method": self.command,
+            "version": self.request_version,
             "path": url.path,
             "status": status,
             "client_port": self.client_address[1],

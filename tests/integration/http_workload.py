@@ -41,6 +41,7 @@ EXPECT_CONTINUE = 4
 LARGE_UPLOAD = 3 * 1024 * 1024
 LARGE_DOWNLOAD = 5 * 1024 * 1024
 SIZES = (0, 1, 100, 1460, 5000, 20000, 70000)
+PCAP_FILE_HEADER = 24
 
 
 @dataclass
@@ -106,16 +107,23 @@ def _read_response(shared: _SharedFile, method: str) -> tuple[int, bytes]:
     return resp.status, resp.read()
 
 
-def _request(rng: random.Random, k: int) -> tuple[str, str, bytes | None, int, str]:
+KINDS = ("bytes", "chunked", "gzip", "gzipchunked", "404", "500", "head", "post", "204", "304", "chunkedpost")
+
+
+def _request(rng: random.Random, k: int) -> tuple[str, str, Any, int, str]:
     """(method, path, body, expected status, kind) for the k-th request of a connection."""
     size = rng.choice(SIZES)
-    kind = ("bytes", "chunked", "gzip", "gzipchunked", "404", "500", "head", "post")[k % 8]
-    if kind == "404" or kind == "500":
+    kind = KINDS[k % len(KINDS)]
+    if kind in ("404", "500", "204", "304"):
         return "GET", f"/status/{kind}", None, int(kind), kind
     if kind == "head":
         return "HEAD", f"/bytes/{size}", None, 200, kind
     if kind == "post":
         return "POST", "/upload", binary_body("upload", size), 200, kind
+    if kind == "chunkedpost":
+        # An iterable body: http.client sends it with Transfer-Encoding: chunked.
+        body = binary_body("upload", size)
+        return "POST", "/upload", iter([body[i : i + 700] for i in range(0, len(body), 700)]), 200, kind
     if kind.startswith("gzip"):
         return "GET", f"/{kind}/{1 + size // 200}", None, 200, kind
     return "GET", f"/{kind}/{size}", None, 200, kind
@@ -208,6 +216,28 @@ def _large(rec: _Recorder) -> None:
     conn.close()
 
 
+def _closing(rec: _Recorder) -> None:
+    """Responses without a length, ended by the server closing the connection."""
+    for size in (0, 1000, 70000):
+        ident = rec.new_id("close")
+        conn = _CountingConnection("127.0.0.1", rec.port, timeout=20)
+        conn.request("GET", f"/close/{size}?id={ident}")
+        resp = conn.getresponse()
+        assert resp.read() == binary_body(ident, size)
+        rec.sent[ident] = conn.sent_now
+        conn.close()
+    for size in (0, 5000):
+        ident = rec.new_id("close")
+        raw = f"GET /close10/{size}?id={ident} HTTP/1.0\r\nHost: 127.0.0.1:{rec.port}\r\n\r\n".encode()
+        data = b""
+        with socket.create_connection(("127.0.0.1", rec.port), timeout=20) as sock:
+            sock.sendall(raw)
+            while piece := sock.recv(65536):
+                data += piece
+        assert data.startswith(b"HTTP/1.0 200 ") and data.endswith(b"\r\n\r\n" + binary_body(ident, size))
+        rec.sent[ident] = len(raw)
+
+
 def run_workload(port: int) -> _Recorder:
     rec = _Recorder(port)
     with ThreadPoolExecutor(KEEPALIVE_CONNECTIONS + PIPELINES) as pool:
@@ -216,6 +246,7 @@ def run_workload(port: int) -> _Recorder:
         for job in jobs:
             job.result(timeout=60)
     _expect_continue(rec)
+    _closing(rec)
     _large(rec)
     return rec
 
@@ -242,6 +273,22 @@ def http_server(log: Path) -> Iterator[int]:
             proc.wait()
 
 
+@contextmanager
+def capturing(pcap: Path, port: int) -> Iterator[Path]:
+    """tcpdump on lo for the server's port, once it really captures: packets right after
+    it says "listening" can still be missed, so probe with bare connections until the
+    file shows one (they carry no HTTP)."""
+    with tcpdump(pcap, f"tcp port {port}") as path:
+        deadline = time.monotonic() + 15
+        while pcap.stat().st_size <= PCAP_FILE_HEADER:
+            if time.monotonic() > deadline:
+                raise RuntimeError("tcpdump captured none of the probe connections")
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                pass
+            time.sleep(0.1)
+        yield path
+
+
 _CACHE: dict[str, LiveCapture] = {}
 
 
@@ -250,7 +297,7 @@ def capture_live_http(tmp: Path) -> LiveCapture:
     if "capture" not in _CACHE:
         log = tmp / "server.jsonl"
         pcap = tmp / "live-http.pcap"
-        with http_server(log) as port, tcpdump(pcap, f"tcp port {port}"):
+        with http_server(log) as port, capturing(pcap, port):
             t0 = time.monotonic()
             rec = run_workload(port)
             elapsed = time.monotonic() - t0

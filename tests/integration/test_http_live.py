@@ -48,13 +48,14 @@ def test_workload(live_http_capture: LiveCapture) -> None:  # noqa: F811
     assert len(cap.log) >= 200
     assert cap.elapsed < 30
     assert {r["id"] for r in cap.log} == set(cap.sent) == set(cap.how)
-    assert Counter(cap.how.values()).keys() == {"keep-alive", "pipelined", "expect-100", "large"}
+    assert Counter(cap.how.values()).keys() == {"keep-alive", "pipelined", "expect-100", "close", "large"}
     for r in cap.log:
         assert r["request_bytes"] == cap.sent[r["id"]], r
     paths = Counter(r["path"].split("/")[1] for r in cap.log)
-    assert {"bytes", "chunked", "gzip", "gzipchunked", "status", "upload"} <= paths.keys()
-    assert {r["status"] for r in cap.log} == {200, 404, 500}
+    assert {"bytes", "chunked", "gzip", "gzipchunked", "close", "close10", "status", "upload"} <= paths.keys()
+    assert {r["status"] for r in cap.log} == {200, 204, 304, 404, 500}
     assert any(r["method"] == "HEAD" for r in cap.log)
+    assert {r["version"] for r in cap.log} == {"HTTP/1.1", "HTTP/1.0"}
     assert max(r["request_body_bytes"] for r in cap.log) >= 3 * 1024 * 1024
     assert max(r["response_body_bytes"] for r in cap.log) >= 5 * 1024 * 1024
     assert all(r["interim_bytes"] == len(CONTINUE) for r in cap.log if cap.how[r["id"]] == "expect-100")
@@ -66,7 +67,10 @@ def test_every_transaction(live_http_capture: LiveCapture) -> None:  # noqa: F81
     # Nothing lost, nothing unparsed, nothing unmatched: the capture is complete.
     connections = len({r["client_port"] for r in cap.log})
     interim = sum(1 for r in cap.log if r["interim_bytes"])
-    assert stats == {"tcp.connections": connections, "http.interim_responses": interim}
+    assert stats.pop("tcp.connections") >= connections  # and the capture's probe connections
+    assert stats.pop("http.interim_responses") == interim
+    stats.pop("tcp.retransmits", None)  # loopback does retransmit now and then; harmless
+    assert stats == {}
     assert count == len(cap.log) == len(events)
     for r in cap.log:
         e = events[r["id"]]
@@ -78,7 +82,7 @@ def test_every_transaction(live_http_capture: LiveCapture) -> None:  # noqa: F81
         assert http["response"]["status_code"] == r["status"], what
         assert e["status"] == ("OK" if r["status"] < 400 else "Error"), what
         assert "error" not in e, what
-        assert http["version"] == "1.1", what
+        assert http["version"] == r["version"].removeprefix("HTTP/"), what
         # Sizes: what went over the wire; a 100 Continue is not part of the response.
         assert http["request"]["bytes"] == e["source"]["bytes"] == r["request_bytes"], what
         assert http["response"]["bytes"] == e["destination"]["bytes"] == r["response_bytes"], what
