@@ -5,6 +5,13 @@ pipelining works. A response with no request waiting is published at once as
 ``Unmatched response``; requests still waiting when the connection ends come out as
 ``Unmatched request`` (Packetbeat loses them at the end of a capture file; we don't).
 Interim 1xx responses (100 Continue, 102, 103) never pair with a request.
+
+Bytes lost outside a body (in a start line or headers, or between messages) may hold the
+start of responses: the requests waiting on the other side then can no longer be paired
+by order, so they are published as ``Unmatched request`` right away (Packetbeat drops the
+connection's state and loses them) and the responses after the gap pair with the
+requests after it. The TCP layer delivers a request only after the response bytes it
+acknowledges, so those are exactly the requests sent before the lost bytes.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from protocols.handler import ConnectionHandler, ConnInfo
-from protocols.http.parser import BODY, Message, StreamParser
+from protocols.http.parser import BODY, BODY_TO_CLOSE, Message, StreamParser
 
 if TYPE_CHECKING:
     from protocols.http import HttpPlugin
@@ -74,11 +81,15 @@ class HttpHandler(ConnectionHandler):
         return out
 
     def on_gap(self, direction: int, nbytes: int) -> bool:
-        ok, msg = self.parsers[direction].gap(nbytes)
+        parser = self.parsers[direction]
+        in_body = parser.msg is not None and parser.state in (BODY, BODY_TO_CLOSE)
+        ok, msg = parser.gap(nbytes)
         if not ok:
             self.plugin.stats.incr("http.gap_lost_messages")
         if msg is not None:
             self._handle(msg, direction, self.deferred)
+        if not in_body and any(d != direction for _req, d in self.requests):
+            self._lost_responses(direction)
         return False
 
     def on_fin(self, direction: int, ts: int) -> list[Any]:
@@ -132,6 +143,22 @@ class HttpHandler(ConnectionHandler):
             plugin.stats.incr("http.upgraded_connections")
         self.responses.append((msg, direction))
         self._correlate(out)
+
+    def _lost_responses(self, direction: int) -> None:
+        """Responses (or their heads) were lost in ``direction``: publish the requests
+        they answered, those waiting from the other side, as unmatched."""
+        kept: deque[tuple[Message, int]] = deque()
+        note = "Packet loss while capturing the response"
+        for req, d in self.requests:
+            if d == direction:
+                kept.append((req, d))
+                continue
+            if note not in req.notes:
+                req.notes.append(note)
+            self.plugin.stats.incr("http.unmatched_requests")
+            self.deferred.append(HttpTransaction(self.conn, req, None, d))
+        self.requests.clear()
+        self.requests.extend(kept)  # the parsers share this deque: keep the object
 
     def _correlate(self, out: list[Any]) -> None:
         if not self.requests:

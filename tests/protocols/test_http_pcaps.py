@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from capture import CaptureFile, PcapWriter
 from shipper.envelope import Envelope
 from tests.helpers import ROOT, decode_file, shared_pcap
 from tests.protocols import http_oracle as oracle
@@ -221,6 +222,55 @@ def test_gap_in_stream(tmp_path: Path) -> None:
     assert evt["http"]["response"]["headers"]["content-length"] == content_length
     assert evt["url"]["full"] == "http://127.0.0.1:8000/jszip.min.js"
     assert evt["http"]["version"] == "1.1"
+
+
+def without_frames(src: Path, dst: Path, frames: set[int]) -> Path:
+    """``src`` without the given (1-based, as tshark numbers them) frames: lost packets."""
+    packets = list(CaptureFile(str(src)))
+    with PcapWriter(str(dst), packets[0][1]) as w:
+        for i, (ts, _lt, frame, wire_len) in enumerate(packets, 1):
+            if i not in frames:
+                w.write(ts, frame, wire_len)
+    return dst
+
+
+def test_lost_response_leaves_its_request_unmatched(tmp_path: Path) -> None:
+    """The 304 of the keep-alive connection on port 80 is lost (one segment). Deliberate
+    difference: Packetbeat drops the connection's state at a gap outside a body and never
+    publishes ``GET /static/style.css``; we publish it as unmatched, and the requests
+    after the gap still pair with their own responses (not shifted by one)."""
+    pcap = shared_pcap("http_minitwit")
+    msgs = oracle.messages(pcap, [80])
+    (lost,) = [m for m in msgs if not m.is_request and m.code == 304 and m.sport == 80]
+    assert len(lost.raw) == lost.size  # the whole response in that one segment
+    original = decode_file(pcap, {"http": {"ports": [80]}})
+    out = without_frames(pcap, tmp_path / "lost-304.pcap", {lost.frame})
+    events = decode_file(out, {"http": {"ports": [80]}})
+    assert [e["query"] for e in events] == ["GET /", "GET /static/style.css", "GET /favicon.ico"]
+    assert events[0] == original[0] and events[2] == original[2]
+    unmatched = events[1]
+    assert unmatched["status"] == "Error"
+    assert unmatched["error"]["message"] == ["Packet loss while capturing the response", "Unmatched request"]
+    assert "response" not in unmatched["http"] and "bytes" not in unmatched["destination"]
+    assert unmatched["http"]["request"] == original[1]["http"]["request"]
+
+
+def test_lost_response_headers(tmp_path: Path) -> None:
+    """The segment with the response's headers is lost, the rest of the body arrives: the
+    GET comes out unmatched and the orphaned end of the body makes no event."""
+    pcap = shared_pcap("http_basicauth")
+    (resp,) = [m for m in oracle.messages(pcap, [80]) if not m.is_request]
+    segments = oracle._tshark(
+        pcap, [80], "-Y", f"frame.number == {resp.frame}", "-T", "fields", "-e", "tcp.segment"
+    )
+    first, *rest = (int(f) for f in segments.strip().split(","))
+    assert rest  # the response spans several segments; its first (the headers) is lost
+    (evt,) = decode_file(
+        without_frames(pcap, tmp_path / "lost-head.pcap", {first}), {"http": {"ports": [80]}}
+    )
+    assert evt["query"] == "GET /"
+    assert evt["error"]["message"] == ["Packet loss while capturing the response", "Unmatched request"]
+    assert evt["user"]["name"] == "simplesimon"
 
 
 def test_100_continue_gives_one_event(tmp_path: Path) -> None:
