@@ -234,8 +234,14 @@ class TcpTracker:
                 self._enqueue(conn, direction, abs_seq, payload, ts, dep, missing)
         if flags & TCP_FIN:
             st.fin_seq = st.absolute((seq + n + missing) & M32)
-            if not st.buf and st.fin_seq == st.next_seq and not st.fin_done:
-                self._fin(conn, direction, ts)
+            if not st.buf and not st.fin_done:
+                if st.fin_seq == st.next_seq:
+                    self._fin(conn, direction, ts)
+                elif st.fin_seq > st.next_seq:
+                    # Bytes before the FIN are missing (or still to come): wait like for a hole.
+                    st.blocked_pkt = conn.pkts
+                    st.blocked_ts = ts
+                    self.blocked.add(conn)
         if flags & TCP_RST and conn.rst is None:
             ends: list[int | None] = [None, None]
             if st.next_seq is not None:
@@ -313,7 +319,7 @@ class TcpTracker:
         if conn.key not in self.conns:
             return
         for d in (FROM_CLIENT, FROM_SERVER):
-            if conn.streams[d].buf:
+            if conn.streams[d].buf or _fin_ahead(conn.streams[d]):
                 self._force(conn, d, drain_all=True)
         del self.conns[conn.key]
         self.blocked.discard(conn)
@@ -460,7 +466,8 @@ class TcpTracker:
             for d in (direction, 1 - direction):
                 if self._drain_one(conn, d):
                     progress = True
-        if not conn.streams[0].buf and not conn.streams[1].buf and conn.rst is None:
+        a, b = conn.streams
+        if not (a.buf or b.buf or conn.rst is not None or _fin_ahead(a) or _fin_ahead(b)):
             self.blocked.discard(conn)
 
     def _drain_one(self, conn: Connection, direction: int) -> bool:
@@ -549,12 +556,19 @@ class TcpTracker:
         if st.buf:
             st.blocked_pkt = conn.pkts
             st.blocked_ts = st.buf[0][2]
+        elif conn.key in self.conns and _fin_ahead(st):
+            # Nothing more came before the FIN: the bytes up to it were lost.
+            assert st.next_seq is not None and st.fin_seq is not None
+            gap = st.fin_seq - st.next_seq
+            st.next_seq = st.fin_seq
+            self._gap(conn, direction, gap)
+            self._drain(conn, direction)
 
     def _check_blocked(self, conn: Connection, ts: int) -> None:
         lim = self.limits
         for d in (FROM_CLIENT, FROM_SERVER):
             st = conn.streams[d]
-            if st.buf and (
+            if (st.buf or _fin_ahead(st)) and (
                 conn.pkts - st.blocked_pkt > lim.reorder_window or ts - st.blocked_ts > lim.reorder_timeout_ns
             ):
                 self.stats.incr("tcp.reorder_timeouts")
@@ -593,3 +607,14 @@ class TcpTracker:
     def flush(self) -> None:
         for conn in list(self.conns.values()):
             self._close(conn, "flush")
+
+
+def _fin_ahead(st: Stream) -> bool:
+    """The stream's FIN is known but bytes before it have not been delivered."""
+    return (
+        st.fin_seq is not None
+        and not st.fin_done
+        and st.next_seq is not None
+        and st.fin_seq > st.next_seq
+        and not st.buf
+    )

@@ -273,6 +273,27 @@ def test_lost_response_headers(tmp_path: Path) -> None:
     assert evt["user"]["name"] == "simplesimon"
 
 
+@pytest.mark.parametrize("name", ["http_get_2k_file", "http_10_connection_close"])
+def test_lost_last_segment_before_fin(tmp_path: Path, name: str) -> None:
+    """The response's last data segment is lost and the server's FIN follows: the bytes
+    up to the FIN are a gap like any other (they used to go unreported, the response
+    ending short without a note). With Content-Length the body is known to be complete
+    by then; a body read to the close counts the lost bytes in (as Packetbeat does)."""
+    pcap = shared_pcap(name)
+    port = CAPTURES[name][0]
+    out = oracle._tshark(pcap, [port], "-Y", f"tcp.srcport == {port} and tcp.len > 0", "-T", "fields",
+                         "-e", "frame.number", "-e", "tcp.len")  # fmt: skip
+    last, lost = (int(x) for x in out.split("\n")[-2].split("\t"))
+    (resp,) = [m for m in oracle.messages(pcap, [port]) if not m.is_request]
+    (evt,) = decode_file(
+        without_frames(pcap, tmp_path / "lost-last.pcap", {last}), {"http": {"ports": [port]}}
+    )
+    assert evt["status"] == "OK"
+    assert evt["error"]["message"] == ["Packet loss while capturing the response"]
+    assert evt["http"]["response"]["bytes"] == resp.size - lost
+    assert evt["http"]["response"]["body"]["bytes"] == resp.body_bytes
+
+
 def test_100_continue_gives_one_event(tmp_path: Path) -> None:
     """test_0070: ``Expect: 100-continue``: the interim response does not make an event or
     an error; the request (headers and body in two segments) pairs with the 200."""
