@@ -10,7 +10,9 @@ Bytes lost outside a body (in a start line or headers, or between messages) may 
 start of responses: the requests waiting on the other side then can no longer be paired
 by order, so they are published as ``Unmatched request`` right away (Packetbeat drops the
 connection's state and loses them) and the responses after the gap pair with the
-requests after it. The TCP layer delivers a request only after the response bytes it
+requests after it. The same when the response stream stops parsing (its message
+boundaries are lost, e.g. after the request of a HEAD went missing and its response was
+read with a body). The TCP layer delivers a request only after the response bytes it
 acknowledges, so those are exactly the requests sent before the lost bytes.
 """
 
@@ -71,13 +73,19 @@ class HttpHandler(ConnectionHandler):
             return []
         errors = parser.errors
         msgs = parser.feed(data, ts)
-        if parser.errors != errors:
+        lost_sync = parser.errors != errors
+        if lost_sync:
             self.plugin.stats.incr("http.parse_errors")
-        if not msgs and not self.deferred:
+        if not msgs and not self.deferred and not lost_sync:
             return []
         out = self._take_deferred()
         for m in msgs:
             self._handle(m, direction, out)
+        if lost_sync and any(d != direction for _req, d in self.requests):
+            # Response boundaries are lost (a garbled response, or a body misread after a
+            # request went missing): the waiting requests can't be paired by order.
+            self._lost_responses(direction, None)
+            out += self._take_deferred()
         return out
 
     def on_gap(self, direction: int, nbytes: int) -> bool:
@@ -89,7 +97,7 @@ class HttpHandler(ConnectionHandler):
         if msg is not None:
             self._handle(msg, direction, self.deferred)
         if not in_body and any(d != direction for _req, d in self.requests):
-            self._lost_responses(direction)
+            self._lost_responses(direction, "Packet loss while capturing the response")
         return False
 
     def on_fin(self, direction: int, ts: int) -> list[Any]:
@@ -144,16 +152,15 @@ class HttpHandler(ConnectionHandler):
         self.responses.append((msg, direction))
         self._correlate(out)
 
-    def _lost_responses(self, direction: int) -> None:
+    def _lost_responses(self, direction: int, note: str | None) -> None:
         """Responses (or their heads) were lost in ``direction``: publish the requests
         they answered, those waiting from the other side, as unmatched."""
         kept: deque[tuple[Message, int]] = deque()
-        note = "Packet loss while capturing the response"
         for req, d in self.requests:
             if d == direction:
                 kept.append((req, d))
                 continue
-            if note not in req.notes:
+            if note and note not in req.notes:
                 req.notes.append(note)
             self.plugin.stats.incr("http.unmatched_requests")
             self.deferred.append(HttpTransaction(self.conn, req, None, d))

@@ -64,3 +64,41 @@ def test_head_response_has_no_body() -> None:
     assert response["bytes"] == len(RESPONSES[1])
     assert "body" not in response
     assert response["headers"]["content-length"] == 5
+
+
+def test_lost_head_request_does_not_shift_later_pairs() -> None:
+    """The request of a HEAD is lost. Its response declares ``Content-Length: 3000`` and has
+    no body, but nothing says it answered a HEAD, so the parser reads the next responses
+    as its body and loses sync. The request waiting then (r2) cannot be helped; it used to
+    go on: every later response paired with the request before its own. Losing sync in
+    the response stream now publishes the waiting requests as unmatched, and the pairs
+    after that are right again."""
+    messages: list[tuple[int, bytes]] = [(0, b"GET /r0 HTTP/1.1\r\nHost: h\r\n\r\n"), (1, _resp("r0"))]
+    messages += [
+        (0, b"HEAD /lost HTTP/1.1\r\nHost: h\r\n\r\n"),
+        (1, b"HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n"),
+    ]
+    for i in range(1, 40):
+        messages += [(0, f"GET /r{i} HTTP/1.1\r\nHost: h\r\n\r\n".encode()), (1, _resp(f"r{i}"))]
+    frames = exchange(("10.0.0.1", 40000), ("10.0.0.2", 80), messages)
+    kept = [(ts, LINKTYPE_ETHERNET, f) for ts, f in frames if b"HEAD /lost" not in f]
+    assert len(kept) == len(frames) - 1
+    events, _dec = decode_packets(kept, {"http": {"ports": [80], "send_headers": ["x-for"]}})
+    paired = [e for e in events if "request" in e["http"] and "response" in e["http"]]
+    wrong = [
+        e["url"]["path"]
+        for e in paired
+        if e["http"]["response"]["headers"].get("x-for") != e["url"]["path"][1:]
+    ]
+    # The one request waiting when the HEAD response was misread (r1) gets its bytes;
+    # the requests whose responses were read as that body come out unmatched.
+    assert wrong == ["/r1"]
+    assert len(paired) >= 10
+    unmatched = [e for e in events if "response" not in e["http"]]
+    assert unmatched and all(e["error"]["message"] == ["Unmatched request"] for e in unmatched)
+    assert len(paired) + len(unmatched) == 40
+
+
+def _resp(name: str) -> bytes:
+    body = f"body of {name}\n".encode() * 5
+    return b"HTTP/1.1 200 OK\r\nX-For: %s\r\nContent-Length: %d\r\n\r\n%s" % (name.encode(), len(body), body)
