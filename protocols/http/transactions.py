@@ -91,6 +91,8 @@ class HttpHandler(ConnectionHandler):
     def on_gap(self, direction: int, nbytes: int) -> bool:
         parser = self.parsers[direction]
         in_body = parser.msg is not None and parser.state in (BODY, BODY_TO_CLOSE)
+        if parser.state == BODY and nbytes > parser.remaining:
+            in_body = False  # the loss runs past the body's end, into the next message(s)
         ok, msg = parser.gap(nbytes)
         if not ok:
             self.plugin.stats.incr("http.gap_lost_messages")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.synth import exchange
+from benchmarks.synth import Conversation, exchange
 from protocols.net import LINKTYPE_ETHERNET
 from tests.helpers import decode_packets
 
@@ -102,3 +102,42 @@ def test_lost_head_request_does_not_shift_later_pairs() -> None:
 def _resp(name: str) -> bytes:
     body = f"body of {name}\n".encode() * 5
     return b"HTTP/1.1 200 OK\r\nX-For: %s\r\nContent-Length: %d\r\n\r\n%s" % (name.encode(), len(body), body)
+
+
+def _segments(parts: list[tuple[int, bytes]], drop: bytes) -> list[tuple[int, int, bytes]]:
+    """One segment per part (side, bytes), then the segment containing ``drop`` removed."""
+    conv = Conversation(("10.0.0.1", 40000), ("10.0.0.2", 80), mss=65000).handshake()
+    for side, data in parts:
+        conv.send(side, data)
+    conv.close()
+    kept = [(ts, LINKTYPE_ETHERNET, f) for ts, f in conv.frames if drop not in f]
+    assert len(kept) == len(conv.frames) - 1
+    return kept
+
+
+def test_loss_from_a_body_into_the_next_response() -> None:
+    """Pipelined r1, r2, r3. One lost segment holds the end of r1's body and all of r2's
+    response; r3's response follows at a message boundary. r1 completes with a note; the
+    loss ran past its end, so r2 and r3 can no longer be paired by order (r3's response
+    used to be given to r2)."""
+    s1, s2, s3 = _resp("r1"), _resp("r2"), _resp("r3")
+    cut = s1.index(b"\r\n\r\n") + 10
+    parts = [(0, b"".join(f"GET /r{i} HTTP/1.1\r\nHost: h\r\n\r\n".encode() for i in (1, 2, 3)))]
+    parts += [(1, s1[:cut]), (1, s1[cut:] + s2), (1, s3)]
+    events, _dec = decode_packets(
+        _segments(parts, b"X-For: r2"), {"http": {"ports": [80], "send_headers": ["x-for"]}}
+    )
+    got = [
+        (
+            e.get("url", {}).get("path"),
+            e["http"].get("response", {}).get("headers", {}).get("x-for"),
+            e.get("error", {}).get("message"),
+        )
+        for e in events
+    ]
+    assert got == [
+        ("/r1", "r1", ["Packet loss while capturing the response"]),
+        ("/r2", None, ["Packet loss while capturing the response", "Unmatched request"]),
+        ("/r3", None, ["Packet loss while capturing the response", "Unmatched request"]),
+        (None, "r3", ["Unmatched response"]),
+    ]
