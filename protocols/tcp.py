@@ -399,9 +399,9 @@ class TcpTracker:
     def _gap(self, conn: Connection, direction: int, nbytes: int) -> None:
         self.stats.incr("tcp.gaps")
         self.stats.incr("tcp.gap_bytes", nbytes)
-        h = conn.handler
-        if h is None:
-            return
+        # Even before any byte was delivered: the handler must know its stream starts
+        # after a loss (mid-message).
+        h = conn.handler or conn.get_handler()
         try:
             drop = h.on_gap(direction, nbytes)
         except Exception as exc:

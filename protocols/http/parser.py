@@ -42,6 +42,11 @@ def _needed_regex(real_ip_header: str) -> re.Pattern[bytes]:
     return re.compile(rb"\n(" + alternatives + rb"):([^\n]*)")
 
 
+#: After lost sync, a segment is parsed only if it opens like a message: a request line
+#: (an upper-case method, a space, a target) or a status line.
+_START_LINE = re.compile(rb"[\r\n]*(?:[A-Z][A-Z_-]{1,19} [^\s]|HTTP/\d)")
+
+
 class ParseError(Exception):
     """The bytes are not an HTTP message."""
 
@@ -159,6 +164,7 @@ class StreamParser:
         "needed",
         "remaining",
         "requests",
+        "resync",
         "state",
     )
 
@@ -175,6 +181,9 @@ class StreamParser:
         #: The connection's requests still waiting for a response: a response to HEAD (or
         #: a 2xx to CONNECT) has no body whatever its headers say.
         self.requests = requests
+        #: Sync was lost (a gap outside a body, or bytes that are not HTTP): what follows is
+        #: the middle of a message until a segment opens with a start line.
+        self.resync = False
 
     @property
     def in_body(self) -> bool:
@@ -196,6 +205,10 @@ class StreamParser:
     def feed(self, data: bytes, ts: int) -> list[Message]:
         if self.state == UPGRADED:
             return []
+        if self.resync:
+            if not _START_LINE.match(data):
+                return []  # the rest of a message whose start was lost
+            self.resync = False
         done: list[Message] = []
         buf: bytes | bytearray
         if self.buf:
@@ -297,6 +310,7 @@ class StreamParser:
             self.errors += 1
             self.last_error = str(exc)
             self.reset()
+            self.resync = True
             return done
         if self.state == UPGRADED:
             self.buf = bytearray()
@@ -531,11 +545,13 @@ class StreamParser:
         """Bytes lost. Returns (recovered, message completed by the gap)."""
         msg = self.msg
         if msg is None or (self.state == START and not self.buf):
-            # Between messages: whatever comes next starts mid-message and resyncs.
+            # Between messages: whatever comes next may start mid-message.
             self.reset()
+            self.resync = True
             return True, None
         if self.state not in (BODY, BODY_TO_CLOSE):
             self.reset()
+            self.resync = True
             return False, None
         msg.notes.append(
             "Packet loss while capturing the request"
@@ -546,6 +562,7 @@ class StreamParser:
             msg.content_length += nbytes
             return True, None
         if nbytes >= self.remaining:
+            self.resync = nbytes > self.remaining  # the loss runs into the next message
             self.remaining = 0
             self.msg = None
             self.state = START
