@@ -528,28 +528,37 @@ class TcpTracker:
             head = st.buf[0]
             abs_seq, data, _ts, dep = head
             assert st.next_seq is not None
+            waits = data is not None and dep >= 0 and other.next_seq is not None and dep > other.next_seq
+            # Both sides may miss bytes. A side's held head acknowledges what it had
+            # received when it was sent: if the other side's head needs only bytes of our
+            # hole, our loss came first (a lost request body before its lost response).
+            ohead = other.buf[0] if other.buf else None
+            ours_first = (
+                abs_seq > st.next_seq
+                and ohead is not None
+                and ohead[1] is not None
+                and st.next_seq < ohead[3] <= abs_seq
+            )
             if st.tentative:
                 st.tentative = False  # no earlier segment came: the stream starts here
+            elif not ours_first and waits and (other.tentative or ohead is None or ohead[0] > other.next_seq):
+                # This segment acknowledges bytes of the other side that are missing (or
+                # held at a start still unsettled): they were sent before it; settle them.
+                assert other.next_seq is not None
+                if other.tentative:
+                    other.tentative = False
+                else:
+                    end = min(ohead[0], dep) if ohead is not None else dep
+                    ogap = end - other.next_seq
+                    other.next_seq = end
+                    self._gap(conn, 1 - direction, ogap)
             elif abs_seq > st.next_seq:
                 gap = abs_seq - st.next_seq
                 st.next_seq = abs_seq
                 self._gap(conn, direction, gap)
-            elif data is not None and dep >= 0 and other.next_seq is not None and dep > other.next_seq:
-                if other.tentative:
-                    other.tentative = False  # what this segment waits for is held there
-                elif other.buf and other.buf[0][0] > other.next_seq:
-                    # The other direction has a hole: that is what this segment waits for.
-                    ogap = min(other.buf[0][0], dep) - other.next_seq
-                    other.next_seq += ogap
-                    self._gap(conn, 1 - direction, ogap)
-                elif other.buf:
-                    head[3] = -1  # both directions wait on each other: stop waiting
-                    self.stats.incr("tcp.reorder_deadlocks")
-                else:
-                    # The bytes of the other side this segment acknowledges never showed up.
-                    ogap = dep - other.next_seq
-                    other.next_seq = dep
-                    self._gap(conn, 1 - direction, ogap)
+            elif waits:
+                head[3] = -1  # both directions wait on each other: stop waiting
+                self.stats.incr("tcp.reorder_deadlocks")
             self._drain(conn, direction)
             if conn.key not in self.conns or not drain_all:
                 break

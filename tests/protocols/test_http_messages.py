@@ -158,3 +158,36 @@ def test_rest_of_a_message_after_lost_headers_is_not_glued_to_the_next() -> None
     assert unmatched["error"]["message"] == ["Unmatched response"]
     assert (pair["method"], pair["url"]["path"], pair["http"]["request"]["bytes"]) == ("GET", "/b", len(get))
     assert pair["http"]["response"]["headers"]["x-for"] == "b" and "error" not in pair
+
+
+def test_lost_request_body_and_lost_response_headers() -> None:
+    """A POST's body and its response's headers are both lost; the rest of that response
+    body and the next exchange arrive. The server's surviving segment acknowledges the
+    lost body, so that loss came first: the POST completes (noted) before the response
+    side's loss is handled, and comes out unmatched, not paired with the next response."""
+    post_head = b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n"
+    s_post = _resp("p")
+    cut = s_post.index(b"\r\n\r\n") + 4
+    parts = [(0, post_head), (0, b"B" * 100), (1, s_post[:cut]), (1, s_post[cut:])]
+    # Enough traffic after the losses that the reorder window, not the close, forces them
+    # (the server side, held first, is forced first).
+    for i in range(40):
+        parts += [(0, f"GET /g{i} HTTP/1.1\r\nHost: h\r\n\r\n".encode()), (1, _resp(f"g{i}"))]
+    conv = Conversation(("10.0.0.1", 40000), ("10.0.0.2", 80), mss=65000).handshake()
+    for side, data in parts:
+        conv.send(side, data)
+    conv.close()
+    lost = {b"B" * 100, s_post[:cut]}
+    frames = [(ts, LINKTYPE_ETHERNET, f) for ts, f in conv.frames if not any(f.endswith(x) for x in lost)]
+    assert len(frames) == len(conv.frames) - 2
+    events, _dec = decode_packets(frames, {"http": {"ports": [80], "send_headers": ["x-for"]}})
+    post, *gets = events
+    assert post["url"]["path"] == "/p" and "response" not in post["http"]
+    assert post["error"]["message"] == [
+        "Packet loss while capturing the request",
+        "Packet loss while capturing the response",
+        "Unmatched request",
+    ]
+    assert [(e["url"]["path"], e["http"]["response"]["headers"]["x-for"]) for e in gets] == [
+        (f"/g{i}", f"g{i}") for i in range(40)
+    ]
