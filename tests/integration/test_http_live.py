@@ -10,6 +10,7 @@ against what the client counted it sent, never from the decoder.
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -120,3 +121,35 @@ def test_through_the_cli(live_http_capture: LiveCapture, tmp_path: Path) -> None
     }
     assert len(events) == len(cap.log)
     assert got == {r["id"]: (r["request_bytes"], r["response_bytes"]) for r in cap.log}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_packet_loss_never_pairs_the_wrong_response(live_http_capture: LiveCapture, seed: int) -> None:  # noqa: F811
+    """About 2% of the data packets lost: transactions go missing or come out unmatched or
+    noted ``Packet loss``, but a request is never paired with another request's response.
+
+    Known limit: the segments of HEAD requests are kept. Without its request a HEAD
+    response is read with the body its Content-Length announces, and the request waiting
+    at that moment gets the wrong bytes (see test_http_messages)."""
+    cap = live_http_capture
+    log = {r["id"]: r for r in cap.log}
+    rng = random.Random(seed)
+    packets = [
+        (ts, lt, frame)
+        for ts, lt, frame, _wl in CaptureFile(str(cap.pcap))
+        if len(frame) <= 80 or b"HEAD /" in frame or rng.random() > 0.02
+    ]
+    events, dec = decode_packets(packets, {"http": {"ports": [cap.port]}})
+    assert dec.stats["tcp.gaps"] > 0
+    paired = 0
+    for e in events:
+        http = e["http"]
+        if "request" not in http or "response" not in http:
+            continue
+        paired += 1
+        r = log[parse_qs(e["url"]["query"])["id"][0]]
+        loss = any("Packet loss" in n for n in e.get("error", {}).get("message", []))
+        assert http["response"]["status_code"] == r["status"], (r, e)
+        assert loss or http["response"]["bytes"] == r["response_bytes"], (r, e)
+        assert loss or http["request"]["bytes"] == r["request_bytes"], (r, e)
+    assert paired > len(cap.log) // 2
