@@ -47,8 +47,6 @@ def ilm_active(settings: Settings, target: Target, noilm: bool = False) -> bool:
 
 def template_for(settings: Settings, target: Target, *, noilm: bool = False) -> Template:
     t = settings.setup.template
-    if t.type == "legacy" and not target.is_opensearch:
-        target = Target(target.flavor, min(target.version, (7, 7, 0)))
     opts = TemplateOptions(
         name=t.name,
         pattern=t.pattern,
@@ -59,6 +57,7 @@ def template_for(settings: Settings, target: Target, *, noilm: bool = False) -> 
         index_settings=dict(t.settings.index),
         source=dict(t.settings.source),
         migration=settings.migration.v6_to_7.enabled,
+        legacy=t.type == "legacy",
         version=VERSION,
     )
     if t.json.enabled:
@@ -75,7 +74,7 @@ def _json_template(settings: Settings, target: Target, opts: TemplateOptions) ->
     except ValueError as exc:
         raise TemplateError(f"setup.template.json.path {j.path} is not valid JSON: {exc}") from exc
     name = format_name(j.name or opts.name)
-    api = "_index_template" if target.composable else "_template"
+    api = "_index_template" if target.composable and settings.setup.template.type != "legacy" else "_template"
     patterns = body.get("index_patterns") or [opts.resolved_pattern]
     return Template(name, api, body, bool(j.data_stream or "data_stream" in body), str(patterns[0]))
 

@@ -114,6 +114,8 @@ class TemplateOptions:
     index_settings: dict[str, Any] = attrs.field(factory=dict)
     source: dict[str, Any] = attrs.field(factory=dict)
     migration: bool = False
+    #: Force the legacy ``_template`` API (``setup.template.type: legacy``).
+    legacy: bool = False
     beat: str = "packetbeat"
     version: str = VERSION
 
@@ -146,6 +148,10 @@ def field_mapping(f: Field, target: Target) -> dict[str, Any]:
         ignore = KEYWORD_IGNORE_ABOVE if f.ignore_above is None else f.ignore_above
         if ignore:
             m["ignore_above"] = ignore
+        if t == "wildcard" and target.is_opensearch:
+            # OpenSearch's wildcard has no doc values by default, so no aggregations;
+            # Elasticsearch's always has them (and rejects the parameter).
+            m["doc_values"] = True
     elif t == "text":
         m["norms"] = False
     elif t == "scaled_float":
@@ -314,10 +320,11 @@ def build_template(
         fields = fields.without_migration()
     name = opts.resolved_name
     pattern = opts.resolved_pattern
-    data_stream = opts.data_stream and target.data_streams and target.composable
+    composable = target.composable and not opts.legacy
+    data_stream = opts.data_stream and target.data_streams and composable
     settings = index_settings(fields, target, opts, data_stream)
     maps = mappings(fields, target, opts)
-    if target.composable:
+    if composable:
         body: dict[str, Any] = {
             "index_patterns": [pattern],
             "priority": opts.priority,
@@ -327,7 +334,8 @@ def build_template(
         if data_stream:
             body["data_stream"] = {}
         return Template(name, "_index_template", body, data_stream, pattern)
-    legacy_maps: dict[str, Any] = maps if target.version >= (7, 0, 0) else {"_doc": maps}
+    typeless = target.is_opensearch or target.version >= (7, 0, 0)
+    legacy_maps: dict[str, Any] = maps if typeless else {"_doc": maps}
     body = {
         "index_patterns": [pattern],
         "order": opts.order,
