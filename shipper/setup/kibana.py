@@ -341,7 +341,7 @@ def navigation(dashboards: list[dict[str, Any]]) -> dict[str, Any]:
     links = "\n".join(f"- [{d['title']}](#/view/{dashboard_id(d['id'])})" for d in dashboards)
     text = f"### Packetbeat (wirebeat)\n\n{links}\n"
     vis_state = {
-        "title": "Navigation",
+        "title": "[Packetbeat] Navigation ECS",
         "type": "markdown",
         "aggs": [],
         "params": {"markdown": text, "fontSize": 12, "openLinksInNewTab": False},
@@ -350,7 +350,7 @@ def navigation(dashboards: list[dict[str, Any]]) -> dict[str, Any]:
         "id": NAV_ID,
         "type": "visualization",
         "attributes": {
-            "title": "[Packetbeat] Navigation ECS",
+            "title": vis_state["title"],
             "description": "Links to the Packetbeat dashboards.",
             "version": 1,
             "uiStateJSON": "{}",
