@@ -82,11 +82,12 @@ def test_common_fields_have_ecs_types() -> None:
 def test_conflicting_redefinition_is_an_error(tmp_path: Path) -> None:
     bad = tmp_path / "fields.yml"
     bad.write_text("- key: x\n  fields:\n    - name: source.ip\n      type: keyword\n")
-    with pytest.raises(FieldsError, match="source.ip"):
+    with pytest.raises(FieldsError, match=r"source\.ip"):
         load_fields([*field_files(), bad])
     same = tmp_path / "same.yml"
     same.write_text(
-        "- key: x\n  fields:\n    - name: source\n      type: group\n      fields:\n        - name: ip\n          type: ip\n"
+        "- key: x\n  fields:\n    - name: source\n      type: group\n"
+        "      fields:\n        - name: ip\n          type: ip\n"
     )
     assert load_fields([*field_files(), same]).fields["source.ip"].type == "ip"
 
