@@ -159,8 +159,8 @@ class HttpClient:
         if not hosts:
             raise ValueError("no hosts configured")
         tls = ssl_settings or SslSettings()
-        if tls.enabled or (tls.enabled is None and (tls.certificate_authorities or tls.certificate)):
-            scheme = "https" if scheme == "http" else scheme
+        # As in libbeat, the scheme comes from the host URL or ``protocol``; ``ssl.*`` only
+        # configures https connections.
         self.urls = [normalize_host(h, scheme, default_port, path) for h in hosts]
         self.headers = {**auth_headers(username, password, api_key), **(headers or {})}
         self.params = dict(params or {})
