@@ -40,7 +40,9 @@ def test_one_transaction_field_by_field() -> None:
     assert "error" not in evt
 
 
-@pytest.mark.parametrize(("send_request", "send_response"), [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize(
+    ("send_request", "send_response"), [(False, False), (True, False), (False, True), (True, True)]
+)
 def test_send_options(send_request: bool, send_response: bool) -> None:
     events = decode(send_request=send_request, send_response=send_response)
     assert len(events) == 1
