@@ -230,14 +230,14 @@ def test_orphan_reply_dropped_and_unanswered_counted() -> None:
 
 
 def test_queue_limits_keep_pairing_in_step() -> None:
-    reqs = b"".join(cmd("GET", "k%d" % i) for i in range(10))
+    reqs = b"".join(cmd("GET", f"k{i}") for i in range(10))
     reps = b"".join(b"$2\r\nv%d\r\n" % i for i in range(10))
     events, dec = run([(C, reqs), (S, reps)], queue_max_messages=4)
     # the 6 oldest requests were evicted; their replies are skipped, not mispaired
-    assert [(e["resource"], rv(e)) for e in events] == [("k%d" % i, "v%d" % i) for i in range(6, 10)]
+    assert [(e["resource"], rv(e)) for e in events] == [(f"k{i}", f"v{i}") for i in range(6, 10)]
     assert dec.stats["redis.queue_evictions"] == 6
     events, _ = run([(C, reqs), (S, reps)], queue_max_bytes=len(b"GET k1") * 3)
-    assert [(e["resource"], rv(e)) for e in events] == [("k%d" % i, "v%d" % i) for i in range(7, 10)]
+    assert [(e["resource"], rv(e)) for e in events] == [(f"k{i}", f"v{i}") for i in range(7, 10)]
 
 
 def test_monitor_and_replication_streams() -> None:
