@@ -405,9 +405,17 @@ class ThriftParser:
             if flen <= 0 or flen > MAX_FRAME:
                 raise ParseError(f"bad frame length {flen}")
             p += 4
-            frame_len = flen
-        else:
-            frame_len = -1
+            self.frame_len = flen
+            self.frame_end = self.base + pos + 4 + flen
+            if p + flen <= n:
+                # The whole frame is here: the header must fit in it.
+                try:
+                    return self._message_begin(buf, p, p + flen)
+                except _Need:
+                    raise ParseError("message header overruns its frame") from None
+        return self._message_begin(buf, p, n)
+
+    def _message_begin(self, buf: bytes | bytearray, p: int, n: int) -> int:
         if self.compact:
             if p + 2 > n:
                 raise _Need
@@ -459,9 +467,6 @@ class ThriftParser:
         smax = self.fmt.string_max_size
         method = name[:smax].decode("utf-8", "replace") + ("..." if len(name) > smax else "")
         self.msg = ThriftMessage(self.msg_ts, mtype, method, seqid)
-        if frame_len >= 0:
-            self.frame_len = frame_len
-            self.frame_end = self.base + pos + 4 + frame_len
         return p
 
     @staticmethod
