@@ -535,7 +535,7 @@ class ThriftParser:
                             raise ParseError("field id out of range")
                         f.last_id = fid
                         f.field_id = fid
-                        pos = p
+                        pos = self.resume_pos = p  # the header is consumed: commit it
                         if t == T_BOOL:
                             # The field header carries a compact bool's value.
                             f.field_type = T_BOOL
@@ -555,6 +555,7 @@ class ThriftParser:
                             raise ParseError(f"unknown field type {b}")
                         f.field_type = b
                         pos += 3
+                        self.resume_pos = pos  # the header is consumed: commit it
                 t = f.field_type
                 render = f.render and len(f.items) < cmax
             elif kind == T_MAP:
