@@ -9,9 +9,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.synth import Conversation, interleave  # noqa: E402
-from protocols.decoder import Decoder  # noqa: E402
-from protocols.registry import build_plugins, default_config  # noqa: E402
+from benchmarks.synth import Conversation, interleave
+from protocols.decoder import Decoder
+from protocols.registry import build_plugins, default_config
 
 CONNECTIONS = 400
 PER_CONN = 520  # 208,000 transactions

@@ -500,13 +500,13 @@ class ThriftParser:
         self, buf: bytes | bytearray, pos: int, n: int, stack: list[_Frame], cmax: int, compact: bool
     ) -> int:
         while stack:
-            self.resume_pos = pos
             if self.skip:
                 k = min(self.skip, n - pos)
                 pos += k
                 self.skip -= k
                 if self.skip:
                     return pos
+            self.resume_pos = pos
             f = stack[-1]
             kind = f.kind
             if kind == T_STRUCT:

@@ -268,3 +268,19 @@ def test_go_formatting() -> None:
         "NaN",
     ]
     assert go_quote('a"b\\c\n\x01\u00a0é😀') == '"a\\"b\\\\c\\n\\x01\\u00a0é😀"'
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["binary", "compact"])
+@pytest.mark.parametrize("step", [1, 3, 7, 1000])
+def test_skipped_elements_resume_at_any_cut(compact: bool, step: int) -> None:
+    # Elements past collection_max_size are walked without rendering (their strings are
+    # skipped): a cut right after a skipped string must resume after it.
+    result = TUT.Calculator.echo_map_result(success={f"key{i}": i for i in range(40)})
+    data = encode("echo_map", TMessageType.REPLY, result, compact=compact)
+    whole = ThriftParser(Format()).feed(data, 0)
+    p = ThriftParser(Format())
+    out = []
+    for i in range(0, len(data), step):
+        out += p.feed(data[i : i + step], i)
+    assert p.errors == 0
+    assert [(m.fields, m.size) for m in out] == [(m.fields, m.size) for m in whole]
