@@ -155,7 +155,7 @@ def _handler_run(plugin: Any, msgs: list[tuple[int, bytes]]) -> None:
 
 @FUZZ
 @given(st.lists(st.tuples(st.sampled_from([FROM_CLIENT, FROM_SERVER]), st.binary(max_size=80)), max_size=20))
-def test_handlers_never_raise_on_random_traffic(msgs: list[tuple[int, bytes]]) -> None:
+def test_redis_thrift_handlers_never_raise_on_random_traffic(msgs: list[tuple[int, bytes]]) -> None:
     _handler_run(RedisPlugin(RedisConfig(ports=[6379]), Counters()), msgs)
     _handler_run(ThriftPlugin(ThriftConfig(ports=[9090]), Counters()), msgs)
 
@@ -171,13 +171,13 @@ def test_handlers_never_raise_on_random_traffic(msgs: list[tuple[int, bytes]]) -
         max_size=20,
     )
 )
-def test_handlers_never_raise_on_cut_messages(msgs: list[tuple[int, bytes, int]]) -> None:
+def test_redis_thrift_handlers_never_raise_on_cut_messages(msgs: list[tuple[int, bytes, int]]) -> None:
     cut = [(d, data[: n % (len(data) + 1)]) for d, data, n in msgs]
     _handler_run(RedisPlugin(RedisConfig(ports=[6379]), Counters()), cut)
     _handler_run(ThriftPlugin(ThriftConfig(ports=[9090]), Counters()), cut)
 
 
-def test_deep_nesting_is_bounded_without_recursion() -> None:
+def test_redis_thrift_deep_nesting_is_bounded_without_recursion() -> None:
     p = RespParser()
     assert p.feed(b"*1\r\n" * 100_000, 0) == [] and p.errors == 1
     t = ThriftParser(Format())
