@@ -16,8 +16,10 @@ PREPARE_QUERY = "Request Prepare Statement"
 _WS = " \r\n\t"
 _QUOTE_CHARS = frozenset(',"\r\n')
 #: unicode.IsSpace in Go: what makes encoding/csv quote a field that starts with it.
-_GO_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-                      "\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+_GO_SPACE = frozenset(
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def sql_method(query: str) -> tuple[str, str]:

@@ -337,9 +337,9 @@ def binary_row(p: bytes, columns: list[ColumnDef], limit: int) -> list[str]:
 # -- requests -----------------------------------------------------------------------------
 
 
-def execute_params(p: bytes, nparams: int, saved_types: list[tuple[int, bool]] | None) -> tuple[
-    list[str], list[tuple[int, bool]] | None
-]:
+def execute_params(
+    p: bytes, nparams: int, saved_types: list[tuple[int, bool]] | None
+) -> tuple[list[str], list[tuple[int, bool]] | None]:
     """Bound values of COM_STMT_EXECUTE: (values as strings, parameter types to remember).
 
     Layout: 0x17, stmt id(4), flags(1), iterations(4), NULL bitmap, new-params-bound(1),

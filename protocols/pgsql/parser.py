@@ -39,8 +39,9 @@ class MessageStream:
 
     __slots__ = ("buf", "expect_answer", "max_message", "need", "prefix", "skip", "startup", "valid")
 
-    def __init__(self, valid: frozenset[int], startup: bool, max_message: int = 4 << 20,
-                 prefix: int = 64 << 10) -> None:
+    def __init__(
+        self, valid: frozenset[int], startup: bool, max_message: int = 4 << 20, prefix: int = 64 << 10
+    ) -> None:
         self.valid = valid
         self.startup = startup
         self.expect_answer = False

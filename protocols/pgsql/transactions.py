@@ -294,9 +294,9 @@ class PgsqlHandler(ConnectionHandler):
             self._push(Op(OP_DESCRIBE))
         elif typ == 0x45:  # E
             portal, _ = p.cstring(body, 0)
-            query = self.portals.get(portal)
-            txn = PgsqlTransaction(self.conn, self.acc_ts, query or "", self.acc_bytes + size)
-            if query is None:
+            bound = self.portals.get(portal)
+            txn = PgsqlTransaction(self.conn, self.acc_ts, bound or "", self.acc_bytes + size)
+            if bound is None:
                 txn.notes.append(UNKNOWN_NOTE)
                 self.plugin.stats.incr("pgsql.unknown_statements")
             self.acc_bytes = 0
