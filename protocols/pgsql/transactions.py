@@ -210,6 +210,8 @@ class PgsqlHandler(ConnectionHandler):
 
     def _plausible(self, direction: int, data: bytes) -> bool:
         """Can a message start here? (a fresh handler may see a stream mid-message)."""
+        if direction != FROM_CLIENT and self.streams[1].expect_answer:
+            return True
         if direction == FROM_CLIENT and self.streams[0].startup and len(data) >= 8:
             code = struct.unpack_from(">i", data, 4)[0]
             if code in (p.CODE_SSL, p.CODE_GSSENC, p.CODE_CANCEL) or code >> 16 == 3:
