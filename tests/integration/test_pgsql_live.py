@@ -97,90 +97,86 @@ def test_psycopg_workload(server: PgServer, tmp_path: Path) -> None:
     psycopg = _psycopg()
     rec = Recorder()
     pcap = tmp_path / "pgsql.pcap"
-    with live_capture(pcap, server.port):
-        with psycopg.connect(server.dsn(sslmode="disable"), autocommit=True) as conn:
-            cur = conn.cursor()
-            rec.run(
-                cur, "CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE, qty int, price float8)"
+    with (
+        live_capture(pcap, server.port),
+        psycopg.connect(server.dsn(sslmode="disable"), autocommit=True) as conn,
+    ):
+        cur = conn.cursor()
+        rec.run(cur, "CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE, qty int, price float8)")
+        for i in range(120):
+            name = f"item-{i - 1 if i % 30 == 29 else i}"  # every 30th collides: 23505
+            rec.run(cur, "INSERT INTO items (name, qty, price) VALUES (%s, %s, %s)", (name, i % 13, i * 0.5))
+        for q in range(20):
+            rec.run(cur, "SELECT id, name, qty FROM items WHERE qty > %s ORDER BY id", (q % 13,))
+        rec.run(cur, "SELEC 1")
+        rec.run(cur, "SELECT * FROM no_such_table")
+        rec.run(cur, "SELECT g, md5(g::text) FROM generate_series(1, %s) AS g", (BIG_ROWS,))
+        rec.run(cur, "UPDATE items SET qty = qty + 1 WHERE id <= %s", (40,))
+
+        # Named prepared statements.
+        for i in range(15):
+            rec.run(cur, "SELECT name, price FROM items WHERE id = %s", (i + 1,), prepare=True)
+        rec.run(cur, "INSERT INTO items (name) VALUES (%s)", ("item-0",), prepare=True)
+
+        # Simple query protocol, one and several statements per Query.
+        ccur = psycopg.ClientCursor(conn)
+        for i in range(10):
+            rec.simple(ccur, "SELECT name FROM items WHERE id = %s", (i + 3,))
+        # psycopg only exposes the last result of a multi-statement Query; the others are known.
+        ccur.execute(
+            "INSERT INTO items (name, qty) VALUES ('multi-1', 1); SELECT count(*) FROM items; "
+            "UPDATE items SET qty = 0 WHERE name = 'multi-1'"
+        )
+        assert ccur.rowcount == 1
+        rec.expected += [
+            Expected(
+                "INSERT INTO items (name, qty) VALUES ('multi-1', 1)", "INSERT", num_rows=0, num_fields=0
+            ),
+            Expected("SELECT count(*) FROM items", "SELECT", num_rows=1, num_fields=1),
+            Expected("UPDATE items SET qty = 0 WHERE name = 'multi-1'", "UPDATE", num_rows=0, num_fields=0),
+        ]
+        rec.simple(ccur, "SELECT 'a;b' AS semi, $$x;y$$ AS dollar")
+        rec.simple(ccur, "DO $$BEGIN RAISE NOTICE 'hello from plpgsql'; END$$")
+        rec.simple(ccur, "SELECT 1/0")
+
+        # COPY in both directions (CopyInResponse / CopyOutResponse inside a Query).
+        with cur.copy("COPY items (name, qty) FROM STDIN") as copy:
+            for i in range(5):
+                copy.write_row((f"copied-{i}", i))
+        rec.expected.append(Expected("COPY items (name, qty) FROM STDIN", "COPY", num_rows=0))
+        with cur.copy("COPY (SELECT name FROM items WHERE name LIKE 'copied-%') TO STDOUT") as copy:
+            copied = list(copy.rows())
+        rec.expected.append(
+            Expected(
+                "COPY (SELECT name FROM items WHERE name LIKE 'copied-%') TO STDOUT",
+                "COPY",
+                num_rows=len(copied),
             )
-            for i in range(120):
-                name = f"item-{i - 1 if i % 30 == 29 else i}"  # every 30th collides: 23505
-                rec.run(
-                    cur, "INSERT INTO items (name, qty, price) VALUES (%s, %s, %s)", (name, i % 13, i * 0.5)
-                )
-            for q in range(20):
-                rec.run(cur, "SELECT id, name, qty FROM items WHERE qty > %s ORDER BY id", (q % 13,))
-            rec.run(cur, "SELEC 1")
-            rec.run(cur, "SELECT * FROM no_such_table")
-            rec.run(cur, "SELECT g, md5(g::text) FROM generate_series(1, %s) AS g", (BIG_ROWS,))
-            rec.run(cur, "UPDATE items SET qty = qty + 1 WHERE id <= %s", (40,))
+        )
 
-            # Named prepared statements.
-            for i in range(15):
-                rec.run(cur, "SELECT name, price FROM items WHERE id = %s", (i + 1,), prepare=True)
-            rec.run(cur, "INSERT INTO items (name) VALUES (%s)", ("item-0",), prepare=True)
-
-            # Simple query protocol, one and several statements per Query.
-            ccur = psycopg.ClientCursor(conn)
-            for i in range(10):
-                rec.simple(ccur, "SELECT name FROM items WHERE id = %s", (i + 3,))
-            # psycopg only exposes the last result of a multi-statement Query; the others are known.
-            ccur.execute(
-                "INSERT INTO items (name, qty) VALUES ('multi-1', 1); SELECT count(*) FROM items; "
-                "UPDATE items SET qty = 0 WHERE name = 'multi-1'"
-            )
-            assert ccur.rowcount == 1
-            rec.expected += [
-                Expected(
-                    "INSERT INTO items (name, qty) VALUES ('multi-1', 1)", "INSERT", num_rows=0, num_fields=0
-                ),
-                Expected("SELECT count(*) FROM items", "SELECT", num_rows=1, num_fields=1),
-                Expected(
-                    "UPDATE items SET qty = 0 WHERE name = 'multi-1'", "UPDATE", num_rows=0, num_fields=0
-                ),
-            ]
-            rec.simple(ccur, "SELECT 'a;b' AS semi, $$x;y$$ AS dollar")
-            rec.simple(ccur, "DO $$BEGIN RAISE NOTICE 'hello from plpgsql'; END$$")
-            rec.simple(ccur, "SELECT 1/0")
-
-            # COPY in both directions (CopyInResponse / CopyOutResponse inside a Query).
-            with cur.copy("COPY items (name, qty) FROM STDIN") as copy:
-                for i in range(5):
-                    copy.write_row((f"copied-{i}", i))
-            rec.expected.append(Expected("COPY items (name, qty) FROM STDIN", "COPY", num_rows=0))
-            with cur.copy("COPY (SELECT name FROM items WHERE name LIKE 'copied-%') TO STDOUT") as copy:
-                copied = list(copy.rows())
+        # Pipeline mode: many Parse/Bind/Describe/Execute before one Sync.
+        with conn.pipeline():
+            curs = []
+            for i in range(20):
+                c = conn.cursor()
+                c.execute("INSERT INTO items (name, qty) VALUES (%s, %s)", (f"pipe-{i}", i))
+                curs.append(c)
+            sel = conn.cursor()
+            sel.execute("SELECT name FROM items WHERE name LIKE %s ORDER BY id", ("pipe-%",))
+        for _ in curs:
             rec.expected.append(
-                Expected(
-                    "COPY (SELECT name FROM items WHERE name LIKE 'copied-%') TO STDOUT",
-                    "COPY",
-                    num_rows=len(copied),
-                )
+                Expected("INSERT INTO items (name, qty) VALUES ($1, $2)", "INSERT", num_rows=0)
             )
-
-            # Pipeline mode: many Parse/Bind/Describe/Execute before one Sync.
-            with conn.pipeline():
-                curs = []
-                for i in range(20):
-                    c = conn.cursor()
-                    c.execute("INSERT INTO items (name, qty) VALUES (%s, %s)", (f"pipe-{i}", i))
-                    curs.append(c)
-                sel = conn.cursor()
-                sel.execute("SELECT name FROM items WHERE name LIKE %s ORDER BY id", ("pipe-%",))
-            for _ in curs:
-                rec.expected.append(
-                    Expected("INSERT INTO items (name, qty) VALUES ($1, $2)", "INSERT", num_rows=0)
-                )
-            rows = sel.fetchall()
-            assert len(rows) == 20
-            rec.expected.append(
-                Expected(
-                    "SELECT name FROM items WHERE name LIKE $1 ORDER BY id",
-                    "SELECT",
-                    num_rows=20,
-                    num_fields=1,
-                )
+        rows = sel.fetchall()
+        assert len(rows) == 20
+        rec.expected.append(
+            Expected(
+                "SELECT name FROM items WHERE name LIKE $1 ORDER BY id",
+                "SELECT",
+                num_rows=20,
+                num_fields=1,
             )
+        )
     events, stats = decode(pcap, "pgsql", server.port, send_response=True)
     assert len(rec.expected) >= 200
     assert any(e.error_code == "23505" for e in rec.expected)
