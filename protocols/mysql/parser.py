@@ -261,10 +261,12 @@ def text_row(p: bytes, limit: int) -> list[str]:
             off += 1
         else:
             try:
-                raw, off = lenenc_str(p, off)
+                n, off = lenenc_int(p, off)
             except (ParseError, IndexError, struct.error):
                 break  # a cut-off row: keep what was read
-            value = text(raw)
+            # A value past the end belongs to an oversized row kept only in part.
+            value = text(p[off : off + n])
+            off += n
         used = _cut(values, value, used, limit)
     return values
 
