@@ -220,6 +220,8 @@ def test_gap_in_result_set_publishes_partial_result() -> None:
     conv.send(S, rs[23000:])
     conv.send(C, w.my_query("SELECT 1")).send(S, w.my_ok(1))
     events, dec = decode_packets([(ts, 1, f) for ts, f in conv.frames], {"mysql": {"ports": [3306]}})
+    assert dec.stats["tcp.gaps"] == 1
+    assert dec.stats["mysql.gap_drops"] == 1
     first = events[0]
     assert first["error"]["message"] == ["Packet loss while capturing the response"]
     assert 0 < first["mysql"]["num_rows"] < 200
