@@ -108,19 +108,26 @@ class PacketStream:
             avail = end - pos - 4
             cont = self.cont
             self.cont = n == MAX_PAYLOAD
+            if n > self.max_packet:
+                # Oversized: keep the first ``prefix`` bytes, however the bytes arrive.
+                if avail < self.prefix:
+                    self.need = 4 + self.prefix
+                    self.cont = cont
+                    break
+                start = pos + 4 + self.prefix
+                out.append((data[pos + 3], data[pos + 4 : start], n, cont))
+                rest = n - self.prefix
+                if end - start >= rest:
+                    pos = start + rest
+                    continue
+                self.skip = rest - (end - start)
+                pos = end
+                break
             if avail >= n:
                 out.append((data[pos + 3], data[pos + 4 : pos + 4 + n], n, cont))
                 pos += 4 + n
                 continue
-            if n > self.max_packet:
-                if avail >= self.prefix:
-                    out.append((data[pos + 3], data[pos + 4 : pos + 4 + self.prefix], n, cont))
-                    self.skip = n - avail
-                    pos = end
-                    break
-                self.need = 4 + self.prefix
-            else:
-                self.need = 4 + n
+            self.need = 4 + n
             self.cont = cont
             break
         if pos < end:

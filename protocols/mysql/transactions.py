@@ -226,7 +226,7 @@ class MysqlHandler(ConnectionHandler):
             out = self.deferred + out
             self.deferred = []
         elif not out:
-            return out
+            return []
         self.out = []
         return out
 

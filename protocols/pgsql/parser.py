@@ -117,19 +117,25 @@ class MessageStream:
             if n < 4:
                 raise ParseError(f"bad message length {n}")
             size = n + 1
+            if n > self.max_message:
+                # Oversized: keep the first ``prefix`` bytes, however the bytes arrive.
+                if avail < 5 + self.prefix:
+                    self.need = 5 + self.prefix
+                    break
+                start = pos + 5 + self.prefix
+                out.append((typ, data[pos + 5 : start], size))
+                rest = size - 5 - self.prefix
+                if end - start >= rest:
+                    pos = start + rest
+                    continue
+                self.skip = rest - (end - start)
+                pos = end
+                break
             if avail >= size:
                 out.append((typ, data[pos + 5 : pos + size], size))
                 pos += size
                 continue
-            if n > self.max_message:
-                if avail >= 5 + self.prefix:
-                    out.append((typ, data[pos + 5 : pos + 5 + self.prefix], size))
-                    self.skip = size - avail
-                    pos = end
-                    break
-                self.need = 5 + self.prefix
-            else:
-                self.need = size
+            self.need = size
             break
         if pos < end:
             self.buf = bytearray(data[pos:])

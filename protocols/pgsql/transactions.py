@@ -204,7 +204,7 @@ class PgsqlHandler(ConnectionHandler):
             out = self.deferred + out
             self.deferred = []
         elif not out:
-            return out
+            return []
         self.out = []
         return out
 
@@ -212,12 +212,14 @@ class PgsqlHandler(ConnectionHandler):
         """Can a message start here? (a fresh handler may see a stream mid-message)."""
         if direction != FROM_CLIENT and self.streams[1].expect_answer:
             return True
-        if direction == FROM_CLIENT and self.streams[0].startup and len(data) >= 8:
+        if direction == FROM_CLIENT and self.streams[0].startup:
+            if len(data) < 8:
+                return True  # too short to judge
             code = struct.unpack_from(">i", data, 4)[0]
             if code in (p.CODE_SSL, p.CODE_GSSENC, p.CODE_CANCEL) or code >> 16 == 3:
                 return True
         if len(data) < 5:
-            return False
+            return True  # too short to judge
         valid = p.FRONTEND_TYPES if direction == FROM_CLIENT else p.BACKEND_TYPES
         n = struct.unpack_from(">i", data, 1)[0]
         return data[0] in valid and 4 <= n < (1 << 30)
