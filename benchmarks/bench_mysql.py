@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import dbwire as w  # noqa: E402
-from benchmarks.dbbench import run  # noqa: E402
-from benchmarks.synth import Conversation  # noqa: E402
+from benchmarks import dbwire as w
+from benchmarks.dbbench import run
+from benchmarks.synth import Conversation
 
 C, S = 0, 1
 ROWS = [[str(i), f"user-{i}@example.com", "2024-01-01 00:00:00"] for i in range(5)]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import dbwire as w  # noqa: E402
-from benchmarks.dbbench import run  # noqa: E402
-from benchmarks.synth import Conversation  # noqa: E402
+from benchmarks import dbwire as w
+from benchmarks.dbbench import run
+from benchmarks.synth import Conversation
 
 C, S = 0, 1
 ROWS = b"".join(w.pg_data_row([str(i), f"user-{i}@example.com", "2024-01-01 00:00:00"]) for i in range(5))
@@ -23,8 +23,13 @@ INSERT = w.pg_query("INSERT INTO events (kind, payload) VALUES ('click', '{\"x\"
 INSERT_OK = w.pg_complete("INSERT 0 1") + w.pg_ready()
 BAD = w.pg_query("SELEC 1")
 BAD_ERR = w.pg_error("42601", 'syntax error at or near "SELEC"') + w.pg_ready()
-EXTENDED = (w.pg_parse("SELECT id, email, created FROM users WHERE id = $1") + w.pg_bind(params=[b"7"])
-            + w.pg_describe() + w.pg_execute() + w.pg_sync())
+EXTENDED = (
+    w.pg_parse("SELECT id, email, created FROM users WHERE id = $1")
+    + w.pg_bind(params=[b"7"])
+    + w.pg_describe()
+    + w.pg_execute()
+    + w.pg_sync()
+)
 EXTENDED_RESULT = w.pg_msg(b"1") + w.pg_msg(b"2") + RESULT
 
 

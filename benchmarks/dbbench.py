@@ -23,8 +23,14 @@ CONCURRENT = 100
 Workload = Callable[[Conversation, int, int], int]
 
 
-def synthesize(path: Path, port: int, transactions: int, per_conn: int, workload: Workload,
-               prologue: Callable[[Conversation], None] | None = None) -> tuple[int, int]:
+def synthesize(
+    path: Path,
+    port: int,
+    transactions: int,
+    per_conn: int,
+    workload: Workload,
+    prologue: Callable[[Conversation], None] | None = None,
+) -> tuple[int, int]:
     """Write the capture; returns (transactions, packets)."""
     made = 0
     packets = 0
@@ -53,7 +59,9 @@ def synthesize(path: Path, port: int, transactions: int, per_conn: int, workload
     return made, packets
 
 
-def run(proto: str, port: int, workload: Workload, prologue: Callable[[Conversation], None] | None = None) -> None:
+def run(
+    proto: str, port: int, workload: Workload, prologue: Callable[[Conversation], None] | None = None
+) -> None:
     ap = argparse.ArgumentParser(description=f"{proto} decoder benchmark")
     ap.add_argument("--transactions", type=int, default=200_000)
     ap.add_argument("--per-connection", type=int, default=200)
@@ -64,8 +72,10 @@ def run(proto: str, port: int, workload: Workload, prologue: Callable[[Conversat
     t0 = time.perf_counter()
     txns, packets = synthesize(path, port, args.transactions, args.per_connection, workload, prologue)
     t1 = time.perf_counter()
-    print(f"synthesized {txns} transactions, {packets} packets "
-          f"({os.path.getsize(path) / 1e6:.1f} MB) in {t1 - t0:.1f}s")
+    print(
+        f"synthesized {txns} transactions, {packets} packets "
+        f"({os.path.getsize(path) / 1e6:.1f} MB) in {t1 - t0:.1f}s"
+    )
     frames = [(ts, lt, fr) for ts, lt, fr, _wl in CaptureFile(str(path))]
     dec = Decoder(build_plugins({proto: default_config(proto, ports=[port])}))
     events = 0

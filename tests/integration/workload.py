@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 
 from capture import CaptureFile
-from tests.helpers import make_decoder
+from tests.helpers import make_decoder, need_tool
 
 
 @attrs.define
@@ -44,7 +44,7 @@ def decode(path: Path, proto: str, port: int, **opts: Any) -> tuple[list[dict[st
 def ssl_cert(tmp: Path) -> Path:
     subprocess.run(
         [
-            "openssl",
+            need_tool("openssl"),
             "req",
             "-x509",
             "-newkey",

@@ -242,3 +242,18 @@ def test_row_truncation_rule() -> None:
     rs, _ = w.my_result_set(["a", "b", "c"], [["12345", "6789", "zz"]])
     events, _ = run([(C, w.my_query("SELECT a, b, c FROM t")), (S, rs)], send_response=True, max_row_length=7)
     assert events[0]["response"] == "a,b,c\n12345,67\n"
+
+
+def test_statements_expire_after_statement_timeout() -> None:
+    def capture(idle_s: int, **opts: Any) -> list[dict[str, Any]]:
+        conv = Conversation(CLIENT, SERVER).handshake()
+        conv.send(C, w.my_prepare("SELECT ?")).send(S, w.my_prepare_ok(1, 1, 1))
+        conv.ts += idle_s * 1_000_000_000
+        conv.send(C, w.my_execute(1, [_long(5)])).send(S, w.my_result_set(["?"], [["5"]])[0])
+        events, _ = decode_packets(
+            [(ts, 1, f) for ts, f in conv.frames], {"mysql": {"ports": [3306], **opts}}
+        )
+        return events
+
+    assert capture(120, statement_timeout=60)[1]["query"] == "Request Execute Statement"
+    assert capture(120)[1]["query"] == "SELECT ?"  # default: one hour
