@@ -68,6 +68,7 @@ class PgsqlTransaction:
         "error_severity",
         "fields",
         "formats",
+        "hidden",
         "is_error",
         "notes",
         "num_fields",
@@ -98,6 +99,8 @@ class PgsqlTransaction:
         self.error_message = ""
         self.error_severity = ""
         self.notes: list[str] = []
+        #: Paired but not published (Packetbeat ignores SET statements sent with Parse).
+        self.hidden = False
 
 
 class Op:
@@ -116,6 +119,7 @@ class PgsqlHandler(ConnectionHandler):
         "acc_ts",
         "batch_txn",
         "deferred",
+        "hidden",
         "ops",
         "out",
         "portals",
@@ -140,6 +144,7 @@ class PgsqlHandler(ConnectionHandler):
         self.synced = [False, False]
         self.out: list[Any] = []
         self.deferred: list[Any] = []
+        self.hidden = 0
 
     # -- seam ----------------------------------------------------------------------------
 
@@ -206,6 +211,9 @@ class PgsqlHandler(ConnectionHandler):
         elif not out:
             return []
         self.out = []
+        if self.hidden:
+            out = [t for t in out if not t.hidden]
+            self.hidden = sum(1 for op in self.ops if op.txn is not None and op.txn.hidden)
         return out
 
     def _plausible(self, direction: int, data: bytes) -> bool:
@@ -306,6 +314,10 @@ class PgsqlHandler(ConnectionHandler):
             self.acc_bytes = 0
             self.acc_ts = -1
             self.batch_txn = txn
+            if bound is not None and bound.startswith("SET "):
+                txn.hidden = True
+                self.hidden += 1
+                self.plugin.stats.incr("pgsql.ignored_set_statements")
             self._push(Op(OP_EXECUTE, txn))
         elif typ == 0x53:  # S
             if self.batch_txn is not None:

@@ -284,3 +284,17 @@ def test_close_publishes_answered_part_and_counts_unanswered() -> None:
     events, stats = run([(C, w.pg_query("SELECT pg_sleep(100)"))])
     assert events == []
     assert stats["pgsql.unmatched_requests"] == 1
+
+
+def test_set_statements_of_the_extended_protocol_are_not_published() -> None:
+    # Packetbeat ignores a Parse whose query starts with "SET " (drivers' session set-up).
+    events, stats = run(
+        [
+            (C, w.pg_parse("SET extra_float_digits = 3") + w.pg_bind() + w.pg_execute() + w.pg_sync()),
+            (S, w.pg_msg(b"1") + w.pg_msg(b"2") + w.pg_complete("SET") + w.pg_ready()),
+            (C, w.pg_query("SET search_path = x")),
+            (S, w.pg_complete("SET") + w.pg_ready()),
+        ]
+    )
+    assert [e["query"] for e in events] == ["SET search_path = x"]
+    assert stats["pgsql.ignored_set_statements"] == 1
