@@ -205,7 +205,7 @@ def is_terminator(p: bytes, n: int) -> bool:
 
 
 class ColumnDef:
-    __slots__ = ("flags", "name", "schema", "table", "type")
+    __slots__ = ("flags", "name", "path", "schema", "table", "type")
 
     def __init__(self, schema: str, table: str, name: str, type_: int, flags: int) -> None:
         self.schema = schema
@@ -213,6 +213,23 @@ class ColumnDef:
         self.name = name
         self.type = type_
         self.flags = flags
+        #: ``schema.table`` as Packetbeat reports it in ``path``.
+        self.path = f"{schema}.{table}"
+
+
+#: Column definitions repeat with every execution of the same query: decode each once.
+_COLUMN_CACHE: dict[bytes, ColumnDef] = {}
+_COLUMN_CACHE_MAX = 4096
+
+
+def column_def(p: bytes) -> ColumnDef:
+    col = _COLUMN_CACHE.get(p)
+    if col is None:
+        col = parse_column_def(p)
+        if len(_COLUMN_CACHE) >= _COLUMN_CACHE_MAX:
+            _COLUMN_CACHE.clear()
+        _COLUMN_CACHE[p] = col
+    return col
 
 
 def parse_column_def(p: bytes) -> ColumnDef:

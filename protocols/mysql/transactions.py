@@ -393,13 +393,12 @@ class MysqlHandler(ConnectionHandler):
             if p.is_eof(payload, n):
                 self.rstate = R_ROWS
                 return
-            col = p.parse_column_def(payload)
+            col = p.column_def(payload)
             if self.first_result:
                 txn.columns.append(col)
                 txn.fields.append(col.name)
-            table = f"{col.schema}.{col.table}"
-            if table not in txn.tables:
-                txn.tables.append(table)
+            if col.path not in txn.tables:
+                txn.tables.append(col.path)
             self.left -= 1
             if self.left <= 0:
                 self.rstate = R_ROWS if self.session.deprecate_eof() else R_COLS_EOF

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from protocols.common.event import ERROR, OK, add_notes, transaction_event
 from protocols.mysql.fields import dump_csv, sql_method
 from protocols.pgsql import parser as p
-from protocols.pgsql.transactions import PgsqlTransaction
+from protocols.pgsql.transactions import UNKNOWN_NOTE, PgsqlTransaction
 
 if TYPE_CHECKING:
     from protocols.pgsql import PgsqlPlugin
@@ -39,6 +39,8 @@ def to_event(plugin: PgsqlPlugin, txn: PgsqlTransaction) -> dict[str, Any]:
         end=txn.end_ts,
     )
     query, method = sql_method(txn.query)
+    if not query and UNKNOWN_NOTE in txn.notes:
+        method = "EXECUTE"  # a portal of a statement prepared before the capture started
     if txn.req_size:
         evt["source"]["bytes"] = txn.req_size
     if txn.resp_size:

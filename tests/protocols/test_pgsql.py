@@ -153,6 +153,7 @@ def test_parse_error_and_named_statements() -> None:
     assert events[0]["pgsql"]["error_code"] == "42601"
     assert events[1]["pgsql"]["num_rows"] == 1
     assert events[2]["error"]["message"] == ["The actual query being used is unknown"]
+    assert events[2]["method"] == "EXECUTE"
 
 
 def test_portal_suspended_and_empty_query() -> None:
