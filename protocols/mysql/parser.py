@@ -29,6 +29,7 @@ CLIENT_PROTOCOL_41 = 0x00000200
 CLIENT_SSL = 0x00000800
 CLIENT_DEPRECATE_EOF = 0x01000000
 CLIENT_ZSTD = 0x04000000
+CLIENT_QUERY_ATTRIBUTES = 0x08000000
 
 # Server status flags.
 SERVER_MORE_RESULTS_EXISTS = 0x0008
@@ -364,29 +365,37 @@ def binary_row(p: bytes, columns: list[ColumnDef], limit: int) -> list[str]:
 
 
 def execute_params(
-    p: bytes, nparams: int, saved_types: list[tuple[int, bool]] | None
+    p: bytes, nparams: int, saved_types: list[tuple[int, bool]] | None, query_attributes: bool = False
 ) -> tuple[list[str], list[tuple[int, bool]] | None]:
     """Bound values of COM_STMT_EXECUTE: (values as strings, parameter types to remember).
 
-    Layout: 0x17, stmt id(4), flags(1), iterations(4), NULL bitmap, new-params-bound(1),
-    [type(1) unsigned(1)] * n when bound, values. Types are sent with the first execution
-    only, so later executions reuse the remembered ones.
+    Layout: 0x17, stmt id(4), flags(1), iterations(4), [parameter count (lenenc) when
+    CLIENT_QUERY_ATTRIBUTES and flag 0x08], NULL bitmap, new-params-bound(1),
+    [type(1) unsigned(1) [name (lenenc) with query attributes]] * n when bound, values.
+    Types are sent with the first execution only, so later executions reuse them. Query
+    attributes (MySQL 8) are extra parameters after the statement's own; they are skipped.
     """
-    if nparams <= 0:
-        return [], saved_types
     off = 10
-    bitmap = p[off : off + (nparams + 7) // 8]
-    off += (nparams + 7) // 8
-    if len(bitmap) < (nparams + 7) // 8 or off >= len(p):
+    total = nparams
+    if query_attributes and len(p) > 5 and p[5] & 0x08:
+        total, off = lenenc_int(p, off)
+    if total <= 0:
+        return [], saved_types
+    nbitmap = (total + 7) // 8
+    bitmap = p[off : off + nbitmap]
+    off += nbitmap
+    if len(bitmap) < nbitmap or off >= len(p):
         raise ParseError("short COM_STMT_EXECUTE")
     bound = p[off]
     off += 1
     types = saved_types
     if bound == 1:
         types = []
-        for _ in range(nparams):
+        for _ in range(total):
             types.append((p[off], bool(p[off + 1] & 0x80)))
             off += 2
+            if query_attributes:
+                _, off = lenenc_str(p, off)
     if types is None or len(types) < nparams:
         raise ParseError("COM_STMT_EXECUTE without parameter types")
     values = []
@@ -397,4 +406,28 @@ def execute_params(
         type_, unsigned = types[i]
         value, off = binary_value(p, off, type_, unsigned)
         values.append(value)
-    return values, types
+    return values, types[:nparams] if bound == 1 else types
+
+
+def query_text(p: bytes, query_attributes: bool) -> bytes:
+    """The SQL of COM_QUERY. With CLIENT_QUERY_ATTRIBUTES (MySQL 8) it follows a parameter
+    count, a parameter-set count (always 1) and, when there are attributes, their NULL
+    bitmap, types, names and values."""
+    if not query_attributes:
+        return p[1:]
+    n, off = lenenc_int(p, 1)
+    _, off = lenenc_int(p, off)
+    if n:
+        bitmap = p[off : off + (n + 7) // 8]
+        off += (n + 7) // 8
+        bound = p[off]
+        off += 1
+        types = []
+        if bound == 1:
+            for _ in range(n):
+                types.append((p[off], bool(p[off + 1] & 0x80)))
+                _, off = lenenc_str(p, off + 2)
+        for i, (type_, unsigned) in enumerate(types):
+            if not bitmap[i // 8] & (1 << (i % 8)):
+                _, off = binary_value(p, off, type_, unsigned)
+    return p[off:]

@@ -33,6 +33,9 @@ MAX_STATEMENTS = 4096
 #: Bytes of a row payload kept for ``response`` beyond ``max_row_length``.
 ROW_SLACK = 256
 
+COM_CHANGE_USER = 0x11
+COM_RESET_CONNECTION = 0x1F
+
 PH_CMD, PH_GREETED, PH_AUTH = range(3)
 R_START, R_COLS, R_COLS_EOF, R_ROWS, R_PREP_DEFS, R_PREP_EOF = range(6)
 MODE_PLAIN, MODE_TLS, MODE_COMPRESSED = "plain", "tls", "compressed"
@@ -66,6 +69,12 @@ class Session:
         self.client_caps: int | None = None
         self.mode = MODE_PLAIN
         self.last_ts = ts
+
+    def query_attributes(self) -> bool:
+        """CLIENT_QUERY_ATTRIBUTES (MySQL 8): COM_QUERY and COM_STMT_EXECUTE carry attributes."""
+        if self.server_caps is None or self.client_caps is None:
+            return False
+        return bool(self.server_caps & self.client_caps & p.CLIENT_QUERY_ATTRIBUTES)
 
     def deprecate_eof(self) -> bool | None:
         """Whether result sets omit EOF packets; None when the handshake was not seen."""
@@ -291,7 +300,15 @@ class MysqlHandler(ConnectionHandler):
                 stats.incr("mysql.resyncs")
                 server.reset()
             self.server_synced = True
-        if cmd == p.COM_QUERY or cmd == p.COM_STMT_PREPARE:
+        if cmd == p.COM_QUERY:
+            try:
+                sql = p.query_text(payload, session.query_attributes())
+            except _DECODE_ERRORS:
+                stats.incr("mysql.parse_errors")
+                sql = payload[1:]
+            self.pending = MysqlTransaction(self.conn, ts, cmd, p.text(sql), 4 + n)
+            self.rstate = R_START
+        elif cmd == p.COM_STMT_PREPARE:
             self.pending = MysqlTransaction(self.conn, ts, cmd, p.text(payload[1:]), 4 + n)
             self.rstate = R_START
         elif cmd == p.COM_STMT_EXECUTE:
@@ -299,6 +316,9 @@ class MysqlHandler(ConnectionHandler):
         elif cmd == p.COM_STMT_CLOSE:
             if len(payload) >= 5:
                 session.stmts.pop(struct.unpack_from("<I", payload, 1)[0], None)
+        elif cmd in (COM_CHANGE_USER, COM_RESET_CONNECTION):
+            session.stmts.clear()  # the server drops the connection's prepared statements
+            stats.incr("mysql.skipped_commands")
         else:
             stats.incr("mysql.skipped_commands")
 
@@ -320,7 +340,9 @@ class MysqlHandler(ConnectionHandler):
             txn = MysqlTransaction(self.conn, ts, p.COM_STMT_EXECUTE, stmt.query, 4 + n)
             if stmt.nparams:
                 try:
-                    txn.params, stmt.types = p.execute_params(payload, stmt.nparams, stmt.types)
+                    txn.params, stmt.types = p.execute_params(
+                        payload, stmt.nparams, stmt.types, session.query_attributes()
+                    )
                 except _DECODE_ERRORS:
                     stats.incr("mysql.param_errors")
         self.pending = txn
@@ -471,11 +493,11 @@ class MysqlHandler(ConnectionHandler):
         stmt_id, ncols, nparams = p.parse_prepare_ok(payload)
         txn.num_fields = ncols
         stmts = session.stmts
-        if stmt_id not in stmts:
-            if len(stmts) >= MAX_STATEMENTS:
-                del stmts[next(iter(stmts))]
-                self.plugin.stats.incr("mysql.statements_evicted")
-            stmts[stmt_id] = Statement(txn.query, nparams)
+        stmts.pop(stmt_id, None)
+        if len(stmts) >= MAX_STATEMENTS:
+            del stmts[next(iter(stmts))]
+            self.plugin.stats.incr("mysql.statements_evicted")
+        stmts[stmt_id] = Statement(txn.query, nparams)
         session.last_stmt = stmt_id
         self.groups = [(g, False) for g in (nparams, ncols) if g]
         self._next_group()

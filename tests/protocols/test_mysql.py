@@ -257,3 +257,32 @@ def test_statements_expire_after_statement_timeout() -> None:
 
     assert capture(120, statement_timeout=60)[1]["query"] == "Request Execute Statement"
     assert capture(120)[1]["query"] == "SELECT ?"  # default: one hour
+
+
+def test_query_attributes_prefix_is_not_part_of_the_query() -> None:
+    caps = w.BASE_CAPS | 0x08000000  # CLIENT_QUERY_ATTRIBUTES (MySQL 8)
+    attr = b"\x01\x01" + b"\x00" + b"\x01" + bytes((253, 0)) + w.lstr("trace") + w.lstr("abc")
+    events, _ = run(
+        [
+            *login(caps),
+            (C, w.my_packet(0, b"\x03\x00\x01SELECT 1")),
+            (S, w.my_ok(1)),
+            (C, w.my_packet(0, b"\x03" + attr + b"SELECT 2")),
+            (S, w.my_ok(1)),
+        ]
+    )
+    assert [e["query"] for e in events] == ["SELECT 1", "SELECT 2"]
+
+
+def test_reset_connection_forgets_statements() -> None:
+    events, _ = run(
+        [
+            (C, w.my_prepare("SELECT ?")),
+            (S, w.my_prepare_ok(1, 1, 1)),
+            (C, w.my_command(0x1F)),
+            (S, w.my_ok(1)),
+            (C, w.my_execute(1, [_long(1)])),
+            (S, w.my_result_set(["?"], [["1"]])[0]),
+        ]
+    )
+    assert [e["query"] for e in events] == ["Request Prepare Statement", "Request Execute Statement"]
