@@ -373,6 +373,9 @@ class MysqlHandler(ConnectionHandler):
         caps = struct.unpack_from("<H", payload, off)[0]
         if off + 7 <= len(payload):
             caps |= struct.unpack_from("<H", payload, off + 5)[0] << 16
+        # A greeting starts a connection: nothing from an earlier one on this 4-tuple holds.
+        self.session.stmts.clear()
+        self.session.client_caps = None
         self.session.server_caps = caps
         self.phase = PH_GREETED
 

@@ -278,6 +278,8 @@ class PgsqlHandler(ConnectionHandler):
             kind = p.startup_kind(body)
             if kind == p.SSL_REQUEST or kind == p.GSSENC_REQUEST:
                 self.streams[1].expect_answer = True
+            elif kind == p.STARTUP:
+                self.session.stmts.clear()  # a new connection on a reused 4-tuple
             return
         if self.acc_ts < 0 and typ in b"PBDECH":
             self.acc_ts = ts
