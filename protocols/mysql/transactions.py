@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 MAX_STATEMENTS = 4096
 #: Bytes of a row payload kept for ``response`` beyond ``max_row_length``.
 ROW_SLACK = 256
+#: Rows that start past this many bytes of the response are counted, not kept.
+MAX_RESPONSE_BYTES = 100 * 1024
 
 COM_CHANGE_USER = 0x11
 COM_RESET_CONNECTION = 0x1F
@@ -138,6 +140,7 @@ class MysqlTransaction:
 
 class MysqlHandler(ConnectionHandler):
     __slots__ = (
+        "capped",
         "client_synced",
         "deferred",
         "first_result",
@@ -164,6 +167,7 @@ class MysqlHandler(ConnectionHandler):
         self.left = 0
         self.groups: list[tuple[int, bool]] = []
         self.first_result = True
+        self.capped = False
         self.client_synced = False
         self.server_synced = False
         self.out: list[Any] = []
@@ -268,6 +272,7 @@ class MysqlHandler(ConnectionHandler):
         self.pending = None
         self.rstate = R_START
         self.first_result = True
+        self.capped = False
         self.out.append(txn)
 
     # -- client side ---------------------------------------------------------------------
@@ -519,6 +524,8 @@ class MysqlHandler(ConnectionHandler):
             self._finish()
         else:
             txn.num_rows += 1
-            if self.first_result and len(txn.rows) < self.plugin.config.max_rows:
+            if self.first_result and len(txn.rows) < self.plugin.config.max_rows and not self.capped:
                 cap = self.plugin.config.max_row_length + ROW_SLACK + 9 * len(txn.columns)
                 txn.rows.append(payload[:cap] if len(payload) > cap else payload)
+                # Packetbeat renders ``response`` from the first 100 KiB of the result only.
+                self.capped = txn.resp_size > MAX_RESPONSE_BYTES

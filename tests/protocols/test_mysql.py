@@ -235,7 +235,7 @@ def test_oversized_row_is_counted_not_buffered() -> None:
     events, _ = run([(C, w.my_query("SELECT a FROM blobs")), (S, rs)], send_response=True, max_row_length=10)
     (e,) = events
     assert e["mysql"]["num_rows"] == 3
-    assert e["response"] == "a\nsmall\nxxxxxxxxxx\nafter\n"
+    assert e["response"] == "a\nsmall\nxxxxxxxxxx\n"  # "after" starts past the first 100 KiB
 
 
 def test_row_truncation_rule() -> None:
@@ -286,3 +286,15 @@ def test_reset_connection_forgets_statements() -> None:
         ]
     )
     assert [e["query"] for e in events] == ["Request Prepare Statement", "Request Execute Statement"]
+
+
+def test_response_rendered_from_first_100k_only() -> None:
+    rows = [[f"{i:04d}" + "x" * 996] for i in range(300)]
+    rs, _ = w.my_result_set(["a"], rows)
+    events, _ = run([(C, w.my_query("SELECT a FROM big")), (S, rs)], send_response=True, max_rows=2000)
+    (e,) = events
+    assert e["mysql"]["num_rows"] == 300
+    lines = e["response"].strip().split("\n")
+    # Header packets (~60 bytes) plus rows of 1,005 bytes: the 102nd row crosses 100 KiB.
+    assert len(lines) == 1 + 102
+    assert lines[-1].startswith("0101")
