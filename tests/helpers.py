@@ -61,9 +61,9 @@ def decode_file(path: str | Path, protocols: dict[str, dict[str, Any]]) -> list[
     return events
 
 
-def decode_packets(
-    packets: list[tuple[int, int, bytes]], protocols: dict[str, dict[str, Any]]
-) -> tuple[list[dict[str, Any]], Decoder]:
+def decode_packets(packets: list[tuple[int, int, bytes]], protocols: dict[str, dict[str, Any]]) -> tuple[
+    list[dict[str, Any]], Decoder
+]:
     dec = make_decoder(protocols)
     events: list[dict[str, Any]] = []
     for ts, lt, frame in packets:
