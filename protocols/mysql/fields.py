@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from protocols.common.event import ERROR, OK, add_notes, transaction_event
 from protocols.mysql import parser as p
-from protocols.mysql.transactions import MysqlTransaction
+from protocols.mysql.transactions import UNKNOWN_EXECUTE, MysqlTransaction
 
 if TYPE_CHECKING:
     from protocols.mysql import MysqlPlugin
@@ -85,7 +85,7 @@ def to_event(plugin: MysqlPlugin, txn: MysqlTransaction) -> dict[str, Any]:
     if txn.cmd == p.COM_STMT_PREPARE and not txn.is_error:
         notes.append(query)
         query = PREPARE_QUERY
-    elif txn.query == "Request Execute Statement":
+    elif txn.query == UNKNOWN_EXECUTE:
         method = "EXECUTE"
         request_raw = ""
     notes += txn.notes

@@ -187,7 +187,10 @@ class MysqlHandler(ConnectionHandler):
                 return self._take()
             self.client_synced = True
             for seq, payload, n, cont in stream.feed(data):
-                self._client_packet(seq, payload, n, cont, ts)
+                try:
+                    self._client_packet(seq, payload, n, cont, ts)
+                except _DECODE_ERRORS:
+                    self.plugin.stats.incr("mysql.parse_errors")
                 if session.mode != MODE_PLAIN:
                     break
         else:
