@@ -6,6 +6,7 @@ Only what the tests and benchmarks need; each function returns the bytes one sid
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 # -- MySQL -------------------------------------------------------------------------------
 
@@ -109,13 +110,13 @@ def my_coldef(seq: int, schema: str, table: str, name: str, type_: int = 253, fl
     return my_packet(seq, body)
 
 
-def my_text_row(seq: int, values: list[str | None]) -> bytes:
+def my_text_row(seq: int, values: Sequence[str | None]) -> bytes:
     return my_packet(seq, b"".join(b"\xfb" if v is None else lstr(v) for v in values))
 
 
 def my_result_set(
     fields: list[str],
-    rows: list[list[str | None]],
+    rows: Sequence[Sequence[str | None]],
     table: str = "t",
     schema: str = "db",
     deprecate_eof: bool = False,
@@ -224,7 +225,7 @@ def pg_row_description(names: list[str], fmt: int = 0) -> bytes:
     return pg_msg(b"T", body)
 
 
-def pg_data_row(values: list[str | None]) -> bytes:
+def pg_data_row(values: Sequence[str | None]) -> bytes:
     body = struct.pack(">h", len(values))
     for v in values:
         body += struct.pack(">i", -1) if v is None else struct.pack(">i", len(v.encode())) + v.encode()

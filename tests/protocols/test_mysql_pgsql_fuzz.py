@@ -35,7 +35,7 @@ class Harness:
         self.ts = 1_000_000
 
     def _new(self) -> Any:
-        h = self.plugin.new_handler(self.conn)
+        h: Any = self.plugin.new_handler(self.conn)
         for s in h.streams:  # small limits so the oversize paths are exercised too
             setattr(s, "max_packet" if hasattr(s, "max_packet") else "max_message", SMALL_MAX)
             s.prefix = SMALL_PREFIX
