@@ -283,7 +283,7 @@ def test_fin_only_and_rst_only_packets_do_not_create_connections() -> None:
 
 
 def test_unknown_ports_are_not_tracked() -> None:
-    dec, plugin = recorder()
+    dec, _plugin = recorder()
     feed(
         dec,
         [raw(1, C, ("10.0.0.2", 1234), 100, 0, SYN), raw(2, C, ("10.0.0.2", 1234), 101, 0, PSH | ACK, b"x")],
