@@ -150,6 +150,7 @@ class StreamParser:
     """Parser state for one direction."""
 
     __slots__ = (
+        "_done",
         "buf",
         "cfg",
         "errors",
@@ -171,6 +172,7 @@ class StreamParser:
         self.need_more = False
         self.errors = 0
         self.last_error = ""
+        self._done: list[Message] = []
         self.needed = _needed_regex(cfg.real_ip_header)
         #: The connection's requests still waiting for a response: a response to HEAD (or
         #: a 2xx to CONNECT) has no body whatever its headers say.
@@ -197,6 +199,7 @@ class StreamParser:
         if self.state == UPGRADED:
             return []
         done: list[Message] = []
+        self._done = done
         buf: bytes | bytearray
         if self.buf:
             self.buf += data
@@ -486,8 +489,10 @@ class StreamParser:
             if 100 <= code < 200 or code == 204 or code == 304:
                 self.state = UPGRADED if code == 101 else START
                 return end
-            if self.requests:
-                method = self.requests[0][0].method
+            # Responses finished earlier in this same feed have not been paired yet.
+            answered = sum(1 for m in self._done if not m.is_request and not 100 <= m.status_code < 200)
+            if len(self.requests) > answered:
+                method = self.requests[answered][0].method
                 if method == "HEAD" or (method == "CONNECT" and 200 <= code < 300):
                     self.state = START
                     return end
