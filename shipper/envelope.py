@@ -49,6 +49,7 @@ def _ip_bytes(ip: str) -> bytes:
     return socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
 
 
+@lru_cache(maxsize=65536)
 def community_id(
     transport: str, src_ip: str, src_port: int, dst_ip: str, dst_port: int, seed: int = 0
 ) -> str | None:
@@ -145,8 +146,18 @@ class Envelope:
         self.tags = list(tags or [])
         #: protocol → {"index", "fields", "fields_under_root", "tags"} from its config.
         self.per_protocol = per_protocol or {}
+        self._dir_cache: dict[tuple[str | None, str | None], str] = {}
 
     def direction(self, src: str | None, dst: str | None) -> str:
+        key = (src, dst)
+        d = self._dir_cache.get(key)
+        if d is None:
+            if len(self._dir_cache) > 65536:
+                self._dir_cache.clear()
+            d = self._dir_cache[key] = self._direction(src, dst)
+        return d
+
+    def _direction(self, src: str | None, dst: str | None) -> str:
         if dst:
             special, _ = _ip_class(dst)
             if special or dst in self.local_ips:
