@@ -43,8 +43,6 @@ class ServerInfo:
 class IndexAdmin(Protocol):
     info: ServerInfo
 
-    def template_exists(self, t: Template) -> bool: ...
-
     def put_template(self, t: Template) -> None: ...
 
     def policy_exists(self, name: str) -> bool: ...
@@ -121,9 +119,6 @@ class HttpAdmin:
         if not r.ok and r.status != 404:
             raise _status_error(what, r)
         return r
-
-    def template_exists(self, t: Template) -> bool:
-        return self._call(f"check template {t.name}", "HEAD", t.path).status == 200
 
     def put_template(self, t: Template) -> None:
         r = self._call(f"loading template {t.name}", "PUT", t.path, t.body)
@@ -203,9 +198,6 @@ class OfficialAdmin:
         except EsTransportError as exc:
             raise SetupError(f"{what}: {exc}") from None
         return int(resp.meta.status)
-
-    def template_exists(self, t: Template) -> bool:
-        return self._call(f"check template {t.name}", "HEAD", t.path) == 200
 
     def put_template(self, t: Template) -> None:
         if self._call(f"loading template {t.name}", "PUT", t.path, t.body) == 404:

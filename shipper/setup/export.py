@@ -1,7 +1,8 @@
 """``wirebeat export template|ilm-policy|index-pattern|dashboard`` (the ``export`` hook of the CLI).
 
 Output goes to stdout, or under ``--dir`` (``template/<name>.json``, ``policy/<name>.json``,
-``index-pattern/<id>.json``, ``dashboard/<id>.ndjson``). ``--es.version`` picks the form of
+``index-pattern/<id>.json``, ``dashboard/<id>.ndjson``, ``docs/fields.md``). ``export fields``
+writes the field reference generated from the fields.yml files. ``--es.version`` picks the form of
 the template (legacy ``_template`` before 7.8); ``--noilm`` leaves out the ILM settings.
 """
 
@@ -15,12 +16,12 @@ from typing import Any
 
 from shipper.settings import Settings
 from shipper.setup import build
-from shipper.setup.fields import FieldsError
+from shipper.setup.fields import FieldsError, fields_markdown
 from shipper.setup.ilm import PolicyError
 from shipper.setup.kibana import KibanaError, to_ndjson
 from shipper.setup.template import DEFAULT_ES_VERSION, Target, TemplateError
 
-WHAT = ("template", "ilm-policy", "index-pattern", "dashboard")
+WHAT = ("template", "ilm-policy", "index-pattern", "dashboard", "fields")
 
 
 def _write(text: str, args: argparse.Namespace, sub: str, name: str) -> None:
@@ -65,6 +66,9 @@ def _export(what: str, settings: Settings, args: argparse.Namespace) -> int:
         objects = build.kibana_objects(settings, only)
         data = to_ndjson(objects, settings.setup.dashboards.string_replacements).decode()
         _write(data, args, "dashboard", f"{only or 'packetbeat-dashboards'}.ndjson")
+        return 0
+    if what == "fields":
+        _write(fields_markdown(build.field_set(settings)), args, "docs", "fields.md")
         return 0
     print(f"Exiting: unknown export {what!r} (use one of: config, {', '.join(WHAT)})", file=sys.stderr)
     return 1

@@ -242,3 +242,11 @@ def test_export_index_pattern_and_dashboards(tmp_path: Path) -> None:
     )
     r = wirebeat("export", "nonsense", cwd=tmp_path)
     assert r.returncode == 1 and "Exiting:" in r.stderr
+
+
+def test_export_fields_reference(tmp_path: Path) -> None:
+    r = wirebeat("export", "fields", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("# Exported fields")
+    for f in load_fields():
+        assert f"`{f.path}`" in r.stdout
