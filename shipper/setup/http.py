@@ -9,6 +9,7 @@ libbeat's names.
 from __future__ import annotations
 
 import base64
+import logging
 import ssl
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -18,6 +19,8 @@ import orjson
 import urllib3
 
 from protocols.common.config import one_of
+
+log = logging.getLogger("http")
 
 
 @attrs.frozen
@@ -168,10 +171,20 @@ class HttpClient:
         ctx = None
         if tls.enabled is not False and any(u.startswith("https:") for u in self.urls):
             ctx = ssl_context(tls)
+        if ctx is not None and ctx.verify_mode == ssl.CERT_NONE:
+            log.warning(
+                "SSL/TLS verification is disabled (ssl.verification_mode: none) for %s", ", ".join(self.urls)
+            )
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        extra: dict[str, Any] = {}
+        if ctx is not None and not ctx.check_hostname:
+            # urllib3 checks the name itself unless told not to (verification_mode certificate/none).
+            extra["assert_hostname"] = False
         self.pool = urllib3.PoolManager(
             num_pools=max(4, len(self.urls)),
             maxsize=maxsize,
             ssl_context=ctx,
+            **extra,
             retries=False,
             timeout=urllib3.Timeout(connect=min(10.0, timeout), read=timeout),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ Handler = Callable[[Request], tuple[int, dict[str, str], bytes]]
 
 
 class FakeServer:
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
         self.handler = handler
         self.requests: list[Request] = []
         self.lock = threading.Lock()
@@ -62,6 +63,8 @@ class FakeServer:
                 return None
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.host = f"127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
@@ -71,8 +74,8 @@ class FakeServer:
 
 
 @contextmanager
-def fake_server(handler: Handler) -> Iterator[FakeServer]:
-    s = FakeServer(handler)
+def fake_server(handler: Handler, tls: ssl.SSLContext | None = None) -> Iterator[FakeServer]:
+    s = FakeServer(handler, tls)
     s.thread.start()
     try:
         yield s

@@ -80,8 +80,14 @@ def setup(capsys: pytest.CaptureFixture[str], host: str, *extra: str) -> tuple[i
 @pytest.mark.parametrize("major", ["8.17.0", "9.1.0"])
 def test_es_8_and_9_use_the_official_client(capsys: pytest.CaptureFixture[str], major: str) -> None:
     with fake_es(major) as es:
-        code, out, err = setup(capsys, es.host, "-E", "output.elasticsearch.username=elastic",
-                               "-E", "output.elasticsearch.password=pw")
+        code, out, err = setup(
+            capsys,
+            es.host,
+            "-E",
+            "output.elasticsearch.username=elastic",
+            "-E",
+            "output.elasticsearch.password=pw",
+        )
     assert code == 0, err
     assert f"Connected to Elasticsearch {major}" in out
     assert "ILM policy packetbeat loaded." in out
@@ -102,7 +108,9 @@ def test_es_8_and_9_use_the_official_client(capsys: pytest.CaptureFixture[str], 
         "max_age": "30d",
     }
     tpl = es.store["templates"][f"/_index_template/{TEMPLATE}"]  # type: ignore[attr-defined]
-    assert tpl["data_stream"] == {} and tpl["template"]["settings"]["index"]["lifecycle"] == {"name": "packetbeat"}
+    assert tpl["data_stream"] == {} and tpl["template"]["settings"]["index"]["lifecycle"] == {
+        "name": "packetbeat"
+    }
 
 
 def test_existing_policy_is_kept_unless_overwrite(capsys: pytest.CaptureFixture[str]) -> None:
@@ -149,15 +157,29 @@ def test_template_only_and_ilm_only_flags(capsys: pytest.CaptureFixture[str]) ->
         code, _out, _ = run(capsys, "setup", "--template", "-E", f"output.elasticsearch.hosts=['{es.host}']")
         assert code == 0 and es.routes() == ["GET /", f"PUT /_index_template/{TEMPLATE}"]
     with fake_es() as es:
-        code, _out, _ = run(capsys, "setup", "--ilm-policy", "-E", f"output.elasticsearch.hosts=['{es.host}']")
-        assert code == 0 and es.routes() == ["GET /", "GET /_ilm/policy/packetbeat", "PUT /_ilm/policy/packetbeat"]
+        code, _out, _ = run(
+            capsys, "setup", "--ilm-policy", "-E", f"output.elasticsearch.hosts=['{es.host}']"
+        )
+        assert code == 0 and es.routes() == [
+            "GET /",
+            "GET /_ilm/policy/packetbeat",
+            "PUT /_ilm/policy/packetbeat",
+        ]
 
 
 def test_wrong_credentials_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    fail = {"GET /": (401, {"error": {"type": "security_exception", "reason": "unable to authenticate user"}})}
+    fail = {
+        "GET /": (401, {"error": {"type": "security_exception", "reason": "unable to authenticate user"}})
+    }
     with fake_es(fail=fail) as es:
-        code, _out, err = setup(capsys, es.host, "-E", "output.elasticsearch.username=elastic",
-                                "-E", "output.elasticsearch.password=wrong")
+        code, _out, err = setup(
+            capsys,
+            es.host,
+            "-E",
+            "output.elasticsearch.username=elastic",
+            "-E",
+            "output.elasticsearch.password=wrong",
+        )
     assert code == 1
     lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("{")]
     assert len(lines) == 1 and lines[0].startswith("Exiting: GET http://127.0.0.1:")
@@ -165,11 +187,17 @@ def test_wrong_credentials_one_line(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_rejected_template_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    reason = {"error": {"type": "illegal_argument_exception", "reason": "unknown setting [index.foo]"}, "status": 400}
+    reason = {
+        "error": {"type": "illegal_argument_exception", "reason": "unknown setting [index.foo]"},
+        "status": 400,
+    }
     with fake_es(fail={f"PUT /_index_template/{TEMPLATE}": (400, reason)}) as es:
         code, _out, err = setup(capsys, es.host)
     assert code == 1
-    assert f"Exiting: loading template {TEMPLATE}: HTTP 400: illegal_argument_exception: unknown setting [index.foo]" in err
+    assert (
+        f"Exiting: loading template {TEMPLATE}: HTTP 400: illegal_argument_exception: unknown setting [index.foo]"
+        in err
+    )
 
 
 def test_unreachable_cluster_one_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -177,7 +205,9 @@ def test_unreachable_cluster_one_line(capsys: pytest.CaptureFixture[str]) -> Non
     code, _out, err = setup(capsys, f"127.0.0.1:{port}")
     assert code == 1
     (line,) = [ln for ln in err.splitlines() if ln.startswith("Exiting:")]
-    assert line.startswith(f"Exiting: cannot connect to Elasticsearch/OpenSearch: connection failed: http://127.0.0.1:{port}")
+    assert line.startswith(
+        f"Exiting: cannot connect to Elasticsearch/OpenSearch: connection failed: http://127.0.0.1:{port}"
+    )
     assert "refused" in line.lower()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -40,7 +41,11 @@ def parse_bulk(body: bytes) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     return out
 
 
-def bulk_server(decide: Callable[[int, dict[str, Any]], int], whole: Callable[[int], int] | None = None) -> Any:
+def bulk_server(
+    decide: Callable[[int, dict[str, Any]], int],
+    whole: Callable[[int], int] | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> Any:
     """``decide(request_no, doc) -> status`` per document; ``whole(request_no)`` for the request."""
     state = {"n": 0}
     lock = threading.Lock()
@@ -52,19 +57,25 @@ def bulk_server(decide: Callable[[int, dict[str, Any]], int], whole: Callable[[i
         if whole is not None:
             status = whole(n)
             if status != 200:
-                return status, JSON, json.dumps({"error": {"type": "x", "reason": f"status {status}"}}).encode()
+                return (
+                    status,
+                    JSON,
+                    json.dumps({"error": {"type": "x", "reason": f"status {status}"}}).encode(),
+                )
         items = []
         for op, meta, doc in parse_bulk(req.body):
             s = decide(n, doc)
             res: dict[str, Any] = {"_index": meta["_index"], "status": s}
             if s >= 300:
-                res["error"] = {"type": "mapper_parsing_exception" if s == 400 else "es_rejected_execution_exception",
-                                "reason": f"doc {doc.get('n')} rejected"}
+                res["error"] = {
+                    "type": "mapper_parsing_exception" if s == 400 else "es_rejected_execution_exception",
+                    "reason": f"doc {doc.get('n')} rejected",
+                }
             items.append({op: res})
         errors = any(next(iter(i.values()))["status"] >= 300 for i in items)
         return 200, JSON, json.dumps({"took": 1, "errors": errors, "items": items}).encode()
 
-    return fake_server(handler)
+    return fake_server(handler, tls)
 
 
 def output(srv: FakeServer | str, **cfg: Any) -> tuple[ElasticsearchOutput, Counters]:
@@ -244,15 +255,17 @@ def test_pipeline_delivers_everything_once_through_failures() -> None:
         pipe = Pipeline(out, queue, Envelope(beat_name="t"), stats, backoff=Backoff(0.01, 0.05, jitter=False))
         pipe.start()
         for port in range(1, 61):
-            pipe.publish({
-                "@timestamp": 1_700_000_000_000_000_000 + port,
-                "type": "http",
-                "status": "OK",
-                "event": {},
-                "network": {"transport": "tcp", "protocol": "http"},
-                "source": {"ip": "10.0.0.1", "port": port},
-                "destination": {"ip": "10.0.0.2", "port": 80},
-            })
+            pipe.publish(
+                {
+                    "@timestamp": 1_700_000_000_000_000_000 + port,
+                    "type": "http",
+                    "status": "OK",
+                    "event": {},
+                    "network": {"transport": "tcp", "protocol": "http"},
+                    "source": {"ip": "10.0.0.1", "port": port},
+                    "destination": {"ip": "10.0.0.2", "port": 80},
+                }
+            )
         assert pipe.close(30.0)
     assert sorted(indexed) == list(range(1, 61))
     assert set(indexed.values()) == {1}, "an event was indexed twice"
