@@ -35,6 +35,7 @@ import attrs
 import orjson
 
 from protocols.common.config import Duration
+from shipper.backoff import Backoff
 from shipper.outputs.base import Output, OutputContext, OutputError, encode_event
 from shipper.setup.http import HttpClient, SslSettings, TransportError
 
@@ -146,6 +147,8 @@ class ElasticsearchOutput(Output):
         self.batch_size = config.bulk_max_size
         self.max_retries = config.max_retries
         self.concurrency = config.worker * max(1, len(config.hosts))
+        #: ``backoff.init``/``backoff.max`` for a pipeline that asks its output for the back-off.
+        self.backoff = Backoff(config.backoff.init, config.backoff.max)
         self.client = client or HttpClient(
             config.hosts,
             scheme=config.protocol,

