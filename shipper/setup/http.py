@@ -76,9 +76,14 @@ class HttpResponse:
                 if isinstance(root, list) and root and isinstance(root[0], dict) and not err.get("reason"):
                     err = root[0]
                 reason = err.get("reason") or err.get("type") or ""
-                caused = err.get("caused_by")
-                if isinstance(caused, dict) and caused.get("reason"):
-                    reason = f"{reason}: {caused['reason']}"
+                # The useful part is often at the bottom of the caused_by chain.
+                caused, depth = err.get("caused_by"), 0
+                deepest = ""
+                while isinstance(caused, dict) and depth < 10:
+                    deepest = caused.get("reason") or deepest
+                    caused, depth = caused.get("caused_by"), depth + 1
+                if deepest and deepest not in reason:
+                    reason = f"{reason}: {deepest}"
                 return f"{err.get('type', 'error')}: {reason}" if err.get("type") else str(reason)
             if isinstance(err, str):
                 return err

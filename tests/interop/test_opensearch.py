@@ -380,3 +380,20 @@ def test_opensearch_fixture_started_quickly(opensearch: OpenSearchNode) -> None:
     info = opensearch.request("GET", "/")
     assert info["version"]["distribution"] == "opensearch"
     assert info["version"]["number"].startswith("2.19")
+
+
+def test_mapping_rejected_by_the_server_is_one_clear_line(opensearch: OpenSearchNode, tmp_path: Path) -> None:
+    cfg = config(
+        tmp_path,
+        opensearch,
+        ["http"],
+        "setup.template.name: wbmap\nsetup.template.pattern: 'wbmap-*'\n"
+        "setup.template.append_fields:\n  - name: wb.label\n    type: keyword\n"
+        "    multi_fields:\n      - name: geo\n        type: no_such_type\n",
+    )
+    r = wirebeat("setup", "--index-management", "-c", str(cfg), cwd=tmp_path)
+    assert r.returncode == 1
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Exiting: loading template wbmap: HTTP 400:"), r.stderr
+    assert "no_such_type" in lines[0]
+    assert opensearch.request("GET", "/_index_template/wbmap", ok=(404,)) is not None

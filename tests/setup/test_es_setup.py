@@ -221,3 +221,24 @@ def test_index_management_needs_the_elasticsearch_output(capsys: pytest.CaptureF
     code, _out, err = run(capsys, "setup", "--index-management", "-E", "output.console.enabled=true")
     assert code == 1
     assert "Exiting: index management requested but the Elasticsearch output is not configured/enabled" in err
+
+
+def test_conflicting_appended_field_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("setup.template.append_fields:\n  - name: source.ip\n    type: keyword\n")
+    with fake_es() as es:
+        code, _out, err = setup(capsys, es.host, "-c", str(cfg))
+        assert f"PUT /_index_template/{TEMPLATE}" not in es.routes()
+    assert code == 1
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("Exiting:")]
+    assert "'source.ip' is declared as keyword" in line
+
+
+def test_appended_fields_reach_the_template(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("setup.template.append_fields:\n  - name: site.rack\n    type: long\n")
+    with fake_es() as es:
+        code, _out, err = setup(capsys, es.host, "-c", str(cfg))
+    assert code == 0, err
+    tpl = es.store["templates"][f"/_index_template/{TEMPLATE}"]  # type: ignore[attr-defined]
+    assert tpl["template"]["mappings"]["properties"]["site"]["properties"]["rack"] == {"type": "long"}
