@@ -491,7 +491,7 @@ class StreamParser:
                 return end
             # Responses finished earlier in this same feed have not been paired yet.
             answered = sum(1 for m in self._done if not m.is_request and not 100 <= m.status_code < 200)
-            if len(self.requests) > answered:
+            if self.requests is not None and len(self.requests) > answered:
                 method = self.requests[answered][0].method
                 if method == "HEAD" or (method == "CONNECT" and 200 <= code < 300):
                     self.state = START
