@@ -182,7 +182,7 @@ def _bucket_agg(i: int, b: dict[str, Any], schema: str, metric_ids: list[str]) -
     return {"id": str(i), "enabled": True, "type": agg, "params": params, "schema": schema}
 
 
-def _xy_params(vis_type: str, title: str, has_split: bool) -> dict[str, Any]:
+def _xy_params(vis_type: str, title: str) -> dict[str, Any]:
     chart = {"line": "line", "area": "area", "bar": "histogram"}[vis_type]
     mode = "stacked" if vis_type in ("bar", "area") else "normal"
     return {
@@ -261,7 +261,7 @@ def visualization(vid: str, panel: dict[str, Any], base_query: str, pattern_id: 
         aggs.append(_bucket_agg(n + j + 1, b, schema, metric_ids))
     params: dict[str, Any]
     if vis_type in ("line", "area", "bar"):
-        params = _xy_params(vis_type, title, any(b.get("split") == "series" for b in buckets))
+        params = _xy_params(vis_type, title)
         kibana_type = {"bar": "histogram"}.get(vis_type, vis_type)
     elif vis_type == "pie":
         params = {
