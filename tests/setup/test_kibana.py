@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
+import sys
 from typing import Any
 
 import pytest
@@ -19,11 +21,23 @@ OBJECTS = saved_objects(FIELDS)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """The CLI in-process; the log handlers it installs (on captured stderr) are removed again."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     try:
         code = dispatch(list(argv))
     except Exit as exc:
-        print(exc.message, file=__import__("sys").stderr)
+        print(exc.message, file=sys.stderr)
         code = exc.code
+    finally:
+        for h in list(root.handlers):
+            if h not in handlers:
+                root.removeHandler(h)
+                h.close()
+        for h in handlers:
+            if h not in root.handlers:
+                root.addHandler(h)
+        root.setLevel(level)
     out, err = capsys.readouterr()
     return code, out, err
 
