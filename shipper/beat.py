@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import io
 import gc
+import io
 import logging
 import signal
 import sys
