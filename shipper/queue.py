@@ -83,6 +83,8 @@ class MemQueue(Queue):
         self._not_full = threading.Condition(self._lock)
         self._not_empty = threading.Condition(self._lock)
         self._empty = threading.Condition(self._lock)
+        #: How many queued events a waiting ``get`` needs before it is worth waking up.
+        self._want = 1
 
     def put(self, event: dict[str, Any], block: bool = True, timeout: float | None = None) -> bool:
         with self._lock:
@@ -103,7 +105,7 @@ class MemQueue(Queue):
                     raise QueueClosed("queue is closed")
             self._items.append(Entry(event))
             self.stats.incr("queue.published")
-            if len(self._items) >= self.flush_min:
+            if len(self._items) >= self._want or len(self._items) + self._inflight >= self.max_events:
                 self._not_empty.notify()
             return True
 
@@ -111,10 +113,20 @@ class MemQueue(Queue):
         """Wait for ``flush.min_events`` (or ``flush.timeout``, or close); take up to ``max_events``."""
         with self._lock:
             deadline = time.monotonic() + (self.flush_timeout if timeout is None else timeout)
-            while not self._closed and len(self._items) < max(1, self.flush_min):
+            while not self._closed:
+                # Enough for a batch: flush.min_events, but never more than the batch size,
+                # nor more than can ever be queued while other batches are in flight (else a
+                # full queue would stall every consumer for flush.timeout).
+                want = max(1, self.flush_min)
+                if max_events > 0:
+                    want = min(want, max_events)
+                want = max(1, min(want, self.max_events - self._inflight))
+                if len(self._items) >= want:
+                    break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
+                self._want = want
                 self._not_empty.wait(remaining)
             if not self._items:
                 return []
