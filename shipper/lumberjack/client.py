@@ -8,6 +8,7 @@ same). ACKs arrive in window order, so the head of the in-flight FIFO owns every
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import time
 from collections import deque
@@ -50,6 +51,12 @@ class _InFlight:
         self.acks = codec.WindowAcks(size)
         self.future = future
         self.written = False
+
+
+def describe_os_error(exc: OSError) -> str:
+    if exc.errno:
+        return os.strerror(exc.errno).lower()
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def describe_ssl_error(exc: BaseException) -> str:
@@ -131,7 +138,7 @@ class LumberjackClient:
                 f"TLS handshake with {self.address} failed: {describe_ssl_error(exc)}", kind="tls"
             ) from exc
         except OSError as exc:
-            raise ConnectError(f"dial {self.address}: {exc.strerror or exc}", kind="connect") from exc
+            raise ConnectError(f"dial {self.address}: {describe_os_error(exc)}", kind="connect") from exc
         self._error = None
         self._acks = codec.AckReader()
         self.connected_at = self.clock()
