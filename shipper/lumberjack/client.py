@@ -8,8 +8,11 @@ same). ACKs arrive in window order, so the head of the in-flight FIFO owns every
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import ssl
+import struct
+import termios
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -20,6 +23,7 @@ from shipper.lumberjack import codec
 #: Batches whose frames exceed this are compressed in a worker thread (zlib releases the GIL).
 THREAD_COMPRESS_MIN = 16 * 1024
 READ_SIZE = 64 * 1024
+_TIOCOUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
 
 
 class LumberjackError(Exception):
@@ -96,6 +100,7 @@ class LumberjackClient:
         self._wake = asyncio.Event()
         self._read_task: asyncio.Task[None] | None = None
         self._last_progress = 0.0
+        self._last_wbuf = 0
         self._error: LumberjackError | None = None
         self.connected_at = 0.0
 
@@ -208,6 +213,29 @@ class LumberjackClient:
                     f"write to {self.address}: no progress for {self.timeout:g}s", kind="timeout"
                 ) from None
 
+    def _unsent(self) -> int:
+        """Bytes written but not yet taken by the peer: our buffer plus the kernel's send
+        queue (Linux ``TIOCOUTQ``), which only shrinks as the peer reads."""
+        if self._writer is None:
+            return 0
+        size = self._writer.transport.get_write_buffer_size()
+        sock = self._writer.get_extra_info("socket")
+        if sock is not None and _TIOCOUTQ is not None:
+            try:
+                size += struct.unpack("i", fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0"))[0]
+            except (OSError, ValueError):
+                pass
+        return size
+
+    def _write_progressed(self) -> bool:
+        """A slow reader (back-pressure) is progress too: bytes left since the last look."""
+        size = self._unsent()
+        last, self._last_wbuf = self._last_wbuf, size
+        if size < last:
+            self._last_progress = self.clock()
+            return True
+        return False
+
     async def _read_loop(self) -> None:
         reader = self._reader
         assert reader is not None
@@ -222,10 +250,14 @@ class LumberjackClient:
                     # Lumberjack has one timer: the time since the last ACK (keep-alive ACK 0
                     # and partial ACKs included) or write progress (lumberjack.md §1.3, §2).
                     timeout = self.timeout - (self.clock() - self._last_progress)
+                    if timeout <= 0 and self._write_progressed():
+                        continue
                     if timeout <= 0:
                         raise LumberjackError(
                             f"no ACK from {self.address} for {self.timeout:g}s", kind="timeout"
                         )
+                if timeout is not None:
+                    self._last_wbuf = self._unsent()
                 self._wake.clear()
                 wake = loop.create_task(self._wake.wait())
                 try:
