@@ -34,7 +34,9 @@ def settings_for(output: dict[str, Any]) -> Any:
 
 def make_output(stats: Counters | None = None, **opts: Any) -> LogstashOutput:
     s = settings_for({**FAST, **opts})
-    return LogstashOutput(s.output_config(), OutputContext("t", "1", stats if stats is not None else Counters(), Path("/tmp")))
+    return LogstashOutput(
+        s.output_config(), OutputContext("t", "1", stats if stats is not None else Counters(), Path("/tmp"))
+    )
 
 
 def event(i: int) -> dict[str, Any]:
