@@ -42,6 +42,7 @@ from typing import Any
 import orjson
 
 from protocols.stats import Counters
+from shipper.config import ConfigError
 from shipper.queue import Entry, Queue, QueueClosed
 from shipper.settings import DiskQueueSettings
 
@@ -55,8 +56,11 @@ READ_CHUNK = 1 << 20
 MIN_SEGMENT = 64 * 1024
 
 
-class DiskQueueError(Exception):
-    pass
+class DiskQueueError(ConfigError):
+    """The queue directory cannot be used (reported like a config error: ``queue.disk: …``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("queue.disk", message)
 
 
 def _default(obj: Any) -> Any:
@@ -218,10 +222,20 @@ class DiskQueue(Queue):
             if self._wsize and self._wsize + len(rec) > self.segment_size:
                 self._roll()
             try:
-                os.write(self._wfd, rec)
+                written = os.write(self._wfd, rec)
             except OSError as exc:
-                self.stats.incr("queue.disk.write_errors")
-                raise DiskQueueError(f"disk queue write failed: {exc.strerror}") from None
+                written, err = 0, exc.strerror
+            else:
+                err = "short write"
+            if written != len(rec):
+                # Disk full or failing: drop and count, like a full queue; a partial record
+                # is cut off (by its CRC) at the next start.
+                self.stats.incr("queue.dropped_write_error")
+                if self.stats["queue.dropped_write_error"] % 1000 == 1:
+                    log.error("disk queue %s: write failed (%s); events are being dropped", self.dir, err)
+                if written:
+                    self._roll()
+                return False
             self._wsize += len(rec)
             self._segments[self._wseg] = self._wsize
             self._count += 1

@@ -294,3 +294,32 @@ def test_max_retries_drops_and_counts() -> None:
         assert time.monotonic() - t < 30
     assert stats["queue.dropped_max_retries"] == 10
     assert len(srv.windows) == 3  # the first attempt and two retries
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_slow_receiver_back_pressure_blocks_a_replay_and_drops_counted_when_live(live: bool) -> None:
+    # A receiver reading ~400 KB/s through a 16 KiB socket buffer; ~1.7 MB of events.
+    with FakeLumberjack(read_chunk=4096, read_delay=0.01, rcvbuf=16384) as srv:
+        stats = Counters()
+        out = make_output(stats, hosts=[f"127.0.0.1:{srv.port}"], compression_level=0, bulk_max_size=100)
+        q = MemQueue(300, 0, 0.05, stats)
+        p = Pipeline(out, q, Envelope(beat_name="t"), stats, live=live, backoff=out.backoff)
+        p.start()
+        most = 0
+        accepted = 0
+        t = time.monotonic()
+        for i in range(1500):
+            e = event(i)
+            e["pad"] = "x" * 1000
+            accepted += p.publish(e)
+            most = max(most, q.pending())
+        blocked_for = time.monotonic() - t
+        assert p.close(120)
+    assert most <= 300
+    got = srv.ids()
+    assert len(got) == len(set(got)) == accepted
+    if live:
+        assert stats["queue.dropped_full"] == 1500 - accepted > 0
+    else:
+        assert accepted == 1500 and "queue.dropped_full" not in stats
+        assert blocked_for > 1.0  # the producer waited for the receiver
