@@ -78,5 +78,5 @@ def test_client_certificate_with_passphrase(pki: dict[str, Path], tmp_path: Path
 
 
 def test_missing_authority_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(TLSConfigError, match="ssl.certificate_authorities: cannot load"):
+    with pytest.raises(TLSConfigError, match=r"ssl\.certificate_authorities: cannot load"):
         client_context(SSLConfig(certificate_authorities=[str(tmp_path / "nope.crt")]))
