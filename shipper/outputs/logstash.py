@@ -56,6 +56,11 @@ def _min(lo: float) -> Any:
     return check
 
 
+def _no_proxy(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:
+    if value:
+        raise ValueError("proxy_url: SOCKS5 proxies are not supported by wirebeat")
+
+
 @attrs.frozen
 class BackoffSettings:
     init: Duration = attrs.field(default=Duration(1.0), validator=_min(0))
@@ -79,6 +84,9 @@ class LogstashConfig:
     escape_html: bool = False
     index: str = ""
     ssl: SSLConfig | None = None
+    #: libbeat's SOCKS5 proxy: refused rather than ignored, so traffic never bypasses it.
+    proxy_url: str = attrs.field(default="", validator=_no_proxy)
+    proxy_use_local_resolver: bool = False
 
 
 CONFIG = LogstashConfig

@@ -95,6 +95,7 @@ def test_dotted_keys_and_durations() -> None:
         ({"hosts": ["a"], "worker": 0}, "worker"),
         ({"hosts": ["a"], "ssl.verification_mode": "maybe"}, "must be one of"),
         ({"hosts": ["a"], "ssl.supported_protocols": ["SSLv3"]}, "unsupported TLS version"),
+        ({"hosts": ["a"], "proxy_url": "socks5://p:1080"}, "not supported"),
     ],
 )
 def test_invalid_settings_name_the_key(opts: dict[str, Any], message: str) -> None:
