@@ -184,6 +184,9 @@ class LumberjackClient:
             w.written = True
             writer.write(head)
             writer.write(body)
+            # The baseline for telling a slow reader from a dead one (see _write_progressed).
+            self._last_wbuf = self._unsent()
+            self._last_progress = self.clock()
             self.stats.incr("output.write_bytes", len(head) + len(body))
             try:
                 await self._drain(writer)
@@ -256,8 +259,6 @@ class LumberjackClient:
                         raise LumberjackError(
                             f"no ACK from {self.address} for {self.timeout:g}s", kind="timeout"
                         )
-                if timeout is not None:
-                    self._last_wbuf = self._unsent()
                 self._wake.clear()
                 wake = loop.create_task(self._wake.wait())
                 try:

@@ -32,6 +32,8 @@ class Act:
     then: str = "stay"
     #: Close the connection as soon as the W frame arrives (nothing of the window read).
     close_on_window: bool = False
+    #: Close the connection after this many events of the window arrived (no ACK).
+    close_after_events: int = 0
     #: ACK with the highest sequence number seen (Logstash) instead of the count (go-lumber).
     logstash_style: bool = False
 
@@ -149,16 +151,24 @@ class FakeLumberjack:
                         if act.close_on_window:
                             self.windows.append([])
                             self.window_sizes.append(size)
-                            writer.transport.abort()
+                            await self._hang_up(reader, writer)
                             return
                     elif isinstance(frame, codec.JsonData):
                         if not size:
                             raise codec.ProtocolError("data frame outside a window")
                         seqs.append(frame.seq)
                         events.append(frame.payload)
+                        cut = self.script(len(self.windows)).close_after_events
+                        if cut and len(events) == cut < size:
+                            self.windows.append(list(events))
+                            self.window_sizes.append(size)
+                            await self._hang_up(reader, writer)
+                            return
                         if len(events) == size:
                             done = await self._complete(writer, size, seqs, events)
                             size = 0
+                            if done is None:
+                                await self._hang_up(reader, writer)
                             if not done:
                                 return
                     else:
@@ -171,9 +181,22 @@ class FakeLumberjack:
             writer.transport.abort()
             self._tasks.discard(task)
 
+    async def _hang_up(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Close like a server that stops: the ACKs already written go out before the FIN,
+        and what the client still sends is read and dropped (an abrupt close with unread
+        data would reset the connection and could destroy those ACKs in flight)."""
+        if writer.can_write_eof():
+            writer.write_eof()
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(10):
+                while await reader.read(65536):
+                    pass
+
     async def _complete(
         self, writer: asyncio.StreamWriter, size: int, seqs: list[int], events: list[bytes]
-    ) -> bool:
+    ) -> bool | None:
+        """Answer a complete window: True to go on, False to drop the connection, None to
+        hang up gracefully."""
         act = self.script(len(self.windows))
         self.windows.append(list(events))
         self.window_sizes.append(size)
@@ -196,5 +219,5 @@ class FakeLumberjack:
         elif act.then == "stall":
             await asyncio.sleep(3600)
         elif act.then == "close":
-            writer.close()
+            return None
         return False

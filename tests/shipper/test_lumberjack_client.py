@@ -166,6 +166,26 @@ def test_close_mid_batch() -> None:
     run(go, server)
 
 
+def test_close_after_part_of_the_window_arrived() -> None:
+    server = FakeLumberjack(lambda n: Act(close_after_events=7) if n == 0 else ACK)
+
+    async def go(s: FakeLumberjack) -> None:
+        c = client(s, compression_level=0)
+        await c.connect()
+        with pytest.raises(LumberjackError, match=r"closed|reset") as ei:
+            await c.send(payloads(20))
+        assert ei.value.acked == 0 and ei.value.written
+        await c.close()
+        c2 = client(s, compression_level=0)
+        await c2.connect()
+        assert await c2.send(payloads(20)) == 20
+        await c2.close()
+
+    run(go, server)
+    assert server.window_sizes == [20, 20]
+    assert len(server.windows[0]) == 7
+
+
 def test_slow_reader_back_pressure_is_not_a_timeout() -> None:
     # ~1.2 MB uncompressed through a reader taking 8 KiB every 10 ms (~0.8 MB/s): the write
     # alone takes longer than the 0.5 s timeout, but it keeps making progress.
