@@ -316,6 +316,8 @@ class LumberjackClient:
         """
         if self._error is None:
             self._error = exc
+            if exc.kind != "local":
+                self.stats.incr("output.connections_lost")
         while self._inflight:
             w = self._inflight.popleft()
             if not w.future.done():
@@ -326,7 +328,7 @@ class LumberjackClient:
 
     async def close(self) -> None:
         if self._error is None:
-            self._fail(LumberjackError(f"connection to {self.address} closed", kind="closed"))
+            self._fail(LumberjackError(f"connection to {self.address} closed", kind="local"))
         task, self._read_task = self._read_task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
