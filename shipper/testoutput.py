@@ -15,6 +15,7 @@ import sys
 from typing import Any, TextIO
 
 from protocols.stats import Counters
+from shipper.config import ConfigError
 from shipper.lumberjack.client import LumberjackClient, LumberjackError, describe_os_error
 from shipper.outputs.base import OutputContext, OutputError, encode_event
 from shipper.outputs.hosts import format_host
@@ -79,7 +80,7 @@ async def _logstash(r: Reporter, settings: Settings) -> None:
     ctx = OutputContext(settings.beat_name, VERSION, Counters(), settings.data_path)
     try:
         out = mod.create(cfg, ctx)
-    except OutputError as exc:
+    except (OutputError, ConfigError) as exc:
         r.ok = False
         r.line(0, f"logstash: ERROR {exc}")
         return

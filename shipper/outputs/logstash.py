@@ -22,6 +22,7 @@ import attrs
 
 from protocols.common.config import Duration
 from shipper.backoff import Backoff
+from shipper.config import ConfigError
 from shipper.lumberjack.client import LumberjackClient, LumberjackError
 from shipper.outputs.base import Output, OutputContext, OutputError, encode_event
 from shipper.outputs.hosts import format_host, parse_host
@@ -240,7 +241,7 @@ class LogstashOutput(Output):
         try:
             self.ssl_context = client_context(config.ssl)
         except TLSConfigError as exc:
-            raise OutputError(f"output.logstash.{exc}", retriable=False) from None
+            raise ConfigError("output.logstash", str(exc)) from None
         self.scheme = "tls" if self.ssl_context is not None else "tcp"
         self.batch_size = config.bulk_max_size if config.bulk_max_size > 0 else 0
         self.max_retries = config.max_retries

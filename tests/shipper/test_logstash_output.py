@@ -329,3 +329,8 @@ def test_slow_receiver_back_pressure_blocks_a_replay_and_drops_counted_when_live
     else:
         assert accepted == 1500 and "queue.dropped_full" not in stats
         assert blocked_for > 1.0  # the producer waited for the receiver
+
+
+def test_unusable_tls_files_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"output\.logstash: ssl\.certificate_authorities: cannot load"):
+        make_output(hosts=["a"], **{"ssl.certificate_authorities": [str(tmp_path / "missing.crt")]})
