@@ -176,14 +176,11 @@ class LumberjackClient:
         async with self._write_lock:
             if self._error is not None or self._writer is None:
                 raise self._error or LumberjackError(f"not connected to {self.address}")
-            if not self._inflight:
-                self._last_progress = self.clock()
             self._inflight.append(w)
             self._wake.set()
             writer = self._writer
             w.written = True
-            writer.write(head)
-            writer.write(body)
+            writer.writelines((head, body))  # one write for the whole window
             # The baseline for telling a slow reader from a dead one (see _write_progressed).
             self._last_wbuf = self._unsent()
             self._last_progress = self.clock()
