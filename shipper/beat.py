@@ -167,7 +167,13 @@ class Beat:
         self.queue = self.build_queue()
         ignore = s.packetbeat.ignore_outgoing or any(i.ignore_outgoing for i in s.packetbeat.interfaces)
         self.pipeline = Pipeline(
-            self.output, self.queue, self.build_envelope(), self.stats, live=live, ignore_outgoing=ignore
+            self.output,
+            self.queue,
+            self.build_envelope(),
+            self.stats,
+            live=live,
+            ignore_outgoing=ignore,
+            backoff=self.output.backoff,
         )
         self.pipeline.start()
         self.monitor.add("", lambda: dict(self.decoder_stats))
