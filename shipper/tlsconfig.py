@@ -43,6 +43,7 @@ class SSLConfig:
         default="full", validator=one_of("full", "strict", "certificate", "none")
     )
     supported_protocols: list[str] = attrs.field(factory=lambda: ["TLSv1.2", "TLSv1.3"], validator=_protocols)
+    cipher_suites: list[str] = attrs.field(factory=list)
 
     @property
     def active(self) -> bool:
@@ -51,9 +52,16 @@ class SSLConfig:
         return bool(self.certificate_authorities or self.certificate or self.verification_mode != "full")
 
 
-def client_context(cfg: SSLConfig | None) -> ssl.SSLContext | None:
-    """The client context, or None when TLS is off. Raises TLSConfigError with a clear reason."""
-    if cfg is None or not cfg.active:
+def client_context(cfg: SSLConfig | None, force: bool = False) -> ssl.SSLContext | None:
+    """The client context, or None when TLS is off (``force``: the URL scheme asks for TLS).
+
+    Raises TLSConfigError with a clear reason.
+    """
+    if cfg is None:
+        if not force:
+            return None
+        cfg = SSLConfig()
+    if not force and not cfg.active:
         return None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     versions = sorted(_VERSIONS[v] for v in cfg.supported_protocols)
@@ -79,6 +87,11 @@ def client_context(cfg: SSLConfig | None) -> ssl.SSLContext | None:
                     raise TLSConfigError(f"ssl.certificate_authorities: cannot load {ca!r}: {exc}") from None
         else:
             ctx.load_default_certs()
+    if cfg.cipher_suites:
+        try:
+            ctx.set_ciphers(":".join(cfg.cipher_suites))
+        except ssl.SSLError as exc:
+            raise TLSConfigError(f"ssl.cipher_suites: {exc}") from None
     if cfg.certificate or cfg.key:
         if not (cfg.certificate and cfg.key):
             raise TLSConfigError("ssl.certificate and ssl.key must be given together")

@@ -18,25 +18,12 @@ import attrs
 import orjson
 import urllib3
 
-from protocols.common.config import one_of
+from shipper.tlsconfig import SSLConfig as SslSettings
+from shipper.tlsconfig import TLSConfigError, client_context
+
+__all__ = ["SslSettings"]
 
 log = logging.getLogger("http")
-
-
-@attrs.frozen
-class SslSettings:
-    """libbeat tlscommon options (``ssl.*``)."""
-
-    enabled: bool | None = None
-    certificate_authorities: list[str] = attrs.field(factory=list)
-    certificate: str = ""
-    key: str = ""
-    key_passphrase: str = ""
-    verification_mode: str = attrs.field(
-        default="full", validator=one_of("full", "strict", "certificate", "none")
-    )
-    supported_protocols: list[str] = attrs.field(factory=list)
-    cipher_suites: list[str] = attrs.field(factory=list)
 
 
 class TransportError(Exception):
@@ -92,30 +79,12 @@ class HttpResponse:
 
 
 def ssl_context(cfg: SslSettings) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    for ca in cfg.certificate_authorities:
-        if "-----BEGIN" in ca:
-            ctx.load_verify_locations(cadata=ca)
-        else:
-            ctx.load_verify_locations(cafile=ca)
-    if cfg.verification_mode == "none":
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    elif cfg.verification_mode == "certificate":
-        ctx.check_hostname = False
-    if cfg.certificate:
-        ctx.load_cert_chain(cfg.certificate, cfg.key or None, cfg.key_passphrase or None)
-    versions = {
-        "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-        "TLSv1.2": ssl.TLSVersion.TLSv1_2,
-        "TLSv1.3": ssl.TLSVersion.TLSv1_3,
-    }
-    chosen = [versions[p] for p in cfg.supported_protocols if p in versions]
-    if chosen:
-        ctx.minimum_version = min(chosen)
-        ctx.maximum_version = max(chosen)
-    if cfg.cipher_suites:
-        ctx.set_ciphers(":".join(cfg.cipher_suites))
+    """TLS for an https URL (libbeat: the scheme turns TLS on; ``ssl.*`` tunes it)."""
+    try:
+        ctx = client_context(cfg, force=True)
+    except TLSConfigError as exc:
+        raise TransportError(str(exc), retriable=False) from None
+    assert ctx is not None
     return ctx
 
 
