@@ -25,6 +25,16 @@ _PROTO_NUM = {"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58, "sctp": 132}
 _DIGITS = {"millisecond": 3, "microsecond": 6, "nanosecond": 9}
 
 
+def _pairs(*pairs: tuple[int, int]) -> dict[int, int]:
+    return {a: b for x, y in pairs for a, b in ((x, y), (y, x))}
+
+
+#: ICMP request/reply types (echo, router solicitation/advertisement, timestamp, info, mask).
+_ICMP4_PAIRS = _pairs((8, 0), (10, 9), (13, 14), (15, 16), (17, 18))
+#: ICMPv6: echo, MLD query/report, router and neighbor discovery, who-are-you, HA address discovery.
+_ICMP6_PAIRS = _pairs((128, 129), (130, 131), (133, 134), (135, 136), (139, 140), (144, 145))
+
+
 class TimeFormatter:
     """Integer nanoseconds → RFC 3339 UTC with 3, 6 or 9 fractional digits."""
 
@@ -53,7 +63,9 @@ def _ip_bytes(ip: str) -> bytes:
 def community_id(
     transport: str, src_ip: str, src_port: int, dst_ip: str, dst_port: int, seed: int = 0
 ) -> str | None:
-    """Community ID v1 (https://github.com/corelight/community-id-spec) for TCP/UDP/SCTP."""
+    """Community ID v1 (https://github.com/corelight/community-id-spec) for TCP/UDP/SCTP.
+
+    For ``icmp`` and ``ipv6-icmp`` pass the ICMP type and code as the ports."""
     proto = _PROTO_NUM.get(transport)
     if proto is None:
         return None
@@ -61,8 +73,18 @@ def community_id(
         s, d = _ip_bytes(src_ip), _ip_bytes(dst_ip)
     except OSError:
         return None
+    one_way = False
+    if proto in (1, 58):
+        # Spec "ICMP": a request/reply type pair hashes like a port pair (the type of
+        # the counterpart message stands in for the destination port); other types are
+        # one-way, use the code as destination port and keep the endpoints unordered.
+        counterpart = (_ICMP4_PAIRS if proto == 1 else _ICMP6_PAIRS).get(src_port)
+        if counterpart is None:
+            one_way = True
+        else:
+            dst_port = counterpart
     # Order the endpoints so both directions hash the same.
-    if (s, src_port) > (d, dst_port):
+    if not one_way and (s, src_port) > (d, dst_port):
         s, d, src_port, dst_port = d, s, dst_port, src_port
     data = struct.pack(">H", seed) + s + d + struct.pack(">BBHH", proto, 0, src_port, dst_port)
     return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
@@ -83,6 +105,16 @@ def _link_local_multicast(a: Any) -> bool:
     if a.version == 4:
         return a in ipaddress.ip_network("224.0.0.0/24")
     return a in ipaddress.ip_network("ff02::/16")
+
+
+def _icmp_type_code(evt: dict[str, Any]) -> tuple[int, int]:
+    """ICMP type and code for the Community ID: the request's, else the response's."""
+    icmp = evt.get("icmp")
+    msg = (icmp.get("request") or icmp.get("response") or {}) if isinstance(icmp, dict) else {}
+    try:
+        return int(msg.get("type", 0)), int(msg.get("code", 0))
+    except (TypeError, ValueError):
+        return 0, 0
 
 
 _NAMED_NETWORKS = {
@@ -214,13 +246,13 @@ class Envelope:
         if nbytes:
             network["bytes"] = nbytes
         if "community_id" not in network and src_ip and dst_ip:
-            cid = community_id(
-                network.get("transport", ""),
-                src_ip,
-                src.get("port", 0) if src else 0,
-                dst_ip,
-                dst.get("port", 0) if dst else 0,
-            )
+            transport = network.get("transport", "")
+            if transport in ("icmp", "ipv6-icmp"):
+                sport, dport = _icmp_type_code(evt)
+            else:
+                sport = src.get("port", 0) if src else 0
+                dport = dst.get("port", 0) if dst else 0
+            cid = community_id(transport, src_ip, sport, dst_ip, dport)
             if cid:
                 network["community_id"] = cid
         if "type" not in network and (src_ip or dst_ip):
