@@ -121,20 +121,66 @@ _NAMED_NETWORKS = {
     "loopback": ["127.0.0.0/8", "::1/128"],
     "private": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8"],
     "link_local_unicast": ["169.254.0.0/16", "fe80::/10"],
+    "interface_local_multicast": ["ff01::/16"],
     "link_local_multicast": ["224.0.0.0/24", "ff02::/16"],
     "multicast": ["224.0.0.0/4", "ff00::/8"],
     "unspecified": ["0.0.0.0/32", "::/128"],
-    "global_unicast": [],
 }
+_BROADCAST = ipaddress.ip_address("255.255.255.255")
+
+
+def _named(name: str) -> list[Any]:
+    return [ipaddress.ip_network(n) for n in _NAMED_NETWORKS[name]]
+
+
+def _in_any(a: Any, nets: list[Any]) -> bool:
+    return any(a.version == n.version and a in n for n in nets)
+
+
+_PRIVATE = _named("private")
+_NOT_PUBLIC = [
+    *_PRIVATE,
+    *_named("loopback"),
+    *_named("unspecified"),
+    *_named("link_local_unicast"),
+    *_named("link_local_multicast"),
+    *_named("interface_local_multicast"),
+]
+
+
+def _global_unicast(a: Any) -> bool:
+    """Go's ``IP.IsGlobalUnicast`` (private addresses included)."""
+    return not (a.is_unspecified or a.is_loopback or a.is_multicast or a.is_link_local or a == _BROADCAST)
+
+
+def _public(a: Any) -> bool:
+    """libbeat's ``public``: neither private, loopback, unspecified, broadcast nor link-local."""
+    return a != _BROADCAST and not _in_any(a, _NOT_PUBLIC)
+
+
+#: Named networks that are predicates rather than CIDR lists (libbeat conditions/network.go).
+_NAMED_PREDICATES = {"global_unicast": _global_unicast, "unicast": _global_unicast, "public": _public}
+NETWORK_NAMES = tuple(sorted([*_NAMED_NETWORKS, *_NAMED_PREDICATES]))
 
 
 def parse_networks(specs: list[str]) -> list[Any]:
+    """CIDRs, addresses and libbeat's named networks → networks or predicates.
+
+    Raises ValueError naming the bad entry."""
     nets: list[Any] = []
     for spec in specs:
         if spec in _NAMED_NETWORKS:
-            nets.extend(ipaddress.ip_network(n) for n in _NAMED_NETWORKS[spec])
+            nets.extend(_named(spec))
+        elif spec in _NAMED_PREDICATES:
+            nets.append(_NAMED_PREDICATES[spec])
         else:
-            nets.append(ipaddress.ip_network(spec, strict=False))
+            try:
+                nets.append(ipaddress.ip_network(str(spec).strip(), strict=False))
+            except ValueError:
+                raise ValueError(
+                    f"invalid network {spec!r}: use a CIDR such as 10.0.0.0/8 or one of "
+                    + ", ".join(NETWORK_NAMES)
+                ) from None
     return nets
 
 
@@ -214,7 +260,9 @@ class Envelope:
         if not ip:
             return False
         _, a = _ip_class(ip)
-        return a is not None and any(a.version == n.version and a in n for n in self.internal)
+        if a is None:
+            return False
+        return any(n(a) if callable(n) else (a.version == n.version and a in n) for n in self.internal)
 
     def apply(self, evt: dict[str, Any]) -> dict[str, Any]:
         fmt = self.fmt

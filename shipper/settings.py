@@ -21,6 +21,7 @@ from shipper.config import (
     parse_override,
     set_path,
 )
+from shipper.envelope import parse_networks
 
 #: Protocols in Packetbeat's shipped yml that this build does not decode (yet).
 PACKETBEAT_PROTOCOLS = [
@@ -52,7 +53,7 @@ class InterfaceSettings:
     bpf_filter: str = ""
     auto_promisc_mode: bool = True
     fanout_group: int | None = None
-    internal_networks: list[str] = attrs.field(factory=list)
+    internal_networks: list[str] = attrs.field(factory=list, validator=lambda _i, _a, v: parse_networks(v))
     poll_default_route: Duration = Duration(60.0)
     metrics_interval: Duration = Duration(5.0)
     #: Set by ``-I``: read this capture file instead of sniffing.
