@@ -388,6 +388,8 @@ def build_settings(tree: dict[str, Any]) -> tuple[Settings, list[str]]:
     interfaces = _build_interfaces(b, pb_raw.pop("interfaces", None), "packetbeat.interfaces")
     flows_raw = pb_raw.pop("flows", None)
     flows = b.build(FlowsSettings, flows_raw, "packetbeat.flows") if flows_raw is not None else None
+    if flows is not None and flows.enabled:
+        b.warnings.append("packetbeat.flows: flow events are not produced by this wirebeat build (ignored)")
     pb = b.build(PacketbeatSettings, pb_raw, "packetbeat")
     pb = attrs.evolve(pb, protocols=protocols, interfaces=interfaces, flows=flows)
     rest = {k: v for k, v in tree.items() if k not in ("packetbeat", "output")}
