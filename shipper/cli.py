@@ -323,7 +323,10 @@ def main(argv: list[str] | None = None) -> None:
             print(exc.message, file=sys.stderr)
         code = exc.code
     except ConfigError as exc:
-        print(f"Exiting: error loading config: {exc}", file=sys.stderr)
+        msg = str(exc)
+        if not msg.startswith("error loading config"):
+            msg = f"error loading config: {msg}"
+        print(f"Exiting: {msg}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         code = 130

@@ -197,7 +197,12 @@ def load_yaml(path: str) -> dict[str, Any]:
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh)
     except OSError as exc:
-        raise ConfigError("", f"error loading config file: {exc.strerror}: {path}") from exc
+        raise ConfigError("", f"error loading config file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            "", f"error loading config file {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+            f"at offset {exc.start})"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -241,6 +246,7 @@ class Builder:
             if f.metadata.get("ignored"):
                 self.warnings.append(f"config setting {sub} is accepted for compatibility and has no effect")
             kwargs[f.name] = self.convert(hints[f.name], value, sub)
+            _validate_field(f, kwargs[f.name], sub)
         try:
             return cls(**kwargs)
         except (ValueError, TypeError) as exc:
@@ -319,6 +325,19 @@ class Builder:
         if isinstance(tp, type) and attrs.has(tp):
             return self.build(tp, value, path)
         return value
+
+
+def _validate_field(f: Any, value: Any, path: str) -> None:
+    """Run one field's converter and validator now, so an error names the key itself
+    (``timestamp.precision``), not the section that holds it."""
+    if f.validator is None:
+        return
+    try:
+        if callable(f.converter):
+            value = f.converter(value)
+        f.validator(None, f, value)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(path, str(exc)) from None
 
 
 _hint_cache: dict[type, dict[str, Any]] = {}
