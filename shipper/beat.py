@@ -13,13 +13,12 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from capture import CaptureError, CaptureFile, PcapWriter
+from capture import CaptureFile, PcapWriter
 from capture.devices import local_addresses
 from protocols.decoder import Decoder, DecoderLimits
 from protocols.registry import build_plugins
 from protocols.stats import Counters
 from protocols.tcp import TcpLimits
-from shipper.config import ConfigError
 from shipper.envelope import Envelope
 from shipper.hostinfo import agent_id, host_metadata
 from shipper.monitor import Monitor
@@ -166,10 +165,7 @@ class Beat:
         """Replay a capture file. Capture timestamps are always kept (Packetbeat overwrites
         them with the wall clock unless ``-t``); without ``-t`` packets are paced at the
         capture's own rate."""
-        try:
-            CaptureFile(path).close()  # fail early with a clear message
-        except CaptureError as exc:
-            raise ConfigError("", str(exc)) from None
+        CaptureFile(path).close()  # fail early: CaptureError says what is wrong with the file
         pipeline = self.start_pipeline(live=False)
         self.install_signals()
         self.tune_gc()

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from capture import CaptureError
 from shipper.config import ConfigError
 from shipper.settings import DEFAULT_CONFIG_NAMES, Settings, load_settings
 from shipper.version import PACKETBEAT_COMPAT, VERSION
@@ -322,6 +323,9 @@ def main(argv: list[str] | None = None) -> None:
         if exc.message:
             print(exc.message, file=sys.stderr)
         code = exc.code
+    except CaptureError as exc:
+        print(f"Exiting: {exc}", file=sys.stderr)
+        code = 1
     except ConfigError as exc:
         msg = str(exc)
         if not msg.startswith("error loading config"):
