@@ -236,12 +236,17 @@ class Builder:
             raise ConfigError(path, f"expected a mapping, got {type(data).__name__} {data!r}")
         hints = _hints(cls)
         by_key = {f.metadata.get("key", f.name): f for f in attrs.fields(typing.cast(Any, cls))}
+        data = _lift_dotted(data, [k for k in by_key if "." in k])
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             f = by_key.get(key)
             sub = f"{path}.{key}" if path else str(key)
             if f is None:
-                self.warnings.append(f"unknown config setting {sub} (ignored)")
+                if isinstance(value, dict) and value and any(k.startswith(f"{key}.") for k in by_key):
+                    # What is left of a section of dotted settings (queue.mem.flush.*).
+                    self.warnings += [f"unknown config setting {sub}.{k} (ignored)" for k in value]
+                else:
+                    self.warnings.append(f"unknown config setting {sub} (ignored)")
                 continue
             if f.metadata.get("ignored"):
                 self.warnings.append(f"config setting {sub} is accepted for compatibility and has no effect")
@@ -325,6 +330,33 @@ class Builder:
         if isinstance(tp, type) and attrs.has(tp):
             return self.build(tp, value, path)
         return value
+
+
+def _lift_dotted(data: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """Settings whose key has a dot (``flush.min_events``) arrive nested, since dotted keys
+    are expanded on load: move them up to their dotted name (without touching ``data``)."""
+    if not keys:
+        return data
+    out = dict(data)
+    for key in keys:
+        *parents, leaf = key.split(".")
+        node = out
+        chain: list[tuple[dict[str, Any], str]] = []
+        for p in parents:
+            child = node.get(p)
+            if not isinstance(child, dict):
+                break
+            node[p] = child = dict(child)
+            chain.append((node, p))
+            node = child
+        else:
+            if leaf in node:
+                out[key] = node.pop(leaf)
+                for parent, p in reversed(chain):
+                    if parent[p]:
+                        break
+                    del parent[p]
+    return out
 
 
 def _validate_field(f: Any, value: Any, path: str) -> None:
