@@ -194,13 +194,22 @@ class Beat:
         finally:
             if dumper is not None:
                 dumper.close()
-        drained = pipeline.close(None if not self.stop_event.is_set() else self._shutdown_timeout())
+        drained = self._drain(pipeline)
         self.monitor.stop()
         self.monitor.log_now(final=True)
         if pipeline.fatal:
             print(f"Exiting: {pipeline.fatal}", file=sys.stderr)
             return 1
         return 0 if drained or self.stop_event.is_set() else 1
+
+    def _drain(self, pipeline: Pipeline) -> bool:
+        """Wait until the output has acknowledged everything. A signal, before or during the
+        wait, bounds it by the shutdown timeout; an output that has failed ends it."""
+        pipeline.queue.close()  # nothing more is coming: partial batches go out at once
+        while not self.stop_event.is_set() and pipeline.fatal is None:
+            if pipeline.queue.wait_empty(0.2):
+                break
+        return pipeline.close(self._shutdown_timeout() if self.stop_event.is_set() else 0.0)
 
     def _shutdown_timeout(self) -> float:
         return max(self.settings.packetbeat.shutdown_timeout, 5.0)
