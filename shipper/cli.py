@@ -22,6 +22,7 @@ import yaml
 
 from capture import CaptureError
 from shipper.config import ConfigError
+from shipper.outputs.base import OutputError
 from shipper.settings import DEFAULT_CONFIG_NAMES, Settings, load_settings
 from shipper.version import PACKETBEAT_COMPAT, VERSION
 
@@ -325,6 +326,9 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.code
     except CaptureError as exc:
         print(f"Exiting: {exc}", file=sys.stderr)
+        code = 1
+    except OutputError as exc:
+        print(f"Exiting: error initializing the output: {exc}", file=sys.stderr)
         code = 1
     except ConfigError as exc:
         msg = str(exc)
