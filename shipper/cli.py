@@ -125,11 +125,13 @@ def load(args: argparse.Namespace) -> Settings:
         value = getattr(args, flag)
         if value:
             overrides.append(f"{key}={value}")
+    import os
+
     path = args.config
     required = path is not None
+    if path is not None and args.path_config and not os.path.isabs(path):
+        path = os.path.join(args.path_config, path)  # libbeat: -c is relative to path.config
     if path is None:
-        import os
-
         base = args.path_config or "."
         for name in DEFAULT_CONFIG_NAMES:
             candidate = os.path.join(base, name)
