@@ -536,3 +536,46 @@ def test_logging_settings_from_the_config_file_and_the_explicit_run_command(tmp_
     assert lines and all(
         re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\t(INFO|WARNING)\t\[\w+\]\t", x) for x in lines
     )
+
+
+def test_c_is_relative_to_path_config(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "custom.yml").write_text(
+        "name: from-path-config\npacketbeat.protocols: [{type: http, ports: [8080]}]\n"
+    )
+    run = wirebeat("export", "config", "--path.config", etc, "-c", "custom.yml", tmp=tmp_path)
+    assert run.rc == 0, run
+    assert yaml.safe_load(run.stdout)["name"] == "from-path-config"
+    # Without -c, packetbeat.yml is looked up in path.config.
+    (etc / "packetbeat.yml").write_text("name: default-name\n")
+    run = wirebeat("export", "config", "--path.config", etc, tmp=tmp_path)
+    assert run.rc == 0, run
+    assert yaml.safe_load(run.stdout)["name"] == "default-name"
+
+
+def test_loop_forever_until_sigterm(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "shipper", "-t", "-l", "0", "-I", str(shared_pcap("http_unmatched"))]
+    cmd += ["-E", HTTP_8080, "--path.data", str(tmp_path / "data"), "--path.logs", str(tmp_path / "logs")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        assert proc.poll() is None, "-l 0 must keep replaying"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert err == ""
+    events = [json.loads(line) for line in out.splitlines()]  # every line a whole event
+    assert len(events) > 3 * 3
+    assert {e["@timestamp"][:10] for e in events} == {"2018-04-06"}
