@@ -162,6 +162,7 @@ BAD_CONFIGS: list[tuple[str, str, list[str]]] = [
         ["transaction_timeout"],
     ),
     ("not-a-mapping", "- just\n- a list\n", ["top level must be a mapping"]),
+    ("warning-then-error", "colour: red\ntimestamp.precision: second\n", ["timestamp.precision"]),
 ]
 
 
@@ -579,3 +580,14 @@ def test_loop_forever_until_sigterm(tmp_path: Path) -> None:
     events = [json.loads(line) for line in out.splitlines()]  # every line a whole event
     assert len(events) > 3 * 3
     assert {e["@timestamp"][:10] for e in events} == {"2018-04-06"}
+
+
+def test_agent_id_persists_in_path_data_and_name_comes_from_the_config(tmp_path: Path) -> None:
+    args: list[str | Path] = ["-t", "-I", shared_pcap("http_post"), "-E", "name=probe-9"]
+    first = wirebeat(*args, tmp=tmp_path).events[0]["agent"]
+    second = wirebeat(*args, tmp=tmp_path).events[0]["agent"]
+    other = wirebeat(*args, tmp=tmp_path / "elsewhere").events[0]["agent"]
+    assert first["id"] == second["id"] != other["id"]
+    assert first["ephemeral_id"] != second["ephemeral_id"]
+    assert json.loads((tmp_path / "data" / "meta.json").read_text())["uuid"] == first["id"]
+    assert (first["name"], first["type"], first["version"]) == ("probe-9", "packetbeat", VERSION)
