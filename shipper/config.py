@@ -370,6 +370,8 @@ def _validate_field(f: Any, value: Any, path: str) -> None:
         f.validator(None, f, value)
     except (ValueError, TypeError) as exc:
         raise ConfigError(path, str(exc)) from None
+    except Exception:
+        return  # a validator that needs the instance: the class checks it when built
 
 
 _hint_cache: dict[type, dict[str, Any]] = {}
