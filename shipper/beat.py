@@ -15,13 +15,12 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from capture import CaptureError, CaptureFile, PcapWriter
+from capture import CaptureFile, PcapWriter
 from capture.devices import local_addresses
 from protocols.decoder import Decoder, DecoderLimits
 from protocols.registry import build_plugins
 from protocols.stats import Counters
 from protocols.tcp import TcpLimits
-from shipper.config import ConfigError
 from shipper.envelope import Envelope
 from shipper.hostinfo import agent_id, host_metadata
 from shipper.monitor import Monitor
@@ -206,10 +205,7 @@ class Beat:
         """Replay a capture file. Capture timestamps are always kept (Packetbeat overwrites
         them with the wall clock unless ``-t``); without ``-t`` packets are paced at the
         capture's own rate."""
-        try:
-            CaptureFile(path).close()  # fail early with a clear message
-        except CaptureError as exc:
-            raise ConfigError("", str(exc)) from None
+        CaptureFile(path).close()  # fail early: CaptureError says what is wrong with the file
         pipeline = self.start_pipeline(live=False)
         self.install_signals()
         self.tune_gc()
@@ -238,13 +234,22 @@ class Beat:
         finally:
             if dumper is not None:
                 dumper.close()
-        drained = pipeline.close(None if not self.stop_event.is_set() else self._shutdown_timeout())
+        drained = self._drain(pipeline)
         self.monitor.stop()
         self.monitor.log_now(final=True)
         if pipeline.fatal:
             print(f"Exiting: {pipeline.fatal}", file=sys.stderr)
             return 1
         return 0 if drained or self.stop_event.is_set() else 1
+
+    def _drain(self, pipeline: Pipeline) -> bool:
+        """Wait until the output has acknowledged everything. A signal, before or during the
+        wait, bounds it by the shutdown timeout; an output that has failed ends it."""
+        pipeline.queue.close()  # nothing more is coming: partial batches go out at once
+        while not self.stop_event.is_set() and pipeline.fatal is None:
+            if pipeline.queue.wait_empty(0.2):
+                break
+        return pipeline.close(self._shutdown_timeout() if self.stop_event.is_set() else 0.0)
 
     def _shutdown_timeout(self) -> float:
         return max(self.settings.packetbeat.shutdown_timeout, 5.0)

@@ -21,6 +21,7 @@ from shipper.config import (
     parse_override,
     set_path,
 )
+from shipper.envelope import parse_networks
 from shipper.setup.http import SslSettings
 
 #: Protocols in Packetbeat's shipped yml that this build does not decode (yet).
@@ -53,7 +54,7 @@ class InterfaceSettings:
     bpf_filter: str = ""
     auto_promisc_mode: bool = True
     fanout_group: int | None = None
-    internal_networks: list[str] = attrs.field(factory=list)
+    internal_networks: list[str] = attrs.field(factory=list, validator=lambda _i, _a, v: parse_networks(v))
     poll_default_route: Duration = Duration(60.0)
     metrics_interval: Duration = Duration(5.0)
     #: Set by ``-I``: read this capture file instead of sniffing.
@@ -500,6 +501,8 @@ def build_settings(tree: dict[str, Any]) -> tuple[Settings, list[str]]:
     interfaces = _build_interfaces(b, pb_raw.pop("interfaces", None), "packetbeat.interfaces")
     flows_raw = pb_raw.pop("flows", None)
     flows = b.build(FlowsSettings, flows_raw, "packetbeat.flows") if flows_raw is not None else None
+    if flows is not None and flows.enabled:
+        b.warnings.append("packetbeat.flows: flow events are not produced by this wirebeat build (ignored)")
     pb = b.build(PacketbeatSettings, pb_raw, "packetbeat")
     pb = attrs.evolve(pb, protocols=protocols, interfaces=interfaces, flows=flows)
     rest = {k: v for k, v in tree.items() if k not in ("packetbeat", "output")}

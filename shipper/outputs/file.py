@@ -49,6 +49,13 @@ class FileOutput(Output):
         self._fh: BinaryIO | None = None
         self._size = 0
         self.current: Path | None = None
+        # Like libbeat, fail at startup (not by retrying forever) when the directory is unusable.
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create {self.dir}: {exc.strerror}", retriable=False) from exc
+        if not os.access(self.dir, os.W_OK | os.X_OK):
+            raise OutputError(f"cannot write to {self.dir}: Permission denied", retriable=False)
 
     def _pattern(self) -> re.Pattern[str]:
         return re.compile(re.escape(self.base) + r"-(\d{8})(?:-(\d+))?\.ndjson$")
