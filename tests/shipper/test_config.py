@@ -93,7 +93,7 @@ def test_packetbeat_8x_yml_loads_unchanged_with_warnings_only_for_what_is_unsupp
     assert iface.internal_networks == ["private"]
     assert pb.flows is not None and pb.flows.timeout == 30.0 and pb.flows.period == 10.0
     assert settings.output_name() == "console"  # both outputs are commented out
-    assert settings.setup["template"]["settings"]["index"]["number_of_shards"] == 1
+    assert settings.setup.template.settings.index["number_of_shards"] == 1
     assert settings.logging.level == "info"
     assert settings.timestamp.precision == "millisecond"
     assert [next(iter(p)) for p in settings.processors][1:] == [
