@@ -29,8 +29,13 @@ from shipper.version import PACKETBEAT_COMPAT, VERSION
 COMMANDS = ("run", "devices", "test", "export", "setup", "version", "keystore", "help")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's default prints usage and exits 2
+        raise Exit(1, f"Exiting: {message} (see 'wirebeat --help')")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="wirebeat",
         description="Passive network monitor, Packetbeat-compatible. Commands: "
         "run (default), devices, test config|output, export config|template|ilm-policy|"

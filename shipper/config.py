@@ -123,6 +123,15 @@ def merge(dst: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
 def set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
     parts = dotted.split(".")
     node = tree
+    if len(parts) == 3 and parts[:2] == ["packetbeat", "protocols"] and isinstance(
+        tree.get("packetbeat", {}).get("protocols"), list
+    ):
+        entry = _list_entry(tree["packetbeat"]["protocols"], parts[2])
+        if isinstance(value, dict):
+            entry.update(value)
+        elif value is False or value is None:
+            entry["enabled"] = False
+        return
     for p in parts[:-1]:
         child = node.get(p)
         if isinstance(child, list) and p == "protocols":
@@ -132,6 +141,8 @@ def set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
             rest = ".".join(parts[1:])
             if rest:
                 set_path(node, rest, value)
+            elif isinstance(value, dict):
+                node.update(value)  # -E packetbeat.protocols.http={ports: [80]}
             return
         if not isinstance(child, dict):
             child = node[p] = {}

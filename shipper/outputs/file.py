@@ -19,13 +19,18 @@ from protocols.common.config import positive
 from shipper.outputs.base import CodecSettings, Output, OutputContext, OutputError, encode_event
 
 
+def _file_count(_inst: Any, _attr: attrs.Attribute[Any], value: int) -> None:
+    if not 2 <= value <= 1024:
+        raise ValueError(f"number_of_files must be between 2 and 1024 (libbeat's limits), got {value}")
+
+
 @attrs.frozen
 class FileConfig:
     enabled: bool = True
     path: str = ""
     filename: str = ""
     rotate_every_kb: int = attrs.field(default=10 * 1024, validator=positive)
-    number_of_files: int = attrs.field(default=7, validator=positive)
+    number_of_files: int = attrs.field(default=7, validator=_file_count)
     permissions: int = 0o600
     rotate_on_startup: bool = True
     codec: CodecSettings = CodecSettings()

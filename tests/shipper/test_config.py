@@ -513,3 +513,16 @@ def test_logging_settings(tmp_path: Path) -> None:
 def test_timestamp_precision(tmp_path: Path, precision: str) -> None:
     settings, _ = load_text(tmp_path, f"timestamp.precision: {precision}\n")
     assert settings.timestamp.precision == precision
+
+
+def test_override_a_whole_protocol_in_the_list_form() -> None:
+    settings, _ = load_settings(None, ["packetbeat.protocols.http={ports: [8080, 9000], send_request: true}"])
+    http = settings.packetbeat.protocols["http"]
+    assert http.ports == [8080, 9000] and http.send_request
+    settings, _ = load_settings(None, ["packetbeat.protocols.http=false"])
+    assert "http" not in settings.packetbeat.protocols or not settings.packetbeat.protocols["http"].enabled
+
+
+def test_file_output_number_of_files_bounds() -> None:
+    with pytest.raises(ConfigError, match="output.file.*number_of_files"):
+        load_settings(None, ["output.file.number_of_files=1"])
