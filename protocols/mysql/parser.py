@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import struct
 
+from protocols.common.framing import FramedStream
+
 #: Commands (``COM_*``) that Packetbeat turns into transactions.
 COM_QUIT = 0x01
 COM_QUERY = 0x03
@@ -63,45 +65,28 @@ class ParseError(ValueError):
     """A payload that does not decode as the packet it should be."""
 
 
-class PacketStream:
+class PacketStream(FramedStream):
     """Cuts one direction into packets. Bounded: a packet larger than ``max_packet`` is
     delivered as its first ``prefix`` bytes and the rest is skipped without buffering."""
 
-    __slots__ = ("buf", "cont", "max_packet", "need", "prefix", "skip")
+    __slots__ = ("cont", "max_packet")
 
     def __init__(self, max_packet: int = 4 << 20, prefix: int = 64 << 10) -> None:
-        self.buf = bytearray()
-        self.need = 0
-        self.skip = 0
+        super().__init__(prefix)
         self.cont = False
         self.max_packet = max_packet
-        self.prefix = prefix
 
     def reset(self) -> None:
-        self.buf = bytearray()
-        self.need = 0
-        self.skip = 0
+        super().reset()
         self.cont = False
-
-    @property
-    def pending(self) -> int:
-        return len(self.buf) + self.skip
 
     def feed(self, data: bytes) -> list[tuple[int, bytes, int, bool]]:
         """(seq, payload, full payload length, is continuation) for every complete packet."""
         out: list[tuple[int, bytes, int, bool]] = []
-        if self.skip:
-            if len(data) <= self.skip:
-                self.skip -= len(data)
-                return out
-            data = data[self.skip :]
-            self.skip = 0
-        if self.buf:
-            self.buf += data
-            if len(self.buf) < self.need:
-                return out
-            data = bytes(self.buf)
-            self.buf = bytearray()
+        joined = self._take(data)
+        if joined is None:
+            return out
+        data = joined
         pos = 0
         end = len(data)
         while end - pos >= 4:
@@ -131,10 +116,7 @@ class PacketStream:
             self.need = 4 + n
             self.cont = cont
             break
-        if pos < end:
-            self.buf = bytearray(data[pos:])
-            if len(self.buf) < 4:
-                self.need = 4
+        self._keep(data, pos, 4)
         return out
 
 

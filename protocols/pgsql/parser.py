@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import struct
 
+from protocols.common.framing import FramedStream
+
 #: Codes of the untyped startup-phase messages (PostgreSQL docs, "Message Formats").
 CODE_PROTOCOL_3 = 196608
 CODE_CANCEL = 80877102
@@ -33,32 +35,20 @@ class ParseError(ValueError):
     """Bytes that are not a PostgreSQL message where one should start."""
 
 
-class MessageStream:
+class MessageStream(FramedStream):
     """Cuts one direction into messages. Bounded: a message longer than ``max_message``
     is delivered as its first ``prefix`` bytes and the rest is skipped unbuffered."""
 
-    __slots__ = ("buf", "expect_answer", "max_message", "need", "prefix", "skip", "startup", "valid")
+    __slots__ = ("expect_answer", "max_message", "startup", "valid")
 
     def __init__(
         self, valid: frozenset[int], startup: bool, max_message: int = 4 << 20, prefix: int = 64 << 10
     ) -> None:
+        super().__init__(prefix)
         self.valid = valid
         self.startup = startup
         self.expect_answer = False
-        self.buf = bytearray()
-        self.need = 0
-        self.skip = 0
         self.max_message = max_message
-        self.prefix = prefix
-
-    def reset(self) -> None:
-        self.buf = bytearray()
-        self.need = 0
-        self.skip = 0
-
-    @property
-    def pending(self) -> int:
-        return len(self.buf) + self.skip
 
     def feed(self, data: bytes) -> list[tuple[int, bytes, int]]:
         """(type, body without type and length, wire size) of every complete message.
@@ -67,18 +57,10 @@ class MessageStream:
         with the buffer, which the caller clears.
         """
         out: list[tuple[int, bytes, int]] = []
-        if self.skip:
-            if len(data) <= self.skip:
-                self.skip -= len(data)
-                return out
-            data = data[self.skip :]
-            self.skip = 0
-        if self.buf:
-            self.buf += data
-            if len(self.buf) < self.need:
-                return out
-            data = bytes(self.buf)
-            self.buf = bytearray()
+        joined = self._take(data)
+        if joined is None:
+            return out
+        data = joined
         pos = 0
         end = len(data)
         valid = self.valid
@@ -137,8 +119,7 @@ class MessageStream:
                 continue
             self.need = size
             break
-        if pos < end:
-            self.buf = bytearray(data[pos:])
+        self._keep(data, pos, 0)
         return out
 
 
