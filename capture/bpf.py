@@ -98,6 +98,11 @@ def skip_outgoing(prog: list[Insn], only_ifindex: int | None = None) -> list[Ins
     return prefix + (prog or [(BPF_RET | BPF_K, 0, 0, 0xFFFFFFFF)])
 
 
+def outgoing_prefix() -> list[Insn]:
+    """The instructions ``skip_outgoing`` puts in front of a program (all interfaces)."""
+    return skip_outgoing([])[:3]
+
+
 def attach(sock: socket.socket, prog: list[Insn]) -> None:
     """SO_ATTACH_FILTER: ``struct sock_fprog { unsigned short len; struct sock_filter *filter; }``."""
     arr = (libpcap.BpfInsn * len(prog))(*(libpcap.BpfInsn(c, jt, jf, k) for c, jt, jf, k in prog))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import select
+import socket
 import struct
 import threading
 from collections.abc import Iterator
@@ -145,6 +146,17 @@ def compile_filter(expr: str, linktype: int, snaplen: int) -> list[tuple[int, in
         h.pcap_close(pcap)
 
 
+def _attach_fd(fd: int, prog: list[tuple[int, int, int, int]]) -> None:
+    """SO_ATTACH_FILTER on a descriptor we do not own (a duplicate is used and closed)."""
+    arr = (BpfInsn * len(prog))(*(BpfInsn(*i) for i in prog))
+    fprog = struct.pack("HP", len(prog), ctypes.addressof(arr))
+    sock = socket.fromfd(fd, socket.AF_PACKET, socket.SOCK_RAW)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, 26, fprog)  # SO_ATTACH_FILTER
+    finally:
+        sock.close()
+
+
 _HDR = struct.Struct("=qqII")  # struct pcap_pkthdr: timeval (2 × long), caplen, len
 
 
@@ -165,7 +177,10 @@ class PcapSource:
         bpf_filter: str = "",
         direction_in: bool = False,
         timeout_ms: int = 200,
+        prefix: list[tuple[int, int, int, int]] | None = None,
     ) -> None:
+        """``prefix``: instructions run before the compiled filter in the kernel (used to
+        drop the outgoing copy of loopback packets there instead of in libpcap)."""
         h = self._h = lib()
         self.device = device
         self.bpf_filter = bpf_filter
@@ -184,13 +199,21 @@ class PcapSource:
             if rc < 0:
                 raise CaptureError(self._activate_error(rc))
             self.linktype = int(h.pcap_datalink(p))
-            if bpf_filter:
+            if bpf_filter or prefix:
                 prog = BpfProgram()
                 if h.pcap_compile(p, ctypes.byref(prog), bpf_filter.encode(), 1, PCAP_NETMASK_UNKNOWN):
                     raise CaptureError(f"invalid BPF filter {bpf_filter!r}: {self._err()}")
                 try:
                     if h.pcap_setfilter(p, ctypes.byref(prog)):
                         raise CaptureError(f"pcap: cannot set the filter on {device}: {self._err()}")
+                    if prefix:
+                        # Replace the kernel's copy of the filter with prefix + program. libpcap
+                        # keeps the plain program for the blocks it filters in user space
+                        # right after pcap_setfilter (it cannot run the ancillary loads).
+                        insns = [
+                            (i.code, i.jt, i.jf, i.k) for i in (prog.bf_insns[n] for n in range(prog.bf_len))
+                        ]
+                        _attach_fd(int(h.pcap_get_selectable_fd(p)), prefix + insns)
                 finally:
                     h.pcap_freecode(ctypes.byref(prog))
             if direction_in and h.pcap_setdirection(p, PCAP_D_IN):

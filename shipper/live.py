@@ -123,6 +123,15 @@ def open_source(settings: Settings, iface: InterfaceSettings, device: str) -> So
     else:
         from capture.libpcap import PcapSource
 
+        from capture.afpacket import ARPHRD_LOOPBACK, interface_type
+        from capture.bpf import outgoing_prefix
+
+        # libpcap skips the outgoing copy of loopback packets only after copying them out
+        # of the ring; dropping them in the kernel filter halves the ring traffic on lo.
+        # (Not for "any": libpcap rewrites cooked-mode programs and would break the prefix.)
+        prefix = None
+        if device != "any" and (ignore_out or interface_type(device) == ARPHRD_LOOPBACK):
+            prefix = outgoing_prefix()
         # Packetbeat always opens pcap promiscuous (auto_promisc_mode is af_packet only).
         src = PcapSource(
             device,
@@ -131,6 +140,7 @@ def open_source(settings: Settings, iface: InterfaceSettings, device: str) -> So
             promisc=device != "any",
             bpf_filter=expr,
             direction_in=ignore_out,
+            prefix=prefix,
         )
     log.info(
         "capturing on %s with %s (linktype %d), filter %r", device, capture_type(iface), src.linktype, expr
