@@ -207,10 +207,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[kind] = {
             "max_pps_zero_kernel_drops": best["offered_pps"] if best else 0,
             "cpu_percent_there": best["cpu_percent_of_send_window"] if best else None,
-            "above": [
-                {"offered_pps": r["offered_pps"], "drop_rate": r["drop_rate"]}
-                for r in above
-            ],
+            "above": [{"offered_pps": r["offered_pps"], "drop_rate": r["drop_rate"]} for r in above],
         }
     return out
 

@@ -121,10 +121,9 @@ def open_source(settings: Settings, iface: InterfaceSettings, device: str) -> So
         for w in getattr(src, "warnings", []):
             log.warning("%s", w)
     else:
-        from capture.libpcap import PcapSource
-
         from capture.afpacket import ARPHRD_LOOPBACK, interface_type
         from capture.bpf import outgoing_prefix
+        from capture.libpcap import PcapSource
 
         # libpcap skips the outgoing copy of loopback packets only after copying them out
         # of the ring; dropping them in the kernel filter halves the ring traffic on lo.
