@@ -109,7 +109,9 @@ class StatsServer:
         self.httpd.server_close()
 
     def stats(self) -> Json:
-        m = self.metrics()
+        flat = self.metrics()
+        # The monitor names the publisher/queue/output counters "pipeline.*".
+        m = {k[9:]: v for k, v in flat.items() if k.startswith("pipeline.")}
         ru = resource.getrusage(resource.RUSAGE_SELF)
         user_ms, sys_ms = int(ru.ru_utime * 1000), int(ru.ru_stime * 1000)
         try:
@@ -160,7 +162,7 @@ class StatsServer:
                 },
             },
             "system": {"cpu": {"cores": os.cpu_count() or 1}, "load": load},
-            "wirebeat": nest(m),
+            "wirebeat": nest(flat),
         }
 
 

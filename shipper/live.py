@@ -170,6 +170,19 @@ def drop_privileges(user: str) -> None:
     log.info("dropped privileges to user %s (uid %d, gid %d)", user, pw.pw_uid, pw.pw_gid)
 
 
+def _preload(beat: Beat) -> None:
+    """Import, while still root, what the pipeline imports lazily: after the switch the
+    interpreter's own files may not be readable (e.g. a Python installed under /root)."""
+    import asyncio  # noqa: F401
+    import concurrent.futures.thread  # noqa: F401
+    import http.server  # noqa: F401
+
+    from shipper.settings import output_module
+
+    output_module(beat.settings.output_name())
+    beat.new_decoder()  # imports the protocol modules
+
+
 # -- the capture threads ---------------------------------------------------------------------
 
 
@@ -266,6 +279,7 @@ def run_live(beat: Beat, args: argparse.Namespace) -> int:
             device = _resolve(iface, f"packetbeat.interfaces.{i}")
             sources.append(open_source(settings, iface, device))
         if settings.packetbeat.run_as:
+            _preload(beat)
             drop_privileges(settings.packetbeat.run_as)
     except (CaptureError, ConfigError, OSError) as exc:
         for s in sources:
