@@ -1,0 +1,220 @@
+"""Capture sources in-process: BPF programs, the cooked ``any`` ring, PACKET_OUTGOING
+on a veth pair into a network namespace, and idle expiry on the wall clock."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from capture import bpf
+from shipper.httpstats import nest
+from tests.helpers import free_port, need_tool
+from tests.live_helpers import LiveBeat, http_events, live_config, need_capture
+
+pytestmark = pytest.mark.integration
+
+
+def test_invalid_filter_names_the_expression() -> None:
+    with pytest.raises(bpf.FilterError, match=r"invalid BPF filter 'port 99999999'"):
+        bpf.compile_filter("port 99999999")
+
+
+def test_uncook_moves_offsets_past_the_sll_header() -> None:
+    prog = bpf.compile_filter("udp port 53", bpf.LINKTYPE_LINUX_SLL)
+    fixed = bpf.uncook(prog)
+    assert fixed is not None and len(fixed) == len(prog)
+    for (code, _jt, _jf, k), (_c2, _j1, _j2, k2) in zip(prog, fixed, strict=True):
+        if code & 0x07 in (bpf.BPF_LD, bpf.BPF_LDX) and code & 0xE0 in (
+            bpf.BPF_ABS,
+            bpf.BPF_IND,
+            bpf.BPF_MSH,
+        ):
+            if k == 14:  # the SLL protocol field becomes the ancillary load
+                assert k2 == bpf.SKF_AD_OFF + bpf.SKF_AD_PROTOCOL
+            else:
+                assert k2 == k - 16
+        else:
+            assert k2 == k
+    # A filter on the SLL address bytes cannot run in the kernel.
+    assert bpf.uncook(bpf.compile_filter("ether[6] = 1", bpf.LINKTYPE_LINUX_SLL)) is None
+
+
+def test_skip_outgoing_prefix_keeps_the_program_intact() -> None:
+    prog = bpf.compile_filter("tcp port 80")
+    both = bpf.skip_outgoing(prog)
+    assert both[3:] == prog and both[2] == (bpf.BPF_RET | bpf.BPF_K, 0, 0, 0)
+    one = bpf.skip_outgoing(prog, only_ifindex=7)
+    assert one[5:] == prog and one[3][3] == 7
+    # jf of the first test jumps over the rest of the prefix.
+    assert one[1][2] == 3 and one[3][2] == 1
+    assert bpf.skip_outgoing([])[-1] == (bpf.BPF_RET | bpf.BPF_K, 0, 0, 0xFFFFFFFF)
+
+
+def test_nest_builds_the_stats_tree() -> None:
+    assert nest({"a.b": 1, "a.c.d": 2, "e": 3}) == {"a": {"b": 1, "c": {"d": 2}}, "e": 3}
+    assert nest({"a": 1, "a.b": 2}) == {"a": {"value": 1, "b": 2}}
+
+
+def _read_for(src: Any, seconds: float) -> list[tuple[int, int, bytes, int]]:
+    out: list[tuple[int, int, bytes, int]] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        out += src.read_batch(0.1)
+    return out
+
+
+def test_any_device_gives_cooked_frames_once_each() -> None:
+    need_capture()
+    from capture.afpacket import AfPacketSource
+    from protocols.decoder import Decoder
+
+    port = free_port()
+    src = AfPacketSource("any", bpf_filter=f"udp port {port}")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(5):
+                s.sendto(b"ping %d" % i, ("127.0.0.1", port))
+            s.sendto(b"other", ("127.0.0.1", port + 1 if port < 65535 else port - 1))
+        pkts = _read_for(src, 0.6)
+        stats = src.stats()
+    finally:
+        src.close()
+    # Each datagram once (lo's outgoing copy dropped in the kernel), nothing else.
+    assert [p[2][-6:] for p in pkts] == [b"ping %d" % i for i in range(5)]
+    for ts, lt, frame, wire in pkts:
+        assert lt == 113 and wire == len(frame)
+        pkttype, hatype, _halen = struct.unpack(">HHH", frame[:6])
+        assert frame[14:16] == b"\x08\x00" and hatype == 772 and pkttype == 0  # PACKET_HOST
+        assert abs(ts - time.time_ns()) < 60 * 10**9
+    assert stats["kernel.received"] == 5 and stats["kernel.dropped"] == 0
+    dec = Decoder([])
+    for ts, lt, frame, _ in pkts:
+        dec.feed(ts, lt, frame)
+    assert dec.stats.get("udp.unknown_port_packets") == 5  # parsed through SLL → IPv4 → UDP
+
+
+# -- PACKET_OUTGOING on a veth pair --------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def veth_namespace() -> Iterator[tuple[str, str, str, str]]:
+    """veth pair: the host end (10.201.x.1) here, the peer (10.201.x.2) in a new netns."""
+    ip = need_tool("ip")
+    tag = f"{os.getpid() % 10000}"
+    ns, host_if, peer_if = f"wbt{tag}", f"wbh{tag}", f"wbp{tag}"
+    octet = os.getpid() % 250 + 1
+    host_ip, peer_ip = f"10.201.{octet}.1", f"10.201.{octet}.2"
+    cmds = [
+        [ip, "netns", "add", ns],
+        [ip, "link", "add", host_if, "type", "veth", "peer", "name", peer_if],
+        [ip, "link", "set", peer_if, "netns", ns],
+        [ip, "addr", "add", f"{host_ip}/30", "dev", host_if],
+        [ip, "link", "set", host_if, "up"],
+        [ip, "-n", ns, "addr", "add", f"{peer_ip}/30", "dev", peer_if],
+        [ip, "-n", ns, "link", "set", peer_if, "up"],
+        [ip, "-n", ns, "link", "set", "lo", "up"],
+    ]
+    try:
+        for c in cmds:
+            r = subprocess.run(c, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise AssertionError(f"{' '.join(c)}: {r.stderr}")
+        # Static neighbours: no ARP traffic to wait for.
+        mac = Path(f"/sys/class/net/{host_if}/address").read_text().strip()
+        peer_mac = (
+            subprocess.run(
+                [ip, "-n", ns, "-o", "link", "show", peer_if], capture_output=True, text=True, check=True
+            )
+            .stdout.split("link/ether ")[1]
+            .split()[0]
+        )
+        subprocess.run([ip, "neigh", "replace", peer_ip, "lladdr", peer_mac, "dev", host_if], check=True)
+        subprocess.run([ip, "-n", ns, "neigh", "replace", host_ip, "lladdr", mac, "dev", peer_if], check=True)
+        yield ns, host_if, host_ip, peer_ip
+    finally:
+        subprocess.run([ip, "link", "del", host_if], capture_output=True)
+        subprocess.run([ip, "netns", "del", ns], capture_output=True)
+
+
+_SEND = (
+    "import socket,sys; s=socket.socket(2,2); "
+    "[s.sendto(b'in%d'%i,(sys.argv[1],int(sys.argv[2]))) for i in range(3)]"
+)
+
+
+@pytest.mark.parametrize("kind", ["af_packet", "pcap"])
+def test_ignore_outgoing_uses_the_packet_type(kind: str) -> None:
+    need_capture(kind)
+    ip = need_tool("ip")
+    port = 39999
+    with veth_namespace() as (ns, host_if, host_ip, peer_ip):
+        seen = {}
+        for ignore in (False, True):
+            if kind == "af_packet":
+                from capture.afpacket import AfPacketSource
+
+                src: Any = AfPacketSource(host_if, bpf_filter=f"udp port {port}", ignore_outgoing=ignore)
+            else:
+                from capture.libpcap import PcapSource
+
+                src = PcapSource(host_if, bpf_filter=f"udp port {port}", direction_in=ignore)
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    for i in range(2):
+                        s.sendto(b"out%d" % i, (peer_ip, port))  # leaves through host_if
+                subprocess.run(
+                    [ip, "netns", "exec", ns, sys.executable, "-c", _SEND, host_ip, str(port)], check=True
+                )
+                pkts = _read_for(src, 0.6)
+            finally:
+                src.close()
+            seen[ignore] = sorted(p[2][42:] for p in pkts)  # Ethernet + IPv4 + UDP headers
+    assert seen[False] == [b"in0", b"in1", b"in2", b"out0", b"out1"]
+    assert seen[True] == [b"in0", b"in1", b"in2"]
+
+
+# -- idle expiry on the wall clock ----------------------------------------------------------------
+
+
+def test_idle_link_expires_transactions_on_live_time(tmp_path: Path) -> None:
+    """A request that is never answered comes out once its transaction times out, while
+    the beat is still running and no packet arrives: the capture loop ticks the decoder."""
+    need_capture()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    cfg = live_config(
+        tmp_path,
+        kind="af_packet",
+        ports=[port],
+        **{"queue.mem": {"events": 64, "flush.min_events": 1, "flush.timeout": "50ms"}},
+    )
+    cfg["packetbeat.protocols"][0]["transaction_timeout"] = "1s"
+    with LiveBeat(tmp_path, cfg) as beat:
+        cli = socket.create_connection(("127.0.0.1", port))
+        conn, _ = srv.accept()
+        cli.sendall(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.recv(1024)
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 15
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.2)
+            found = [e for e in http_events(beat.events(), port) if e["url"]["path"] == "/hang"]
+        still_running = beat.proc is not None and beat.proc.poll() is None
+        cli.close()
+        conn.close()
+        srv.close()
+        assert beat.stop() == 0, beat.stderr()
+    assert found and still_running, beat.stderr()
+    assert found[0]["status"] == "Error" or "response" not in found[0].get("http", {})
