@@ -175,7 +175,7 @@ class AfPacketSource:
                 self.sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
             if fanout_group is not None:
                 arg = (fanout_group & 0xFFFF) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16)
-                self.sock.setsockopt(SOL_PACKET, PACKET_FANOUT, arg)
+                self.sock.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("I", arg))
         except OSError as exc:
             self.close()
             raise CaptureError(f"af_packet: cannot capture on {device}: {exc.strerror}") from None

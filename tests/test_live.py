@@ -118,7 +118,7 @@ def test_custom_bpf_filter_replaces_the_generated_one(tmp_path: Path, kind: str)
             assert keepalive_requests(pa, ["/f0.txt", "/f1.txt"]) == [200, 200]
             assert keepalive_requests(pb, ["/f2.txt", "/f3.txt", "/f4.txt"]) == [200, 200, 200]
             settle()
-            assert beat.stop() == 0, beat.stderr()
+            assert beat.stop(signal.SIGINT) == 0, beat.stderr()
         events = beat.events()
     assert http_events(events, pa) == []
     assert sorted(e["url"]["path"] for e in http_events(events, pb)) == ["/f2.txt", "/f3.txt", "/f4.txt"]
