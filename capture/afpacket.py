@@ -99,6 +99,8 @@ class AfPacketSource:
     ring's ``sockaddr_ll``, as libpcap does.
     """
 
+    kind = "af_packet"
+
     def __init__(
         self,
         device: str,

@@ -167,6 +167,8 @@ class PcapSource:
     loop uses (an empty batch means the link was idle for ``timeout``).
     """
 
+    kind = "pcap"
+
     def __init__(
         self,
         device: str,
@@ -255,9 +257,10 @@ class PcapSource:
             return out
         with self._lock:
             self._drain(out, max_packets)
-            if not out:
-                if not self._poll.poll(int(timeout * 1000)):
-                    return out
+        if out or not self._poll.poll(int(timeout * 1000)):
+            return out
+        with self._lock:
+            if not self._closed:
                 self._drain(out, max_packets)
         return out
 

@@ -37,9 +37,13 @@ log = logging.getLogger("sniffer")
 Packet = tuple[int, int, bytes, int]
 IDLE_POLL = 0.2  # seconds a capture thread waits for packets before ticking the decoder
 DRAIN_LIMIT = 2.0  # seconds spent reading what the kernel still holds at shutdown
+# Longer than the ring's block timeout (50 ms for af_packet, 200 ms for pcap), so the last
+# partly filled block is handed over before the drain decides the ring is empty.
+DRAIN_POLL = 0.3
 
 
 class Source(Protocol):
+    kind: str
     device: str
     linktype: int
 
@@ -211,7 +215,7 @@ class Capture:
             # Stop: read what the kernel already holds, then publish what can complete.
             deadline = time.monotonic() + DRAIN_LIMIT
             while time.monotonic() < deadline:
-                batch = self.source.read_batch(0.1)
+                batch = self.source.read_batch(DRAIN_POLL)
                 if not batch:
                     break
                 self._feed(batch, publish)
@@ -375,7 +379,7 @@ def _start_http(beat: Beat, captures: list[Capture]) -> Any:
                 {
                     "id": c.source.device,
                     "device": c.source.device,
-                    "input": type(c.source).__name__,
+                    "input": c.source.kind,
                     "linktype": c.source.linktype,
                     "received_events_total": st.get("packets", 0),
                     "received_bytes_total": st.get("bytes", 0),
