@@ -4,7 +4,11 @@ For each capture type a ``wirebeat`` subprocess captures on ``lo`` with the full
 (HTTP decoder on, events to ``output.discard``, filter ``udp port P``) while a blaster
 process sends small UDP datagrams (18-byte payload, 60-byte frames) to 127.0.0.1:P at
 rising rates, each step bounded (``--seconds``, at most 10). The kernel's counters come
-from the stats endpoint (``/inputs/``), CPU from ``/proc/PID/stat``.
+from the stats endpoint (``/inputs/``), CPU (user + system time of the capturing process
+over the sending window; the kernel's copy into the ring runs in the sender) from
+``/proc/PID/stat``. ``--types ring`` measures the bare AF_PACKET reader without decoders.
+One blaster process sends up to ~180k datagrams/s; faster steps start more of them, which
+on a 2-core machine compete with the capture for CPU.
 
     python benchmarks/bench_live.py [--types af_packet,pcap] [--rates 50000,100000,...]
         [--seconds 5] [--json out.json]
@@ -68,6 +72,70 @@ def blast(port: int, rate: int, seconds: float) -> None:
     print(json.dumps({"sent": sent - errors, "seconds": elapsed, "errors": errors}))
 
 
+# -- bare ring reader (``--types ring``): the AF_PACKET source alone, no decoder ---------------
+
+
+def bare_reader(port: int) -> None:
+    """Read the ring and count; print the counters on each line read from stdin."""
+    import threading
+
+    sys.path.insert(0, str(ROOT))
+    from capture.afpacket import AfPacketSource
+
+    src = AfPacketSource("lo", bpf_filter=f"udp port {port}")
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            src.read_batch(0.2)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    print("ready", flush=True)
+    for _line in sys.stdin:
+        st = src.stats()
+        print(
+            json.dumps(
+                {
+                    "received_events_total": st["packets"],
+                    "kernel_received": st["kernel.received"],
+                    "kernel_dropped": st["kernel.dropped"],
+                }
+            ),
+            flush=True,
+        )
+    stop.set()
+    t.join()
+
+
+class BareReader:
+    def __init__(self, port: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--bare-reader", str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+        self.pid = self.proc.pid
+
+    def inputs(self) -> list[dict[str, int]]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        return [json.loads(self.proc.stdout.readline())]
+
+    def terminate(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+
 # -- driver ----------------------------------------------------------------------------------
 
 
@@ -127,8 +195,8 @@ def start_wirebeat(kind: str, udp_port: int, http_port: int, workdir: Path) -> s
     raise RuntimeError("wirebeat did not start its stats endpoint")
 
 
-def counters(http_port: int) -> dict[str, int]:
-    inp = get_json(f"http://127.0.0.1:{http_port}/inputs/")[0]
+def counters(http_port: int, bare: BareReader | None = None) -> dict[str, int]:
+    inp = bare.inputs()[0] if bare is not None else get_json(f"http://127.0.0.1:{http_port}/inputs/")[0]
     return {
         "packets": inp["received_events_total"],
         "kernel_received": inp["kernel_received"],
@@ -138,12 +206,13 @@ def counters(http_port: int) -> dict[str, int]:
 
 def run_type(kind: str, rates: list[int], seconds: float, workdir: Path) -> list[dict[str, Any]]:
     udp_port, http_port = free_port(), free_port()
-    proc = start_wirebeat(kind, udp_port, http_port, workdir)
+    bare = BareReader(udp_port) if kind == "ring" else None
+    proc: Any = bare if bare is not None else start_wirebeat(kind, udp_port, http_port, workdir)
     rows = []
     try:
         time.sleep(1.0)
         for rate in rates:
-            before = counters(http_port)
+            before = counters(http_port, bare)
             t0, c0 = time.monotonic(), cpu_ticks(proc.pid)
             # One blaster process manages about 180k datagrams/s on this machine.
             n = max(1, -(-rate // 180_000))
@@ -160,10 +229,10 @@ def run_type(kind: str, rates: list[int], seconds: float, workdir: Path) -> list
                 results.append(json.loads(stdout))
             # Let the last ring block retire and the reader catch up (bounded).
             settle_end = time.monotonic() + 5
-            last = counters(http_port)
+            last = counters(http_port, bare)
             while time.monotonic() < settle_end:
                 time.sleep(0.3)
-                cur = counters(http_port)
+                cur = counters(http_port, bare)
                 if cur == last:
                     break
                 last = cur
@@ -215,11 +284,17 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--blast", nargs=3, metavar=("PORT", "RATE", "SECONDS"), help=argparse.SUPPRESS)
-    ap.add_argument("--types", default="af_packet,pcap")
+    ap.add_argument("--bare-reader", type=int, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--types", default="af_packet,pcap", help="af_packet, pcap (full pipeline) and/or ring (bare reader)"
+    )
     ap.add_argument("--rates", default=",".join(str(r) for r in DEFAULT_RATES))
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--json", default="")
     args = ap.parse_args()
+    if args.bare_reader:
+        bare_reader(args.bare_reader)
+        return
     if args.blast:
         blast(int(args.blast[0]), int(args.blast[1]), min(10.0, float(args.blast[2])))
         return
