@@ -109,7 +109,11 @@ def _resolve(iface: InterfaceSettings, path: str) -> str:
 
 def open_source(settings: Settings, iface: InterfaceSettings, device: str) -> Source:
     expr = capture_filter(settings, iface)
-    ignore_out = settings.packetbeat.ignore_outgoing or iface.ignore_outgoing
+    # The interface's ignore_outgoing drops packets the host sends (PACKET_OUTGOING) before
+    # they are decoded. packetbeat.ignore_outgoing stays an event-level rule (the publisher
+    # drops egress transactions): dropping packets for it would cut the responses of this
+    # host's own servers out of their ingress transactions.
+    ignore_out = iface.ignore_outgoing
     if capture_type(iface) == "af_packet":
         from capture.afpacket import AfPacketSource
 

@@ -180,21 +180,25 @@ class H(http.server.SimpleHTTPRequestHandler):
         pass
 def handler(*a, **kw):
     return H(*a, directory=sys.argv[2], **kw)
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), handler)
+host = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"
+srv = http.server.ThreadingHTTPServer((host, int(sys.argv[1])), handler)
 print("ready", flush=True)
 srv.serve_forever()
 """
 
 
 @contextlib.contextmanager
-def http_server(docroot: Path, files: int = 5) -> Iterator[int]:
-    """A keep-alive HTTP/1.1 file server on 127.0.0.1 serving ``f0.txt`` … ``f{files-1}.txt``."""
+def http_server(
+    docroot: Path, files: int = 5, host: str = "127.0.0.1", prefix: list[str] | None = None, port: int = 0
+) -> Iterator[int]:
+    """A keep-alive HTTP/1.1 file server on ``host`` serving ``f0.txt`` … ``f{files-1}.txt``
+    (``prefix`` runs it inside something, e.g. ``ip netns exec NS``)."""
     docroot.mkdir(parents=True, exist_ok=True)
     for i in range(files):
         (docroot / f"f{i}.txt").write_text(f"file {i}\n" * (i + 1))
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, str(port), str(docroot)],
+        [*(prefix or []), sys.executable, "-c", _SERVER, str(port), str(docroot), host],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -212,11 +216,11 @@ def http_server(docroot: Path, files: int = 5) -> Iterator[int]:
             proc.wait()
 
 
-def keepalive_requests(port: int, paths: list[str]) -> list[int]:
+def keepalive_requests(port: int, paths: list[str], host: str = "127.0.0.1") -> list[int]:
     """GET each path over one keep-alive connection; the status codes."""
     import http.client
 
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection(host, port, timeout=10)
     codes = []
     try:
         for p in paths:

@@ -19,7 +19,14 @@ import pytest
 from capture import bpf
 from shipper.httpstats import nest
 from tests.helpers import free_port, need_tool
-from tests.live_helpers import LiveBeat, http_events, live_config, need_capture
+from tests.live_helpers import (
+    LiveBeat,
+    http_events,
+    http_server,
+    keepalive_requests,
+    live_config,
+    need_capture,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -279,3 +286,48 @@ def test_fanout_group_spreads_flows_over_sockets() -> None:
     # Each flow (source port) goes to exactly one member; both get some of the 32.
     assert sorted(got_a + got_b) == [b"flow%02d" % i for i in range(32)]
     assert got_a and got_b
+
+
+# -- network.direction and ignore_outgoing in live mode --------------------------------------
+
+
+_GET = (
+    "import urllib.request,sys; "
+    "[urllib.request.urlopen(f'http://{sys.argv[1]}:{sys.argv[2]}/f{i}.txt', timeout=10).read() "
+    "for i in range(2)]"
+)
+
+
+@pytest.mark.parametrize("ignore_outgoing", [False, True])
+def test_direction_from_host_addresses_and_ignore_outgoing(tmp_path: Path, ignore_outgoing: bool) -> None:
+    """On a veth into a namespace: a client in the namespace calling this host is ingress
+    (the destination is one of the host's addresses), this host calling a server in the
+    namespace is egress; ``packetbeat.ignore_outgoing`` drops the latter and keeps the
+    ingress transactions whole (responses included)."""
+    need_capture()
+    ip = need_tool("ip")
+    with veth_namespace() as (ns, host_if, host_ip, peer_ip):
+        in_port, out_port = free_port(), free_port()
+        inside = [ip, "netns", "exec", ns]
+        with (
+            http_server(tmp_path / "host", host=host_ip, port=in_port),
+            http_server(tmp_path / "ns", host=peer_ip, prefix=inside, port=out_port),
+        ):
+            cfg = live_config(
+                tmp_path,
+                kind="af_packet",
+                ports=[in_port, out_port],
+                device=host_if,
+                **{"packetbeat.ignore_outgoing": ignore_outgoing},
+            )
+            with LiveBeat(tmp_path, cfg) as beat:
+                subprocess.run([*inside, sys.executable, "-c", _GET, host_ip, str(in_port)], check=True)
+                assert keepalive_requests(out_port, ["/f3.txt"], host=peer_ip) == [200]
+                assert beat.stop() == 0, beat.stderr()
+            events = http_events(beat.events())
+    got = sorted((e["url"]["path"], e["source"]["ip"], e["network"]["direction"]) for e in events)
+    assert all(e["http"]["response"]["status_code"] == 200 for e in events)
+    want = [("/f0.txt", peer_ip, "ingress"), ("/f1.txt", peer_ip, "ingress")]
+    if not ignore_outgoing:
+        want.append(("/f3.txt", host_ip, "egress"))
+    assert got == sorted(want)
