@@ -93,9 +93,10 @@ class StatsServer:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s " + format, self.address_string(), *args)
 
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        ThreadingHTTPServer.address_family = family
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        class Server(ThreadingHTTPServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        self.httpd = Server((host, port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="http-stats", daemon=True)
@@ -136,7 +137,7 @@ class StatsServer:
                 },
                 "handles": {"open": handles},
                 "info": {"uptime": {"ms": int((time.monotonic() - self.started) * 1000)}},
-                "memstats": {"rss": ru.ru_maxrss * 1024},
+                "memstats": {"rss": _rss(), "rss_max": ru.ru_maxrss * 1024},
             },
             "libbeat": {
                 "output": {
@@ -164,6 +165,14 @@ class StatsServer:
             "system": {"cpu": {"cores": os.cpu_count() or 1}, "load": load},
             "wirebeat": nest(flat),
         }
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def beat_info(name: str, version: str, ephemeral_id: str, agent_uuid: str) -> Json:
