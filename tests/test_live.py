@@ -356,3 +356,15 @@ def test_run_as_drops_privileges_after_opening_the_socket(tmp_path: Path) -> Non
         assert all(p.stat().st_uid == 65534 for p in (work / "out").glob("*.ndjson"))
     finally:
         subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+def test_unknown_run_as_user_is_one_clear_error(tmp_path: Path) -> None:
+    cfg = write_config(
+        tmp_path / "c.yml",
+        live_config(tmp_path, kind="af_packet", ports=[8080], **{"packetbeat.run_as": "no-such-user-x"}),
+    )
+    for args in (["test", "config", "-c", str(cfg)], ["-c", str(cfg)]):
+        out = run_wirebeat(args, tmp_path)
+        assert out.returncode == 1
+        line = _one_error_line(out.stderr)
+        assert "packetbeat.run_as" in line and "no such user 'no-such-user-x'" in line
