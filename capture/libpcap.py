@@ -157,7 +157,15 @@ def _attach_fd(fd: int, prog: list[tuple[int, int, int, int]]) -> None:
         sock.close()
 
 
-_HDR = struct.Struct("=qqII")  # struct pcap_pkthdr: timeval (2 × long), caplen, len
+class PcapPkthdr(ctypes.Structure):
+    """struct pcap_pkthdr; with nanosecond precision ``frac`` holds nanoseconds."""
+
+    _fields_ = [
+        ("sec", ctypes.c_long),
+        ("frac", ctypes.c_long),
+        ("caplen", ctypes.c_uint32),
+        ("len", ctypes.c_uint32),
+    ]
 
 
 class PcapSource:
@@ -230,6 +238,12 @@ class PcapSource:
         self._poll = select.poll()
         self._poll.register(self.fd, select.POLLIN)
         self._hdrp = ctypes.c_void_p()
+        self._hdr: PcapPkthdr | None = None
+        self._hdr_addr = 0
+        # The hot call without argtypes conversion: every argument is already a ctypes object.
+        proto = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+        self._next_ex = proto(ctypes.cast(h.pcap_next_ex, ctypes.c_void_p).value or 0)
+        self._pv = ctypes.c_void_p(p)
         self._datap = ctypes.c_void_p()
         self._stats = PcapStat()
         self._lock = threading.Lock()
@@ -265,25 +279,30 @@ class PcapSource:
         return out
 
     def _drain(self, out: list[Packet], limit: int) -> None:
-        next_ex = self._h.pcap_next_ex
-        p = self._p
+        next_ex = self._next_ex
+        p = self._pv
         hp = self._hdrp
         dp = self._datap
         hrefp = ctypes.byref(hp)
         drefp = ctypes.byref(dp)
         string_at = ctypes.string_at
-        unpack = _HDR.unpack
         lt = self.linktype
         nbytes = 0
         append = out.append
+        hdr = self._hdr
         while len(out) < limit:
             rc = next_ex(p, hrefp, drefp)
             if rc != 1:
                 if rc == PCAP_ERROR:
                     raise CaptureError(f"pcap: read error on {self.device}: {self._err()}")
                 break
-            sec, nsec, caplen, wire = unpack(string_at(hp, 24))
-            append((sec * 1_000_000_000 + nsec, lt, string_at(dp, caplen), wire))
+            # pcap_next_ex points the header at a struct inside the handle (pcap.c,
+            # pcap_oneshot), so one view of it serves every packet; re-made if it moves.
+            if hdr is None or hp.value != self._hdr_addr:
+                self._hdr_addr = hp.value or 0
+                hdr = self._hdr = PcapPkthdr.from_address(self._hdr_addr)
+            caplen = hdr.caplen
+            append((hdr.sec * 1_000_000_000 + hdr.frac, lt, string_at(dp, caplen), hdr.len))
             nbytes += caplen
         self.packets += len(out)
         self.bytes += nbytes
