@@ -240,7 +240,7 @@ class PcapSource:
         self._hdrp = ctypes.c_void_p()
         self._hdr: PcapPkthdr | None = None
         self._hdr_addr = 0
-        # The hot call without argtypes conversion: every argument is already a ctypes object.
+        # The hot call, given ready-made ctypes objects (no per-call conversion of the handle).
         proto = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
         self._next_ex = proto(ctypes.cast(h.pcap_next_ex, ctypes.c_void_p).value or 0)
         self._pv = ctypes.c_void_p(p)
