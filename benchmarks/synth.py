@@ -91,12 +91,15 @@ class Conversation:
         self._emit(0, ACK)
         return self
 
-    def send(self, side: int, data: bytes, ack: bool = True) -> Conversation:
-        """``side`` 0 = client, 1 = server; split into segments, then a pure ACK back."""
-        for i in range(0, len(data), self.mss):
+    def send(self, side: int, data: bytes, ack: bool = True, ack_every: int = 0) -> Conversation:
+        """``side`` 0 = client, 1 = server; split into segments, then a pure ACK back
+        (and, with ``ack_every``, one after every that many segments, like delayed ACKs)."""
+        for n, i in enumerate(range(0, len(data), self.mss), 1):
             chunk = data[i : i + self.mss]
             self._emit(side, ACK | PSH, chunk)
             self.seq[side] += len(chunk)
+            if ack_every and n % ack_every == 0 and i + self.mss < len(data):
+                self._emit(1 - side, ACK)
         if ack:
             self._emit(1 - side, ACK)
         return self

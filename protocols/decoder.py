@@ -97,10 +97,48 @@ class Decoder:
 
     def feed(self, ts: int, linktype: int, frame: bytes) -> list[dict[str, Any]]:
         self.packets += 1
-        self.bytes += len(frame)
+        n = len(frame)
+        self.bytes += n
         if ts >= self._next_tick:
             self._tick(ts)
         try:
+            # Fast path: untagged Ethernet (or Linux "cooked"), IPv4 without options or
+            # fragmentation, TCP. Everything else takes the general path below.
+            off = 14 if linktype == LINKTYPE_ETHERNET else 16 if linktype == LINKTYPE_LINUX_SLL else 0
+            if (
+                off
+                and n >= off + 40
+                and frame[off - 2] == 8
+                and frame[off - 1] == 0
+                and frame[off] == 0x45
+                and frame[off + 9] == 6
+                and not ((frame[off + 6] << 8) | frame[off + 7]) & 0x3FFF
+            ):
+                end = off + ((frame[off + 2] << 8) | frame[off + 3])
+                p = off + 20
+                if end >= p + 20:
+                    missing = 0
+                    if end > n:
+                        missing = end - n
+                        end = n
+                    sport, dport, seq, ack, doff, flags = _TCP_HDR.unpack_from(frame, p)
+                    doff = (doff >> 4) << 2
+                    if doff >= 20 and p + doff <= end:
+                        if p + doff == end and not flags & 0x07 and not missing:
+                            return []
+                        self.tcp.process(
+                            ts,
+                            frame[off + 12 : off + 16],
+                            frame[off + 16 : off + 20],
+                            sport,
+                            dport,
+                            seq,
+                            ack,
+                            flags,
+                            frame[p + doff : end],
+                            missing,
+                        )
+                        return self._take() if self._out else []
             if linktype == LINKTYPE_ETHERNET:
                 self._ethernet(ts, frame)
             elif linktype == LINKTYPE_LINUX_SLL:

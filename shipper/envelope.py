@@ -49,6 +49,7 @@ def _ip_bytes(ip: str) -> bytes:
     return socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
 
 
+@lru_cache(maxsize=65536)
 def community_id(
     transport: str, src_ip: str, src_port: int, dst_ip: str, dst_port: int, seed: int = 0
 ) -> str | None:
@@ -67,9 +68,14 @@ def community_id(
     return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=65536)
 def _ip_class(ip: str) -> tuple[bool, Any]:
-    """(loopback or link-local, parsed address) — cached per address string."""
+    """(loopback or link-local, parsed address or None) — cached per address string."""
+    if ":" not in ip:
+        # IPv4 fast path: no ipaddress object needed for the special ranges.
+        if ip.startswith(("127.", "169.254.", "224.0.0.")):
+            return True, None
+        return False, None
     try:
         a = ipaddress.ip_address(ip)
     except ValueError:
@@ -145,8 +151,18 @@ class Envelope:
         self.tags = list(tags or [])
         #: protocol → {"index", "fields", "fields_under_root", "tags"} from its config.
         self.per_protocol = per_protocol or {}
+        self._dir_cache: dict[tuple[str | None, str | None], str] = {}
 
     def direction(self, src: str | None, dst: str | None) -> str:
+        key = (src, dst)
+        d = self._dir_cache.get(key)
+        if d is None:
+            if len(self._dir_cache) > 65536:
+                self._dir_cache.clear()
+            d = self._dir_cache[key] = self._direction(src, dst)
+        return d
+
+    def _direction(self, src: str | None, dst: str | None) -> str:
         if dst:
             special, _ = _ip_class(dst)
             if special or dst in self.local_ips:
@@ -170,8 +186,11 @@ class Envelope:
     def _internal(self, ip: str | None) -> bool:
         if not ip:
             return False
-        _, a = _ip_class(ip)
-        return a is not None and any(a.version == n.version and a in n for n in self.internal)
+        try:
+            a = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(a.version == n.version and a in n for n in self.internal)
 
     def apply(self, evt: dict[str, Any]) -> dict[str, Any]:
         fmt = self.fmt
@@ -182,8 +201,11 @@ class Envelope:
         end = event.get("end")
         if isinstance(start, int) and isinstance(end, int) and "duration" not in event and end >= start:
             event["duration"] = end - start
+        ts = evt.get("@timestamp")
         if isinstance(start, int):
             event["start"] = fmt(start)
+            if ts == start:
+                evt["@timestamp"] = event["start"]
         if isinstance(end, int):
             event["end"] = fmt(end)
         event.setdefault("kind", "event")
@@ -230,8 +252,7 @@ class Envelope:
                 elif len(msgs) == 1:
                     err["message"] = msgs[0]
 
-        ts = evt.get("@timestamp")
-        if isinstance(ts, int):
+        if isinstance(ts, int) and isinstance(evt.get("@timestamp"), int):
             evt["@timestamp"] = fmt(ts)
         index = self.index
         proto = self.per_protocol.get(evt.get("type", ""))

@@ -77,9 +77,34 @@ class Pipeline:
             stats.incr("publisher.published")
         return ok
 
-    def publish_all(self, events: list[dict[str, Any]]) -> None:
-        for e in events:
-            self.publish(e)
+    def publish_all(self, events: list[dict[str, Any]]) -> int:
+        """Envelope and enqueue a list of protocol events with one queue operation."""
+        stats = self.stats
+        ready = []
+        apply = self.envelope.apply
+        for evt in events:
+            ts = evt.get("@timestamp")
+            if not ts or not isinstance(evt.get("type"), str):
+                stats.incr("publisher.dropped_invalid")
+                continue
+            apply(evt)
+            if self.ignore_outgoing and evt["network"].get("direction") == "egress":
+                stats.incr("publisher.dropped_outgoing")
+                continue
+            if self._debug:
+                publish_log.debug(
+                    "Publish event: %s", orjson.dumps(evt, option=orjson.OPT_SORT_KEYS).decode()
+                )
+            ready.append(evt)
+        if not ready:
+            return 0
+        try:
+            n = self.queue.put_many(ready, block=not self.live)
+        except QueueClosed:
+            stats.incr("publisher.dropped_closed", len(ready))
+            return 0
+        stats.incr("publisher.published", n)
+        return n
 
     # -- consumer side -----------------------------------------------------------------
 

@@ -37,6 +37,14 @@ class Queue:
     def put(self, event: dict[str, Any], block: bool = True, timeout: float | None = None) -> bool:
         raise NotImplementedError
 
+    def put_many(self, events: list[dict[str, Any]], block: bool = True) -> int:
+        """Enqueue several events; returns how many were accepted (the rest were dropped)."""
+        n = 0
+        for e in events:
+            if self.put(e, block):
+                n += 1
+        return n
+
     def get(self, max_events: int, timeout: float | None = None) -> list[Entry]:
         raise NotImplementedError
 
@@ -79,6 +87,7 @@ class MemQueue(Queue):
         self._items: deque[Entry] = deque()
         self._inflight = 0
         self._closed = False
+        self._getters = 0  # consumers waiting in get(): notify only when someone listens
         self._lock = threading.Lock()
         self._not_full = threading.Condition(self._lock)
         self._not_empty = threading.Condition(self._lock)
@@ -103,9 +112,33 @@ class MemQueue(Queue):
                     raise QueueClosed("queue is closed")
             self._items.append(Entry(event))
             self.stats.incr("queue.published")
-            if len(self._items) >= self.flush_min:
+            if self._getters and len(self._items) >= self.flush_min:
                 self._not_empty.notify()
             return True
+
+    def put_many(self, events: list[dict[str, Any]], block: bool = True) -> int:
+        with self._lock:
+            if self._closed:
+                raise QueueClosed("queue is closed")
+            items = self._items
+            n = 0
+            for event in events:
+                if len(items) + self._inflight >= self.max_events:
+                    if not block:
+                        self.stats.incr("queue.dropped_full", len(events) - n)
+                        break
+                    while len(items) + self._inflight >= self.max_events and not self._closed:
+                        if self._getters:
+                            self._not_empty.notify()
+                        self._not_full.wait(1.0)
+                    if self._closed:
+                        raise QueueClosed("queue is closed")
+                items.append(Entry(event))
+                n += 1
+            self.stats.incr("queue.published", n)
+            if self._getters and len(items) >= self.flush_min:
+                self._not_empty.notify()
+            return n
 
     def get(self, max_events: int, timeout: float | None = None) -> list[Entry]:
         """Wait for ``flush.min_events`` (or ``flush.timeout``, or close); take up to ``max_events``."""
@@ -115,7 +148,11 @@ class MemQueue(Queue):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._not_empty.wait(remaining)
+                self._getters += 1
+                try:
+                    self._not_empty.wait(remaining)
+                finally:
+                    self._getters -= 1
             if not self._items:
                 return []
             n = min(len(self._items), max_events if max_events > 0 else len(self._items))

@@ -77,7 +77,7 @@ def tcpdump(path: str | Path, bpf: str, iface: str = "lo", settle: float = 0.5) 
     """Capture live traffic on ``iface`` into ``path`` while the block runs."""
     exe = need_tool("tcpdump")
     proc = subprocess.Popen(
-        [exe, "-i", iface, "-s", "0", "-U", "-n", "-w", str(path), bpf],
+        [exe, "-i", iface, "-s", "0", "-B", "32768", "-U", "-n", "-w", str(path), bpf],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

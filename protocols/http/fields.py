@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import zlib
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote_plus, unquote, urlsplit
 
@@ -200,24 +202,52 @@ def _decode_one(body: bytes, enc: str, limit: int) -> bytes:
 
 def _extract_parameters(hide: list[str], m: Message) -> tuple[str, str, str]:
     """(decoded path, re-encoded sorted params, raw path) as Packetbeat derives them."""
-    try:
-        parts = urlsplit(m.uri)
-    except ValueError:
-        return "", "", ""
-    raw_path = parts.path
-    path = unquote(raw_path)
+    uri = m.uri
+    if uri.startswith("/"):
+        # origin-form (nearly every request): no need for the general URL parser
+        raw_path, _, query = uri.partition("?")
+        query = query.partition("#")[0]
+        raw_path = raw_path.partition("#")[0]
+    else:
+        try:
+            parts = urlsplit(uri)
+        except ValueError:
+            return "", "", ""
+        raw_path, query = parts.path, parts.query
+    path = unquote(raw_path) if "%" in raw_path else raw_path
     values: dict[str, list[str]] = {}
-    for k, v in parse_qsl(parts.query, keep_blank_values=True):
-        values.setdefault(k, []).append("xxxxx" if k.lower() in hide else v)
+    if query:
+        for k, v in _parse_query(query):
+            values.setdefault(k, []).append("xxxxx" if k.lower() in hide else v)
     if m.content_length > 0 and m.save_body and m.body is not None and "urlencoded" in m.content_type.lower():
         body_values: dict[str, list[str]] = {}
-        for k, v in parse_qsl(bytes(m.body).decode("utf-8", "replace"), keep_blank_values=True):
+        for k, v in _parse_query(bytes(m.body).decode("utf-8", "replace")):
             body_values.setdefault(k, []).append("xxxxx" if k.lower() in hide else v)
         values.update(body_values)
-    params = "&".join(
-        f"{quote_plus(k, safe='')}={quote_plus(v, safe='')}" for k in sorted(values) for v in values[k]
-    )
+    if not values:
+        return path, "", raw_path
+    params = "&".join(f"{_escape(k)}={_escape(v)}" for k in sorted(values) for v in values[k])
     return path, params, raw_path
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _parse_query(query: str) -> list[tuple[str, str]]:
+    """Go's url.ParseQuery semantics for ``&``-separated pairs (blank values kept)."""
+    if "%" in query or "+" in query:
+        return parse_qsl(query, keep_blank_values=True)
+    out = []
+    for part in query.split("&"):
+        if part:
+            k, _, v = part.partition("=")
+            out.append((k, v))
+    return out
+
+
+def _escape(s: str) -> str:
+    """Go's url.QueryEscape."""
+    return s if _PLAIN.fullmatch(s) else quote_plus(s, safe="")
 
 
 def _split_host(header: str) -> tuple[str, int]:
@@ -236,7 +266,10 @@ def _split_host(header: str) -> tuple[str, int]:
     return host, port
 
 
+@lru_cache(maxsize=4096)
 def _is_ip(s: str) -> bool:
+    if not s or (":" not in s and not s[-1].isdigit()):
+        return False  # a host name: IPv4 ends in a digit, IPv6 has colons
     try:
         ipaddress.ip_address(s)
     except ValueError:

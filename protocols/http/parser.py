@@ -9,7 +9,9 @@ constant memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import re
+from collections import deque
 
 import attrs
 
@@ -17,6 +19,27 @@ START, HEADERS, BODY, BODY_TO_CLOSE, CHUNK_SIZE, CHUNK_DATA, CHUNK_CRLF, TRAILER
 
 #: Request methods that are plausible enough to start a message on (resync guard).
 _TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+#: Headers the decoder reads whatever ``send_headers`` says.
+_NEEDED_HEADERS = (
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "content-encoding",
+    "connection",
+    "host",
+    "referer",
+    "user-agent",
+    "authorization",
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _needed_regex(real_ip_header: str) -> re.Pattern[bytes]:
+    names = [*_NEEDED_HEADERS, *([real_ip_header] if real_ip_header else [])]
+    alternatives = b"|".join(re.escape(n.encode()) for n in dict.fromkeys(names))
+    return re.compile(rb"\n(" + alternatives + rb"):([^\n]*)")
 
 
 class ParseError(Exception):
@@ -104,7 +127,13 @@ class Message:
         )
 
 
+_VERSIONS = {"1.1": (1, 1), "1.0": (1, 0)}
+
+
 def _parse_version(s: str) -> tuple[int, int]:
+    v = _VERSIONS.get(s)
+    if v is not None:
+        return v
     # Packetbeat: "x.y" with x <= 1 and y <= 2, anything else is treated as 1.0.
     if len(s) >= 3 and s[0].isdigit() and s[2].isdigit():
         major, minor = ord(s[0]) - 48, ord(s[2]) - 48
@@ -121,18 +150,20 @@ class StreamParser:
     """Parser state for one direction."""
 
     __slots__ = (
-        "body_expected",
+        "_done",
         "buf",
         "cfg",
         "errors",
         "last_error",
         "msg",
         "need_more",
+        "needed",
         "remaining",
+        "requests",
         "state",
     )
 
-    def __init__(self, cfg: ParserConfig, body_expected: Callable[[Message], bool] | None = None) -> None:
+    def __init__(self, cfg: ParserConfig, requests: deque[tuple[Message, int]] | None = None) -> None:
         self.cfg = cfg
         self.buf = bytearray()
         self.state = START
@@ -141,8 +172,11 @@ class StreamParser:
         self.need_more = False
         self.errors = 0
         self.last_error = ""
-        #: For responses: False when the request makes the body absent (HEAD).
-        self.body_expected = body_expected
+        self._done: list[Message] = []
+        self.needed = _needed_regex(cfg.real_ip_header)
+        #: The connection's requests still waiting for a response: a response to HEAD (or
+        #: a 2xx to CONNECT) has no body whatever its headers say.
+        self.requests = requests
 
     @property
     def in_body(self) -> bool:
@@ -165,8 +199,13 @@ class StreamParser:
         if self.state == UPGRADED:
             return []
         done: list[Message] = []
-        buf = self.buf
-        buf += data
+        self._done = done
+        buf: bytes | bytearray
+        if self.buf:
+            self.buf += data
+            buf = self.buf
+        else:
+            buf = data  # common case: parse the segment in place, copy only a leftover tail
         pos = 0
         try:
             while pos < len(buf):
@@ -262,8 +301,13 @@ class StreamParser:
             self.last_error = str(exc)
             self.reset()
             return done
-        if pos:
-            del buf[:pos]
+        if self.state == UPGRADED:
+            self.buf = bytearray()
+        elif buf is data:
+            if pos < len(data):
+                self.buf = bytearray(data[pos:])
+        elif pos:
+            del self.buf[:pos]
         return done
 
     def _complete(self, done: list[Message], ts: int) -> None:
@@ -275,7 +319,7 @@ class StreamParser:
         self.state = START
         self.remaining = 0
 
-    def _save(self, msg: Message, buf: bytearray, start: int, end: int) -> None:
+    def _save(self, msg: Message, buf: bytes | bytearray, start: int, end: int) -> None:
         if msg.save_body and end > start:
             body = msg.body
             if body is None:
@@ -284,7 +328,10 @@ class StreamParser:
             if room > 0:
                 body += buf[start : min(end, start + room)]
 
-    def _body(self, buf: bytearray, pos: int) -> int:
+    def save(self, msg: Message, data: bytes) -> None:
+        self._save(msg, data, 0, len(data))
+
+    def _body(self, buf: bytes | bytearray, pos: int) -> int:
         msg = self.msg
         assert msg is not None
         take = min(len(buf) - pos, self.remaining)
@@ -293,7 +340,7 @@ class StreamParser:
         self.remaining -= take
         return pos + take
 
-    def _headers(self, buf: bytearray, pos: int, ts: int) -> int:
+    def _headers(self, buf: bytes | bytearray, pos: int, ts: int) -> int:
         """Parse a start line and headers; returns the new position (``need_more`` if short)."""
         self.need_more = False
         if self.state == START:
@@ -345,8 +392,12 @@ class StreamParser:
             msg.status_code = int(code)
             msg.status_phrase = phrase.strip()
             return
-        sp1 = _first_space(text)
-        sp2 = _last_space(text)
+        if "\t" in text:
+            sp1 = _first_space(text)
+            sp2 = _last_space(text)
+        else:
+            sp1 = text.find(" ")
+            sp2 = text.rfind(" ")
         if sp1 < 0 or sp1 == sp2:
             raise ParseError(f"bad request line {text[:40]!r}")
         version = text[sp2 + 1 :]
@@ -360,6 +411,20 @@ class StreamParser:
     def _header_fields(self, msg: Message, raw: bytes) -> None:
         cfg = self.cfg
         collect = cfg.send_all_headers or bool(cfg.send_headers)
+        if not collect and b"\n " not in raw and b"\n\t" not in raw:
+            self._needed_fields(msg, raw)
+            return
+        self._all_fields(msg, raw, collect)
+
+    def _needed_fields(self, msg: Message, raw: bytes) -> None:
+        """Only the headers the decoder itself needs: a few C-level searches, no line loop."""
+        apply = self._apply
+        for m in self.needed.finditer(raw.lower()):
+            value = raw[m.start(2) : m.end(2)].strip().decode("utf-8", "replace")
+            apply(msg, m.group(1).decode(), value)
+
+    def _all_fields(self, msg: Message, raw: bytes, collect: bool) -> None:
+        cfg = self.cfg
         text = raw.decode("utf-8", "replace")
         lines = text.split("\n")
         # lines[0] is the start line; the block ends with an empty line.
@@ -383,37 +448,40 @@ class StreamParser:
             pending.append((name, value))
         headers = msg.headers
         for name, value in pending:
-            if name == "content-length":
-                msg.has_content_length = True
-                try:
-                    msg.content_length = max(0, int(value.split(",")[0].strip()))
-                except ValueError:
-                    msg.content_length = 0
-            elif name == "content-type":
-                msg.content_type = value
-            elif name == "transfer-encoding":
-                encs = _csv_lower(value)
-                if encs and encs[-1] == "chunked":
-                    msg.chunked = True
-                    encs = encs[:-1]
-                msg.encodings.extend(e for e in encs if e and e != "identity")
-            elif name == "content-encoding":
-                msg.encodings[:0] = [e for e in _csv_lower(value) if e and e != "identity"]
-            elif name == "connection":
-                msg.connection = value.lower()
-            elif name == "host":
-                msg.host = value
-            elif name == "referer":
-                msg.referer = value
-            elif name == "user-agent":
-                msg.user_agent = value
-            elif name == "authorization":
-                msg.authorization = value
-            if cfg.real_ip_header and name == cfg.real_ip_header:
-                msg.real_ip = value.split(",", 1)[0].strip()
+            self._apply(msg, name, value)
             if collect and (cfg.send_all_headers or name in cfg.send_headers):
                 old = headers.get(name)
                 headers[name] = value if old is None else old + ", " + value
+
+    def _apply(self, msg: Message, name: str, value: str) -> None:
+        if name == "content-length":
+            msg.has_content_length = True
+            try:
+                msg.content_length = max(0, int(value.split(",")[0].strip()))
+            except ValueError:
+                msg.content_length = 0
+        elif name == "content-type":
+            msg.content_type = value
+        elif name == "transfer-encoding":
+            encs = _csv_lower(value)
+            if encs and encs[-1] == "chunked":
+                msg.chunked = True
+                encs = encs[:-1]
+            msg.encodings.extend(e for e in encs if e and e != "identity")
+        elif name == "content-encoding":
+            msg.encodings[:0] = [e for e in _csv_lower(value) if e and e != "identity"]
+        elif name == "connection":
+            msg.connection = value.lower()
+        elif name == "host":
+            msg.host = value
+        elif name == "referer":
+            msg.referer = value
+        elif name == "user-agent":
+            msg.user_agent = value
+        elif name == "authorization":
+            msg.authorization = value
+        if self.cfg.real_ip_header and name == self.cfg.real_ip_header:
+            msg.real_ip = value.split(",", 1)[0].strip()
 
     def _after_headers(self, msg: Message, end: int) -> int:
         code = msg.status_code
@@ -421,9 +489,13 @@ class StreamParser:
             if 100 <= code < 200 or code == 204 or code == 304:
                 self.state = UPGRADED if code == 101 else START
                 return end
-            if self.body_expected is not None and not self.body_expected(msg):
-                self.state = START
-                return end
+            # Responses finished earlier in this same feed have not been paired yet.
+            answered = sum(1 for m in self._done if not m.is_request and not 100 <= m.status_code < 200)
+            if self.requests is not None and len(self.requests) > answered:
+                method = self.requests[answered][0].method
+                if method == "HEAD" or (method == "CONNECT" and 200 <= code < 300):
+                    self.state = START
+                    return end
         ctype = msg.content_type.lower()
         include = self.cfg.include_request_body_for if msg.is_request else self.cfg.include_response_body_for
         msg.send_body = any(i in ctype for i in include)
@@ -486,7 +558,7 @@ class StreamParser:
         return msg
 
 
-def _find_header_end(buf: bytearray, pos: int) -> int:
+def _find_header_end(buf: bytes | bytearray, pos: int) -> int:
     """Index just past the blank line ending the header block, or -1."""
     a = buf.find(b"\r\n\r\n", pos)
     b = buf.find(b"\n\n", pos)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from protocols.handler import ConnectionHandler, ConnInfo
-from protocols.http.parser import Message, StreamParser
+from protocols.http.parser import BODY, Message, StreamParser
 
 if TYPE_CHECKING:
     from protocols.http import HttpPlugin
@@ -43,25 +43,25 @@ class HttpHandler(ConnectionHandler):
     def __init__(self, plugin: HttpPlugin, conn: ConnInfo) -> None:
         super().__init__(plugin, conn)
         cfg = plugin.parser_config
-        self.parsers = (StreamParser(cfg, self._body_expected), StreamParser(cfg, self._body_expected))
         self.requests: deque[tuple[Message, int]] = deque()
+        self.parsers = (StreamParser(cfg, self.requests), StreamParser(cfg, self.requests))
         self.responses: deque[tuple[Message, int]] = deque()
         #: Transactions completed by a gap; returned by the next call that can return.
         self.deferred: list[Any] = []
-
-    def _body_expected(self, response: Message) -> bool:
-        if self.requests:
-            method = self.requests[0][0].method
-            if method == "HEAD":
-                return False
-            if method == "CONNECT" and 200 <= response.status_code < 300:
-                return False
-        return True
 
     # -- seam ----------------------------------------------------------------------------
 
     def on_data(self, direction: int, data: bytes, ts: int) -> list[Any]:
         parser = self.parsers[direction]
+        if parser.state == BODY and len(data) < parser.remaining and not parser.buf:
+            # Middle of a Content-Length body (most segments of a download): just count it.
+            msg = parser.msg
+            assert msg is not None
+            if msg.save_body:
+                parser.save(msg, data)
+            msg.size += len(data)
+            parser.remaining -= len(data)
+            return []
         errors = parser.errors
         msgs = parser.feed(data, ts)
         if parser.errors != errors:
