@@ -213,7 +213,7 @@ class Capture:
     def _run(self) -> None:
         pipeline = self.beat.pipeline
         assert pipeline is not None
-        publish = pipeline.publish
+        publish = pipeline.publish_all
         try:
             self._loop(publish)
             # Stop: read what the kernel already holds, then publish what can complete.
@@ -223,8 +223,7 @@ class Capture:
                 if not batch:
                     break
                 self._feed(batch, publish)
-            for e in self.decoder.flush():
-                publish(e)
+            publish(self.decoder.flush())
         except CaptureError as exc:
             self.error = str(exc)
             log.error("capture on %s failed: %s", self.source.device, exc)
@@ -250,8 +249,9 @@ class Capture:
                 self._feed(batch, publish)
             else:
                 # Idle link: let expiry run on live capture time (the wall clock).
-                for e in decoder.tick(time_ns()):
-                    publish(e)
+                evs = decoder.tick(time_ns())
+                if evs:
+                    publish(evs)
 
     def _feed(self, batch: list[Packet], publish: Any) -> None:
         if self.dumper is not None:
@@ -261,8 +261,7 @@ class Capture:
         for ts, lt, frame, _wl in batch:
             evs = feed(ts, lt, frame)
             if evs:
-                for e in evs:
-                    publish(e)
+                publish(evs)
 
 
 # -- run -------------------------------------------------------------------------------------
@@ -305,6 +304,7 @@ def run_live(beat: Beat, args: argparse.Namespace) -> int:
         captures.append(cap)
     http = _start_http(beat, captures)
     beat.install_signals()
+    beat.tune_gc()
     beat.monitor.start()
     for cap in captures:
         cap.thread.start()

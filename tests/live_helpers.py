@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from tests.helpers import ROOT, free_port, need
+from tests.helpers import ROOT, free_port, need, need_tool
 
 WIREBEAT = [sys.executable, "-c", "from shipper.cli import main; main()"]
 
@@ -260,3 +260,43 @@ def http_events(events: list[dict[str, Any]], port: int | None = None) -> list[d
 def settle(seconds: float = 0.5) -> None:
     """Let the last ring block retire (the ring hands over partly filled blocks after 50 ms)."""
     time.sleep(seconds)
+
+
+@contextlib.contextmanager
+def veth_namespace() -> Iterator[tuple[str, str, str, str]]:
+    """veth pair: the host end (10.201.x.1) here, the peer (10.201.x.2) in a new netns."""
+    ip = need_tool("ip")
+    tag = f"{os.getpid() % 10000}"
+    ns, host_if, peer_if = f"wbt{tag}", f"wbh{tag}", f"wbp{tag}"
+    octet = os.getpid() % 250 + 1
+    host_ip, peer_ip = f"10.201.{octet}.1", f"10.201.{octet}.2"
+    cmds = [
+        [ip, "netns", "add", ns],
+        [ip, "link", "add", host_if, "type", "veth", "peer", "name", peer_if],
+        [ip, "link", "set", peer_if, "netns", ns],
+        [ip, "addr", "add", f"{host_ip}/30", "dev", host_if],
+        [ip, "link", "set", host_if, "up"],
+        [ip, "-n", ns, "addr", "add", f"{peer_ip}/30", "dev", peer_if],
+        [ip, "-n", ns, "link", "set", peer_if, "up"],
+        [ip, "-n", ns, "link", "set", "lo", "up"],
+    ]
+    try:
+        for c in cmds:
+            r = subprocess.run(c, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise AssertionError(f"{' '.join(c)}: {r.stderr}")
+        # Static neighbours: no ARP traffic to wait for.
+        mac = Path(f"/sys/class/net/{host_if}/address").read_text().strip()
+        peer_mac = (
+            subprocess.run(
+                [ip, "-n", ns, "-o", "link", "show", peer_if], capture_output=True, text=True, check=True
+            )
+            .stdout.split("link/ether ")[1]
+            .split()[0]
+        )
+        subprocess.run([ip, "neigh", "replace", peer_ip, "lladdr", peer_mac, "dev", host_if], check=True)
+        subprocess.run([ip, "-n", ns, "neigh", "replace", host_ip, "lladdr", mac, "dev", peer_if], check=True)
+        yield ns, host_if, host_ip, peer_ip
+    finally:
+        subprocess.run([ip, "link", "del", host_if], capture_output=True)
+        subprocess.run([ip, "netns", "del", ns], capture_output=True)

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from capture import CaptureFile
-from tests.helpers import free_port
+from tests.helpers import free_port, need_tool
 from tests.live_helpers import (
     LiveBeat,
+    env,
     http_events,
     http_server,
     keepalive_requests,
@@ -26,6 +28,7 @@ from tests.live_helpers import (
     run_wirebeat,
     settle,
     urllib_requests,
+    veth_namespace,
     write_config,
 )
 
@@ -324,7 +327,7 @@ def test_missing_privilege_is_one_clear_error(tmp_path: Path, kind: str) -> None
         out = subprocess.run(
             [capsh, "--drop=cap_net_raw", "--", "-c", code],
             cwd=str(work),
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            env=env(),
             capture_output=True,
             text=True,
             timeout=60,
@@ -368,3 +371,85 @@ def test_unknown_run_as_user_is_one_clear_error(tmp_path: Path) -> None:
         assert out.returncode == 1
         line = _one_error_line(out.stderr)
         assert "packetbeat.run_as" in line and "no such user 'no-such-user-x'" in line
+
+
+# -- idle expiry on the wall clock ----------------------------------------------------------------
+
+
+def test_idle_link_expires_transactions_on_live_time(tmp_path: Path) -> None:
+    """A request that is never answered comes out once its transaction times out, while
+    the beat is still running and no packet arrives: the capture loop ticks the decoder."""
+    need_capture()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    cfg = live_config(
+        tmp_path,
+        kind="af_packet",
+        ports=[port],
+        **{"queue.mem": {"events": 64, "flush.min_events": 1, "flush.timeout": "50ms"}},
+    )
+    cfg["packetbeat.protocols"][0]["transaction_timeout"] = "1s"
+    with LiveBeat(tmp_path, cfg) as beat:
+        cli = socket.create_connection(("127.0.0.1", port))
+        conn, _ = srv.accept()
+        cli.sendall(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.recv(1024)
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 15
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.2)
+            found = [e for e in http_events(beat.events(), port) if e["url"]["path"] == "/hang"]
+        still_running = beat.proc is not None and beat.proc.poll() is None
+        cli.close()
+        conn.close()
+        srv.close()
+        assert beat.stop() == 0, beat.stderr()
+    assert found and still_running, beat.stderr()
+    assert found[0]["status"] == "Error" or "response" not in found[0].get("http", {})
+
+
+# -- network.direction and ignore_outgoing in live mode --------------------------------------
+
+
+_GET = (
+    "import urllib.request,sys; "
+    "[urllib.request.urlopen(f'http://{sys.argv[1]}:{sys.argv[2]}/f{i}.txt', timeout=10).read() "
+    "for i in range(2)]"
+)
+
+
+@pytest.mark.parametrize("ignore_outgoing", [False, True])
+def test_direction_from_host_addresses_and_ignore_outgoing(tmp_path: Path, ignore_outgoing: bool) -> None:
+    """On a veth into a namespace: a client in the namespace calling this host is ingress
+    (the destination is one of the host's addresses), this host calling a server in the
+    namespace is egress; ``packetbeat.ignore_outgoing`` drops the latter and keeps the
+    ingress transactions whole (responses included)."""
+    need_capture()
+    ip = need_tool("ip")
+    with veth_namespace() as (ns, host_if, host_ip, peer_ip):
+        in_port, out_port = free_port(), free_port()
+        inside = [ip, "netns", "exec", ns]
+        with (
+            http_server(tmp_path / "host", host=host_ip, port=in_port),
+            http_server(tmp_path / "ns", host=peer_ip, prefix=inside, port=out_port),
+        ):
+            cfg = live_config(
+                tmp_path,
+                kind="af_packet",
+                ports=[in_port, out_port],
+                device=host_if,
+                **{"packetbeat.ignore_outgoing": ignore_outgoing},
+            )
+            with LiveBeat(tmp_path, cfg) as beat:
+                subprocess.run([*inside, sys.executable, "-c", _GET, host_ip, str(in_port)], check=True)
+                assert keepalive_requests(out_port, ["/f3.txt"], host=peer_ip) == [200]
+                assert beat.stop() == 0, beat.stderr()
+            events = http_events(beat.events())
+    got = sorted((e["url"]["path"], e["source"]["ip"], e["network"]["direction"]) for e in events)
+    assert all(e["http"]["response"]["status_code"] == 200 for e in events)
+    want = [("/f0.txt", peer_ip, "ingress"), ("/f1.txt", peer_ip, "ingress")]
+    if not ignore_outgoing:
+        want.append(("/f3.txt", host_ip, "egress"))
+    assert got == sorted(want)

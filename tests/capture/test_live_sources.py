@@ -3,15 +3,12 @@ on a veth pair into a network namespace, and idle expiry on the wall clock."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,12 +17,8 @@ from capture import bpf
 from shipper.httpstats import nest
 from tests.helpers import free_port, need_tool
 from tests.live_helpers import (
-    LiveBeat,
-    http_events,
-    http_server,
-    keepalive_requests,
-    live_config,
     need_capture,
+    veth_namespace,
 )
 
 pytestmark = pytest.mark.integration
@@ -120,46 +113,6 @@ def test_any_device_gives_cooked_frames_once_each() -> None:
 # -- PACKET_OUTGOING on a veth pair --------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def veth_namespace() -> Iterator[tuple[str, str, str, str]]:
-    """veth pair: the host end (10.201.x.1) here, the peer (10.201.x.2) in a new netns."""
-    ip = need_tool("ip")
-    tag = f"{os.getpid() % 10000}"
-    ns, host_if, peer_if = f"wbt{tag}", f"wbh{tag}", f"wbp{tag}"
-    octet = os.getpid() % 250 + 1
-    host_ip, peer_ip = f"10.201.{octet}.1", f"10.201.{octet}.2"
-    cmds = [
-        [ip, "netns", "add", ns],
-        [ip, "link", "add", host_if, "type", "veth", "peer", "name", peer_if],
-        [ip, "link", "set", peer_if, "netns", ns],
-        [ip, "addr", "add", f"{host_ip}/30", "dev", host_if],
-        [ip, "link", "set", host_if, "up"],
-        [ip, "-n", ns, "addr", "add", f"{peer_ip}/30", "dev", peer_if],
-        [ip, "-n", ns, "link", "set", peer_if, "up"],
-        [ip, "-n", ns, "link", "set", "lo", "up"],
-    ]
-    try:
-        for c in cmds:
-            r = subprocess.run(c, capture_output=True, text=True)
-            if r.returncode != 0:
-                raise AssertionError(f"{' '.join(c)}: {r.stderr}")
-        # Static neighbours: no ARP traffic to wait for.
-        mac = Path(f"/sys/class/net/{host_if}/address").read_text().strip()
-        peer_mac = (
-            subprocess.run(
-                [ip, "-n", ns, "-o", "link", "show", peer_if], capture_output=True, text=True, check=True
-            )
-            .stdout.split("link/ether ")[1]
-            .split()[0]
-        )
-        subprocess.run([ip, "neigh", "replace", peer_ip, "lladdr", peer_mac, "dev", host_if], check=True)
-        subprocess.run([ip, "-n", ns, "neigh", "replace", host_ip, "lladdr", mac, "dev", peer_if], check=True)
-        yield ns, host_if, host_ip, peer_ip
-    finally:
-        subprocess.run([ip, "link", "del", host_if], capture_output=True)
-        subprocess.run([ip, "netns", "del", ns], capture_output=True)
-
-
 _SEND = (
     "import socket,sys; s=socket.socket(2,2); "
     "[s.sendto(b'in%d'%i,(sys.argv[1],int(sys.argv[2]))) for i in range(3)]"
@@ -195,43 +148,6 @@ def test_ignore_outgoing_uses_the_packet_type(kind: str) -> None:
             seen[ignore] = sorted(p[2][42:] for p in pkts)  # Ethernet + IPv4 + UDP headers
     assert seen[False] == [b"in0", b"in1", b"in2", b"out0", b"out1"]
     assert seen[True] == [b"in0", b"in1", b"in2"]
-
-
-# -- idle expiry on the wall clock ----------------------------------------------------------------
-
-
-def test_idle_link_expires_transactions_on_live_time(tmp_path: Path) -> None:
-    """A request that is never answered comes out once its transaction times out, while
-    the beat is still running and no packet arrives: the capture loop ticks the decoder."""
-    need_capture()
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    port = srv.getsockname()[1]
-    cfg = live_config(
-        tmp_path,
-        kind="af_packet",
-        ports=[port],
-        **{"queue.mem": {"events": 64, "flush.min_events": 1, "flush.timeout": "50ms"}},
-    )
-    cfg["packetbeat.protocols"][0]["transaction_timeout"] = "1s"
-    with LiveBeat(tmp_path, cfg) as beat:
-        cli = socket.create_connection(("127.0.0.1", port))
-        conn, _ = srv.accept()
-        cli.sendall(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
-        conn.recv(1024)
-        found: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 15
-        while not found and time.monotonic() < deadline:
-            time.sleep(0.2)
-            found = [e for e in http_events(beat.events(), port) if e["url"]["path"] == "/hang"]
-        still_running = beat.proc is not None and beat.proc.poll() is None
-        cli.close()
-        conn.close()
-        srv.close()
-        assert beat.stop() == 0, beat.stderr()
-    assert found and still_running, beat.stderr()
-    assert found[0]["status"] == "Error" or "response" not in found[0].get("http", {})
 
 
 # -- ring: kernel drops and fanout ------------------------------------------------------------
@@ -286,48 +202,3 @@ def test_fanout_group_spreads_flows_over_sockets() -> None:
     # Each flow (source port) goes to exactly one member; both get some of the 32.
     assert sorted(got_a + got_b) == [b"flow%02d" % i for i in range(32)]
     assert got_a and got_b
-
-
-# -- network.direction and ignore_outgoing in live mode --------------------------------------
-
-
-_GET = (
-    "import urllib.request,sys; "
-    "[urllib.request.urlopen(f'http://{sys.argv[1]}:{sys.argv[2]}/f{i}.txt', timeout=10).read() "
-    "for i in range(2)]"
-)
-
-
-@pytest.mark.parametrize("ignore_outgoing", [False, True])
-def test_direction_from_host_addresses_and_ignore_outgoing(tmp_path: Path, ignore_outgoing: bool) -> None:
-    """On a veth into a namespace: a client in the namespace calling this host is ingress
-    (the destination is one of the host's addresses), this host calling a server in the
-    namespace is egress; ``packetbeat.ignore_outgoing`` drops the latter and keeps the
-    ingress transactions whole (responses included)."""
-    need_capture()
-    ip = need_tool("ip")
-    with veth_namespace() as (ns, host_if, host_ip, peer_ip):
-        in_port, out_port = free_port(), free_port()
-        inside = [ip, "netns", "exec", ns]
-        with (
-            http_server(tmp_path / "host", host=host_ip, port=in_port),
-            http_server(tmp_path / "ns", host=peer_ip, prefix=inside, port=out_port),
-        ):
-            cfg = live_config(
-                tmp_path,
-                kind="af_packet",
-                ports=[in_port, out_port],
-                device=host_if,
-                **{"packetbeat.ignore_outgoing": ignore_outgoing},
-            )
-            with LiveBeat(tmp_path, cfg) as beat:
-                subprocess.run([*inside, sys.executable, "-c", _GET, host_ip, str(in_port)], check=True)
-                assert keepalive_requests(out_port, ["/f3.txt"], host=peer_ip) == [200]
-                assert beat.stop() == 0, beat.stderr()
-            events = http_events(beat.events())
-    got = sorted((e["url"]["path"], e["source"]["ip"], e["network"]["direction"]) for e in events)
-    assert all(e["http"]["response"]["status_code"] == 200 for e in events)
-    want = [("/f0.txt", peer_ip, "ingress"), ("/f1.txt", peer_ip, "ingress")]
-    if not ignore_outgoing:
-        want.append(("/f3.txt", host_ip, "egress"))
-    assert got == sorted(want)
