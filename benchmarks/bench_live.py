@@ -204,10 +204,23 @@ def counters(http_port: int, bare: BareReader | None = None) -> dict[str, int]:
     }
 
 
-def run_type(kind: str, rates: list[int], seconds: float, workdir: Path) -> list[dict[str, Any]]:
+def pin(pid: int, cpu: int) -> None:
+    """Pin a process (all its threads) to one CPU."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), {cpu})
+        except OSError:
+            pass
+
+
+def run_type(
+    kind: str, rates: list[int], seconds: float, workdir: Path, pinned: bool = False
+) -> list[dict[str, Any]]:
     udp_port, http_port = free_port(), free_port()
     bare = BareReader(udp_port) if kind == "ring" else None
     proc: Any = bare if bare is not None else start_wirebeat(kind, udp_port, http_port, workdir)
+    if pinned:
+        pin(proc.pid, 0)
     rows = []
     try:
         time.sleep(1.0)
@@ -223,6 +236,9 @@ def run_type(kind: str, rates: list[int], seconds: float, workdir: Path) -> list
                 )
                 for _ in range(n)
             ]
+            if pinned:
+                for b in blasters:
+                    pin(b.pid, 1)
             results = []
             for b in blasters:
                 stdout, _ = b.communicate(timeout=seconds + 30)
@@ -291,6 +307,11 @@ def main() -> None:
     ap.add_argument("--rates", default=",".join(str(r) for r in DEFAULT_RATES))
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--json", default="")
+    ap.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the capture to CPU 0 and the blasters to CPU 1 (steadier figures on a busy box)",
+    )
     args = ap.parse_args()
     if args.bare_reader:
         bare_reader(args.bare_reader)
@@ -299,11 +320,13 @@ def main() -> None:
         blast(int(args.blast[0]), int(args.blast[1]), min(10.0, float(args.blast[2])))
         return
     seconds = min(10.0, args.seconds)
+    if args.pin and (os.cpu_count() or 1) < 2:
+        ap.error("--pin needs two CPUs")
     rates = [int(r) for r in args.rates.split(",") if r]
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         for kind in args.types.split(","):
-            rows += run_type(kind, rates, seconds, Path(tmp))
+            rows += run_type(kind, rates, seconds, Path(tmp), args.pin)
     summary = summarize(rows)
     print(json.dumps(summary, indent=2))
     if args.json:
