@@ -257,6 +257,7 @@ class AfPacketSource:
             data = mm[start : start + snap]
             if st & TP_STATUS_VLAN_VALID and not cooked:
                 data = self._with_vlan(mm, p, st, data)
+                wire += 4
             elif cooked:
                 data = self._sll_header(mm, p) + data
                 wire += 16

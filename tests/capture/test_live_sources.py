@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -202,3 +203,59 @@ def test_fanout_group_spreads_flows_over_sockets() -> None:
     # Each flow (source port) goes to exactly one member; both get some of the 32.
     assert sorted(got_a + got_b) == [b"flow%02d" % i for i in range(32)]
     assert got_a and got_b
+
+
+_INJECT = r"""
+import socket, struct, sys
+ifname, dst_mac, port = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), int(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+for i in range(3):
+    payload = b"vlan%d" % i
+    udp = struct.pack(">HHHH", 40000, port, 8 + len(payload), 0) + payload
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                     bytes([10, 203, 0, 2]), bytes([10, 203, 0, 1]))
+    tag = struct.pack(">HH", 0x8100, 7)
+    s.send(dst_mac + bytes.fromhex("020000000002") + tag + b"\x08\x00" + ip + udp)
+"""
+
+
+@pytest.mark.parametrize("kind", ["af_packet", "pcap"])
+def test_vlan_tag_stripped_by_the_kernel_is_put_back(kind: str) -> None:
+    """802.1Q frames arriving on a veth: the kernel moves the tag into the ring header
+    before the taps see the frame; the frame handed over carries it again, and the
+    generated ``F or (vlan and (F))`` lets it through."""
+    need_capture(kind)
+    ip = need_tool("ip")
+    from protocols.decoder import Decoder
+
+    port = 39998
+    with veth_namespace() as (ns, host_if, _host_ip, _peer_ip):
+        peer_if = "wbp" + host_if[3:]
+        mac = Path(f"/sys/class/net/{host_if}/address").read_text().strip()
+        filt = f"udp port {port} or (vlan and (udp port {port}))"
+        if kind == "af_packet":
+            from capture.afpacket import AfPacketSource
+
+            src: Any = AfPacketSource(host_if, bpf_filter=filt)
+        else:
+            from capture.libpcap import PcapSource
+
+            src = PcapSource(host_if, bpf_filter=filt)
+        try:
+            subprocess.run(
+                [ip, "netns", "exec", ns, sys.executable, "-c", _INJECT, peer_if, mac, str(port)],
+                check=True,
+            )
+            pkts = _read_for(src, 3)
+        finally:
+            src.close()
+    assert len(pkts) == 3
+    for i, (_ts, lt, frame, wire) in enumerate(pkts):
+        assert lt == 1 and frame[12:14] == b"\x81\x00"
+        assert int.from_bytes(frame[14:16], "big") & 0xFFF == 7 and frame[16:18] == b"\x08\x00"
+        assert frame[46:] == b"vlan%d" % i and wire == len(frame)
+    dec = Decoder([])
+    for ts, lt, frame, _ in pkts:
+        dec.feed(ts, lt, frame)
+    assert dec.stats.get("udp.unknown_port_packets") == 3
