@@ -34,7 +34,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def _send(self, code: int, body: bytes, ctype: str = "text/html; charset=utf-8", gz: bool = False) -> None:
+    def _send(
+        self, code: int, body: bytes, ctype: str = "text/html; charset=utf-8", gz: bool = False
+    ) -> None:
         if gz:
             body = gzip.compress(body)
         self.send_response(code)
@@ -45,7 +47,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path.startswith("/api/users"):
             self._send(200, b'[{"id": 1, "name": "ada"}, {"id": 2, "name": "linus"}]', "application/json")
         elif self.path == "/slow":
@@ -58,7 +60,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             self._send(404, b"not found")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         n = int(self.headers.get("Content-Length", "0"))
         self.rfile.read(n)
         self._send(201, b'{"created": true}', "application/json")
@@ -67,7 +69,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def tcpdump(path: Path) -> object:
     proc = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-s", "0", "-U", "-w", str(path), f"tcp port {HTTP_PORT} or tcp port {REDIS_PORT}"],
+        [
+            "tcpdump",
+            "-i",
+            "lo",
+            "-s",
+            "0",
+            "-U",
+            "-w",
+            str(path),
+            f"tcp port {HTTP_PORT} or tcp port {REDIS_PORT}",
+        ],
         stderr=subprocess.PIPE,
     )
     assert proc.stderr is not None
@@ -93,8 +105,19 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     tmp = tempfile.mkdtemp()
     redis = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no", "--dir", tmp],
+        [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(REDIS_PORT),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            tmp,
+        ],
         stdout=subprocess.DEVNULL,
     )
     time.sleep(0.5)
@@ -103,11 +126,18 @@ def main() -> None:
         with tcpdump(out):
             conn = http.client.HTTPConnection("127.0.0.1", HTTP_PORT)
             for path in ("/index.html", "/api/users?active=true&page=2", "/missing.png", "/boom", "/slow"):
-                conn.request("GET", path, headers={"User-Agent": "wirebeat-sample/1.0", "Accept-Encoding": "gzip"})
+                conn.request(
+                    "GET", path, headers={"User-Agent": "wirebeat-sample/1.0", "Accept-Encoding": "gzip"}
+                )
                 conn.getresponse().read()
             conn.request(
-                "POST", "/api/users", body="name=grace&password=hunter2",
-                headers={"Content-Type": "application/x-www-form-urlencoded", "User-Agent": "wirebeat-sample/1.0"},
+                "POST",
+                "/api/users",
+                body="name=grace&password=hunter2",
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "User-Agent": "wirebeat-sample/1.0",
+                },
             )
             conn.getresponse().read()
             conn.close()

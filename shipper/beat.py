@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gc
+import io
 import logging
 import signal
 import sys
@@ -127,8 +129,40 @@ class Beat:
             per_protocol=per_proto,
         )
 
+    def auto_setup(self) -> None:
+        """Like libbeat with the Elasticsearch output: load the index template and ILM policy
+        (``setup.template.enabled``, default on) and dashboards (``setup.dashboards.enabled``)
+        before publishing. A failure is logged and publishing goes on."""
+        s = self.settings
+        if s.output_name() != "elasticsearch":
+            return
+        from shipper.setup import run as setup_run
+
+        steps = []
+        if s.setup.template.enabled or s.setup.ilm.enabled:
+            steps.append(
+                (
+                    "index template/ILM policy",
+                    lambda: setup_run.setup_index_management(
+                        s, template=s.setup.template.enabled, ilm=s.setup.ilm.enabled
+                    ),
+                )
+            )
+        if s.setup.dashboards.enabled:
+            steps.append(("Kibana dashboards", lambda: setup_run.setup_dashboards(s)))
+        for what, step in steps:
+            said = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(said):
+                    step()
+            except Exception as exc:
+                log.warning("%s not loaded: %s", what, exc)
+            for line in said.getvalue().splitlines():
+                log.info("setup: %s", line)
+
     def start_pipeline(self, live: bool) -> Pipeline:
         s = self.settings
+        self.auto_setup()
         self.output = self.build_output()
         self.queue = self.build_queue()
         ignore = s.packetbeat.ignore_outgoing or any(i.ignore_outgoing for i in s.packetbeat.interfaces)

@@ -331,3 +331,7 @@ def main(argv: list[str] | None = None) -> None:
         code = 0
     sys.stdout.flush()
     sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -21,6 +21,7 @@ from shipper.config import (
     parse_override,
     set_path,
 )
+from shipper.setup.http import SslSettings
 
 #: Protocols in Packetbeat's shipped yml that this build does not decode (yet).
 PACKETBEAT_PROTOCOLS = [
@@ -178,6 +179,117 @@ class PathSettings:
 
 
 @attrs.frozen
+class TemplateJsonSettings:
+    enabled: bool = False
+    path: str = ""
+    name: str = ""
+    data_stream: bool = False
+
+
+@attrs.frozen
+class TemplateIndexSettings:
+    index: dict[str, Any] = attrs.field(factory=dict)
+    source: dict[str, Any] = attrs.field(factory=dict, metadata={"key": "_source"})
+
+
+@attrs.frozen
+class TemplateSettings:
+    """``setup.template.*`` (libbeat)."""
+
+    enabled: bool = True
+    name: str = "packetbeat-%{[agent.version]}"
+    #: Default: the name followed by ``*``.
+    pattern: str = ""
+    overwrite: bool = False
+    priority: int = 150
+    order: int = 1
+    #: ``index`` (composable) or ``legacy`` (``_template``); ``--es.version`` < 7.8 implies legacy.
+    type: str = attrs.field(default="index", validator=one_of("index", "legacy"))
+    #: wirebeat: install the composable template as a data stream (Packetbeat 8.x does).
+    data_stream: bool = True
+    fields: str = ""
+    append_fields: list[Any] = attrs.field(factory=list)
+    settings: TemplateIndexSettings = TemplateIndexSettings()
+    json: TemplateJsonSettings = TemplateJsonSettings()
+
+
+@attrs.frozen
+class IlmSettings:
+    """``setup.ilm.*`` (libbeat 8.x)."""
+
+    enabled: bool = True
+    policy_name: str = "packetbeat"
+    policy_file: str = ""
+    check_exists: bool = True
+    overwrite: bool = False
+
+
+@attrs.frozen
+class DashboardsRetrySettings:
+    enabled: bool = False
+    interval: Duration = Duration(1.0)
+    maximum: int = 0
+
+
+@attrs.frozen
+class DashboardsSettings:
+    """``setup.dashboards.*``: the bundled dashboards are always used (no directory/url/file)."""
+
+    enabled: bool = False
+    #: Index pattern the dashboards and the data view use (default ``packetbeat-*``).
+    index: str = ""
+    beat: str = "packetbeat"
+    always_kibana: bool = False
+    string_replacements: dict[str, str] = attrs.field(factory=dict)
+    retry: DashboardsRetrySettings = DashboardsRetrySettings()
+    directory: str = attrs.field(default="", metadata={"ignored": True})
+    file: str = attrs.field(default="", metadata={"ignored": True})
+    url: str = attrs.field(default="", metadata={"ignored": True})
+    kibana_index: str = attrs.field(default="", metadata={"ignored": True})
+
+
+@attrs.frozen
+class KibanaSpaceSettings:
+    id: str = ""
+
+
+@attrs.frozen
+class KibanaSettings:
+    """``setup.kibana.*``; credentials default to output.elasticsearch's."""
+
+    host: str = "localhost:5601"
+    protocol: str = attrs.field(default="http", validator=one_of("http", "https"))
+    path: str = ""
+    username: str = ""
+    password: str = ""
+    api_key: str = ""
+    space: KibanaSpaceSettings = KibanaSpaceSettings()
+    headers: dict[str, str] = attrs.field(factory=dict)
+    ssl: SslSettings = SslSettings()
+    timeout: Duration = Duration(90.0)
+
+
+@attrs.frozen
+class SetupSettings:
+    template: TemplateSettings = TemplateSettings()
+    ilm: IlmSettings = IlmSettings()
+    dashboards: DashboardsSettings = DashboardsSettings()
+    kibana: KibanaSettings = KibanaSettings()
+
+
+@attrs.frozen
+class Migration6to7Settings:
+    enabled: bool = False
+
+
+@attrs.frozen
+class MigrationSettings:
+    """``migration.6_to_7.enabled``: also install the old names as field aliases."""
+
+    v6_to_7: Migration6to7Settings = attrs.field(factory=Migration6to7Settings, metadata={"key": "6_to_7"})
+
+
+@attrs.frozen
 class Settings:
     name: str = ""
     tags: list[str] = attrs.field(factory=list)
@@ -191,7 +303,8 @@ class Settings:
     timestamp: TimestampSettings = TimestampSettings()
     http: HttpEndpointSettings = HttpEndpointSettings()
     path: PathSettings = PathSettings()
-    setup: dict[str, Any] = attrs.field(factory=dict)
+    setup: SetupSettings = SetupSettings()
+    migration: MigrationSettings = MigrationSettings()
     processors: list[Any] = attrs.field(factory=list)
     #: The merged raw tree (for ``export config``), not a setting.
     raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False, metadata={"internal": True})
