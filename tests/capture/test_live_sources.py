@@ -259,3 +259,24 @@ def test_vlan_tag_stripped_by_the_kernel_is_put_back(kind: str) -> None:
     for ts, lt, frame, _ in pkts:
         dec.feed(ts, lt, frame)
     assert dec.stats.get("udp.unknown_port_packets") == 3
+
+
+@pytest.mark.parametrize("kind", ["af_packet", "pcap"])
+def test_snaplen_truncates_and_wire_length_is_kept(kind: str) -> None:
+    need_capture(kind)
+    port = free_port()
+    if kind == "af_packet":
+        from capture.afpacket import AfPacketSource
+
+        src: Any = AfPacketSource("lo", bpf_filter=f"udp port {port}", snaplen=100)
+    else:
+        from capture.libpcap import PcapSource
+
+        src = PcapSource("lo", bpf_filter=f"udp port {port}", snaplen=100)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"z" * 1000, ("127.0.0.1", port))
+        pkts = _read_for(src, 1)
+    finally:
+        src.close()
+    assert [(len(f), wl) for _ts, _lt, f, wl in pkts] == [(100, 14 + 20 + 8 + 1000)]
