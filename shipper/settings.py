@@ -97,6 +97,8 @@ class PacketbeatSettings:
     ignore_outgoing: bool = False
     shutdown_timeout: Duration = Duration(0.0)
     tcp: TcpSettings = TcpSettings()
+    #: wirebeat extension: open the capture sockets as root, then drop to this user.
+    run_as: str = ""
     procs: dict[str, Any] = attrs.field(factory=dict, metadata={"ignored": True})
 
 
