@@ -524,5 +524,5 @@ def test_override_a_whole_protocol_in_the_list_form() -> None:
 
 
 def test_file_output_number_of_files_bounds() -> None:
-    with pytest.raises(ConfigError, match="output.file.*number_of_files"):
+    with pytest.raises(ConfigError, match=r"output\.file.*number_of_files"):
         load_settings(None, ["output.file.number_of_files=1"])
