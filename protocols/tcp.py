@@ -230,6 +230,8 @@ class TcpTracker:
             if abs_seq == st.next_seq and dep < 0 and not st.buf and not missing and not st.tentative:
                 st.next_seq = abs_seq + n
                 self._deliver(conn, direction, payload, ts)
+                if other.buf and conn.key in conns:
+                    self._drain(conn, 1 - direction)  # it may have waited for these bytes
             else:
                 self._enqueue(conn, direction, abs_seq, payload, ts, dep, missing)
         if flags & TCP_FIN:
@@ -399,8 +401,6 @@ class TcpTracker:
     def _gap(self, conn: Connection, direction: int, nbytes: int) -> None:
         self.stats.incr("tcp.gaps")
         self.stats.incr("tcp.gap_bytes", nbytes)
-        # Even before any byte was delivered: the handler must know its stream starts
-        # after a loss (mid-message).
         h = conn.handler or conn.get_handler()
         try:
             drop = h.on_gap(direction, nbytes)

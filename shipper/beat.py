@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gc
+import io
 import logging
 import signal
 import sys
@@ -13,13 +15,12 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from capture import CaptureError, CaptureFile, PcapWriter
+from capture import CaptureFile, PcapWriter
 from capture.devices import local_addresses
 from protocols.decoder import Decoder, DecoderLimits
 from protocols.registry import build_plugins
 from protocols.stats import Counters
 from protocols.tcp import TcpLimits
-from shipper.config import ConfigError
 from shipper.envelope import Envelope
 from shipper.hostinfo import agent_id, host_metadata
 from shipper.monitor import Monitor
@@ -127,13 +128,51 @@ class Beat:
             per_protocol=per_proto,
         )
 
+    def auto_setup(self) -> None:
+        """Like libbeat with the Elasticsearch output: load the index template and ILM policy
+        (``setup.template.enabled``, default on) and dashboards (``setup.dashboards.enabled``)
+        before publishing. A failure is logged and publishing goes on."""
+        s = self.settings
+        if s.output_name() != "elasticsearch":
+            return
+        from shipper.setup import run as setup_run
+
+        steps = []
+        if s.setup.template.enabled or s.setup.ilm.enabled:
+            steps.append(
+                (
+                    "index template/ILM policy",
+                    lambda: setup_run.setup_index_management(
+                        s, template=s.setup.template.enabled, ilm=s.setup.ilm.enabled
+                    ),
+                )
+            )
+        if s.setup.dashboards.enabled:
+            steps.append(("Kibana dashboards", lambda: setup_run.setup_dashboards(s)))
+        for what, step in steps:
+            said = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(said):
+                    step()
+            except Exception as exc:
+                log.warning("%s not loaded: %s", what, exc)
+            for line in said.getvalue().splitlines():
+                log.info("setup: %s", line)
+
     def start_pipeline(self, live: bool) -> Pipeline:
         s = self.settings
+        self.auto_setup()
         self.output = self.build_output()
         self.queue = self.build_queue()
         ignore = s.packetbeat.ignore_outgoing or any(i.ignore_outgoing for i in s.packetbeat.interfaces)
         self.pipeline = Pipeline(
-            self.output, self.queue, self.build_envelope(), self.stats, live=live, ignore_outgoing=ignore
+            self.output,
+            self.queue,
+            self.build_envelope(),
+            self.stats,
+            live=live,
+            ignore_outgoing=ignore,
+            backoff=self.output.backoff,
         )
         self.pipeline.start()
         self.monitor.add("", lambda: dict(self.decoder_stats))
@@ -166,10 +205,7 @@ class Beat:
         """Replay a capture file. Capture timestamps are always kept (Packetbeat overwrites
         them with the wall clock unless ``-t``); without ``-t`` packets are paced at the
         capture's own rate."""
-        try:
-            CaptureFile(path).close()  # fail early with a clear message
-        except CaptureError as exc:
-            raise ConfigError("", str(exc)) from None
+        CaptureFile(path).close()  # fail early: CaptureError says what is wrong with the file
         pipeline = self.start_pipeline(live=False)
         self.install_signals()
         self.tune_gc()
@@ -198,13 +234,22 @@ class Beat:
         finally:
             if dumper is not None:
                 dumper.close()
-        drained = pipeline.close(None if not self.stop_event.is_set() else self._shutdown_timeout())
+        drained = self._drain(pipeline)
         self.monitor.stop()
         self.monitor.log_now(final=True)
         if pipeline.fatal:
             print(f"Exiting: {pipeline.fatal}", file=sys.stderr)
             return 1
         return 0 if drained or self.stop_event.is_set() else 1
+
+    def _drain(self, pipeline: Pipeline) -> bool:
+        """Wait until the output has acknowledged everything. A signal, before or during the
+        wait, bounds it by the shutdown timeout; an output that has failed ends it."""
+        pipeline.queue.close()  # nothing more is coming: partial batches go out at once
+        while not self.stop_event.is_set() and pipeline.fatal is None:
+            if pipeline.queue.wait_empty(0.2):
+                break
+        return pipeline.close(self._shutdown_timeout() if self.stop_event.is_set() else 0.0)
 
     def _shutdown_timeout(self) -> float:
         return max(self.settings.packetbeat.shutdown_timeout, 5.0)

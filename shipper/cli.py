@@ -20,15 +20,22 @@ from typing import Any
 
 import yaml
 
+from capture import CaptureError
 from shipper.config import ConfigError
+from shipper.outputs.base import OutputError
 from shipper.settings import DEFAULT_CONFIG_NAMES, Settings, load_settings
 from shipper.version import PACKETBEAT_COMPAT, VERSION
 
 COMMANDS = ("run", "devices", "test", "export", "setup", "version", "keystore", "help")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's default prints usage and exits 2
+        raise Exit(1, f"Exiting: {message} (see 'wirebeat --help')")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="wirebeat",
         description="Passive network monitor, Packetbeat-compatible. Commands: "
         "run (default), devices, test config|output, export config|template|ilm-policy|"
@@ -123,11 +130,13 @@ def load(args: argparse.Namespace) -> Settings:
         value = getattr(args, flag)
         if value:
             overrides.append(f"{key}={value}")
+    import os
+
     path = args.config
     required = path is not None
+    if path is not None and args.path_config and not os.path.isabs(path):
+        path = os.path.join(args.path_config, path)  # libbeat: -c is relative to path.config
     if path is None:
-        import os
-
         base = args.path_config or "."
         for name in DEFAULT_CONFIG_NAMES:
             candidate = os.path.join(base, name)
@@ -322,8 +331,17 @@ def main(argv: list[str] | None = None) -> None:
         if exc.message:
             print(exc.message, file=sys.stderr)
         code = exc.code
+    except CaptureError as exc:
+        print(f"Exiting: {exc}", file=sys.stderr)
+        code = 1
+    except OutputError as exc:
+        print(f"Exiting: error initializing the output: {exc}", file=sys.stderr)
+        code = 1
     except ConfigError as exc:
-        print(f"Exiting: error loading config: {exc}", file=sys.stderr)
+        msg = str(exc)
+        if not msg.startswith("error loading config"):
+            msg = f"error loading config: {msg}"
+        print(f"Exiting: {msg}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         code = 130
@@ -331,3 +349,7 @@ def main(argv: list[str] | None = None) -> None:
         code = 0
     sys.stdout.flush()
     sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -123,6 +123,15 @@ def merge(dst: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
 def set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
     parts = dotted.split(".")
     node = tree
+    if len(parts) == 3 and parts[:2] == ["packetbeat", "protocols"] and isinstance(
+        tree.get("packetbeat", {}).get("protocols"), list
+    ):
+        entry = _list_entry(tree["packetbeat"]["protocols"], parts[2])
+        if isinstance(value, dict):
+            entry.update(value)
+        elif value is False or value is None:
+            entry["enabled"] = False
+        return
     for p in parts[:-1]:
         child = node.get(p)
         if isinstance(child, list) and p == "protocols":
@@ -132,6 +141,8 @@ def set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
             rest = ".".join(parts[1:])
             if rest:
                 set_path(node, rest, value)
+            elif isinstance(value, dict):
+                node.update(value)  # -E packetbeat.protocols.http={ports: [80]}
             return
         if not isinstance(child, dict):
             child = node[p] = {}
@@ -197,7 +208,12 @@ def load_yaml(path: str) -> dict[str, Any]:
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh)
     except OSError as exc:
-        raise ConfigError("", f"error loading config file: {exc.strerror}: {path}") from exc
+        raise ConfigError("", f"error loading config file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            "", f"error loading config file {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+            f"at offset {exc.start})"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -231,16 +247,22 @@ class Builder:
             raise ConfigError(path, f"expected a mapping, got {type(data).__name__} {data!r}")
         hints = _hints(cls)
         by_key = {f.metadata.get("key", f.name): f for f in attrs.fields(typing.cast(Any, cls))}
+        data = _lift_dotted(data, [k for k in by_key if "." in k])
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             f = by_key.get(key)
             sub = f"{path}.{key}" if path else str(key)
             if f is None:
-                self.warnings.append(f"unknown config setting {sub} (ignored)")
+                if isinstance(value, dict) and value and any(k.startswith(f"{key}.") for k in by_key):
+                    # What is left of a section of dotted settings (queue.mem.flush.*).
+                    self.warnings += [f"unknown config setting {sub}.{k} (ignored)" for k in value]
+                else:
+                    self.warnings.append(f"unknown config setting {sub} (ignored)")
                 continue
             if f.metadata.get("ignored"):
                 self.warnings.append(f"config setting {sub} is accepted for compatibility and has no effect")
             kwargs[f.name] = self.convert(hints[f.name], value, sub)
+            _validate_field(f, kwargs[f.name], sub)
         try:
             return cls(**kwargs)
         except (ValueError, TypeError) as exc:
@@ -319,6 +341,48 @@ class Builder:
         if isinstance(tp, type) and attrs.has(tp):
             return self.build(tp, value, path)
         return value
+
+
+def _lift_dotted(data: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """Settings whose key has a dot (``flush.min_events``) arrive nested, since dotted keys
+    are expanded on load: move them up to their dotted name (without touching ``data``)."""
+    if not keys:
+        return data
+    out = dict(data)
+    for key in keys:
+        *parents, leaf = key.split(".")
+        node = out
+        chain: list[tuple[dict[str, Any], str]] = []
+        for p in parents:
+            child = node.get(p)
+            if not isinstance(child, dict):
+                break
+            node[p] = child = dict(child)
+            chain.append((node, p))
+            node = child
+        else:
+            if leaf in node:
+                out[key] = node.pop(leaf)
+                for parent, p in reversed(chain):
+                    if parent[p]:
+                        break
+                    del parent[p]
+    return out
+
+
+def _validate_field(f: Any, value: Any, path: str) -> None:
+    """Run one field's converter and validator now, so an error names the key itself
+    (``timestamp.precision``), not the section that holds it."""
+    if f.validator is None:
+        return
+    try:
+        if callable(f.converter):
+            value = f.converter(value)
+        f.validator(None, f, value)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(path, str(exc)) from None
+    except Exception:
+        return  # a validator that needs the instance: the class checks it when built
 
 
 _hint_cache: dict[type, dict[str, Any]] = {}

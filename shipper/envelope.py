@@ -25,6 +25,16 @@ _PROTO_NUM = {"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58, "sctp": 132}
 _DIGITS = {"millisecond": 3, "microsecond": 6, "nanosecond": 9}
 
 
+def _pairs(*pairs: tuple[int, int]) -> dict[int, int]:
+    return {a: b for x, y in pairs for a, b in ((x, y), (y, x))}
+
+
+#: ICMP request/reply types (echo, router solicitation/advertisement, timestamp, info, mask).
+_ICMP4_PAIRS = _pairs((8, 0), (10, 9), (13, 14), (15, 16), (17, 18))
+#: ICMPv6: echo, MLD query/report, router and neighbor discovery, who-are-you, HA address discovery.
+_ICMP6_PAIRS = _pairs((128, 129), (130, 131), (133, 134), (135, 136), (139, 140), (144, 145))
+
+
 class TimeFormatter:
     """Integer nanoseconds → RFC 3339 UTC with 3, 6 or 9 fractional digits."""
 
@@ -53,7 +63,9 @@ def _ip_bytes(ip: str) -> bytes:
 def community_id(
     transport: str, src_ip: str, src_port: int, dst_ip: str, dst_port: int, seed: int = 0
 ) -> str | None:
-    """Community ID v1 (https://github.com/corelight/community-id-spec) for TCP/UDP/SCTP."""
+    """Community ID v1 (https://github.com/corelight/community-id-spec) for TCP/UDP/SCTP.
+
+    For ``icmp`` and ``ipv6-icmp`` pass the ICMP type and code as the ports."""
     proto = _PROTO_NUM.get(transport)
     if proto is None:
         return None
@@ -61,16 +73,31 @@ def community_id(
         s, d = _ip_bytes(src_ip), _ip_bytes(dst_ip)
     except OSError:
         return None
+    one_way = False
+    if proto in (1, 58):
+        # Spec "ICMP": a request/reply type pair hashes like a port pair (the type of
+        # the counterpart message stands in for the destination port); other types are
+        # one-way, use the code as destination port and keep the endpoints unordered.
+        counterpart = (_ICMP4_PAIRS if proto == 1 else _ICMP6_PAIRS).get(src_port)
+        if counterpart is None:
+            one_way = True
+        else:
+            dst_port = counterpart
     # Order the endpoints so both directions hash the same.
-    if (s, src_port) > (d, dst_port):
+    if not one_way and (s, src_port) > (d, dst_port):
         s, d, src_port, dst_port = d, s, dst_port, src_port
     data = struct.pack(">H", seed) + s + d + struct.pack(">BBHH", proto, 0, src_port, dst_port)
     return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=65536)
 def _ip_class(ip: str) -> tuple[bool, Any]:
-    """(loopback or link-local, parsed address) — cached per address string."""
+    """(loopback or link-local, parsed address or None) — cached per address string."""
+    if ":" not in ip:
+        # IPv4 fast path: no ipaddress object needed for the special ranges.
+        if ip.startswith(("127.", "169.254.", "224.0.0.")):
+            return True, None
+        return False, None
     try:
         a = ipaddress.ip_address(ip)
     except ValueError:
@@ -85,24 +112,80 @@ def _link_local_multicast(a: Any) -> bool:
     return a in ipaddress.ip_network("ff02::/16")
 
 
+def _icmp_type_code(evt: dict[str, Any]) -> tuple[int, int]:
+    """ICMP type and code for the Community ID: the request's, else the response's."""
+    icmp = evt.get("icmp")
+    msg = (icmp.get("request") or icmp.get("response") or {}) if isinstance(icmp, dict) else {}
+    try:
+        return int(msg.get("type", 0)), int(msg.get("code", 0))
+    except (TypeError, ValueError):
+        return 0, 0
+
+
 _NAMED_NETWORKS = {
     "loopback": ["127.0.0.0/8", "::1/128"],
     "private": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8"],
     "link_local_unicast": ["169.254.0.0/16", "fe80::/10"],
+    "interface_local_multicast": ["ff01::/16"],
     "link_local_multicast": ["224.0.0.0/24", "ff02::/16"],
     "multicast": ["224.0.0.0/4", "ff00::/8"],
     "unspecified": ["0.0.0.0/32", "::/128"],
-    "global_unicast": [],
 }
+_BROADCAST = ipaddress.ip_address("255.255.255.255")
+
+
+def _named(name: str) -> list[Any]:
+    return [ipaddress.ip_network(n) for n in _NAMED_NETWORKS[name]]
+
+
+def _in_any(a: Any, nets: list[Any]) -> bool:
+    return any(a.version == n.version and a in n for n in nets)
+
+
+_PRIVATE = _named("private")
+_NOT_PUBLIC = [
+    *_PRIVATE,
+    *_named("loopback"),
+    *_named("unspecified"),
+    *_named("link_local_unicast"),
+    *_named("link_local_multicast"),
+    *_named("interface_local_multicast"),
+]
+
+
+def _global_unicast(a: Any) -> bool:
+    """Go's ``IP.IsGlobalUnicast`` (private addresses included)."""
+    return not (a.is_unspecified or a.is_loopback or a.is_multicast or a.is_link_local or a == _BROADCAST)
+
+
+def _public(a: Any) -> bool:
+    """libbeat's ``public``: neither private, loopback, unspecified, broadcast nor link-local."""
+    return a != _BROADCAST and not _in_any(a, _NOT_PUBLIC)
+
+
+#: Named networks that are predicates rather than CIDR lists (libbeat conditions/network.go).
+_NAMED_PREDICATES = {"global_unicast": _global_unicast, "unicast": _global_unicast, "public": _public}
+NETWORK_NAMES = tuple(sorted([*_NAMED_NETWORKS, *_NAMED_PREDICATES]))
 
 
 def parse_networks(specs: list[str]) -> list[Any]:
+    """CIDRs, addresses and libbeat's named networks → networks or predicates.
+
+    Raises ValueError naming the bad entry."""
     nets: list[Any] = []
     for spec in specs:
         if spec in _NAMED_NETWORKS:
-            nets.extend(ipaddress.ip_network(n) for n in _NAMED_NETWORKS[spec])
+            nets.extend(_named(spec))
+        elif spec in _NAMED_PREDICATES:
+            nets.append(_NAMED_PREDICATES[spec])
         else:
-            nets.append(ipaddress.ip_network(spec, strict=False))
+            try:
+                nets.append(ipaddress.ip_network(str(spec).strip(), strict=False))
+            except ValueError:
+                raise ValueError(
+                    f"invalid network {spec!r}: use a CIDR such as 10.0.0.0/8 or one of "
+                    + ", ".join(NETWORK_NAMES)
+                ) from None
     return nets
 
 
@@ -181,8 +264,11 @@ class Envelope:
     def _internal(self, ip: str | None) -> bool:
         if not ip:
             return False
-        _, a = _ip_class(ip)
-        return a is not None and any(a.version == n.version and a in n for n in self.internal)
+        try:
+            a = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(n(a) if callable(n) else (a.version == n.version and a in n) for n in self.internal)
 
     def apply(self, evt: dict[str, Any]) -> dict[str, Any]:
         fmt = self.fmt
@@ -193,8 +279,11 @@ class Envelope:
         end = event.get("end")
         if isinstance(start, int) and isinstance(end, int) and "duration" not in event and end >= start:
             event["duration"] = end - start
+        ts = evt.get("@timestamp")
         if isinstance(start, int):
             event["start"] = fmt(start)
+            if ts == start:
+                evt["@timestamp"] = event["start"]
         if isinstance(end, int):
             event["end"] = fmt(end)
         event.setdefault("kind", "event")
@@ -214,13 +303,13 @@ class Envelope:
         if nbytes:
             network["bytes"] = nbytes
         if "community_id" not in network and src_ip and dst_ip:
-            cid = community_id(
-                network.get("transport", ""),
-                src_ip,
-                src.get("port", 0) if src else 0,
-                dst_ip,
-                dst.get("port", 0) if dst else 0,
-            )
+            transport = network.get("transport", "")
+            if transport in ("icmp", "ipv6-icmp"):
+                sport, dport = _icmp_type_code(evt)
+            else:
+                sport = src.get("port", 0) if src else 0
+                dport = dst.get("port", 0) if dst else 0
+            cid = community_id(transport, src_ip, sport, dst_ip, dport)
             if cid:
                 network["community_id"] = cid
         if "type" not in network and (src_ip or dst_ip):
@@ -241,8 +330,7 @@ class Envelope:
                 elif len(msgs) == 1:
                     err["message"] = msgs[0]
 
-        ts = evt.get("@timestamp")
-        if isinstance(ts, int):
+        if isinstance(ts, int) and isinstance(evt.get("@timestamp"), int):
             evt["@timestamp"] = fmt(ts)
         index = self.index
         proto = self.per_protocol.get(evt.get("type", ""))

@@ -48,6 +48,7 @@ class Pipeline:
         self.backoff = backoff or Backoff(1.0, 60.0)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._main_task: asyncio.Task[None] | None = None
         self._stop = threading.Event()
         self._done = threading.Event()
         self._debug = publish_log.isEnabledFor(logging.DEBUG)
@@ -115,8 +116,11 @@ class Pipeline:
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
+        self._main_task = loop.create_task(self._main())
         try:
-            loop.run_until_complete(self._main())
+            loop.run_until_complete(self._main_task)
+        except asyncio.CancelledError:
+            pass  # close() timed out waiting for a stuck output
         except Exception as exc:  # the output crashed: say so, don't hang the producer
             self.fatal = f"output {self.output.name} failed: {exc!r}"
             log.error("%s", self.fatal)
@@ -204,6 +208,8 @@ class Pipeline:
         self.queue.close()
         drained = self.queue.wait_empty(timeout)
         self._stop.set()
+        if not drained:
+            self._abandon_in_flight()
         if self._thread is not None:
             self._thread.join(timeout=10)
         left = self.queue.pending()
@@ -211,3 +217,14 @@ class Pipeline:
             self.stats.incr("publisher.unacked_at_shutdown", left)
             log.warning("%d events were not acknowledged before shutdown", left)
         return drained and not left
+
+    def _abandon_in_flight(self) -> None:
+        """The drain timed out: cancel a publish that may never return (its events stay
+        unacknowledged and are counted), so shutdown honours the timeout."""
+        loop, task = self._loop, self._main_task
+        if loop is None or task is None:
+            return
+        try:
+            loop.call_soon_threadsafe(task.cancel)
+        except RuntimeError:  # the loop has already finished
+            pass

@@ -92,6 +92,8 @@ class MemQueue(Queue):
         self._not_full = threading.Condition(self._lock)
         self._not_empty = threading.Condition(self._lock)
         self._empty = threading.Condition(self._lock)
+        #: How many queued events a waiting ``get`` needs before it is worth waking up.
+        self._want = 1
 
     def put(self, event: dict[str, Any], block: bool = True, timeout: float | None = None) -> bool:
         with self._lock:
@@ -112,7 +114,7 @@ class MemQueue(Queue):
                     raise QueueClosed("queue is closed")
             self._items.append(Entry(event))
             self.stats.incr("queue.published")
-            if self._getters and len(self._items) >= self.flush_min:
+            if self._wakes_getter():
                 self._not_empty.notify()
             return True
 
@@ -136,18 +138,33 @@ class MemQueue(Queue):
                 items.append(Entry(event))
                 n += 1
             self.stats.incr("queue.published", n)
-            if self._getters and len(items) >= self.flush_min:
+            if self._wakes_getter():
                 self._not_empty.notify()
             return n
+
+    def _wakes_getter(self) -> bool:
+        """Is a waiting consumer's batch ready (or the queue full)? Only then wake it."""
+        n = len(self._items)
+        return bool(self._getters) and (n >= self._want or n + self._inflight >= self.max_events)
 
     def get(self, max_events: int, timeout: float | None = None) -> list[Entry]:
         """Wait for ``flush.min_events`` (or ``flush.timeout``, or close); take up to ``max_events``."""
         with self._lock:
             deadline = time.monotonic() + (self.flush_timeout if timeout is None else timeout)
-            while not self._closed and len(self._items) < max(1, self.flush_min):
+            while not self._closed:
+                # Enough for a batch: flush.min_events, but never more than the batch size,
+                # nor more than can ever be queued while other batches are in flight (else a
+                # full queue would stall every consumer for flush.timeout).
+                want = max(1, self.flush_min)
+                if max_events > 0:
+                    want = min(want, max_events)
+                want = max(1, min(want, self.max_events - self._inflight))
+                if len(self._items) >= want:
+                    break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
+                self._want = want
                 self._getters += 1
                 try:
                     self._not_empty.wait(remaining)

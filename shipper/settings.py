@@ -21,6 +21,8 @@ from shipper.config import (
     parse_override,
     set_path,
 )
+from shipper.envelope import parse_networks
+from shipper.setup.http import SslSettings
 
 #: Protocols in Packetbeat's shipped yml that this build does not decode (yet).
 PACKETBEAT_PROTOCOLS = [
@@ -52,7 +54,7 @@ class InterfaceSettings:
     bpf_filter: str = ""
     auto_promisc_mode: bool = True
     fanout_group: int | None = None
-    internal_networks: list[str] = attrs.field(factory=list)
+    internal_networks: list[str] = attrs.field(factory=list, validator=lambda _i, _a, v: parse_networks(v))
     poll_default_route: Duration = Duration(60.0)
     metrics_interval: Duration = Duration(5.0)
     #: Set by ``-I``: read this capture file instead of sniffing.
@@ -95,6 +97,8 @@ class PacketbeatSettings:
     ignore_outgoing: bool = False
     shutdown_timeout: Duration = Duration(0.0)
     tcp: TcpSettings = TcpSettings()
+    #: wirebeat extension: open the capture sockets as root, then drop to this user.
+    run_as: str = ""
     procs: dict[str, Any] = attrs.field(factory=dict, metadata={"ignored": True})
 
 
@@ -176,6 +180,117 @@ class PathSettings:
 
 
 @attrs.frozen
+class TemplateJsonSettings:
+    enabled: bool = False
+    path: str = ""
+    name: str = ""
+    data_stream: bool = False
+
+
+@attrs.frozen
+class TemplateIndexSettings:
+    index: dict[str, Any] = attrs.field(factory=dict)
+    source: dict[str, Any] = attrs.field(factory=dict, metadata={"key": "_source"})
+
+
+@attrs.frozen
+class TemplateSettings:
+    """``setup.template.*`` (libbeat)."""
+
+    enabled: bool = True
+    name: str = "packetbeat-%{[agent.version]}"
+    #: Default: the name followed by ``*``.
+    pattern: str = ""
+    overwrite: bool = False
+    priority: int = 150
+    order: int = 1
+    #: ``index`` (composable) or ``legacy`` (``_template``); ``--es.version`` < 7.8 implies legacy.
+    type: str = attrs.field(default="index", validator=one_of("index", "legacy"))
+    #: wirebeat: install the composable template as a data stream (Packetbeat 8.x does).
+    data_stream: bool = True
+    fields: str = ""
+    append_fields: list[Any] = attrs.field(factory=list)
+    settings: TemplateIndexSettings = TemplateIndexSettings()
+    json: TemplateJsonSettings = TemplateJsonSettings()
+
+
+@attrs.frozen
+class IlmSettings:
+    """``setup.ilm.*`` (libbeat 8.x)."""
+
+    enabled: bool = True
+    policy_name: str = "packetbeat"
+    policy_file: str = ""
+    check_exists: bool = True
+    overwrite: bool = False
+
+
+@attrs.frozen
+class DashboardsRetrySettings:
+    enabled: bool = False
+    interval: Duration = Duration(1.0)
+    maximum: int = 0
+
+
+@attrs.frozen
+class DashboardsSettings:
+    """``setup.dashboards.*``: the bundled dashboards are always used (no directory/url/file)."""
+
+    enabled: bool = False
+    #: Index pattern the dashboards and the data view use (default ``packetbeat-*``).
+    index: str = ""
+    beat: str = "packetbeat"
+    always_kibana: bool = False
+    string_replacements: dict[str, str] = attrs.field(factory=dict)
+    retry: DashboardsRetrySettings = DashboardsRetrySettings()
+    directory: str = attrs.field(default="", metadata={"ignored": True})
+    file: str = attrs.field(default="", metadata={"ignored": True})
+    url: str = attrs.field(default="", metadata={"ignored": True})
+    kibana_index: str = attrs.field(default="", metadata={"ignored": True})
+
+
+@attrs.frozen
+class KibanaSpaceSettings:
+    id: str = ""
+
+
+@attrs.frozen
+class KibanaSettings:
+    """``setup.kibana.*``; credentials default to output.elasticsearch's."""
+
+    host: str = "localhost:5601"
+    protocol: str = attrs.field(default="http", validator=one_of("http", "https"))
+    path: str = ""
+    username: str = ""
+    password: str = ""
+    api_key: str = ""
+    space: KibanaSpaceSettings = KibanaSpaceSettings()
+    headers: dict[str, str] = attrs.field(factory=dict)
+    ssl: SslSettings = SslSettings()
+    timeout: Duration = Duration(90.0)
+
+
+@attrs.frozen
+class SetupSettings:
+    template: TemplateSettings = TemplateSettings()
+    ilm: IlmSettings = IlmSettings()
+    dashboards: DashboardsSettings = DashboardsSettings()
+    kibana: KibanaSettings = KibanaSettings()
+
+
+@attrs.frozen
+class Migration6to7Settings:
+    enabled: bool = False
+
+
+@attrs.frozen
+class MigrationSettings:
+    """``migration.6_to_7.enabled``: also install the old names as field aliases."""
+
+    v6_to_7: Migration6to7Settings = attrs.field(factory=Migration6to7Settings, metadata={"key": "6_to_7"})
+
+
+@attrs.frozen
 class Settings:
     name: str = ""
     tags: list[str] = attrs.field(factory=list)
@@ -189,7 +304,8 @@ class Settings:
     timestamp: TimestampSettings = TimestampSettings()
     http: HttpEndpointSettings = HttpEndpointSettings()
     path: PathSettings = PathSettings()
-    setup: dict[str, Any] = attrs.field(factory=dict)
+    setup: SetupSettings = SetupSettings()
+    migration: MigrationSettings = MigrationSettings()
     processors: list[Any] = attrs.field(factory=list)
     #: The merged raw tree (for ``export config``), not a setting.
     raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False, metadata={"internal": True})
@@ -387,6 +503,8 @@ def build_settings(tree: dict[str, Any]) -> tuple[Settings, list[str]]:
     interfaces = _build_interfaces(b, pb_raw.pop("interfaces", None), "packetbeat.interfaces")
     flows_raw = pb_raw.pop("flows", None)
     flows = b.build(FlowsSettings, flows_raw, "packetbeat.flows") if flows_raw is not None else None
+    if flows is not None and flows.enabled:
+        b.warnings.append("packetbeat.flows: flow events are not produced by this wirebeat build (ignored)")
     pb = b.build(PacketbeatSettings, pb_raw, "packetbeat")
     pb = attrs.evolve(pb, protocols=protocols, interfaces=interfaces, flows=flows)
     rest = {k: v for k, v in tree.items() if k not in ("packetbeat", "output")}

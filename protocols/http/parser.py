@@ -155,6 +155,7 @@ class StreamParser:
     """Parser state for one direction."""
 
     __slots__ = (
+        "_done",
         "buf",
         "cfg",
         "errors",
@@ -177,6 +178,7 @@ class StreamParser:
         self.need_more = False
         self.errors = 0
         self.last_error = ""
+        self._done: list[Message] = []
         self.needed = _needed_regex(cfg.real_ip_header)
         #: The connection's requests still waiting for a response: a response to HEAD (or
         #: a 2xx to CONNECT) has no body whatever its headers say.
@@ -210,6 +212,7 @@ class StreamParser:
                 return []  # the rest of a message whose start was lost
             self.resync = False
         done: list[Message] = []
+        self._done = done
         buf: bytes | bytearray
         if self.buf:
             self.buf += data
@@ -221,7 +224,7 @@ class StreamParser:
             while pos < len(buf):
                 state = self.state
                 if state == START or state == HEADERS:
-                    pos = self._headers(buf, pos, ts, done)
+                    pos = self._headers(buf, pos, ts)
                     if self.need_more:
                         break
                     msg = self.msg
@@ -351,7 +354,7 @@ class StreamParser:
         self.remaining -= take
         return pos + take
 
-    def _headers(self, buf: bytes | bytearray, pos: int, ts: int, done: list[Message]) -> int:
+    def _headers(self, buf: bytes | bytearray, pos: int, ts: int) -> int:
         """Parse a start line and headers; returns the new position (``need_more`` if short)."""
         self.need_more = False
         if self.state == START:
@@ -387,7 +390,7 @@ class StreamParser:
         msg.raw_headers = raw
         msg.size = len(raw)
         self._header_fields(msg, raw)
-        return self._after_headers(msg, end, done)
+        return self._after_headers(msg, end)
 
     def _start_line(self, msg: Message, line: bytes) -> None:
         if len(line) < 9:
@@ -494,16 +497,19 @@ class StreamParser:
         if self.cfg.real_ip_header and name == self.cfg.real_ip_header:
             msg.real_ip = value.split(",", 1)[0].strip()
 
-    def _after_headers(self, msg: Message, end: int, done: list[Message]) -> int:
+    def _after_headers(self, msg: Message, end: int) -> int:
         code = msg.status_code
         if not msg.is_request:
             if 100 <= code < 200 or code == 204 or code == 304:
                 self.state = UPGRADED if code == 101 else START
                 return end
-            req = self._request_answered(done)
-            if req is not None and (req.method == "HEAD" or (req.method == "CONNECT" and 200 <= code < 300)):
-                self.state = START
-                return end
+            # Responses finished earlier in this same feed have not been paired yet.
+            answered = sum(1 for m in self._done if not m.is_request and not 100 <= m.status_code < 200)
+            if self.requests is not None and len(self.requests) > answered:
+                method = self.requests[answered][0].method
+                if method == "HEAD" or (method == "CONNECT" and 200 <= code < 300):
+                    self.state = START
+                    return end
         ctype = msg.content_type.lower()
         include = self.cfg.include_request_body_for if msg.is_request else self.cfg.include_response_body_for
         msg.send_body = any(i in ctype for i in include)
@@ -525,19 +531,6 @@ class StreamParser:
         self.remaining = msg.content_length
         self.state = BODY
         return end
-
-    def _request_answered(self, done: list[Message]) -> Message | None:
-        """The request the response being parsed answers: the oldest waiting one, after
-        those answered by final responses this same ``feed`` already completed (pipelined
-        responses in one segment are paired only when ``feed`` returns)."""
-        requests = self.requests
-        if not requests:
-            return None
-        k = 0
-        for m in done:
-            if not (m.is_request or 100 <= m.status_code < 200):
-                k += 1
-        return requests[k][0] if k < len(requests) else None
 
     # -- gaps and end of stream --------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import attrs
 import orjson
 
 from protocols.stats import Counters
+from shipper.backoff import Backoff
 
 
 class OutputError(Exception):
@@ -74,6 +75,8 @@ class Output:
     batch_size = 2048
     #: Failed attempts before a batch is dropped; -1 = retry forever.
     max_retries = -1
+    #: The output's reconnect back-off (``backoff.init``/``backoff.max``); None: the pipeline's default.
+    backoff: Backoff | None = None
 
     async def connect(self) -> None:
         return None

@@ -19,13 +19,18 @@ from protocols.common.config import positive
 from shipper.outputs.base import CodecSettings, Output, OutputContext, OutputError, encode_event
 
 
+def _file_count(_inst: Any, _attr: attrs.Attribute[Any], value: int) -> None:
+    if not 2 <= value <= 1024:
+        raise ValueError(f"number_of_files must be between 2 and 1024 (libbeat's limits), got {value}")
+
+
 @attrs.frozen
 class FileConfig:
     enabled: bool = True
     path: str = ""
     filename: str = ""
     rotate_every_kb: int = attrs.field(default=10 * 1024, validator=positive)
-    number_of_files: int = attrs.field(default=7, validator=positive)
+    number_of_files: int = attrs.field(default=7, validator=_file_count)
     permissions: int = 0o600
     rotate_on_startup: bool = True
     codec: CodecSettings = CodecSettings()
@@ -49,6 +54,13 @@ class FileOutput(Output):
         self._fh: BinaryIO | None = None
         self._size = 0
         self.current: Path | None = None
+        # Like libbeat, fail at startup (not by retrying forever) when the directory is unusable.
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create {self.dir}: {exc.strerror}", retriable=False) from exc
+        if not os.access(self.dir, os.W_OK | os.X_OK):
+            raise OutputError(f"cannot write to {self.dir}: Permission denied", retriable=False)
 
     def _pattern(self) -> re.Pattern[str]:
         return re.compile(re.escape(self.base) + r"-(\d{8})(?:-(\d+))?\.ndjson$")

@@ -1,0 +1,1 @@
+"""Everything from frame bytes to event dicts, sans-IO: capture time is the only clock."""

@@ -1,0 +1,117 @@
+"""MySQL transaction → event dict (Packetbeat ``protos/mysql``, ECS field names)."""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Any
+
+from protocols.common.event import ERROR, OK, add_notes, transaction_event
+from protocols.mysql import parser as p
+from protocols.mysql.transactions import UNKNOWN_EXECUTE, MysqlTransaction
+
+if TYPE_CHECKING:
+    from protocols.mysql import MysqlPlugin
+
+PREPARE_QUERY = "Request Prepare Statement"
+_WS = " \r\n\t"
+_QUOTE_CHARS = frozenset(',"\r\n')
+#: unicode.IsSpace in Go: what makes encoding/csv quote a field that starts with it.
+_GO_SPACE = frozenset(
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def sql_method(query: str) -> tuple[str, str]:
+    """(trimmed query, method): the first word, upper-cased; CR/LF/TAB separate words too."""
+    q = query.strip(_WS)
+    for i, c in enumerate(q):
+        if c in _WS:
+            return q, q[:i].upper()
+    return q, q.upper()
+
+
+def _csv_field(value: str) -> str:
+    if not value:
+        return value
+    if value == "\\." or not _QUOTE_CHARS.isdisjoint(value) or value[0] in _GO_SPACE:
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def dump_csv(fields: list[str], rows: list[list[str]]) -> str:
+    """Packetbeat's ``DumpInCSVFormat``: a header line, then the rows; newlines inside
+    values are written as ``\\n``/``\\r`` and quoting follows Go's encoding/csv."""
+    lines = []
+    if fields:
+        lines.append(",".join(_csv_field(f.replace("\n", "\\n")) for f in fields))
+    for row in rows:
+        lines.append(",".join(_csv_field(v.replace("\n", "\\n").replace("\r", "\\r")) for v in row))
+    if not lines:
+        return ""
+    return "\n".join(lines) + "\n"
+
+
+def response_csv(plugin: MysqlPlugin, txn: MysqlTransaction) -> str:
+    limit = plugin.config.max_row_length
+    rows: list[list[str]] = []
+    for raw in txn.rows:
+        try:
+            if txn.binary and raw[:1] == b"\x00" and txn.columns:
+                rows.append(p.binary_row(raw, txn.columns, limit))
+            else:
+                rows.append(p.text_row(raw, limit))
+        except (p.ParseError, IndexError, struct.error):
+            plugin.stats.incr("mysql.row_decode_errors")
+    return dump_csv(list(txn.fields), rows)
+
+
+def to_event(plugin: MysqlPlugin, txn: MysqlTransaction) -> dict[str, Any]:
+    cfg = plugin.config
+    conn = txn.conn
+    evt = transaction_event(
+        "mysql",
+        "tcp",
+        ERROR if txn.is_error else OK,
+        txn.ts,
+        (conn.client_ip, conn.client_port),
+        (conn.server_ip, conn.server_port),
+        start=txn.ts,
+        end=txn.end_ts,
+    )
+    query, method = sql_method(txn.query)
+    notes: list[str] = []
+    request_raw = txn.query
+    if txn.cmd == p.COM_STMT_PREPARE and not txn.is_error:
+        notes.append(query)
+        query = PREPARE_QUERY
+    elif txn.query == UNKNOWN_EXECUTE:
+        method = "EXECUTE"
+        request_raw = ""
+    notes += txn.notes
+    if txn.req_size:
+        evt["source"]["bytes"] = txn.req_size
+    if txn.resp_size:
+        evt["destination"]["bytes"] = txn.resp_size
+    evt["method"] = method
+    evt["query"] = query
+    if txn.tables:
+        evt["path"] = ", ".join(txn.tables)
+    if txn.params:
+        evt["params"] = txn.params
+    mysql: dict[str, Any] = {
+        "affected_rows": txn.affected_rows,
+        "insert_id": txn.insert_id,
+        "num_rows": txn.num_rows,
+        "num_fields": txn.num_fields,
+    }
+    if txn.is_error:
+        mysql["error_code"] = txn.error_code
+        mysql["error_message"] = txn.error_message
+    evt["mysql"] = mysql
+    if cfg.send_request:
+        evt["request"] = request_raw
+    if cfg.send_response:
+        evt["response"] = response_csv(plugin, txn)
+    add_notes(evt, notes)
+    return evt
