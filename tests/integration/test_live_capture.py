@@ -225,15 +225,20 @@ def test_queue_full_drops_are_counted_and_logged(tmp_path: Path) -> None:
     """Live capture never blocks: with the output failing and a tiny queue, events are
     dropped, counted and reported."""
     need_capture()
-    (tmp_path / "blocker").write_text("a file where the output directory should be")
-    with http_server(tmp_path / "www") as port:
+    # A "Logstash" that accepts the connection (the kernel does, into the backlog) but never
+    # reads or acknowledges: the output holds its batch, the queue stays full.
+    stalled = socket.socket()
+    stalled.bind(("127.0.0.1", 0))
+    stalled.listen(1)
+    with stalled, http_server(tmp_path / "www") as port:
         cfg = live_config(
             tmp_path,
             kind="af_packet",
             ports=[port],
             **{"queue.mem": {"events": 2, "flush.min_events": 1, "flush.timeout": "10ms"}},
         )
-        cfg["output.file"]["path"] = str(tmp_path / "blocker" / "out")
+        del cfg["output.file"]
+        cfg["output.logstash"] = {"hosts": [f"127.0.0.1:{stalled.getsockname()[1]}"], "timeout": "60s"}
         cfg["packetbeat.interfaces"][0]["metrics_interval"] = "1s"
         with LiveBeat(tmp_path, cfg) as beat:
             assert keepalive_requests(port, [f"/f{i % 5}.txt" for i in range(12)]) == [200] * 12

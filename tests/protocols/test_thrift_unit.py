@@ -7,16 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import thriftpy2
+from thriftpy2.protocol.binary import TBinaryProtocol
+from thriftpy2.protocol.compact import TCompactProtocol
+from thriftpy2.thrift import TApplicationException, TMessageType
+from thriftpy2.transport import TMemoryBuffer
 
-thriftpy2 = pytest.importorskip("thriftpy2")
-from thriftpy2.protocol.binary import TBinaryProtocol  # noqa: E402
-from thriftpy2.protocol.compact import TCompactProtocol  # noqa: E402
-from thriftpy2.thrift import TApplicationException, TMessageType  # noqa: E402
-from thriftpy2.transport import TMemoryBuffer  # noqa: E402
-
-from benchmarks.synth import Conversation  # noqa: E402
-from protocols.thrift.parser import Format, ThriftParser, go_float, go_quote  # noqa: E402
-from tests.helpers import decode_packets  # noqa: E402
+from benchmarks.synth import Conversation
+from protocols.thrift.parser import Format, ThriftParser, go_float, go_quote
+from tests.helpers import decode_packets
 
 IDL_DIR = Path(__file__).resolve().parent.parent / "data" / "thrift"
 TUT = thriftpy2.load(str(IDL_DIR / "tutorial.thrift"), include_dirs=[str(IDL_DIR)])
