@@ -191,3 +191,21 @@ def test_lost_request_body_and_lost_response_headers() -> None:
     assert [(e["url"]["path"], e["http"]["response"]["headers"]["x-for"]) for e in gets] == [
         (f"/g{i}", f"g{i}") for i in range(40)
     ]
+
+
+def test_interim_responses_never_pair() -> None:
+    """``103 Early Hints`` and ``102 Processing`` before the final response. Deliberate
+    difference: Packetbeat pairs the first response with the waiting request whatever its
+    status (it only drops a 1xx that finds no request), leaving the 200 unmatched; we
+    skip interim responses, so the request pairs with its final response."""
+    request = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"
+    interim = (
+        b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"
+    )
+    final = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    events, stats = decode([(0, request), (1, interim), (1, final)], 1448)
+    (evt,) = events
+    assert evt["status"] == "OK" and "error" not in evt
+    assert evt["http"]["response"]["status_code"] == 200
+    assert evt["http"]["response"]["bytes"] == len(final)
+    assert stats["http.interim_responses"] == 2

@@ -13,7 +13,10 @@ says so:
   (Packetbeat drops them at EOF under ``-t``);
 * interim 1xx responses never pair with a request;
 * a response to HEAD has no body whatever its Content-Length says;
-* a gap in headers resets that direction's parser but keeps the requests already queued.
+* bytes lost outside a body (a response's head, or whole responses) do not throw the
+  connection's state away: the requests waiting for those responses are published at
+  once as ``Unmatched request``, noted ``Packet loss while capturing the response``
+  (Packetbeat drops them), and later transactions pair as usual.
 """
 
 from __future__ import annotations
