@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import tcpdump
+from tests.integration.capture import live_capture
 from tests.integration.http_server import PACE_S, PIECE, binary_body
 
 SERVER = Path(__file__).with_name("http_server.py")
@@ -41,7 +41,6 @@ EXPECT_CONTINUE = 4
 LARGE_UPLOAD = 3 * 1024 * 1024
 LARGE_DOWNLOAD = 5 * 1024 * 1024
 SIZES = (0, 1, 100, 1460, 5000, 20000, 70000)
-PCAP_FILE_HEADER = 24
 
 
 @dataclass
@@ -273,22 +272,6 @@ def http_server(log: Path) -> Iterator[int]:
             proc.wait()
 
 
-@contextmanager
-def capturing(pcap: Path, port: int) -> Iterator[Path]:
-    """tcpdump on lo for the server's port, once it really captures: packets right after
-    it says "listening" can still be missed, so probe with bare connections until the
-    file shows one (they carry no HTTP)."""
-    with tcpdump(pcap, f"tcp port {port}") as path:
-        deadline = time.monotonic() + 15
-        while pcap.stat().st_size <= PCAP_FILE_HEADER:
-            if time.monotonic() > deadline:
-                raise RuntimeError("tcpdump captured none of the probe connections")
-            with socket.create_connection(("127.0.0.1", port), timeout=5):
-                pass
-            time.sleep(0.1)
-        yield path
-
-
 _CACHE: dict[str, LiveCapture] = {}
 
 
@@ -297,7 +280,7 @@ def capture_live_http(tmp: Path) -> LiveCapture:
     if "capture" not in _CACHE:
         log = tmp / "server.jsonl"
         pcap = tmp / "live-http.pcap"
-        with http_server(log) as port, capturing(pcap, port):
+        with http_server(log) as port, live_capture(pcap, port):
             t0 = time.monotonic()
             rec = run_workload(port)
             elapsed = time.monotonic() - t0
