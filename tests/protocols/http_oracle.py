@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
+from capture import CaptureFile, PcapWriter
 from tests.helpers import need_tool
 
 _FIELDS = (
@@ -395,3 +396,14 @@ def flatten(evt: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+def write_order(src: Path, dst: Path, order: list[int]) -> Path:
+    """Write the packets of ``src`` (0-based indexes) in ``order``, timestamps unchanged:
+    packets left out are lost, packets moved are reordered."""
+    packets = list(CaptureFile(str(src)))
+    with PcapWriter(str(dst), packets[0][1]) as w:
+        for i in order:
+            ts, _lt, frame, wire_len = packets[i]
+            w.write(ts, frame, wire_len)
+    return dst

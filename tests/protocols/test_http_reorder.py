@@ -74,15 +74,6 @@ def reorder(src: Path, dst: Path, seed: int, window: int = 4, dup_every: int = 6
     return changed
 
 
-def write_order(src: Path, dst: Path, order: list[int]) -> None:
-    """Write the packets of ``src`` (0-based indexes) in ``order``, timestamps unchanged."""
-    packets = list(CaptureFile(str(src)))
-    with PcapWriter(str(dst), packets[0][1]) as w:
-        for i in order:
-            ts, _lt, frame, wire_len = packets[i]
-            w.write(ts, frame, wire_len)
-
-
 def tcp_packets(pcap: Path) -> list[dict[str, str]]:
     """Per packet (0-based): TCP ports, flags and payload length, as tshark reads them."""
     out = oracle._tshark(
@@ -144,7 +135,7 @@ def test_syn_captured_after_the_request(tmp_path: Path, name: str, client_port: 
     order = [i for i in range(len(packets)) if i != syn]
     order.insert(order.index(request) + 1, syn)
     out = tmp_path / "late-syn.pcap"
-    write_order(pcap, out, order)
+    oracle.write_order(pcap, out, order)
     (evt,) = decode_file(out, proto)
     assert evt["status"] == "OK" and "error" not in evt
     assert canonical([evt]) == canonical(decode_file(pcap, proto))
@@ -162,7 +153,7 @@ def test_rst_captured_before_the_response_it_acknowledges(tmp_path: Path) -> Non
     order = [i for i in range(len(packets)) if i != rst]
     order.insert(order.index(response), rst)
     out = tmp_path / "early-rst.pcap"
-    write_order(pcap, out, order)
+    oracle.write_order(pcap, out, order)
     events = decode_file(out, proto)
     assert canonical(events) == canonical(decode_file(pcap, proto))
     assert [e["status"] for e in events if e.get("query") == "GET /someotherthing"] == ["OK"]
@@ -187,7 +178,7 @@ def test_capture_starting_mid_connection_out_of_order(tmp_path: Path, name: str,
     assert not any("S" in p["flags"] for p in packets)
     order = [first] + [i for i in range(len(packets)) if i != first]
     out = tmp_path / "mid.pcap"
-    write_order(pcap, out, order)
+    oracle.write_order(pcap, out, order)
     (evt,) = decode_file(out, proto)
     assert "error" not in evt
     assert canonical([evt]) == canonical(decode_file(pcap, proto))
