@@ -123,8 +123,10 @@ def merge(dst: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
 def set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
     parts = dotted.split(".")
     node = tree
-    if len(parts) == 3 and parts[:2] == ["packetbeat", "protocols"] and isinstance(
-        tree.get("packetbeat", {}).get("protocols"), list
+    if (
+        len(parts) == 3
+        and parts[:2] == ["packetbeat", "protocols"]
+        and isinstance(tree.get("packetbeat", {}).get("protocols"), list)
     ):
         entry = _list_entry(tree["packetbeat"]["protocols"], parts[2])
         if isinstance(value, dict):
@@ -211,8 +213,9 @@ def load_yaml(path: str) -> dict[str, Any]:
         raise ConfigError("", f"error loading config file {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(
-            "", f"error loading config file {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
-            f"at offset {exc.start})"
+            "",
+            f"error loading config file {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+            f"at offset {exc.start})",
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
