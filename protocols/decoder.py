@@ -47,6 +47,9 @@ log = logging.getLogger("decoder")
 
 NS = 1_000_000_000
 _TCP_HDR = struct.Struct(">HHIIBB")
+#: IPv4 header without options followed by the TCP header, in one unpack:
+#: version/IHL, total length, flags/fragment offset, protocol, src, dst, ports, seq, ack, offset, flags.
+_IP4_TCP = struct.Struct(">BxHxxHxB2x4s4sHHIIBB")
 _UDP_HDR = struct.Struct(">HHH")
 _RAW = frozenset({LINKTYPE_RAW, *LINKTYPE_RAW_ALT})
 _NULL_V6 = frozenset({24, 28, 30})
@@ -105,40 +108,25 @@ class Decoder:
             # Fast path: untagged Ethernet (or Linux "cooked"), IPv4 without options or
             # fragmentation, TCP. Everything else takes the general path below.
             off = 14 if linktype == LINKTYPE_ETHERNET else 16 if linktype == LINKTYPE_LINUX_SLL else 0
-            if (
-                off
-                and n >= off + 40
-                and frame[off - 2] == 8
-                and frame[off - 1] == 0
-                and frame[off] == 0x45
-                and frame[off + 9] == 6
-                and not ((frame[off + 6] << 8) | frame[off + 7]) & 0x3FFF
-            ):
-                end = off + ((frame[off + 2] << 8) | frame[off + 3])
-                p = off + 20
-                if end >= p + 20:
-                    missing = 0
-                    if end > n:
-                        missing = end - n
-                        end = n
-                    sport, dport, seq, ack, doff, flags = _TCP_HDR.unpack_from(frame, p)
-                    doff = (doff >> 4) << 2
-                    if doff >= 20 and p + doff <= end:
-                        if p + doff == end and not flags & 0x07 and not missing:
-                            return []
-                        self.tcp.process(
-                            ts,
-                            frame[off + 12 : off + 16],
-                            frame[off + 16 : off + 20],
-                            sport,
-                            dport,
-                            seq,
-                            ack,
-                            flags,
-                            frame[p + doff : end],
-                            missing,
-                        )
-                        return self._take() if self._out else []
+            if off and n >= off + 40 and frame[off - 2] == 8 and frame[off - 1] == 0:
+                head = _IP4_TCP.unpack_from(frame, off)
+                vihl, total, frag, proto, src, dst, sport, dport, seq, ack, doff, flags = head
+                if vihl == 0x45 and proto == 6 and not frag & 0x3FFF:
+                    end = off + total
+                    p = off + 20
+                    if end >= p + 20:
+                        missing = 0
+                        if end > n:
+                            missing = end - n
+                            end = n
+                        doff = (doff >> 4) << 2
+                        if doff >= 20 and p + doff <= end:
+                            if p + doff == end and not flags & 0x07 and not missing:
+                                return []
+                            self.tcp.process(
+                                ts, src, dst, sport, dport, seq, ack, flags, frame[p + doff : end], missing
+                            )
+                            return self._take() if self._out else []
             if linktype == LINKTYPE_ETHERNET:
                 self._ethernet(ts, frame)
             elif linktype == LINKTYPE_LINUX_SLL:

@@ -21,6 +21,8 @@ from typing import Any
 
 from shipper.version import ECS_VERSION, VERSION
 
+_CATEGORY = ["network"]
+_TYPE = ["connection", "protocol"]
 _PROTO_NUM = {"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58, "sctp": 132}
 _DIGITS = {"millisecond": 3, "microsecond": 6, "nanosecond": 9}
 
@@ -230,6 +232,8 @@ class Envelope:
         #: protocol → {"index", "fields", "fields_under_root", "tags"} from its config.
         self.per_protocol = per_protocol or {}
         self._dir_cache: dict[tuple[str | None, str | None], str] = {}
+        #: One ``@metadata`` object per index name, shared by the events (outputs only read it).
+        self._metadata: dict[str, dict[str, str]] = {}
 
     def direction(self, src: str | None, dst: str | None) -> str:
         key = (src, dst)
@@ -286,9 +290,13 @@ class Envelope:
                 evt["@timestamp"] = event["start"]
         if isinstance(end, int):
             event["end"] = fmt(end)
-        event.setdefault("kind", "event")
-        event.setdefault("category", ["network"])
-        event.setdefault("type", ["connection", "protocol"])
+        # Shared, never mutated: the same list objects serve every event.
+        if "kind" not in event:
+            event["kind"] = "event"
+        if "category" not in event:
+            event["category"] = _CATEGORY
+        if "type" not in event:
+            event["type"] = _TYPE
         network = evt.get("network")
         if network is None:
             network = evt["network"] = {}
@@ -333,14 +341,19 @@ class Envelope:
         if isinstance(ts, int) and isinstance(evt.get("@timestamp"), int):
             evt["@timestamp"] = fmt(ts)
         index = self.index
-        proto = self.per_protocol.get(evt.get("type", ""))
-        if proto:
-            index = proto.get("index") or index
-            self._add_fields(
-                evt, proto.get("fields"), proto.get("fields_under_root", False), proto.get("tags")
-            )
-        self._add_fields(evt, self.fields, self.fields_under_root, self.tags)
-        evt["@metadata"] = {"beat": index, "type": "_doc", "version": VERSION}
+        if self.per_protocol:
+            proto = self.per_protocol.get(evt.get("type", ""))
+            if proto:
+                index = proto.get("index") or index
+                self._add_fields(
+                    evt, proto.get("fields"), proto.get("fields_under_root", False), proto.get("tags")
+                )
+        if self.fields or self.tags:
+            self._add_fields(evt, self.fields, self.fields_under_root, self.tags)
+        meta = self._metadata.get(index)
+        if meta is None:
+            meta = self._metadata[index] = {"beat": index, "type": "_doc", "version": VERSION}
+        evt["@metadata"] = meta
         evt["agent"] = self.agent
         evt["host"] = self.host
         evt["ecs"] = self.ecs

@@ -39,12 +39,22 @@ _NEEDED_HEADERS = (
 def _needed_regex(real_ip_header: str) -> re.Pattern[bytes]:
     names = [*_NEEDED_HEADERS, *([real_ip_header] if real_ip_header else [])]
     alternatives = b"|".join(re.escape(n.encode()) for n in dict.fromkeys(names))
-    return re.compile(rb"\n(" + alternatives + rb"):([^\n]*)")
+    return re.compile(rb"\n(" + alternatives + rb"):([^\n]*)", re.IGNORECASE)
 
 
 #: After lost sync, a segment is parsed only if it opens like a message: a request line
 #: (an upper-case method, a space, a target) or a status line.
 _START_LINE = re.compile(rb"[\r\n]*(?:[A-Z][A-Z_-]{1,19} [^\s]|HTTP/\d)")
+
+
+#: Headers whose value is kept as is in a Message attribute.
+_PLAIN_FIELDS = {
+    "content-type": "content_type",
+    "host": "host",
+    "referer": "referer",
+    "user-agent": "user_agent",
+    "authorization": "authorization",
+}
 
 
 class ParseError(Exception):
@@ -433,9 +443,15 @@ class StreamParser:
     def _needed_fields(self, msg: Message, raw: bytes) -> None:
         """Only the headers the decoder itself needs: a few C-level searches, no line loop."""
         apply = self._apply
-        for m in self.needed.finditer(raw.lower()):
-            value = raw[m.start(2) : m.end(2)].strip().decode("utf-8", "replace")
-            apply(msg, m.group(1).decode(), value)
+        plain = _PLAIN_FIELDS
+        for name_b, value_b in self.needed.findall(raw):
+            name = name_b.decode().lower()
+            value = value_b.strip().decode("utf-8", "replace")
+            attr = plain.get(name)
+            if attr is not None and name != self.cfg.real_ip_header:
+                setattr(msg, attr, value)
+            else:
+                apply(msg, name, value)
 
     def _all_fields(self, msg: Message, raw: bytes, collect: bool) -> None:
         cfg = self.cfg
