@@ -36,6 +36,7 @@ import threading
 import time
 import zlib
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ import orjson
 
 from protocols.stats import Counters
 from shipper.config import ConfigError
+from shipper.outputs.base import EncodedEvent
 from shipper.queue import Entry, Queue, QueueClosed
 from shipper.settings import DiskQueueSettings
 
@@ -197,8 +199,11 @@ class DiskQueue(Queue):
     def _disk_bytes(self) -> int:
         return sum(self._segments.values())
 
-    def put(self, event: dict[str, Any], block: bool = True, timeout: float | None = None) -> bool:
-        body = orjson.dumps(event, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    def put(self, event: Mapping[str, Any], block: bool = True, timeout: float | None = None) -> bool:
+        if isinstance(event, EncodedEvent):
+            body = event.json()
+        else:
+            body = orjson.dumps(event, default=_default, option=orjson.OPT_NON_STR_KEYS)
         rec = _REC.pack(len(body), zlib.crc32(body)) + body
         with self._lock:
             if self._closed:

@@ -20,7 +20,7 @@ import orjson
 from protocols.stats import Counters
 from shipper.backoff import Backoff
 from shipper.envelope import Envelope
-from shipper.outputs.base import Output, OutputError
+from shipper.outputs.base import EncodedEvent, Output, OutputError
 from shipper.queue import Queue, QueueClosed
 
 log = logging.getLogger("publisher")
@@ -70,7 +70,7 @@ class Pipeline:
         if self._debug:
             publish_log.debug("Publish event: %s", orjson.dumps(evt, option=orjson.OPT_SORT_KEYS).decode())
         try:
-            ok = self.queue.put(evt, block=not self.live)
+            ok = self.queue.put(EncodedEvent.from_event(evt), block=not self.live)
         except QueueClosed:
             stats.incr("publisher.dropped_closed")
             return False
@@ -96,7 +96,7 @@ class Pipeline:
                 publish_log.debug(
                     "Publish event: %s", orjson.dumps(evt, option=orjson.OPT_SORT_KEYS).decode()
                 )
-            ready.append(evt)
+            ready.append(EncodedEvent.from_event(evt))
         if not ready:
             return 0
         try:

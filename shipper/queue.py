@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from protocols.stats import Counters
@@ -21,7 +22,7 @@ class Entry:
 
     __slots__ = ("attempts", "event", "key")
 
-    def __init__(self, event: dict[str, Any], key: Any = None) -> None:
+    def __init__(self, event: Mapping[str, Any], key: Any = None) -> None:
         self.event = event
         self.attempts = 0
         self.key = key
@@ -34,10 +35,10 @@ class QueueClosed(Exception):
 class Queue:
     """Interface shared by the memory and disk queues."""
 
-    def put(self, event: dict[str, Any], block: bool = True, timeout: float | None = None) -> bool:
+    def put(self, event: Mapping[str, Any], block: bool = True, timeout: float | None = None) -> bool:
         raise NotImplementedError
 
-    def put_many(self, events: list[dict[str, Any]], block: bool = True) -> int:
+    def put_many(self, events: Sequence[Mapping[str, Any]], block: bool = True) -> int:
         """Enqueue several events; returns how many were accepted (the rest were dropped)."""
         n = 0
         for e in events:
@@ -95,7 +96,7 @@ class MemQueue(Queue):
         #: How many queued events a waiting ``get`` needs before it is worth waking up.
         self._want = 1
 
-    def put(self, event: dict[str, Any], block: bool = True, timeout: float | None = None) -> bool:
+    def put(self, event: Mapping[str, Any], block: bool = True, timeout: float | None = None) -> bool:
         with self._lock:
             if self._closed:
                 raise QueueClosed("queue is closed")
@@ -118,7 +119,7 @@ class MemQueue(Queue):
                 self._not_empty.notify()
             return True
 
-    def put_many(self, events: list[dict[str, Any]], block: bool = True) -> int:
+    def put_many(self, events: Sequence[Mapping[str, Any]], block: bool = True) -> int:
         with self._lock:
             if self._closed:
                 raise QueueClosed("queue is closed")

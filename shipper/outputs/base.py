@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +46,85 @@ class CodecSettings:
 _HTML = ((b"<", b"\\u003c"), (b">", b"\\u003e"), (b"&", b"\\u0026"))
 
 
-def encode_event(event: dict[str, Any], pretty: bool = False, escape_html: bool = False) -> bytes:
+_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+class EncodedEvent(Mapping[str, Any]):
+    """A published event, already JSON: what the queue holds and the outputs receive.
+
+    The publisher encodes each event once, right after the envelope, so the dict graph
+    (dozens of small objects) is freed while it is still in the cache and the queue holds
+    one compact object per event. ``data`` is the event without ``@metadata`` (what
+    Elasticsearch indexes); ``meta`` is ``@metadata``. Reading it as a mapping decodes it
+    lazily (tests, index format strings); ``@metadata`` alone never needs decoding.
+    """
+
+    __slots__ = ("_decoded", "data", "meta")
+
+    def __init__(self, data: bytes, meta: dict[str, Any]) -> None:
+        self.data = data
+        self.meta = meta
+        self._decoded: dict[str, Any] | None = None
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> EncodedEvent:
+        """Encode ``event`` (it loses its ``@metadata`` key to the new object)."""
+        meta = event.pop("@metadata", None) or {}
+        return cls(orjson.dumps(event, option=_OPTS, default=_default), meta)
+
+    def json(self) -> bytes:
+        """The whole event as sorted-key JSON, ``@metadata`` included (it sorts first)."""
+        if not self.meta:
+            return self.data
+        head = _meta_prefix(orjson.dumps(self.meta, option=_OPTS))
+        return head + self.data[1:] if len(self.data) > 2 else head[:-1] + b"}"
+
+    def as_dict(self) -> dict[str, Any]:
+        if self._decoded is None:
+            d: dict[str, Any] = orjson.loads(self.data)
+            if self.meta:
+                d["@metadata"] = self.meta
+            self._decoded = d
+        return self._decoded
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "@metadata" and self.meta:
+            return self.meta
+        return self.as_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.as_dict())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EncodedEvent):
+            return self.data == other.data and self.meta == other.meta
+        if isinstance(other, dict):
+            return self.as_dict() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"EncodedEvent({self.json()[:80]!r}...)"
+
+
+@functools.lru_cache(maxsize=256)
+def _meta_prefix(meta_json: bytes) -> bytes:
+    return b'{"@metadata":' + meta_json + b","
+
+
+def encode_event(event: Mapping[str, Any], pretty: bool = False, escape_html: bool = False) -> bytes:
     """One event as JSON (keys sorted, like libbeat's encoder)."""
-    opts = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-    if pretty:
-        opts |= orjson.OPT_INDENT_2
-    data = orjson.dumps(event, option=opts, default=_default)
+    if isinstance(event, EncodedEvent):
+        data = event.json()
+        if pretty:
+            data = orjson.dumps(orjson.loads(data), option=_OPTS | orjson.OPT_INDENT_2)
+    else:
+        opts = _OPTS | orjson.OPT_INDENT_2 if pretty else _OPTS
+        data = orjson.dumps(event, option=opts, default=_default)
     if escape_html:
         # Inside JSON these characters only occur in strings, so replacing them is safe.
         for a, b in _HTML:
@@ -81,8 +156,9 @@ class Output:
     async def connect(self) -> None:
         return None
 
-    async def publish(self, events: list[dict[str, Any]]) -> int:
-        """Send ``events``; return how many (from the start) were acknowledged."""
+    async def publish(self, events: list[Any]) -> int:
+        """Send ``events`` (``EncodedEvent`` from the pipeline, or plain dicts); return how
+        many (from the start) were acknowledged."""
         raise NotImplementedError
 
     async def close(self) -> None:

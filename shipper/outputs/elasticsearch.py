@@ -29,6 +29,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -36,7 +37,7 @@ import orjson
 
 from protocols.common.config import Duration
 from shipper.backoff import Backoff
-from shipper.outputs.base import Output, OutputContext, OutputError, encode_event
+from shipper.outputs.base import EncodedEvent, Output, OutputContext, OutputError, encode_event
 from shipper.setup.http import HttpClient, SslSettings, TransportError
 
 log = logging.getLogger("elasticsearch")
@@ -109,7 +110,7 @@ class IndexFormat:
         if pos < len(text):
             self.parts.append(("lit", text[pos:]))
 
-    def __call__(self, event: dict[str, Any]) -> str:
+    def __call__(self, event: Mapping[str, Any]) -> str:
         out = []
         for kind, arg in self.parts:
             if kind == "lit":
@@ -117,7 +118,7 @@ class IndexFormat:
             elif kind == "field":
                 node: Any = event
                 for k in arg:
-                    node = node.get(k) if isinstance(node, dict) else None
+                    node = node.get(k) if isinstance(node, Mapping) else None
                 if node is None or isinstance(node, dict | list):
                     raise KeyError(".".join(arg))
                 out.append(str(node))
@@ -173,7 +174,7 @@ class ElasticsearchOutput(Output):
 
     # -- encoding ----------------------------------------------------------------------
 
-    def _action(self, event: dict[str, Any]) -> bytes:
+    def _action(self, event: Mapping[str, Any]) -> bytes:
         meta = event.get("@metadata") or {}
         index = meta.get("raw_index") or self.index(event)
         action: dict[str, Any] = {"_index": index}
@@ -183,13 +184,14 @@ class ElasticsearchOutput(Output):
         if pipeline:
             action["pipeline"] = pipeline
         op = "index" if meta.get("op_type") == "index" else "create"
-        doc = {k: v for k, v in event.items() if k != "@metadata"}
-        return (
-            orjson.dumps({op: action})
-            + b"\n"
-            + encode_event(doc, escape_html=self.config.escape_html)
-            + b"\n"
-        )
+        if isinstance(event, EncodedEvent):
+            body = event.data  # already without @metadata
+            if self.config.escape_html:
+                body = encode_event(EncodedEvent(body, {}), escape_html=True)
+        else:
+            doc = {k: v for k, v in event.items() if k != "@metadata"}
+            body = encode_event(doc, escape_html=self.config.escape_html)
+        return orjson.dumps({op: action}) + b"\n" + body + b"\n"
 
     # -- publishing --------------------------------------------------------------------
 
