@@ -520,7 +520,11 @@ class StreamParser:
                 self.state = UPGRADED if code == 101 else START
                 return end
             # Responses finished earlier in this same feed have not been paired yet.
-            answered = sum(1 for m in self._done if not m.is_request and not 100 <= m.status_code < 200)
+            answered = (
+                sum(1 for m in self._done if not m.is_request and not 100 <= m.status_code < 200)
+                if self._done
+                else 0
+            )
             if self.requests is not None and len(self.requests) > answered:
                 method = self.requests[answered][0].method
                 if method == "HEAD" or (method == "CONNECT" and 200 <= code < 300):
@@ -528,7 +532,8 @@ class StreamParser:
                     return end
         ctype = msg.content_type.lower()
         include = self.cfg.include_request_body_for if msg.is_request else self.cfg.include_response_body_for
-        msg.send_body = any(i in ctype for i in include)
+        if include:
+            msg.send_body = any(i in ctype for i in include)
         msg.save_body = msg.send_body or (msg.content_length > 0 and "urlencoded" in ctype)
         if msg.chunked:
             self.state = CHUNK_SIZE
@@ -594,12 +599,11 @@ class StreamParser:
 def _find_header_end(buf: bytes | bytearray, pos: int) -> int:
     """Index just past the blank line ending the header block, or -1."""
     a = buf.find(b"\r\n\r\n", pos)
-    b = buf.find(b"\n\n", pos)
-    if a < 0 and b < 0:
-        return -1
-    if a >= 0 and (b < 0 or a < b):
-        return a + 4
-    return b + 2
+    # A bare-LF blank line only counts when it comes first; search just that far.
+    b = buf.find(b"\n\n", pos, a + 2 if a >= 0 else len(buf))
+    if b >= 0 and (a < 0 or b < a):
+        return b + 2
+    return a + 4 if a >= 0 else -1
 
 
 def _first_space(s: str) -> int:
