@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -99,34 +100,56 @@ class Decoder:
     # -- seam: feed / tick / flush -----------------------------------------------------
 
     def feed(self, ts: int, linktype: int, frame: bytes) -> list[dict[str, Any]]:
-        self.packets += 1
-        n = len(frame)
-        self.bytes += n
-        if ts >= self._next_tick:
-            self._tick(ts)
+        """One frame; returns the events it completed."""
+        return self.feed_many(((ts, linktype, frame, len(frame)),))
+
+    def feed_many(self, packets: Iterable[tuple[int, int, bytes, int]]) -> list[dict[str, Any]]:
+        """Several frames (``(ts, linktype, frame, wire_len)``, as capture sources yield
+        them); returns the events they completed, in order.
+
+        The common case — untagged Ethernet or Linux "cooked", IPv4 without options or
+        fragments, TCP — is decoded inline here; everything else takes ``_general``.
+        """
+        tcp_process = self.tcp.process
+        unpack = _IP4_TCP.unpack_from
+        count = 0
+        nbytes = 0
+        for ts, linktype, frame, _wl in packets:
+            count += 1
+            n = len(frame)
+            nbytes += n
+            if ts >= self._next_tick:
+                self._tick(ts)
+            try:
+                off = 14 if linktype == LINKTYPE_ETHERNET else 16 if linktype == LINKTYPE_LINUX_SLL else 0
+                if off and n >= off + 40 and frame[off - 2] == 8 and frame[off - 1] == 0:
+                    head = unpack(frame, off)
+                    vihl, total, frag, proto, src, dst, sport, dport, seq, ack, doff, flags = head
+                    if vihl == 0x45 and proto == 6 and not frag & 0x3FFF:
+                        end = off + total
+                        p = off + 20
+                        if end >= p + 20:
+                            missing = 0
+                            if end > n:
+                                missing = end - n
+                                end = n
+                            doff = (doff >> 4) << 2
+                            if doff >= 20 and p + doff <= end:
+                                if p + doff < end or flags & 0x07 or missing:
+                                    payload = frame[p + doff : end]
+                                    tcp_process(ts, src, dst, sport, dport, seq, ack, flags, payload, missing)
+                                # else a pure ACK: nothing to reassemble (Packetbeat skips these too)
+                                continue
+                self._general(ts, linktype, frame)
+            except (IndexError, struct.error, ValueError) as exc:
+                self.stats.incr("decoder.malformed")
+                log.debug("malformed frame: %r", exc)
+        self.packets += count
+        self.bytes += nbytes
+        return self._take()
+
+    def _general(self, ts: int, linktype: int, frame: bytes) -> None:
         try:
-            # Fast path: untagged Ethernet (or Linux "cooked"), IPv4 without options or
-            # fragmentation, TCP. Everything else takes the general path below.
-            off = 14 if linktype == LINKTYPE_ETHERNET else 16 if linktype == LINKTYPE_LINUX_SLL else 0
-            if off and n >= off + 40 and frame[off - 2] == 8 and frame[off - 1] == 0:
-                head = _IP4_TCP.unpack_from(frame, off)
-                vihl, total, frag, proto, src, dst, sport, dport, seq, ack, doff, flags = head
-                if vihl == 0x45 and proto == 6 and not frag & 0x3FFF:
-                    end = off + total
-                    p = off + 20
-                    if end >= p + 20:
-                        missing = 0
-                        if end > n:
-                            missing = end - n
-                            end = n
-                        doff = (doff >> 4) << 2
-                        if doff >= 20 and p + doff <= end:
-                            if p + doff == end and not flags & 0x07 and not missing:
-                                return []
-                            self.tcp.process(
-                                ts, src, dst, sport, dport, seq, ack, flags, frame[p + doff : end], missing
-                            )
-                            return self._take() if self._out else []
             if linktype == LINKTYPE_ETHERNET:
                 self._ethernet(ts, frame)
             elif linktype == LINKTYPE_LINUX_SLL:
@@ -153,7 +176,6 @@ class Decoder:
         except (IndexError, struct.error, ValueError) as exc:
             self.stats.incr("decoder.malformed")
             log.debug("malformed frame: %r", exc)
-        return self._take()
 
     def tick(self, ts: int) -> list[dict[str, Any]]:
         self._tick(ts)

@@ -6,6 +6,7 @@ import contextlib
 import datetime
 import gc
 import io
+import itertools
 import logging
 import signal
 import sys
@@ -257,15 +258,18 @@ class Beat:
     def _loop(
         self, decoder: Decoder, packets: Iterable[tuple[int, int, bytes, int]], pipeline: Pipeline
     ) -> None:
-        feed = decoder.feed
+        feed_many = decoder.feed_many
         publish_all = pipeline.publish_all
         stop = self.stop_event
-        for count, (ts, linktype, frame, _wl) in enumerate(packets):
-            evs = feed(ts, linktype, frame)
+        it = iter(packets)
+        # Chunks keep events flowing to the queue promptly and the stop flag checked.
+        while not stop.is_set():
+            chunk = list(itertools.islice(it, 256))
+            if not chunk:
+                break
+            evs = feed_many(chunk)
             if evs:
                 publish_all(evs)
-            if not count & 0xFFF and stop.is_set():
-                break
 
 
 def _paced(

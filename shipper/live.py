@@ -257,11 +257,9 @@ class Capture:
         if self.dumper is not None:
             for _ in self.dumper.wrap(batch):
                 pass
-        feed = self.decoder.feed
-        for ts, lt, frame, _wl in batch:
-            evs = feed(ts, lt, frame)
-            if evs:
-                publish(evs)
+        evs = self.decoder.feed_many(batch)
+        if evs:
+            publish(evs)
 
 
 # -- run -------------------------------------------------------------------------------------

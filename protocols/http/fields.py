@@ -252,6 +252,7 @@ def _escape(s: str) -> str:
     return s if _PLAIN.fullmatch(s) else quote_plus(s, safe="")
 
 
+@lru_cache(maxsize=4096)
 def _split_host(header: str) -> tuple[str, int]:
     if not header:
         return "", 0

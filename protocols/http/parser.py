@@ -133,7 +133,8 @@ class Message:
 
     @property
     def version_str(self) -> str:
-        return f"{self.version[0]}.{self.version[1]}"
+        v = _VERSION_STR.get(self.version)
+        return v if v is not None else f"{self.version[0]}.{self.version[1]}"
 
     def reads_to_close(self) -> bool:
         """No length given: the body runs to the end of the connection."""
@@ -143,6 +144,7 @@ class Message:
 
 
 _VERSIONS = {"1.1": (1, 1), "1.0": (1, 0)}
+_VERSION_STR = {(1, 1): "1.1", (1, 0): "1.0"}
 
 
 def _parse_version(s: str) -> tuple[int, int]:

@@ -70,7 +70,11 @@ class EncodedEvent(Mapping[str, Any]):
     def from_event(cls, event: dict[str, Any]) -> EncodedEvent:
         """Encode ``event`` (it loses its ``@metadata`` key to the new object)."""
         meta = event.pop("@metadata", None) or {}
-        return cls(orjson.dumps(event, option=_OPTS, default=_default), meta)
+        try:
+            data = orjson.dumps(event, option=orjson.OPT_SORT_KEYS, default=_default)
+        except TypeError:  # a non-string key somewhere (rare): the slower option copes
+            data = orjson.dumps(event, option=_OPTS, default=_default)
+        return cls(data, meta)
 
     def json(self) -> bytes:
         """The whole event as sorted-key JSON, ``@metadata`` included (it sorts first)."""
