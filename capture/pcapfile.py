@@ -135,16 +135,16 @@ class CaptureFile:
         unpack = rec.unpack_from
         stats = self.stats
         sec_ns = 1_000_000_000
+        fh = rd.fh
+        buf = rd.buf
+        pos = rd.pos
         while True:
-            buf = rd.buf
-            pos = rd.pos
             end = len(buf)
             # Inner loop over whole records already in the buffer.
             while pos + 16 <= end:
                 ts_sec, ts_frac, incl, orig = unpack(buf, pos)
                 if incl > MAX_RECORD:
-                    rd.pos = pos
-                    self._truncated(f"corrupt record header at byte {rd_offset(rd, pos)} (length {incl})")
+                    self._truncated(f"corrupt record header at byte {_offset(fh, end, pos)} (length {incl})")
                     return
                 nxt = pos + 16 + incl
                 if nxt > end:
@@ -152,17 +152,31 @@ class CaptureFile:
                 stats.packets += 1
                 yield ts_sec * sec_ns + ts_frac * ts_mult, linktype, buf[pos + 16 : nxt], orig
                 pos = nxt
-            rd.pos = pos
-            if not rd.ensure(16):
-                if len(rd.buf) - rd.pos:
-                    self._truncated("file ends inside a record header")
-                return
-            incl = rec.unpack_from(rd.buf, rd.pos)[2]
+            # The record that straddles the chunk end is completed with an exact read, so
+            # the next chunk is used as read (no copying of whole chunks).
+            tail = buf[pos:]
+            if len(tail) < 16:
+                more = fh.read(16 - len(tail))
+                tail += more
+                if len(tail) < 16:
+                    if tail:
+                        self._truncated("file ends inside a record header")
+                    return
+            ts_sec, ts_frac, incl, orig = unpack(tail, 0)
             if incl > MAX_RECORD:
                 self._truncated(f"corrupt record header (length {incl})")
                 return
-            if not rd.ensure(16 + incl):
-                self._truncated("file ends inside a packet record")
+            need = 16 + incl - len(tail)
+            if need > 0:
+                tail += fh.read(need)
+                if len(tail) < 16 + incl:
+                    self._truncated("file ends inside a packet record")
+                    return
+            stats.packets += 1
+            yield ts_sec * sec_ns + ts_frac * ts_mult, linktype, tail[16 : 16 + incl], orig
+            buf = fh.read(CHUNK)
+            pos = 0
+            if not buf:
                 return
 
     # -- pcapng -------------------------------------------------------------------------
@@ -263,10 +277,10 @@ def _idb_time_options(buf: bytes, start: int, end: int, endian: str) -> tuple[in
     return mul, div, off
 
 
-def rd_offset(rd: _Chunked, pos: int) -> int:
+def _offset(fh: BinaryIO, buf_len: int, pos: int) -> int:
     """Best-effort file offset of ``pos`` in the current buffer (for error messages)."""
     try:
-        return rd.fh.tell() - (len(rd.buf) - pos)
+        return fh.tell() - (buf_len - pos)
     except (OSError, ValueError):
         return -1
 

@@ -220,7 +220,9 @@ class TcpTracker:
             st.next_seq = st.first = seq  # picked up mid-stream
             st.tentative = bool(n)
         if n or missing:
-            abs_seq = st.absolute(seq)
+            nxt = st.next_seq
+            d = (seq - nxt) & M32
+            abs_seq = nxt + d - (1 << 32) if d >= HALF else nxt + d  # Stream.absolute, inlined
             dep = -1
             onext = other.next_seq
             if flags & TCP_ACK and onext is not None:
@@ -252,11 +254,11 @@ class TcpTracker:
                 ends[1 - direction] = other.absolute(ack)
             conn.rst = (ends[0], ends[1], conn.pkts, ts)
             self.blocked.add(conn)
-        if conn in self.blocked:
+        if self.blocked and conn in self.blocked:
             self._check_blocked(conn, ts)
             if conn.key not in conns:
                 return
-        if conn.streams[0].fin_done and conn.streams[1].fin_done and conn.key in conns:
+        if st.fin_done and other.fin_done and conn.key in conns:
             self._close(conn, "fin")
 
     # -- connections -------------------------------------------------------------------
