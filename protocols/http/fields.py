@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 def to_event(plugin: HttpPlugin, txn: HttpTransaction) -> dict[str, Any]:
     cfg = plugin.config
     req, resp = txn.request, txn.response
-    req_notes = list(req.notes) if req is not None else []
-    resp_notes = list(resp.notes) if resp is not None else []
+    req_notes = list(req.notes) if req is not None and req.notes else []
+    resp_notes = list(resp.notes) if resp is not None and resp.notes else []
     status = OK
     if resp is None:
         status = ERROR
@@ -49,8 +49,14 @@ def to_event(plugin: HttpPlugin, txn: HttpTransaction) -> dict[str, Any]:
     evt["http"] = http
 
     if req is not None:
-        _decode_body(plugin, req, req_notes)
-        path, params, raw_path = _extract_parameters(cfg.hide_keywords, req)
+        if req.encodings:
+            _decode_body(plugin, req, req_notes)
+        uri = req.uri
+        if not req.save_body and "?" not in uri and "%" not in uri and "#" not in uri and uri[:1] == "/":
+            path = raw_path = uri  # nothing to decode or re-encode (most requests)
+            params = ""
+        else:
+            path, params, raw_path = _extract_parameters(cfg.hide_keywords, req)
         evt["source"]["bytes"] = req.size
         host, port = _split_host(req.host)
         if host:
@@ -103,14 +109,15 @@ def to_event(plugin: HttpPlugin, txn: HttpTransaction) -> dict[str, Any]:
             evt["request"] = _raw_message(req)
         evt["method"] = req.method
         evt["query"] = f"{req.method} {path}"
-        if not cfg.redact_authorization:
+        if req.authorization and not cfg.redact_authorization:
             user = basic_auth_user(req.authorization)
             if user:
                 evt["user"] = {"name": user}
                 add_related(evt, "user", user)
 
     if resp is not None:
-        _decode_body(plugin, resp, resp_notes)
+        if resp.encodings:
+            _decode_body(plugin, resp, resp_notes)
         evt["destination"]["bytes"] = resp.size
         response: dict[str, Any] = {"status_code": resp.status_code, "bytes": resp.size}
         if resp.status_phrase:
