@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import deque
+from typing import Any
 
 import attrs
 
@@ -46,6 +47,10 @@ def _needed_regex(real_ip_header: str) -> re.Pattern[bytes]:
 #: (an upper-case method, a space, a target) or a status line.
 _START_LINE = re.compile(rb"[\r\n]*(?:[A-Z][A-Z_-]{1,19} [^\s]|HTTP/\d)")
 
+
+#: Header block (start line excluded) → the fields the decoder took from it.
+_FIELDS_CACHE: dict[tuple[bytes, str], tuple[Any, ...]] = {}
+_FIELDS_CACHE_MAX = 4096
 
 #: Headers whose value is kept as is in a Message attribute.
 _PLAIN_FIELDS = {
@@ -443,7 +448,50 @@ class StreamParser:
         self._all_fields(msg, raw, collect)
 
     def _needed_fields(self, msg: Message, raw: bytes) -> None:
-        """Only the headers the decoder itself needs: a few C-level searches, no line loop."""
+        """Only the headers the decoder itself needs: one C-level scan, no line loop.
+
+        Clients and servers repeat the same header block message after message (keep-alive
+        requests above all), so the fields found in a block are remembered, keyed by the
+        block's bytes (start line excluded).
+        """
+        block = raw[raw.find(b"\n") :]
+        key = (block, self.cfg.real_ip_header)
+        hit = _FIELDS_CACHE.get(key)
+        if hit is not None:
+            (
+                msg.content_length,
+                msg.has_content_length,
+                msg.content_type,
+                encodings,
+                msg.chunked,
+                msg.connection,
+                msg.host,
+                msg.referer,
+                msg.user_agent,
+                msg.authorization,
+                msg.real_ip,
+            ) = hit
+            if encodings:
+                msg.encodings = list(encodings)
+            return
+        self._scan_needed(msg, raw)
+        if len(_FIELDS_CACHE) >= _FIELDS_CACHE_MAX:
+            _FIELDS_CACHE.clear()
+        _FIELDS_CACHE[key] = (
+            msg.content_length,
+            msg.has_content_length,
+            msg.content_type,
+            tuple(msg.encodings),
+            msg.chunked,
+            msg.connection,
+            msg.host,
+            msg.referer,
+            msg.user_agent,
+            msg.authorization,
+            msg.real_ip,
+        )
+
+    def _scan_needed(self, msg: Message, raw: bytes) -> None:
         apply = self._apply
         plain = _PLAIN_FIELDS
         for name_b, value_b in self.needed.findall(raw):
