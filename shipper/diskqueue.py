@@ -44,7 +44,7 @@ import orjson
 
 from protocols.stats import Counters
 from shipper.config import ConfigError
-from shipper.outputs.base import EncodedEvent
+from shipper.outputs.base import EncodedEvent, json_default
 from shipper.queue import Entry, Queue, QueueClosed
 from shipper.settings import DiskQueueSettings
 
@@ -63,14 +63,6 @@ class DiskQueueError(ConfigError):
 
     def __init__(self, message: str) -> None:
         super().__init__("queue.disk", message)
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, bytes | bytearray | memoryview):
-        return bytes(obj).decode("utf-8", "replace")
-    if isinstance(obj, set | frozenset | tuple):
-        return list(obj)
-    raise TypeError(f"cannot encode {type(obj).__name__}")
 
 
 class _Slot:
@@ -203,7 +195,7 @@ class DiskQueue(Queue):
         if isinstance(event, EncodedEvent):
             body = event.json()
         else:
-            body = orjson.dumps(event, default=_default, option=orjson.OPT_NON_STR_KEYS)
+            body = orjson.dumps(event, default=json_default, option=orjson.OPT_NON_STR_KEYS)
         rec = _REC.pack(len(body), zlib.crc32(body)) + body
         with self._lock:
             if self._closed:

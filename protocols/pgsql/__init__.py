@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any, ClassVar
 
+from protocols.common.sessions import SessionTable
 from protocols.handler import NS, ConnectionHandler, ConnInfo, Plugin
 from protocols.pgsql.config import DEFAULT_PORTS, PgsqlConfig
 from protocols.pgsql.fields import to_event
@@ -29,35 +29,21 @@ class PgsqlPlugin(Plugin):
 
     def __init__(self, config: PgsqlConfig, stats: Counters) -> None:
         super().__init__(config, stats)
-        self.sessions: OrderedDict[tuple[str, int, str, int], Session] = OrderedDict()
+        self.sessions: SessionTable[Session] = SessionTable(
+            Session, MAX_SESSIONS, stats, "pgsql.sessions_evicted"
+        )
 
     def new_handler(self, conn: ConnInfo) -> ConnectionHandler:
         return PgsqlHandler(self, conn)
 
     def session(self, conn: ConnInfo) -> Session:
-        key = (conn.client_ip, conn.client_port, conn.server_ip, conn.server_port)
-        s = self.sessions.get(key)
-        if s is None:
-            if len(self.sessions) >= MAX_SESSIONS:
-                self.sessions.popitem(last=False)
-                self.stats.incr("pgsql.sessions_evicted")
-            s = self.sessions[key] = Session()
-        else:
-            self.sessions.move_to_end(key)
-        return s
+        return self.sessions.get(conn)
 
     def end_session(self, conn: ConnInfo) -> None:
-        self.sessions.pop((conn.client_ip, conn.client_port, conn.server_ip, conn.server_port), None)
+        self.sessions.end(conn)
 
     def tick(self, ts: int) -> list[Any]:
-        limit = ts - SESSION_TIMEOUT_NS
-        sessions = self.sessions
-        while sessions:
-            key, s = next(iter(sessions.items()))
-            if s.last_ts >= limit:
-                break
-            del sessions[key]
-        return []
+        return self.sessions.expire(ts - SESSION_TIMEOUT_NS)
 
     def to_event(self, txn: PgsqlTransaction) -> dict[str, Any]:
         return to_event(self, txn)

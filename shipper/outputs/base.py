@@ -71,9 +71,9 @@ class EncodedEvent(Mapping[str, Any]):
         """Encode ``event`` (it loses its ``@metadata`` key to the new object)."""
         meta = event.pop("@metadata", None) or {}
         try:
-            data = orjson.dumps(event, option=orjson.OPT_SORT_KEYS, default=_default)
+            data = orjson.dumps(event, option=orjson.OPT_SORT_KEYS, default=json_default)
         except TypeError:  # a non-string key somewhere (rare): the slower option copes
-            data = orjson.dumps(event, option=_OPTS, default=_default)
+            data = orjson.dumps(event, option=_OPTS, default=json_default)
         return cls(data, meta)
 
     def json(self) -> bytes:
@@ -128,7 +128,7 @@ def encode_event(event: Mapping[str, Any], pretty: bool = False, escape_html: bo
             data = orjson.dumps(orjson.loads(data), option=_OPTS | orjson.OPT_INDENT_2)
     else:
         opts = _OPTS | orjson.OPT_INDENT_2 if pretty else _OPTS
-        data = orjson.dumps(event, option=opts, default=_default)
+        data = orjson.dumps(event, option=opts, default=json_default)
     if escape_html:
         # Inside JSON these characters only occur in strings, so replacing them is safe.
         for a, b in _HTML:
@@ -136,7 +136,8 @@ def encode_event(event: Mapping[str, Any], pretty: bool = False, escape_html: bo
     return data
 
 
-def _default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """orjson's fallback for the few non-JSON types an event may carry."""
     if isinstance(obj, bytes | bytearray | memoryview):
         return bytes(obj).decode("utf-8", "replace")
     if isinstance(obj, set | frozenset | tuple):
