@@ -11,28 +11,10 @@ import pytest
 from shipper.envelope import Envelope, TimeFormatter, community_id
 from shipper.version import ECS_VERSION, VERSION
 from tests.helpers import decode_file, shared_pcap
+from tests.shipper.shiprun import REQUIRED
 
 T0 = 1_700_000_000_123_456_789  # 2023-11-14T22:13:20.123456789Z
 
-REQUIRED = [
-    "@timestamp",
-    "type",
-    "status",
-    "agent.type",
-    "agent.name",
-    "agent.version",
-    "event.kind",
-    "event.category",
-    "event.dataset",
-    "event.start",
-    "source.ip",
-    "destination.ip",
-    "client.ip",
-    "server.ip",
-    "network.type",
-    "network.transport",
-    "network.community_id",
-]
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
