@@ -24,22 +24,30 @@ def transaction_event(
     dst: tuple[str, int],
     start: int | None = None,
     end: int | None = None,
+    src_bytes: int = 0,
+    dst_bytes: int = 0,
 ) -> dict[str, Any]:
-    """A new event dict with the fields every transaction carries."""
+    """A new event dict with the fields every transaction carries (sizes only when known)."""
     event: dict[str, Any] = {}
     if start is not None:
         event["start"] = start
     if end is not None:
         event["end"] = end
     related_ip = [src[0]] if src[0] == dst[0] else [src[0], dst[0]]
+    source: dict[str, Any] = {"ip": src[0], "port": src[1]}
+    if src_bytes:
+        source["bytes"] = src_bytes
+    destination: dict[str, Any] = {"ip": dst[0], "port": dst[1]}
+    if dst_bytes:
+        destination["bytes"] = dst_bytes
     return {
         "@timestamp": ts,
         "type": proto,
         "status": status,
         "event": event,
         "network": {"transport": transport, "protocol": proto},
-        "source": {"ip": src[0], "port": src[1]},
-        "destination": {"ip": dst[0], "port": dst[1]},
+        "source": source,
+        "destination": destination,
         "related": {"ip": related_ip},
     }
 

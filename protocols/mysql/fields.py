@@ -6,6 +6,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from protocols.common.event import ERROR, OK, add_notes, transaction_event
+from protocols.common.sql import dump_csv, sql_method
 from protocols.mysql import parser as p
 from protocols.mysql.transactions import UNKNOWN_EXECUTE, MysqlTransaction
 
@@ -13,43 +14,6 @@ if TYPE_CHECKING:
     from protocols.mysql import MysqlPlugin
 
 PREPARE_QUERY = "Request Prepare Statement"
-_WS = " \r\n\t"
-_QUOTE_CHARS = frozenset(',"\r\n')
-#: unicode.IsSpace in Go: what makes encoding/csv quote a field that starts with it.
-_GO_SPACE = frozenset(
-    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-
-
-def sql_method(query: str) -> tuple[str, str]:
-    """(trimmed query, method): the first word, upper-cased; CR/LF/TAB separate words too."""
-    q = query.strip(_WS)
-    for i, c in enumerate(q):
-        if c in _WS:
-            return q, q[:i].upper()
-    return q, q.upper()
-
-
-def _csv_field(value: str) -> str:
-    if not value:
-        return value
-    if value == "\\." or not _QUOTE_CHARS.isdisjoint(value) or value[0] in _GO_SPACE:
-        return '"' + value.replace('"', '""') + '"'
-    return value
-
-
-def dump_csv(fields: list[str], rows: list[list[str]]) -> str:
-    """Packetbeat's ``DumpInCSVFormat``: a header line, then the rows; newlines inside
-    values are written as ``\\n``/``\\r`` and quoting follows Go's encoding/csv."""
-    lines = []
-    if fields:
-        lines.append(",".join(_csv_field(f.replace("\n", "\\n")) for f in fields))
-    for row in rows:
-        lines.append(",".join(_csv_field(v.replace("\n", "\\n").replace("\r", "\\r")) for v in row))
-    if not lines:
-        return ""
-    return "\n".join(lines) + "\n"
 
 
 def response_csv(plugin: MysqlPlugin, txn: MysqlTransaction) -> str:
@@ -78,6 +42,8 @@ def to_event(plugin: MysqlPlugin, txn: MysqlTransaction) -> dict[str, Any]:
         (conn.server_ip, conn.server_port),
         start=txn.ts,
         end=txn.end_ts,
+        src_bytes=txn.req_size,
+        dst_bytes=txn.resp_size,
     )
     query, method = sql_method(txn.query)
     notes: list[str] = []
@@ -89,10 +55,6 @@ def to_event(plugin: MysqlPlugin, txn: MysqlTransaction) -> dict[str, Any]:
         method = "EXECUTE"
         request_raw = ""
     notes += txn.notes
-    if txn.req_size:
-        evt["source"]["bytes"] = txn.req_size
-    if txn.resp_size:
-        evt["destination"]["bytes"] = txn.resp_size
     evt["method"] = method
     evt["query"] = query
     if txn.tables:

@@ -6,7 +6,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from protocols.common.event import ERROR, OK, add_notes, transaction_event
-from protocols.mysql.fields import dump_csv, sql_method
+from protocols.common.sql import dump_csv, sql_method
 from protocols.pgsql import parser as p
 from protocols.pgsql.transactions import UNKNOWN_NOTE, PgsqlTransaction
 
@@ -37,14 +37,12 @@ def to_event(plugin: PgsqlPlugin, txn: PgsqlTransaction) -> dict[str, Any]:
         (conn.server_ip, conn.server_port),
         start=txn.ts,
         end=txn.end_ts,
+        src_bytes=txn.req_size,
+        dst_bytes=txn.resp_size,
     )
     query, method = sql_method(txn.query)
     if not query and UNKNOWN_NOTE in txn.notes:
         method = "EXECUTE"  # a portal of a statement prepared before the capture started
-    if txn.req_size:
-        evt["source"]["bytes"] = txn.req_size
-    if txn.resp_size:
-        evt["destination"]["bytes"] = txn.resp_size
     evt["method"] = method
     evt["query"] = query
     pgsql: dict[str, Any] = {"num_rows": txn.num_rows, "num_fields": txn.num_fields}

@@ -7,8 +7,8 @@ from typing import Any
 
 from benchmarks import dbwire as w
 from benchmarks.synth import Conversation, exchange
+from protocols.common.sql import dump_csv, sql_method
 from protocols.mysql.config import MysqlConfig
-from protocols.mysql.fields import dump_csv, sql_method
 from tests.helpers import decode_packets
 
 C, S = 0, 1

@@ -16,7 +16,6 @@ from tests.shipper.shiprun import REQUIRED
 T0 = 1_700_000_000_123_456_789  # 2023-11-14T22:13:20.123456789Z
 
 
-
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
