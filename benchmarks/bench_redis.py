@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.synth import Conversation, interleave
+from benchmarks.synth import Conversation, decode_timed, interleave
 from protocols.decoder import Decoder
 from protocols.registry import build_plugins, default_config
 
@@ -54,12 +54,7 @@ def main() -> None:
     pkts = frames()
     print(f"synthesized {len(pkts):,} packets in {time.perf_counter() - t0:.1f}s")
     dec = Decoder(build_plugins({"redis": default_config("redis")}))
-    n = 0
-    t0 = time.perf_counter()
-    for ts, frame in pkts:
-        n += len(dec.feed(ts, 1, frame))
-    n += len(dec.flush())
-    dt = time.perf_counter() - t0
+    n, _first, dt = decode_timed(dec, [(ts, 1, frame, len(frame)) for ts, frame in pkts])
     assert n == CONNECTIONS * PER_CONN, (n, dec.stats)
     print(f"redis: {n:,} transactions, {len(pkts):,} packets in {dt:.2f}s")
     print(f"redis: {n / dt:,.0f} transactions/s, {len(pkts) / dt:,.0f} packets/s")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.synth import Conversation, interleave
+from benchmarks.synth import Conversation, decode_timed, interleave
 from protocols.decoder import Decoder
 from protocols.registry import build_plugins, default_config
 
@@ -84,16 +84,7 @@ def main() -> None:
     pkts = frames()
     print(f"synthesized {len(pkts):,} packets in {time.perf_counter() - t0:.1f}s")
     dec = Decoder(build_plugins({"thrift": default_config("thrift")}))
-    n = 0
-    t0 = time.perf_counter()
-    events = []
-    for ts, frame in pkts:
-        out = dec.feed(ts, 1, frame)
-        n += len(out)
-        if len(events) < 4:
-            events += out
-    n += len(dec.flush())
-    dt = time.perf_counter() - t0
+    n, events, dt = decode_timed(dec, [(ts, 1, frame, len(frame)) for ts, frame in pkts], keep=4)
     assert n == CONNECTIONS * PER_CONN, (n, dec.stats)
     assert events[0]["thrift"]["return_value"] == '(1: 42, 2: "Alice", 3: ["tag0", "tag1", "tag2"])', events[
         0

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.synth import Conversation, interleave
+from benchmarks.synth import Conversation, decode_timed, interleave
 from capture import CaptureFile, PcapWriter
 from protocols.decoder import Decoder
 from protocols.registry import build_plugins, default_config
@@ -76,16 +76,9 @@ def run(
         f"synthesized {txns} transactions, {packets} packets "
         f"({os.path.getsize(path) / 1e6:.1f} MB) in {t1 - t0:.1f}s"
     )
-    frames = [(ts, lt, fr) for ts, lt, fr, _wl in CaptureFile(str(path))]
+    frames = list(CaptureFile(str(path)))
     dec = Decoder(build_plugins({proto: default_config(proto, ports=[port])}))
-    events = 0
-    t2 = time.perf_counter()
-    feed = dec.feed
-    for ts, lt, fr in frames:
-        events += len(feed(ts, lt, fr))
-    events += len(dec.flush())
-    t3 = time.perf_counter()
-    dt = t3 - t2
+    events, _first, dt = decode_timed(dec, frames)
     print(f"decoded {events} events from {len(frames)} packets in {dt:.2f}s")
     print(f"{proto}: {events / dt:,.0f} transactions/s, {len(frames) / dt:,.0f} packets/s")
     errors = {k: v for k, v in dec.stats.items() if "error" in k or "unmatched" in k}

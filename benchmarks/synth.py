@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Iterator
+from typing import Any
 
 ETH_IPV4 = b"\x08\x00"
 ETH_IPV6 = b"\x86\xdd"
@@ -139,3 +140,27 @@ def interleave(conversations: list[list[Frame]]) -> Iterator[Frame]:
     import heapq
 
     yield from heapq.merge(*conversations, key=lambda f: f[0])
+
+
+def decode_timed(
+    decoder: Any, packets: list[tuple[int, int, bytes, int]], keep: int = 8, chunk: int = 256
+) -> tuple[int, list[dict[str, Any]], float]:
+    """Decode ``packets`` the way wirebeat's loops do (``feed_many`` in chunks), then flush.
+
+    Returns (events, the first ``keep`` events, seconds).
+    """
+    import time
+
+    count = 0
+    first: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    for i in range(0, len(packets), chunk):
+        out = decoder.feed_many(packets[i : i + chunk])
+        count += len(out)
+        if len(first) < keep:
+            first += out[: keep - len(first)]
+    out = decoder.flush()
+    count += len(out)
+    if len(first) < keep:
+        first += out[: keep - len(first)]
+    return count, first, time.perf_counter() - t0
