@@ -132,6 +132,28 @@ class IndexFormat:
         return "".join(out).lower()
 
 
+def http_client(
+    cfg: ElasticsearchConfig,
+    timeout: float | None = None,
+    params: dict[str, Any] | None = None,
+    maxsize: int = 4,
+) -> HttpClient:
+    """The HTTP client for ``output.elasticsearch``'s hosts (the output and ``setup`` share it)."""
+    return HttpClient(
+        cfg.hosts,
+        scheme=cfg.protocol,
+        path=cfg.path,
+        username=cfg.username,
+        password=cfg.password,
+        api_key=cfg.api_key,
+        headers=cfg.headers,
+        params=params,
+        ssl_settings=cfg.ssl,
+        timeout=timeout or cfg.timeout,
+        maxsize=maxsize,
+    )
+
+
 # Outcome of one document in a bulk response.
 _DONE, _DROP, _RETRY = 0, 1, 2
 
@@ -150,18 +172,8 @@ class ElasticsearchOutput(Output):
         self.concurrency = config.worker * max(1, len(config.hosts))
         #: ``backoff.init``/``backoff.max`` for a pipeline that asks its output for the back-off.
         self.backoff = Backoff(config.backoff.init, config.backoff.max)
-        self.client = client or HttpClient(
-            config.hosts,
-            scheme=config.protocol,
-            path=config.path,
-            username=config.username,
-            password=config.password,
-            api_key=config.api_key,
-            headers=config.headers,
-            params=config.parameters,
-            ssl_settings=config.ssl,
-            timeout=config.timeout,
-            maxsize=max(2, self.concurrency),
+        self.client = client or http_client(
+            config, params=config.parameters, maxsize=max(2, self.concurrency)
         )
         self.index = IndexFormat(config.target_index or DEFAULT_INDEX)
         self._rr = itertools.count()

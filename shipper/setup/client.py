@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import attrs
 
-from shipper.outputs.elasticsearch import ElasticsearchConfig
+from shipper.outputs.elasticsearch import ElasticsearchConfig, http_client
 from shipper.setup.http import HttpClient, HttpResponse, TransportError, ssl_context
 from shipper.setup.template import Target, Template, parse_version
 
@@ -54,20 +54,6 @@ class IndexAdmin(Protocol):
     def create_write_index(self, alias: str) -> None: ...
 
     def close(self) -> None: ...
-
-
-def http_client(cfg: ElasticsearchConfig, timeout: float | None = None) -> HttpClient:
-    return HttpClient(
-        cfg.hosts,
-        scheme=cfg.protocol,
-        path=cfg.path,
-        username=cfg.username,
-        password=cfg.password,
-        api_key=cfg.api_key,
-        headers=cfg.headers,
-        ssl_settings=cfg.ssl,
-        timeout=timeout or cfg.timeout,
-    )
 
 
 def _status_error(what: str, r: HttpResponse) -> SetupError:
