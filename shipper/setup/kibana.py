@@ -1,5 +1,5 @@
 """Kibana: the ``packetbeat-*`` data view and the bundled dashboards as ndjson saved objects,
-generated from ``dashboards.yml``; the ``_import`` call that loads them.
+generated from ``dashboards/*.yml``; the ``_import`` call that loads them.
 
 Saved objects follow Kibana 8.x: ``index-pattern`` (the data view), aggregation-based
 ``visualization`` objects that reference it as ``kibanaSavedObjectMeta.searchSourceJSON.index``,
@@ -24,7 +24,7 @@ DEFAULT_PATTERN = "packetbeat-*"
 CORE_MIGRATION_VERSION = "8.8.0"
 TYPE_MIGRATION_VERSION = {"index-pattern": "8.0.0", "visualization": "8.5.0", "dashboard": "8.7.0"}
 PANEL_VERSION = "8.8.0"
-DESCRIPTION_FILE = Path(__file__).with_name("dashboards.yml")
+DESCRIPTION_DIR = Path(__file__).with_name("dashboards")
 NAV_ID = "packetbeat-navigation-ecs"
 #: Types an aggregation can run on (text fields cannot be aggregated).
 AGGREGATABLE = frozenset(
@@ -56,10 +56,13 @@ class KibanaError(Exception):
     """A Kibana call that failed; the message is one line."""
 
 
-def load_description(path: Path = DESCRIPTION_FILE) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as fh:
-        data: dict[str, Any] = yaml.safe_load(fh)
-    return data
+def load_description(path: Path = DESCRIPTION_DIR) -> dict[str, Any]:
+    """Every dashboard description of ``path`` (one per file, in file-name order)."""
+    dashboards = []
+    for f in sorted(path.glob("*.yml")):
+        with open(f, encoding="utf-8") as fh:
+            dashboards.append(yaml.safe_load(fh))
+    return {"dashboards": dashboards}
 
 
 def dashboard_id(short: str) -> str:
