@@ -52,4 +52,5 @@ def ascii_hex(text: bytes | bytearray | memoryview | str, max_digits: int = 16) 
 
 def is_ascii_digits(text: bytes | bytearray | memoryview | str) -> bool:
     """True when ``text`` is non-empty and only ASCII ``0-9``."""
-    return _DEC.fullmatch(_b(text)) is not None if len(text) <= 20 else _b(text).isdigit() and _b(text).isascii()
+    b = _b(text)
+    return bool(b) and b.isascii() and b.isdigit()
