@@ -81,6 +81,9 @@ class Field:
     enabled: bool | None = None
     scaling_factor: int | None = None
     default_field: bool | None = None
+    #: Events may carry values Elasticsearch coerces into the type (a number into a
+    #: keyword, a string of digits into a long): the schema check accepts them here only.
+    coerce: bool = False
 
 
 @attrs.frozen
@@ -211,6 +214,7 @@ def _walk(items: list[Any], prefix: str, src: str) -> Iterator[Field]:
             enabled=item.get("enabled"),
             scaling_factor=item.get("scaling_factor"),
             default_field=item.get("default_field"),
+            coerce=bool(item.get("coerce", False)),
         )
 
 
@@ -280,6 +284,12 @@ def check_event(event: dict[str, Any], fields: FieldSet) -> list[str]:
 
 def _check(path: str, value: Any, fields: FieldSet, problems: list[str]) -> None:
     f, how = fields.lookup(path)
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        if how == "group" or (f is not None and how == "exact" and f.type == "object"):
+            # An array of objects (dns.answers ...) is mapped like one object.
+            for v in value:
+                _check(path, v, fields, problems)
+            return
     if how == "group":
         if isinstance(value, dict):
             for k, v in value.items():
@@ -297,17 +307,32 @@ def _check(path: str, value: Any, fields: FieldSet, problems: list[str]) -> None
         problems.append(f"{path}: is an alias of {f.alias_path}; events must not write to it")
         return
     if f.type == "object":
-        if not isinstance(value, dict):
+        if not isinstance(value, dict | list):
             problems.append(f"{path}: object expected, got {type(value).__name__}")
             return
-        for k, v in value.items():
-            _check_object_leaf(f"{path}.{k}", f, v, problems)
+        for k, v in value.items() if isinstance(value, dict) else ():
+            sub, _ = fields.lookup(f"{path}.{k}")
+            if sub is not None and sub is not f:
+                _check(f"{path}.{k}", v, fields, problems)
+            else:
+                _check_object_leaf(f"{path}.{k}", f, v, problems)
         return
     if f.type in ("flattened", "nested"):
         return
     for v in value if isinstance(value, list) else [value]:
-        if isinstance(v, dict) or not value_matches(f.type, v):
+        if isinstance(v, dict) or not (value_matches(f.type, v) or (f.coerce and coerces(f.type, v))):
             problems.append(f"{path}: {f.type} expected, got {type(v).__name__} {v!r:.60}")
+
+
+def coerces(ftype: str, value: Any) -> bool:
+    """Elasticsearch's default ``coerce``: a number into a keyword field, a string of
+    digits into an integer field (Packetbeat sends ``dns.id`` and record TTLs that way;
+    fields that carry such values say ``coerce: true``)."""
+    if ftype in ("keyword", "constant_keyword"):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if ftype in ("long", "integer", "short", "byte", "unsigned_long"):
+        return isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit()
+    return False
 
 
 def _check_object_leaf(path: str, parent: Field, value: Any, problems: list[str]) -> None:
