@@ -284,12 +284,12 @@ def check_event(event: dict[str, Any], fields: FieldSet) -> list[str]:
 
 def _check(path: str, value: Any, fields: FieldSet, problems: list[str]) -> None:
     f, how = fields.lookup(path)
-    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        if how == "group" or (f is not None and how == "exact" and f.type == "object"):
-            # An array of objects (dns.answers ...) is mapped like one object.
-            for v in value:
-                _check(path, v, fields, problems)
-            return
+    is_object = how == "group" or (f is not None and how == "exact" and f.type == "object")
+    if is_object and isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        # An array of objects (dns.answers ...) is mapped like one object.
+        for v in value:
+            _check(path, v, fields, problems)
+        return
     if how == "group":
         if isinstance(value, dict):
             for k, v in value.items():
