@@ -38,7 +38,17 @@ SAMPLE = st.sampled_from(SAMPLES)
 
 
 def plugin(**kw: Any) -> DnsPlugin:
-    return DnsPlugin(DnsConfig(ports=[53], include_authorities=True, include_additionals=True, send_request=True, send_response=True, **kw), Counters())
+    return DnsPlugin(
+        DnsConfig(
+            ports=[53],
+            include_authorities=True,
+            include_additionals=True,
+            send_request=True,
+            send_response=True,
+            **kw,
+        ),
+        Counters(),
+    )
 
 
 def parse_or_error(data: bytes) -> Message | None:
@@ -180,7 +190,10 @@ def run_tcp(pieces: list[tuple[int, bytes]]) -> tuple[list[Any], DnsPlugin]:
 
 
 def view(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return sorted((e["dns"]["id"], e["status"], e["dns"]["type"], e["dns"].get("answers_count"), str(e.get("error"))) for e in events)
+    return sorted(
+        (e["dns"]["id"], e["status"], e["dns"]["type"], e["dns"].get("answers_count"), str(e.get("error")))
+        for e in events
+    )
 
 
 @FUZZ

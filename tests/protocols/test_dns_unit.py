@@ -44,7 +44,9 @@ def plugin(**opts: Any) -> DnsPlugin:
     return DnsPlugin(cfg, Counters())
 
 
-def udp(p: DnsPlugin, data: bytes, ts: int, from_server: bool = False, client: tuple[str, int] = CLIENT) -> list[dict[str, Any]]:
+def udp(
+    p: DnsPlugin, data: bytes, ts: int, from_server: bool = False, client: tuple[str, int] = CLIENT
+) -> list[dict[str, Any]]:
     conn = ConnInfo(client[0], client[1], SERVER[0], SERVER[1], "udp")
     txns = p.on_datagram(conn, FROM_SERVER if from_server else FROM_CLIENT, data, ts)
     return [p.to_event(t) for t in txns]
@@ -117,7 +119,13 @@ def test_answer_pairs_by_endpoints_and_id() -> None:
 
 @pytest.mark.parametrize(
     ("rcode", "status", "code"),
-    [(0, "OK", "NOERROR"), (3, "Error", "NXDOMAIN"), (2, "Error", "SERVFAIL"), (5, "Error", "REFUSED"), (13, "Error", "Unknown 13")],
+    [
+        (0, "OK", "NOERROR"),
+        (3, "Error", "NXDOMAIN"),
+        (2, "Error", "SERVFAIL"),
+        (5, "Error", "REFUSED"),
+        (13, "Error", "Unknown 13"),
+    ],
 )
 def test_rcodes(rcode: int, status: str, code: str) -> None:
     p = plugin()
@@ -153,7 +161,7 @@ def test_lying_counts_cost_nothing() -> None:
 
 
 def _chain(n: int) -> tuple[bytes, int]:
-    """"a." at 12, then n pointers each to the previous one; returns (bytes, offset of the
+    """ "a." at 12, then n pointers each to the previous one; returns (bytes, offset of the
     last pointer): reading there follows n pointers."""
     data = bytearray(struct.pack(">HHHHHH", 1, QR, 1, 0, 0, 0) + b"\x01a\x00")
     first = len(data)
@@ -206,7 +214,9 @@ def test_names_render_as_presentation_format() -> None:
 # -- TCP -----------------------------------------------------------------------------------
 
 
-def tcp_events(sends: list[tuple[int, bytes]], mss: int = 1448, close: bool = True, **opts: Any) -> tuple[list[dict[str, Any]], Counters]:
+def tcp_events(
+    sends: list[tuple[int, bytes]], mss: int = 1448, close: bool = True, **opts: Any
+) -> tuple[list[dict[str, Any]], Counters]:
     cap = Capture()
     conv = cap.tcp(("10.0.0.1", 50000), ("10.0.0.53", 53), mss=mss)
     for side, data in sends:
@@ -252,7 +262,10 @@ def test_zone_transfer_records_are_capped() -> None:
 def test_zone_transfer_cut_short_is_published_with_a_note() -> None:
     zq = question("z.example", AXFR)
     head = rr("z.example", SOA, soa("ns.z.example", "h.z.example", 9))
-    sends = [(0, framed(message(3, 0, [zq]))), (1, framed(message(3, QR, [zq], [head, rr("a.z.example", A, a("192.0.2.1"))])))]
+    sends = [
+        (0, framed(message(3, 0, [zq]))),
+        (1, framed(message(3, QR, [zq], [head, rr("a.z.example", A, a("192.0.2.1"))]))),
+    ]
     events, stats = tcp_events(sends)
     (e,) = events
     assert e["error"]["message"] == ["Zone transfer incomplete"]
@@ -264,3 +277,28 @@ def test_registered_in_registry_and_port_map() -> None:
     (p,) = build_plugins({"dns": default_config("dns")})
     assert p.ports == [53]
     assert p.transports == {"udp", "tcp"}
+
+
+def test_public_suffix_list_is_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bundled list is read from the package; nothing opens a socket."""
+    import socket
+
+    import protocols.dns.fields as f
+
+    def no_network(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("network access")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(f, "_PSL", None)
+    f.domain_parts.cache_clear()
+    assert dict(f.domain_parts("a.b.example.co.uk")) == {
+        "etld_plus_one": "example.co.uk",
+        "registered_domain": "example.co.uk",
+        "top_level_domain": "co.uk",
+        "subdomain": "a.b",
+    }
+    assert dict(f.domain_parts("foo.github.io"))["registered_domain"] == "foo.github.io"  # private section
+    assert dict(f.domain_parts(".")) == {"registered_domain": "."}
+    assert dict(f.domain_parts("co.uk")) == {"registered_domain": "co.uk", "top_level_domain": "uk"}
+    assert f.domain_parts("com") == ()
