@@ -506,7 +506,7 @@ def test_every_dig_exchange(events: list[dict[str, Any]]) -> None:
             transport = "tcp"
             (tc,) = [e for e in events if e["network"]["transport"] == "udp" and e["source"]["port"] == port]
             assert tc["dns"]["flags"]["truncated_response"] and tc["dns"]["answers_count"] == 0
-        data = last["response_message_data"] if "response_message_data" in last else None
+        data = last.get("response_message_data")
         if label == "dig AXFR":
             got = [e for e in events if e["network"]["transport"] == "tcp" and e["source"]["port"] == port]
             (evt,) = got
