@@ -30,7 +30,6 @@ from protocols.dns.parser import (
     class_name,
     opcode_name,
     rcode_name,
-    trim_dot,
     type_name,
 )
 from protocols.dns.transactions import DnsMessage, DnsTransaction
@@ -89,7 +88,7 @@ def _records(records: list[Record]) -> list[dict[str, Any]]:
     for owner, rtype, rclass, ttl, fields in records:
         if fields is None:
             continue
-        d = {"name": trim_dot(owner), "type": type_name(rtype), "class": class_name(rclass), "ttl": str(ttl)}
+        d = {"name": owner, "type": type_name(rtype), "class": class_name(rclass), "ttl": str(ttl)}
         d.update(fields)
         out.append(d)
     return out

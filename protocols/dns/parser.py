@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import socket
 import struct
 import time
 from typing import Any
@@ -151,22 +152,30 @@ def raw_text(b: bytes) -> str:
     return "".join([_RAW[c] for c in b])
 
 
-def trim_dot(name: str) -> str:
-    if len(name) > 1 and name[-1] == ".":
-        return name[:-1]
-    return name
-
-
 def go_ip(b: bytes) -> str:
     """An address as Go's ``net.IP.String`` prints it (IPv4-mapped IPv6 as dotted quad)."""
     if len(b) == 4:
         return f"{b[0]}.{b[1]}.{b[2]}.{b[3]}"
     if b[:12] == b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff":
         return f"{b[12]}.{b[13]}.{b[14]}.{b[15]}"
-    return str(ipaddress.IPv6Address(b))
+    text = socket.inet_ntop(socket.AF_INET6, b)
+    # glibc prints some other forms with a dotted quad too; Go does not
+    return str(ipaddress.IPv6Address(b)) if "." in text else text
 
 
 # -- names ---------------------------------------------------------------------------------
+
+
+_LABEL_CACHE: dict[bytes, str] = {}
+
+
+def _label(b: bytes) -> str:
+    text = _LABEL_CACHE.get(b)
+    if text is None:
+        if len(_LABEL_CACHE) >= 65536:
+            _LABEL_CACHE.clear()
+        text = _LABEL_CACHE[b] = _label_text(b)
+    return text
 
 
 class _Names:
@@ -187,8 +196,17 @@ class _Names:
     def read(self, off: int, limit: int) -> tuple[str, int]:
         """The name at ``off`` (bytes from ``limit`` on are invisible) → (text, next offset).
 
-        Text is in presentation format with the trailing dot, ``.`` for the root."""
+        Text is in presentation format without the trailing dot (as Packetbeat prints
+        names), ``.`` for the root."""
         msg = self.msg
+        if off >= limit:
+            raise _SHORT
+        c = msg[off]
+        if c >= 0xC0 and off + 1 < limit:
+            # the common case: a lone pointer to a name already read
+            hit = self.memo.get(((c & 0x3F) << 8) | msg[off + 1])
+            if hit is not None and hit[1] < MAX_POINTERS and hit[2] < NAME_BUDGET and hit[3] <= limit:
+                return hit[0] or ".", off + 2
         memo = self.memo
         parts: list[str] = []
         budget = NAME_BUDGET
@@ -203,19 +221,18 @@ class _Names:
             if c == 0:
                 off += 1
                 break
-            top = c & 0xC0
-            if top == 0:
+            if c < 0x40:
                 end = off + 1 + c
                 if end > limit:
                     raise _SHORT
                 budget -= c + 1
                 if budget <= 0:
                     raise _bad("name_too_long")
-                parts.append(_label_text(msg[off + 1 : end]))
+                parts.append(_label(msg[off + 1 : end]))
                 off = end
                 if off > hi:
                     hi = off
-            elif top == 0xC0:
+            elif c >= 0xC0:
                 if off + 1 >= limit:
                     raise _SHORT
                 target = ((c & 0x3F) << 8) | msg[off + 1]
@@ -236,7 +253,6 @@ class _Names:
                         budget -= hb
                         if hhi > hi:
                             hi = hhi
-                        off = -1
                         break
                 if entries is None:
                     entries = []
@@ -244,11 +260,10 @@ class _Names:
                 off = target
             else:
                 raise _bad("bad_label_type")
-        name = ".".join(parts) + "." if parts else "."
+        name = ".".join(parts) if parts else "."
         if entries:
             for target, idx, p0, b0 in entries:
-                suffix = ".".join(parts[idx:])
-                memo[target] = (suffix, ptrs - p0, b0 - budget, hi)
+                memo[target] = (".".join(parts[idx:]), ptrs - p0, b0 - budget, hi)
         return name, (after if after >= 0 else off)
 
 
@@ -359,7 +374,7 @@ def parse(data: bytes) -> Message:
                     raise _SHORT
                 qclass = (data[off] << 8) | data[off + 1]
                 off += 2
-        questions.append((trim_dot(name), qtype, qclass))
+        questions.append((name, qtype, qclass))
     if an:
         off = _section(data, off, an, names, m, m.answers)
     if ns:
@@ -450,7 +465,7 @@ def _rr_aaaa(data: bytes, off: int, end: int, names: _Names) -> dict[str, Any] |
 def _rr_name(data: bytes, off: int, end: int, names: _Names) -> dict[str, Any] | None:
     name, off = names.read(off, end)
     _end(off, end)
-    return {"data": trim_dot(name)}
+    return {"data": name}
 
 
 def _u16(data: bytes, off: int, end: int) -> int:
@@ -472,7 +487,7 @@ def _rr_mx(data: bytes, off: int, end: int, names: _Names) -> dict[str, Any] | N
     if off != end:
         target, off = names.read(off, end)
         _end(off, end)
-    return {"preference": pref, "data": trim_dot(target)}
+    return {"preference": pref, "data": target}
 
 
 def _rr_srv(data: bytes, off: int, end: int, names: _Names) -> dict[str, Any] | None:
@@ -486,7 +501,7 @@ def _rr_srv(data: bytes, off: int, end: int, names: _Names) -> dict[str, Any] | 
     else:
         target, off = names.read(off, end)
         _end(off, end)
-    return {"priority": vals[0], "weight": vals[1], "port": vals[2], "data": trim_dot(target)}
+    return {"priority": vals[0], "weight": vals[1], "port": vals[2], "data": target}
 
 
 def _rr_soa(data: bytes, off: int, end: int, names: _Names) -> dict[str, Any] | None:
@@ -503,13 +518,13 @@ def _rr_soa(data: bytes, off: int, end: int, names: _Names) -> dict[str, Any] | 
                     break
             _end(off, end)
     return {
-        "rname": trim_dot(rname),
+        "rname": rname,
         "serial": nums[0],
         "refresh": nums[1],
         "retry": nums[2],
         "expire": nums[3],
         "minimum": nums[4],
-        "data": trim_dot(mname),
+        "data": mname,
     }
 
 
@@ -604,7 +619,7 @@ def _rr_rrsig(data: bytes, off: int, end: int, names: _Names) -> dict[str, Any] 
         "expiration": rrsig_time(exp),
         "inception": rrsig_time(inc),
         "key_tag": str(tag),
-        "signer_name": trim_dot(signer),
+        "signer_name": signer,
         "data": sig,
     }
 
@@ -642,7 +657,8 @@ def _bits_text(types: list[int]) -> str:
 def _rr_nsec(data: bytes, off: int, end: int, names: _Names) -> dict[str, Any] | None:
     nxt, off = names.read(off, end)
     types = type_bitmap(data, off, end) if off != end else []
-    return {"type_bits": _bits_text(types), "data": nxt}
+    # the one name Packetbeat prints with its trailing dot
+    return {"type_bits": _bits_text(types), "data": nxt if nxt == "." else nxt + "."}
 
 
 def _salt(b: bytes) -> str:
