@@ -302,3 +302,32 @@ def test_public_suffix_list_is_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     assert dict(f.domain_parts(".")) == {"registered_domain": "."}
     assert dict(f.domain_parts("co.uk")) == {"registered_domain": "co.uk", "top_level_domain": "uk"}
     assert f.domain_parts("com") == ()
+
+
+STOCK_DNS = """
+packetbeat.interfaces.device: any
+packetbeat.protocols:
+- type: dns
+  # Enable DNS monitoring. Default: true
+  #enabled: true
+  ports: [53]
+  include_authorities: true
+  include_additionals: true
+  #send_request: true
+  #send_response: true
+  #transaction_timeout: 10s
+output.console.enabled: true
+"""
+
+
+def test_stock_dns_section_loads_without_warnings(tmp_path: Any) -> None:
+    from shipper.settings import load_settings
+
+    path = tmp_path / "packetbeat.yml"
+    path.write_text(STOCK_DNS)
+    settings, warnings = load_settings(str(path), [], required=True)
+    assert warnings == []
+    cfg = settings.packetbeat.protocols["dns"]
+    assert isinstance(cfg, DnsConfig)
+    assert (cfg.ports, cfg.include_authorities, cfg.include_additionals) == ([53], True, True)
+    assert (cfg.send_request, cfg.send_response, cfg.transaction_timeout) == (False, False, 10.0)
