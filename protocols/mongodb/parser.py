@@ -188,12 +188,14 @@ class MessageStream:
     message's bytes (``max_size``) are buffered.
     """
 
-    __slots__ = ("buf", "buf_ts", "drop_rest", "max_size", "skip", "stats")
+    __slots__ = ("buf", "buf_ts", "drop_rest", "max_size", "need", "skip", "stats")
 
     def __init__(self, stats: Counters, max_size: int) -> None:
         self.stats = stats
         self.max_size = max_size
-        self.buf = b""
+        #: The start of a message still short of ``need`` bytes (grown in place: linear).
+        self.buf = bytearray()
+        self.need = 0
         self.buf_ts = 0
         self.skip = 0
         #: After skipping, discard the rest of that segment (Packetbeat's stream drop).
@@ -216,13 +218,17 @@ class MessageStream:
                 return []
         start_ts = ts
         if self.buf:
-            data = self.buf + data
+            self.buf += data
+            if len(self.buf) < self.need:
+                return []
+            data = bytes(self.buf)
+            self.buf = bytearray()
             start_ts = self.buf_ts
-            self.buf = b""
         out: list[Message] = []
         pos = 0
         n = len(data)
         stats = self.stats
+        need = 4
         while n - pos >= 4:
             length = _I32.unpack_from(data, pos)[0]
             if length < 16:
@@ -233,6 +239,7 @@ class MessageStream:
                     self.drop_rest = True
                 return out
             if n - pos < 16:
+                need = 16
                 break
             opcode = _I32.unpack_from(data, pos + 12)[0]
             if opcode not in KNOWN_OPCODES:
@@ -251,6 +258,7 @@ class MessageStream:
                 start_ts = ts
                 continue
             if n - pos < length:
+                need = length
                 break
             msg = parse_message(data, pos, length, start_ts, self.max_size, stats)
             if msg is not None:
@@ -258,7 +266,8 @@ class MessageStream:
             pos += length
             start_ts = ts
         if pos < n:
-            self.buf = data[pos:] if pos else data
+            self.buf = bytearray(memoryview(data)[pos:])
+            self.need = need
             self.buf_ts = start_ts
         return out
 
