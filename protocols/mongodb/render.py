@@ -15,8 +15,8 @@ become maps too) and prints it with Go's ``encoding/json``. That fixes the rende
   ``{}``, Decimal128 its string, code-with-scope ``{"Code":..,"Scope":[{"Key":..,"Value":..}]}``.
 
 Written by hand (instead of ``json.dumps``) because Go's float format, struct field order and
-escaping cannot be had from the standard encoder. Not recursive: documents nested deeper than
-``MAX_DEPTH`` are refused (:class:`RenderError`) instead of exhausting the stack.
+escaping cannot be had from the standard encoder. Documents nested deeper than ``MAX_DEPTH``
+are refused (:class:`RenderError`) before the recursion could exhaust the stack.
 """
 
 from __future__ import annotations
@@ -137,14 +137,8 @@ def _regex_options(r: Regex[Any]) -> str:
 
 
 def _sort_keys(d: dict[str, Any]) -> list[str]:
-    keys = list(d)
-    if len(keys) < 2:
-        return keys
-    try:
-        keys.sort()
-    except TypeError:
-        keys.sort(key=str)
-    if not all(k.isascii() for k in keys):
+    keys = sorted(d)
+    if len(keys) > 1 and not "".join(keys).isascii():
         # Go compares UTF-8 bytes; a lone surrogate (an invalid byte) sorts differently
         # as a code point.
         keys.sort(key=lambda k: k.encode("utf-8", "surrogateescape"))
@@ -188,89 +182,53 @@ def _leaf(v: Any) -> str:
     raise RenderError(f"cannot render {type(v).__name__}")
 
 
-class _Frame:
-    """One open container: the items still to write and how to close it."""
-
-    __slots__ = ("close", "items", "kind", "pos")
-
-    def __init__(self, kind: int, items: list[Any], close: str) -> None:
-        self.kind = kind  # 0 object (items are (key, value)), 1 array, 2 scope D
-        self.items = items
-        self.pos = 0
-        self.close = close
-
-
 def render(value: Any) -> str:
     """``json.Marshal`` of the value Go's driver would have decoded; raises RenderError."""
-    t = type(value)
-    if t is not dict and t is not list and not isinstance(value, (dict, list, Code, DBRef)):
-        return _leaf(value)
-    out: list[str] = []
-    stack: list[_Frame] = []
-    append = out.append
-    pending: Any = value
-    have_value = True
-    while True:
-        if have_value:
-            v = pending
-            have_value = False
-            tv = type(v)
-            if tv is dict or (isinstance(v, dict) and tv is not Code):
-                keys = _sort_keys(v)
-                if not keys:
-                    append("{}")
-                else:
-                    append("{")
-                    stack.append(_Frame(0, [(k, v[k]) for k in keys], "}"))
-            elif tv is list or isinstance(v, list):
-                if not v:
-                    append("[]")
-                else:
-                    append("[")
-                    stack.append(_Frame(1, list(v), "]"))
-            elif isinstance(v, DBRef):
-                doc = dict(v.as_doc())
-                keys = _sort_keys(doc)
-                append("{")
-                stack.append(_Frame(0, [(k, doc[k]) for k in keys], "}"))
-            elif isinstance(v, Code):
-                code = go_string(str.__str__(v))
-                if v.scope is None:
-                    append(code)
-                else:
-                    append('{"Code":' + code + ',"Scope":')
-                    scope = list(v.scope.items())
-                    if not scope:
-                        append("[]}")
-                    else:
-                        append("[")
-                        stack.append(_Frame(2, scope, "]}"))
-            else:
-                append(_leaf(v))
-            if len(stack) > MAX_DEPTH:
-                raise RenderError("document nested too deeply")
-        # Next item of the innermost open container (closing finished ones).
-        while stack:
-            fr = stack[-1]
-            if fr.pos < len(fr.items):
-                item = fr.items[fr.pos]
-                if fr.pos:
-                    append(",")
-                fr.pos += 1
-                if fr.kind == 0:
-                    append(go_string(item[0]) + ":")
-                    pending = item[1]
-                elif fr.kind == 1:
-                    pending = item
-                else:
-                    # A scope entry (Go's primitive.E): its value as a one-item frame
-                    # closed by the brace of {"Key":..,"Value":..}.
-                    append('{"Key":' + go_string(item[0]) + ',"Value":')
-                    stack.append(_Frame(1, [item[1]], "}"))
-                    continue
-                have_value = True
-                break
-            stack.pop()
-            append(fr.close)
-        if not have_value:
-            return "".join(out)
+    out = _render(value, 0)
+    # Go's extra escapes can only occur inside strings: one pass over the whole text.
+    if _GO_SPECIAL.search(out) is not None:
+        out = _GO_SPECIAL.sub(_go_escape, out)
+    return out
+
+
+def _render(v: Any, depth: int) -> str:
+    t = type(v)
+    if t is str:
+        return encode_basestring(v)
+    if t is dict:
+        if not v:
+            return "{}"
+        if depth >= MAX_DEPTH:
+            raise RenderError("document nested too deeply")
+        d = depth + 1
+        return "{" + ",".join([encode_basestring(k) + ":" + _render(v[k], d) for k in _sort_keys(v)]) + "}"
+    if t is int:
+        return int.__repr__(v)
+    if t is list:
+        if not v:
+            return "[]"
+        if depth >= MAX_DEPTH:
+            raise RenderError("document nested too deeply")
+        d = depth + 1
+        return "[" + ",".join([_render(x, d) for x in v]) + "]"
+    if isinstance(v, Code):
+        code = encode_basestring(str.__str__(v))
+        if v.scope is None:
+            return code
+        if depth >= MAX_DEPTH:
+            raise RenderError("document nested too deeply")
+        # Go decodes the scope as a primitive.D: a list of {"Key","Value"} in wire order.
+        scope = ",".join(
+            [
+                '{"Key":' + encode_basestring(k) + ',"Value":' + _render(x, depth + 1) + "}"
+                for k, x in v.scope.items()
+            ]
+        )
+        return '{"Code":' + code + ',"Scope":[' + scope + "]}"
+    if isinstance(v, DBRef):
+        return _render(dict(v.as_doc()), depth)
+    if isinstance(v, dict):
+        return _render(dict(v), depth)
+    if isinstance(v, list):
+        return _render(list(v), depth)
+    return _leaf(v)
