@@ -4,8 +4,8 @@
 pymongo's command monitoring (``CommandListener``) records every command the client sent,
 its request id, the reply or the failure and the duration. The application connection is
 one socket (``maxPoolSize=1``) and commands run one after another, so the decoder's
-transactions on that connection pair one to one, in order, with the recorded commands
-(request ids increase on the wire; the listener's order is the wire order). Each
+transactions on that connection pair one to one with the recorded commands, by request id
+(the test attaches the id the decoder paired on to each event). Each
 transaction is checked against its command: method, resource, the full ``request`` text
 (the command document as sent), the ``response`` text (the reply as received), status and
 error text, sizes and a duration no longer than the one the client measured.
@@ -22,22 +22,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bson
+import pymongo
 import pytest
+from bson.son import SON
+from pymongo import monitoring
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from capture import CaptureFile
+from protocols.mongodb.parser import CODEC
+from protocols.mongodb.render import render
 from tests.helpers import make_decoder, tcpdump
 from tests.integration.mongo_server import ferretdb_server
 
 pytestmark = pytest.mark.integration
 
-bson = pytest.importorskip("bson")
-pymongo = pytest.importorskip("pymongo")
-from bson.son import SON  # noqa: E402
-from pymongo import monitoring  # noqa: E402
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure  # noqa: E402
-
-from protocols.mongodb.parser import CODEC  # noqa: E402
-from protocols.mongodb.render import render  # noqa: E402
 
 # Commands pymongo sends as OP_MSG document sequences (kind 1) rather than in the body.
 SEQUENCE_FIELDS = {"insert": "documents", "update": "updates", "delete": "deletes"}
@@ -201,6 +200,16 @@ def test_ferretdb_workload(ferretdb: int, tmp_path: Path) -> None:
             }
         }
     )
+    # Test instrumentation: each event also carries the request id the decoder paired on.
+    plug = dec.registry.plugins[0]
+    to_event = plug.to_event
+
+    def with_id(txn: Any) -> dict[str, Any]:
+        evt = to_event(txn)
+        evt["_request_id"] = txn.request.request_id
+        return evt
+
+    plug.to_event = with_id  # type: ignore[method-assign]
     events: list[dict[str, Any]] = []
     for ts, lt, frame, _wl in CaptureFile(str(pcap)):
         events += dec.feed(ts, lt, frame)
@@ -219,9 +228,8 @@ def test_ferretdb_workload(ferretdb: int, tmp_path: Path) -> None:
     # The connection handshake (hello) is not a monitored command.
     while mine and mine[0]["method"] in ("hello", "isMaster", "ismaster"):
         mine.pop(0)
-    if [e["method"] for e in mine] != [r["name"] for r in log]:
-        print(stats, {p: [e["method"] for e in v][:10] for p, v in by_port.items()})
-        print([e["method"] for e in mine][-20:], [r["name"] for r in log][-20:])
+    # Paired on request id: the decoder's transactions are exactly the monitored commands.
+    assert [e["_request_id"] for e in mine] == [r["request_id"] for r in log]
     assert [e["method"] for e in mine] == [r["name"] for r in log]
 
     checked = errors = 0
