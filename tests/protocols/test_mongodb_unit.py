@@ -800,3 +800,17 @@ def test_stream_buffers_at_most_one_message() -> None:
         assert s.pending <= len(msg)
     assert len(out) == 1 and out[0].ts == 0
     assert bson.decode(bson.encode({"a": 1}), CODEC) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [
+        # Packetbeat 9.3.0's output: it cuts bytes; a character cut in two is U+FFFD per byte.
+        (7, '{"a":"\ufffd ...\n{"b":"\ufffd ...\n{"c":"\ufffd ...'),
+        (8, '{"a":"é ...\n{"b":"\ufffd\ufffd ...\n{"c":"\ufffd\ufffd ...'),
+    ],
+)
+def test_max_doc_length_cuts_bytes_as_packetbeat(limit: int, expected: str) -> None:
+    reply = op_reply(2, 1, [{"a": "éééé"}, {"b": "✓✓✓"}, {"c": "😀😀"}])
+    events, _ = run([(0, op_query(1, "t.c", {})), (1, reply)], send_response=True, max_doc_length=limit)
+    assert events[0]["response"] == expected
