@@ -37,6 +37,7 @@ _BUILTIN_MODULES = {
     "redis": "protocols.redis",
     "thrift": "protocols.thrift",
     "dns": "protocols.dns",
+    "mongodb": "protocols.mongodb",
 }
 
 _classes: dict[str, type[Plugin]] = {}
