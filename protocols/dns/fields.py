@@ -84,14 +84,7 @@ def _header_flags(bits: int, msg: Message) -> list[str]:
 
 
 def _records(records: list[Record]) -> list[dict[str, Any]]:
-    out = []
-    for owner, rtype, rclass, ttl, fields in records:
-        if fields is None:
-            continue
-        d = {"name": owner, "type": type_name(rtype), "class": class_name(rclass), "ttl": str(ttl)}
-        d.update(fields)
-        out.append(d)
-    return out
+    return [r[4] for r in records if r[4] is not None]
 
 
 def dns_fields(
@@ -227,12 +220,15 @@ def to_event(plugin: DnsPlugin, txn: DnsTransaction) -> dict[str, Any]:
 # -- request / response text (Packetbeat's dnsToString) ------------------------------------
 
 
+_HEADER = frozenset({"name", "type", "class", "ttl", "data"})
+
+
 def _record_text(fields: dict[str, Any] | None) -> str:
     # Packetbeat prints the string fields sorted by name, then ``data``; its numeric
     # fields (preference, serial, port ...) are not strings and never show.
     if not fields:
         return ""
-    parts = [f"{k} {v}, " for k, v in sorted(fields.items()) if k != "data" and isinstance(v, str)]
+    parts = [f"{k} {v}, " for k, v in sorted(fields.items()) if k not in _HEADER and isinstance(v, str)]
     if "data" in fields:
         return "".join(parts) + str(fields["data"])
     return "".join(parts)[:-2] if parts else ""

@@ -17,9 +17,10 @@ Hand-written rather than built on dnspython, for three reasons (measured, see
   short reason the plugin counts; no other exception can come out (the fuzz tests in
   ``tests/protocols/test_dns_fuzz.py`` hold us to it). Lying counts cost nothing: records
   are read while bytes remain, nothing is allocated from a count.
-* **Speed.** About 3-4x faster than ``dns.message.from_wire`` on typical responses, and
-  compression pointers are memoised per message, so a crafted message whose thousands of
-  names all chase the same long pointer chain is still decoded in linear time.
+* **Speed.** About 16x faster than ``dns.message.from_wire`` on a realistic mix of
+  responses (95,000 against 5,700 messages per CPU-second, ``bench_dns.py --parsers``),
+  and compression pointers are memoised per message, so a crafted message whose thousands
+  of names all chase the same long pointer chain is still decoded in linear time.
 """
 
 from __future__ import annotations
@@ -304,8 +305,9 @@ def name_wire(text: str) -> bytes:
 
 class Message:
     """One decoded message. Records are (name, type, class, ttl, rendered) tuples where
-    ``rendered`` is the dict Packetbeat adds for the RDATA (``data`` and friends), or
-    None for records it leaves out (OPT, address records without an address)."""
+    ``rendered`` is the record as Packetbeat publishes it (``name``, ``type``, ``class``,
+    ``ttl``, ``data`` and the type's own fields), or None for records it leaves out (OPT,
+    address records without an address, RDATA it cannot re-pack)."""
 
     __slots__ = (
         "additionals",
@@ -424,7 +426,11 @@ def _section(
             continue
         fn = _SPECIAL.get(rtype)
         if fn is not None:
-            fields = fn(data, off, end, names) if rdlen else _ZERO.get(rtype)
+            if rdlen:
+                fields = fn(data, off, end, names)
+            else:
+                zero = _ZERO.get(rtype)
+                fields = dict(zero) if zero is not None else None
             if answers:
                 if rtype == T_A or rtype == T_AAAA:
                     if fields is not None:
@@ -437,6 +443,11 @@ def _section(
                 fields = {"data": raw_text(data[off:end])}
             else:
                 fields = _generic(data, off, end, names, layout)
+        if fields is not None:
+            fields["name"] = owner
+            fields["type"] = TYPE_NAMES.get(rtype) or str(rtype)
+            fields["class"] = CLASS_NAMES.get(rclass) or str(rclass)
+            fields["ttl"] = str(ttl)
         out.append((owner, rtype, rclass, ttl, fields))
         off = end
     return off

@@ -197,7 +197,14 @@ def test_memo_does_not_leak_names_past_a_records_end() -> None:
     # to a name that lies after its own end: miekg fails that.
     ans1 = rr(struct.pack(">H", 0xC00C), MX, b"\x00\x01" + struct.pack(">H", 0xC00C))
     msg_ok = message(1, QR, [q], [ans1])
-    assert parse(msg_ok).answers[0][4] == {"preference": 1, "data": "www.example.com"}
+    assert parse(msg_ok).answers[0][4] == {
+        "name": "www.example.com",
+        "type": "MX",
+        "class": "IN",
+        "ttl": "300",
+        "preference": 1,
+        "data": "www.example.com",
+    }
     base = len(message(1, QR, [q], [ans1]))
     fwd = base + 12 + 4  # past answer 2's own end
     ans2 = rr(struct.pack(">H", 0xC00C), MX, b"\x00\x01" + struct.pack(">H", 0xC000 | fwd))
