@@ -11,8 +11,10 @@ Hand-written rather than built on dnspython, for three reasons (measured, see
   are tolerated at a record boundary, records may stop at a field boundary (the remaining
   fields are zero), a compression pointer may point anywhere inside the bytes seen so far
   but at most 126 times, a name may hold at most 254 octets. dnspython renders
-  differently and rejects some of what miekg accepts (and vice versa), so its output
-  would have to be re-rendered record by record anyway.
+  differently and rejects some of what miekg accepts (``FormError`` for counts that
+  overrun the message or a record cut at a field boundary, ``TrailingJunk`` for bytes
+  after the last record, all of which Packetbeat decodes) and the other way round (an ANY
+  record with RDATA), so its output would have to be re-rendered record by record anyway.
 * **Robustness.** Malformed input is data here: every problem is a ``DnsError`` with a
   short reason the plugin counts; no other exception can come out (the fuzz tests in
   ``tests/protocols/test_dns_fuzz.py`` hold us to it). Lying counts cost nothing: records
