@@ -104,6 +104,8 @@ def bind_server() -> Iterator[Bind]:
 options {{
     directory "{tmp}";
     pid-file "{tmp}/named.pid";
+    session-keyfile "{tmp}/session.key";
+    managed-keys-directory "{tmp}";
     listen-on port {port} {{ 127.0.0.1; }};
     listen-on-v6 {{ none; }};
     recursion no;

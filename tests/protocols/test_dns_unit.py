@@ -338,3 +338,88 @@ def test_stock_dns_section_loads_without_warnings(tmp_path: Any) -> None:
     assert isinstance(cfg, DnsConfig)
     assert (cfg.ports, cfg.include_authorities, cfg.include_additionals) == ([53], True, True)
     assert (cfg.send_request, cfg.send_response, cfg.transaction_timeout) == (False, False, 10.0)
+
+
+def test_unanswered_query_event_as_packetbeat_publishes_it(tmp_path: Any) -> None:
+    """Packetbeat 9.3 replaying this capture in real time (no -t, transaction_timeout 1s)
+    published this event on expiry; wirebeat gives the same, on capture time."""
+    import json
+
+    from shipper.envelope import Envelope
+    from tests.helpers import decode_file
+    from tests.protocols.dns_wire import opt
+
+    cap = Capture()
+    cap.udp(
+        ("192.0.2.10", 40001),
+        ("192.0.2.53", 53),
+        query(0x1111, "lonely.example.com", edns=opt(1232, do=True)),
+    )
+    opts = {
+        "ports": [53],
+        "include_authorities": True,
+        "include_additionals": True,
+        "transaction_timeout": 1.0,
+    }
+    (evt,) = decode_file(cap.write(tmp_path / "q.pcap"), {"dns": {**opts, "send_request": True}})
+    Envelope(beat_name="x").apply(evt)
+    evt = json.loads(json.dumps(evt))
+    for k in ("agent", "host", "ecs", "@metadata", "@timestamp"):
+        del evt[k]
+    assert evt.pop("event") == {
+        "category": ["network"],
+        "dataset": "dns",
+        "kind": "event",
+        "start": "2023-11-14T22:13:20.000Z",
+        "type": ["connection", "protocol"],
+    }
+    assert evt == {
+        "client": {"bytes": 47, "ip": "192.0.2.10", "port": 40001},
+        "destination": {"ip": "192.0.2.53", "port": 53},
+        "dns": {
+            "additionals_count": 0,
+            "answers_count": 0,
+            "authorities_count": 0,
+            "flags": {
+                "authentic_data": False,
+                "authoritative": False,
+                "checking_disabled": False,
+                "recursion_available": False,
+                "recursion_desired": True,
+                "truncated_response": False,
+            },
+            "header_flags": ["RD", "DO"],
+            "id": 4369,
+            "op_code": "QUERY",
+            "opt": {"do": True, "ext_rcode": "NOERROR", "udp_size": 1232, "version": "0"},
+            "question": {
+                "class": "IN",
+                "etld_plus_one": "example.com",
+                "name": "lonely.example.com",
+                "registered_domain": "example.com",
+                "subdomain": "lonely",
+                "top_level_domain": "com",
+                "type": "A",
+            },
+            "response_code": "NOERROR",
+            "type": "query",
+        },
+        "error": {"message": "No response to this query was received"},
+        "method": "QUERY",
+        "network": {
+            "bytes": 47,
+            "community_id": "1:NI8QH/AO9GvPM//1vLEsUD3+95s=",
+            "direction": "unknown",
+            "protocol": "dns",
+            "transport": "udp",
+            "type": "ipv4",
+        },
+        "query": "class IN, type A, lonely.example.com",
+        "related": {"ip": ["192.0.2.10", "192.0.2.53"]},
+        "request": "ID 4369; QR query; OPCODE QUERY; FLAGS rd; RCODE NOERROR; QUESTION class IN, type A, lonely.example.com; ADDITIONAL ",
+        "resource": "lonely.example.com",
+        "server": {"ip": "192.0.2.53", "port": 53},
+        "source": {"bytes": 47, "ip": "192.0.2.10", "port": 40001},
+        "status": "Error",
+        "type": "dns",
+    }
