@@ -49,7 +49,7 @@ def _psl() -> PublicSuffixList:
     return _PSL
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def domain_parts(name: str) -> tuple[tuple[str, str], ...]:
     """The eTLD+1 family of fields for a question name (Packetbeat's rules)."""
     etld1 = None

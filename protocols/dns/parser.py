@@ -175,7 +175,7 @@ _LABEL_CACHE: dict[bytes, str] = {}
 def _label(b: bytes) -> str:
     text = _LABEL_CACHE.get(b)
     if text is None:
-        if len(_LABEL_CACHE) >= 65536:
+        if len(_LABEL_CACHE) >= 16384:
             _LABEL_CACHE.clear()
         text = _LABEL_CACHE[b] = _label_text(b)
     return text

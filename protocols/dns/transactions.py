@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from protocols.dns.parser import T_AXFR, T_IXFR, DnsError, Message, parse
+from protocols.dns.parser import T_A, T_AAAA, T_AXFR, T_IXFR, DnsError, Message, parse
 from protocols.handler import FROM_SERVER, ConnectionHandler, ConnInfo
 
 if TYPE_CHECKING:
@@ -210,13 +210,13 @@ class Pairing:
         tr.messages += 1
         tr.size += m.size
         tr.end_ts = m.ts
-        room = self.max_records - len(tr.answers)
-        if room > 0:
-            tr.answers.extend(msg.answers[:room])
-            if msg.ips:
-                tr.ips.extend(msg.ips)
-        if len(msg.answers) > max(room, 0):
-            self.plugin.stats.incr("dns.transfer_records_dropped", len(msg.answers) - max(room, 0))
+        room = max(self.max_records - len(tr.answers), 0)
+        kept = msg.answers[:room]
+        tr.answers.extend(kept)
+        if msg.ips:
+            tr.ips.extend(r[4]["data"] for r in kept if r[4] is not None and r[1] in (T_A, T_AAAA))
+        if len(msg.answers) > room:
+            self.plugin.stats.incr("dns.transfer_records_dropped", len(msg.answers) - room)
         tr.count += len(msg.answers)
         if msg.rcode or not msg.answers or _closes(msg, tr.serial, 0):
             tr.done = True
