@@ -88,7 +88,7 @@ class Transfer:
 
 
 class DnsTransaction:
-    __slots__ = ("deadline", "key", "notes", "request", "response", "transfer", "transport")
+    __slots__ = ("deadline", "notes", "request", "response", "transfer", "transport")
 
     def __init__(self, transport: str, request: DnsMessage | None, response: DnsMessage | None) -> None:
         self.transport = transport
@@ -96,14 +96,8 @@ class DnsTransaction:
         self.response = response
         self.notes: list[str] = []
         self.transfer: Transfer | None = None
-        self.key: Key | None = None
+        #: Capture time after which a waiting transaction expires.
         self.deadline = 0
-
-    @property
-    def ts(self) -> int:
-        first = self.request or self.response
-        assert first is not None
-        return first.ts
 
 
 def _key(transport: str, src: tuple[str, int], dst: tuple[str, int], ident: int) -> Key:
@@ -142,7 +136,6 @@ class Pairing:
         self._wait(key, t, m.ts, out)
 
     def _wait(self, key: Key, t: DnsTransaction, ts: int, out: list[DnsTransaction]) -> None:
-        t.key = key
         t.deadline = ts + self.timeout
         self.pending[key] = t
         if self.max_pending and len(self.pending) > self.max_pending:
@@ -260,15 +253,14 @@ class Pairing:
         t = self.pending.pop(key, None)
         if t is None:
             return
-        if t.transfer is not None:
-            t.notes.append("Response: " + note)
-            self._unanswered(t, out)
-            return
         t.notes.append("Response: " + note)
-        self._finish(t, out)
+        if t.transfer is not None:
+            self._unanswered(t, out)
+        else:
+            self._finish(t, out)
 
-    def _finish(self, t: DnsTransaction, out: list[DnsTransaction]) -> None:
-        t.key = None
+    @staticmethod
+    def _finish(t: DnsTransaction, out: list[DnsTransaction]) -> None:
         out.append(t)
 
 
@@ -282,9 +274,6 @@ def _closes(msg: Message, serial: int | None, skip: int) -> bool:
 
 
 # -- TCP -----------------------------------------------------------------------------------
-
-MAX_TCP_MESSAGE = 65535
-
 
 class _Stream:
     __slots__ = ("buf", "resync", "ts")
