@@ -74,10 +74,19 @@ def domain_parts(name: str) -> tuple[tuple[str, str], ...]:
     return ()
 
 
+_FLAG_BITS = (("AA", AA), ("TC", TC), ("RD", RD), ("RA", RA), ("AD", AD), ("CD", CD))
+_FLAG_MASK = AA | TC | RD | RA | AD | CD
+#: Header flag names in Packetbeat's order, for every combination of the six bits.
+_FLAG_NAMES = {
+    sum(bit for i, (_, bit) in enumerate(_FLAG_BITS) if n >> i & 1): tuple(
+        f for i, (f, _) in enumerate(_FLAG_BITS) if n >> i & 1
+    )
+    for n in range(1 << len(_FLAG_BITS))
+}
+
+
 def _header_flags(bits: int, msg: Message) -> list[str]:
-    hf = [
-        f for f, bit in (("AA", AA), ("TC", TC), ("RD", RD), ("RA", RA), ("AD", AD), ("CD", CD)) if bits & bit
-    ]
+    hf = list(_FLAG_NAMES[bits & _FLAG_MASK])
     if msg.opt is not None and msg.opt[1] & DO_BIT:
         hf.append("DO")
     return hf

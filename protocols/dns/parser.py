@@ -211,6 +211,7 @@ class _Names:
             if hit is not None and hit[1] < MAX_POINTERS and hit[2] < NAME_BUDGET and hit[3] <= limit:
                 return hit[0] or ".", off + 2
         memo = self.memo
+        start = off
         parts: list[str] = []
         budget = NAME_BUDGET
         ptrs = 0
@@ -263,11 +264,13 @@ class _Names:
                 off = target
             else:
                 raise _bad("bad_label_type")
-        name = ".".join(parts) if parts else "."
+        joined = ".".join(parts)
+        # later pointers to this name or to the targets it went through need no decoding
+        memo[start] = (joined, ptrs, NAME_BUDGET - budget, hi)
         if entries:
             for target, idx, p0, b0 in entries:
                 memo[target] = (".".join(parts[idx:]), ptrs - p0, b0 - budget, hi)
-        return name, (after if after >= 0 else off)
+        return joined or ".", (after if after >= 0 else off)
 
 
 def name_wire(text: str) -> bytes:

@@ -275,6 +275,7 @@ def _closes(msg: Message, serial: int | None, skip: int) -> bool:
 
 # -- TCP -----------------------------------------------------------------------------------
 
+
 class _Stream:
     __slots__ = ("buf", "resync", "ts")
 
