@@ -155,6 +155,8 @@ class Pairing:
             t = DnsTransaction(transport, None, m)
             t.notes.append(ORPHANED_RESPONSE)
             self.plugin.stats.incr("dns.unmatched_responses")
+            if transport == "udp":
+                self._udp_notes(t, m)
             self._finish(t, out)
             return None
         if t.transfer is not None:  # a later message of a running zone transfer

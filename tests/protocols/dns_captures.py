@@ -541,6 +541,9 @@ def pairing() -> Capture:
         message(0x6006, RD, [question("pair.example.com", TXT)], additionals=[opt(4096)]),
         message(0x6006, QR | RD | RA, [question("pair.example.com", TXT)], big, additionals=[opt(4096)]),
     )
+    # ... and an oversized answer nobody asked for
+    cap.udp(SERVER, client(711), message(0x600B, QR | RD | RA, [question("pair.example.com", TXT)], big))
+    cap.ts += 1_000_000_000
     # a truncated (TC) answer
     c = client(708)
     cap.exchange(
@@ -735,6 +738,25 @@ def tcp_tail() -> Capture:
     return cap
 
 
+def query_size() -> Capture:
+    """Queries over 512 bytes, with and without EDNS (padding makes them big)."""
+    cap = Capture()
+    q = question("size.example.com", A)
+    ans = [rr("size.example.com", A, a("192.0.2.5"))]
+    pad = (12, bytes(600))  # RFC 7830 padding option
+    cap.exchange(
+        client(1000),
+        SERVER,
+        message(0xA001, RD, [q], additionals=[opt(1232, options=[pad])]),
+        message(0xA001, QR | RD | RA, [q], ans, additionals=[opt(1232)]),
+    )
+    big_plain = message(
+        0xA002, RD, [q], additionals=[rr("pad.example.com", TXT, txt(b"p" * 255, b"q" * 255))]
+    )
+    cap.exchange(client(1001), SERVER, big_plain, message(0xA002, QR | RD | RA, [q], ans))
+    return cap
+
+
 CAPTURES = {
     "records": records,
     "edns": edns,
@@ -744,6 +766,7 @@ CAPTURES = {
     "malformed": malformed,
     "tcp": tcp,
     "tcp_tail": tcp_tail,
+    "query_size": query_size,
 }
 
 __all__ = ["AA", "AD", "CAPTURES", "CD", "RA", "TC"]
