@@ -284,7 +284,7 @@ def name_wire(text: str) -> bytes:
     while i < n:
         ch = text[i]
         if ch == "\\" and i + 1 < n:
-            if i + 3 < n and text[i + 1 : i + 4].isdigit():
+            if i + 3 < n and all("0" <= ch <= "9" for ch in text[i + 1 : i + 4]):
                 label.append(int(text[i + 1 : i + 4]) & 0xFF)
                 i += 4
             else:

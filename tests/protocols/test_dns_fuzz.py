@@ -242,3 +242,14 @@ def test_udp_flood_of_unanswered_queries_is_bounded() -> None:
         r = message(i, QR, [question("x.example", A)], [rr("x.example", A, b"\x01\x02\x03\x04")])
         assert len(p.on_datagram(conn, FROM_SERVER, r, i)) == 1
     assert len(p.pairing.pending) == 1000
+
+
+@FUZZ
+@given(st.lists(st.binary(min_size=1, max_size=63), max_size=8))
+def test_presentation_names_round_trip_to_wire(labels: list[bytes]) -> None:
+    """Raw RDATA of unformatted types re-packs names from their text: it must give the
+    same octets back (escaped dots, spaces, backslashes, \\DDD)."""
+    wire = b"".join(bytes([len(x)]) + x for x in labels) + b"\x00"
+    text, end = parser._Names(wire).read(0, len(wire))
+    assert end == len(wire)
+    assert parser.name_wire(text) == wire
