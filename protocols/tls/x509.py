@@ -117,7 +117,9 @@ def _string_value(tag: int, v: bytes) -> str:
     raise DerError(f"unsupported string type {tag}")
 
 
-def _parse_name(b: bytes, start: int, end: int) -> list[list[tuple[str, str]]]:
+def _parse_name(b: bytes, start: int, end: int, lax: list[int]) -> list[list[tuple[str, str]]]:
+    """The RDNs of a Name; appends to ``lax`` the offsets of PrintableStrings holding the
+    '*' or '&' Go tolerates (and ``cryptography`` does not)."""
     rdns = []
     pos = start
     while pos < end:
@@ -134,7 +136,10 @@ def _parse_name(b: bytes, start: int, end: int) -> list[list[tuple[str, str]]]:
             if t_oid != 0x06:
                 raise DerError("attribute type is not an OID")
             t_val, vs, ve = _tlv(b, oe, e2)
-            rdn.append((_oid(b[os_:oe]), _string_value(t_val, b[vs:ve])))
+            value = _string_value(t_val, b[vs:ve])
+            if t_val == 0x13 and ("*" in value or "&" in value):
+                lax.append(oe)
+            rdn.append((_oid(b[os_:oe]), value))
             p = e2
         rdns.append(rdn)
         pos = e
@@ -388,18 +393,27 @@ def _parse(der: bytes) -> Certificate | None:
     tag, s, e = _tlv(der, p, te)  # issuer
     if tag != 0x30:
         return None
-    issuer_rdns = _parse_name(der, s, e)
+    lax: list[int] = []
+    issuer_rdns = _parse_name(der, s, e, lax)
     p = e
     tag, s, e = _tlv(der, p, te)  # validity
     p = e
     tag, s, e = _tlv(der, p, te)  # subject
     if tag != 0x30:
         return None
-    subject_rdns = _parse_name(der, s, e)
+    subject_rdns = _parse_name(der, s, e, lax)
+    if lax:
+        # Relabel them UTF8String for cryptography (same length; the signature is not checked).
+        patched = bytearray(der)
+        for off in lax:
+            patched[off] = 0x0C
+        lib_der = bytes(patched)
+    else:
+        lib_der = der
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # cryptography warns on some legacy encodings
-        cert = cx509.load_der_x509_certificate(der)
+        cert = cx509.load_der_x509_certificate(lib_der)
         serial = cert.serial_number
         if serial < 0:
             return None  # Go refuses negative serial numbers (since Go 1.23)
