@@ -62,12 +62,13 @@ def _resumption(
         return None
     if ch is None or sh is None:
         return None
-    # A ticket offered and acknowledged counts as the method even when the session id is
-    # echoed too (RFC 5077 §3.4); which one the server used cannot be told apart.
-    ticket = ch.ticket()
-    if ticket and sh.has_extension(EXT_SESSION_TICKET):
-        return "ticket"
-    if ch.session_id and ch.session_id == sh.session_id:
+    echoed = bool(ch.session_id) and ch.session_id == sh.session_id
+    if ch.ticket():
+        # A client offering a ticket sends a fresh random session id, which a server that
+        # accepts the ticket echoes (RFC 5077 §3.4); it need not send a new ticket.
+        if sh.has_extension(EXT_SESSION_TICKET) or echoed:
+            return "ticket"
+    if echoed:
         return "id"
     return None
 
