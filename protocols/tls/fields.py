@@ -63,11 +63,10 @@ def _resumption(
     if ch is None or sh is None:
         return None
     echoed = bool(ch.session_id) and ch.session_id == sh.session_id
-    if ch.ticket():
-        # A client offering a ticket sends a fresh random session id, which a server that
-        # accepts the ticket echoes (RFC 5077 §3.4); it need not send a new ticket.
-        if sh.has_extension(EXT_SESSION_TICKET) or echoed:
-            return "ticket"
+    # A client offering a ticket sends a fresh random session id, which a server that
+    # accepts the ticket echoes (RFC 5077 §3.4); it need not send a new ticket.
+    if ch.ticket() and (sh.has_extension(EXT_SESSION_TICKET) or echoed):
+        return "ticket"
     if echoed:
         return "id"
     return None
