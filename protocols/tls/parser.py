@@ -10,7 +10,8 @@ still found.
 
 Bounds: a record longer than 2^14 + 2048 bytes is not TLS (RFC 5246 §6.2.3), a handshake
 message longer than 64 KiB is refused (Packetbeat's limit, the same as Go's), so at most
-one record and one handshake message are buffered. Alerts kept per direction are capped.
+one record and one handshake message are buffered. Alerts and certificates kept per
+direction are capped (the excess is counted).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ UNKNOWN, CLIENT, SERVER = range(3)
 MAX_RECORD = (1 << 14) + 2048
 MAX_HANDSHAKE = 1 << 16
 MAX_ALERTS = 32
+#: Certificates kept per direction (a peer may repeat Certificate messages before its CCS).
+MAX_CERTIFICATES = 64
 
 CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE = 20, 21, 22
 
@@ -205,6 +208,10 @@ class DirectionParser:
             if certs is None:
                 self.stats.incr("tls.bad_certificates")
             else:
+                room = MAX_CERTIFICATES - len(self.certificates)
+                if len(certs) > room:
+                    self.stats.incr("tls.certificates_dropped", len(certs) - room)
+                    certs = certs[:room]
                 self.certificates += certs
         elif mtype == SERVER_KEY_EXCHANGE:
             self.role = SERVER
