@@ -10,10 +10,15 @@ reported as such (``None``), never half-filled.
 from __future__ import annotations
 
 import hashlib
+import struct
 from typing import Any
 
 from protocols.tls.names import (
     CERT_TYPES,
+    CIPHER_SUITES,
+    GREASE,
+    GROUPS,
+    SIGNATURE_SCHEMES,
     cipher_name,
     compression_name,
     group_name,
@@ -38,6 +43,10 @@ HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e
 
 def _u16(b: bytes, i: int) -> int:
     return (b[i] << 8) | b[i + 1]
+
+
+def _u16s(b: bytes, pos: int, count: int) -> tuple[int, ...]:
+    return struct.unpack_from(f">{count}H", b, pos)
 
 
 def _text(b: bytes) -> str:
@@ -147,7 +156,8 @@ class Hello:
         return m
 
     def supported_ciphers(self) -> list[str]:
-        return [cipher_name(c) for c in self.ciphers]
+        get = CIPHER_SUITES.get
+        return [get(c) or cipher_name(c) for c in self.ciphers]
 
     def ja3(self) -> str:
         """JA3 (https://github.com/salesforce/ja3): version, suites, extensions, groups,
@@ -176,12 +186,9 @@ def _ja3_list(raw: bytes | None, size: int) -> list[int]:
         return []
     declared = raw[0] if size == 1 else _u16(raw, 0)
     end = min(size + declared, len(raw))
-    out = []
-    for pos in range(size, end - size + 1, size):
-        v = raw[pos] if size == 1 else _u16(raw, pos)
-        if not is_grease(v):
-            out.append(v)
-    return out
+    if size == 1:
+        return list(raw[1:end])
+    return [v for v in _u16s(raw, 2, (end - 2) // 2) if v not in GREASE]
 
 
 # -- hello bodies ----------------------------------------------------------------------
@@ -208,15 +215,12 @@ def parse_client_hello(b: bytes) -> tuple[Hello | None, bool]:
         return None, False
     n = _u16(b, pos)
     end = pos + 2 + n
-    ciphers = hello.ciphers
     # Pairs are read until the declared end; an odd length reads one byte past it, which
     # must still be inside the message.
-    for i in range(pos + 2, end, 2):
-        if i + 2 > len(b):
-            return None, False
-        c = (b[i] << 8) | b[i + 1]
-        if not is_grease(c):
-            ciphers.append(c)
+    pairs = (n + 1) // 2
+    if pos + 2 + 2 * pairs > len(b):
+        return None, False
+    hello.ciphers = [c for c in _u16s(b, pos + 2, pairs) if c not in GREASE]
     pos = end
     if pos >= len(b):
         return None, False
@@ -378,7 +382,8 @@ def _cert_type(b: bytes, _client: bool) -> Any:
 def _supported_groups(b: bytes, _client: bool) -> Any:
     if len(b) < 2 or _u16(b, 0) + 2 != len(b):
         return None
-    return [group_name(g) for g in (_u16(b, i) for i in range(2, len(b) - 1, 2)) if not is_grease(g)]
+    get = GROUPS.get
+    return [get(g) or group_name(g) for g in _u16s(b, 2, (len(b) - 2) // 2) if g not in GREASE]
 
 
 def _ec_point_formats(b: bytes, _client: bool) -> Any:
@@ -396,7 +401,8 @@ def _srp(b: bytes, _client: bool) -> Any:
 def _signature_algorithms(b: bytes, _client: bool) -> Any:
     if len(b) < 2 or _u16(b, 0) + 2 != len(b):
         return None
-    return [scheme_name(_u16(b, i)) for i in range(2, len(b) - 1, 2)]
+    get = SIGNATURE_SCHEMES.get
+    return [get(v) or scheme_name(v) for v in _u16s(b, 2, (len(b) - 2) // 2)]
 
 
 def _alpn(b: bytes, _client: bool) -> Any:

@@ -553,6 +553,9 @@ def protocol_version(major: int, minor: int) -> tuple[str, str]:
     return "unknown", f"{major}.{minor}"
 
 
+#: RFC 8701 GREASE values: 0x0A0A, 0x1A1A ... 0xFAFA.
+GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
+
+
 def is_grease(code: int) -> bool:
-    """RFC 8701 GREASE values: 0x0A0A, 0x1A1A ... 0xFAFA."""
-    return (code >> 8) == (code & 0xFF) and (code & 0x0F) == 0x0A
+    return code in GREASE
