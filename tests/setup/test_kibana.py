@@ -13,8 +13,14 @@ import pytest
 
 from shipper.cli import Exit, dispatch
 from shipper.setup.fields import load_fields
-from shipper.setup.kibana import DESCRIPTION_DIR
-from shipper.setup.kibana import AGGREGATABLE, NUMERIC, dashboard_id, fields_used, saved_objects
+from shipper.setup.kibana import (
+    AGGREGATABLE,
+    DESCRIPTION_DIR,
+    NUMERIC,
+    dashboard_id,
+    fields_used,
+    saved_objects,
+)
 from tests.setup.fakehttp import Request, fake_server
 
 FIELDS = load_fields().without_migration()
@@ -76,7 +82,9 @@ def test_saved_objects_are_valid_and_references_resolve() -> None:
     check_objects(OBJECTS)
     types = [o["type"] for o in OBJECTS]
     # One dashboard per description file (shipper/setup/dashboards/*.yml, the overview included).
-    assert types[0] == "index-pattern" and types.count("dashboard") == len(list(DESCRIPTION_DIR.glob("*.yml")))
+    assert types[0] == "index-pattern" and types.count("dashboard") == len(
+        list(DESCRIPTION_DIR.glob("*.yml"))
+    )
 
 
 def test_visualizations_only_use_fields_the_template_defines() -> None:
