@@ -3,7 +3,8 @@ RFC 8446 §5.1), handshake messages reassembled across records (§7.4 / §4), al
 
 Sans-IO: ``feed(data)`` takes the next in-order bytes and answers ``MORE`` (a record is
 still incomplete), ``OK`` (everything consumed), ``ENCRYPTED`` (ChangeCipherSpec: what
-follows is encrypted, stop) or ``FAILED`` (not TLS, or a message that does not parse).
+follows is encrypted, stop), ``MIDSTREAM`` (the stream starts with encrypted application
+data: stop) or ``FAILED`` (not TLS, or a message that does not parse).
 On ``FAILED`` the caller drops this parser and starts a fresh one on the next segment, as
 Packetbeat does: a STARTTLS-like exchange whose handshake begins on a segment boundary is
 still found.
@@ -21,7 +22,7 @@ from protocols.tls.hello import Hello, parse_client_hello, parse_server_hello, p
 from protocols.tls.names import OCSP_STATUS
 from protocols.tls.x509 import Certificate, parse_certificate_list
 
-OK, MORE, FAILED, ENCRYPTED = range(4)
+OK, MORE, FAILED, ENCRYPTED, MIDSTREAM = range(5)
 
 UNKNOWN, CLIENT, SERVER = range(3)
 
@@ -31,7 +32,7 @@ MAX_ALERTS = 32
 #: Certificates kept per direction (a peer may repeat Certificate messages before its CCS).
 MAX_CERTIFICATES = 64
 
-CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE = 20, 21, 22
+CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA = 20, 21, 22, 23
 
 HELLO_REQUEST = 0
 CLIENT_HELLO = 1
@@ -111,6 +112,11 @@ class DirectionParser:
             if b[pos + 1] != 3 or length > MAX_RECORD:
                 self.stats.incr("tls.not_tls")
                 return FAILED
+            if rtype == APPLICATION_DATA and not self.records:
+                # Encrypted data before any handshake: picked up after the handshake (a
+                # capture started mid-connection, or a gap); nothing readable will follow.
+                self.buf = bytearray()
+                return MIDSTREAM
             stop = pos + 5 + length
             if stop > end:
                 break
@@ -122,6 +128,7 @@ class DirectionParser:
             elif rtype == CHANGE_CIPHER_SPEC:
                 self.buf = bytearray()
                 return ENCRYPTED
+
             elif rtype == ALERT and length == 2:
                 # Longer alerts are encrypted ones.
                 if len(self.alerts) < MAX_ALERTS:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from protocols.handler import FROM_CLIENT, FROM_SERVER, ConnectionHandler, ConnInfo
-from protocols.tls.parser import CLIENT, ENCRYPTED, FAILED, SERVER, DirectionParser
+from protocols.tls.parser import CLIENT, ENCRYPTED, FAILED, MIDSTREAM, SERVER, DirectionParser
 
 if TYPE_CHECKING:
     from protocols.tls import TlsPlugin
@@ -54,7 +54,7 @@ class TlsSession:
 
 
 class TlsHandler(ConnectionHandler):
-    __slots__ = ("done", "end", "parsers", "sent", "start")
+    __slots__ = ("done", "end", "ignored", "parsers", "sent", "start")
 
     plugin: TlsPlugin
 
@@ -63,12 +63,14 @@ class TlsHandler(ConnectionHandler):
         self.parsers: list[DirectionParser | None] = [None, None]
         #: The directions that sent their ChangeCipherSpec.
         self.done = [False, False]
+        #: Directions picked up after their handshake: nothing to read in them.
+        self.ignored = [False, False]
         self.sent = False
         self.start: int | None = None
         self.end: int | None = None
 
     def on_data(self, direction: int, data: bytes, ts: int) -> list[Any]:
-        if self.sent or self.done[direction]:
+        if self.sent or self.done[direction] or self.ignored[direction]:
             return []  # encrypted from here on
         if self.start is None:
             self.start = ts
@@ -78,6 +80,11 @@ class TlsHandler(ConnectionHandler):
         state = parser.feed(data)
         if state == FAILED:
             self.parsers[direction] = None  # start afresh with the next segment
+        elif state == MIDSTREAM:
+            self.ignored[direction] = True
+            if not parser.has_info():
+                self.parsers[direction] = None
+            self.plugin.stats.incr("tls.midstream")
         elif state == ENCRYPTED:
             self.done[direction] = True
             if self.done[1 - direction]:

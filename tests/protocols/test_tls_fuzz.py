@@ -29,6 +29,7 @@ from protocols.tls.parser import (
     MAX_CERTIFICATES,
     MAX_HANDSHAKE,
     MAX_RECORD,
+    MIDSTREAM,
     DirectionParser,
 )
 from protocols.tls.x509 import parse_certificate, parse_certificate_list
@@ -82,7 +83,7 @@ def feed(pieces: list[bytes]) -> tuple[list[int], DirectionParser]:
         check_bounds(p)
         if state == FAILED:
             p = DirectionParser(stats)
-        elif state == ENCRYPTED:
+        elif state in (ENCRYPTED, MIDSTREAM):
             break
     return states, p
 

@@ -112,6 +112,20 @@ def test_one_report_per_connection() -> None:
     assert len(events) == 1 and "server" not in events[0]["tls"]
 
 
+def test_picked_up_after_the_handshake() -> None:
+    """Encrypted records first (capture started mid-connection): those directions are left
+    alone; a handshake that really starts later on the connection cannot exist."""
+    events, pl = run(
+        [
+            ("data", 0, w.encrypted(3000, 23)[:1000]),
+            ("data", 1, w.encrypted(200, 23)),
+            ("data", 0, CH),
+            ("close:flush", 0, b""),
+        ]
+    )
+    assert events == [] and pl.stats["tls.midstream"] == 2
+
+
 def test_roles_come_from_the_content() -> None:
     """The transport's guess is wrong (no SYN, both ports TLS ports): the ClientHello decides."""
     events, _ = run([("data", 1, CH), ("data", 0, SH + w.ccs()), ("data", 1, w.ccs())])
