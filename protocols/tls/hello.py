@@ -282,41 +282,43 @@ def parse_sslv2_client_hello(b: bytes) -> Hello | None:
 def _extensions(b: bytes, pos: int, hello: Hello) -> bool:
     """Fill ``hello.extensions`` from the block at ``pos``; True when it was malformed
     (then no extension is kept, as Packetbeat keeps none)."""
-    if pos + 2 > len(b):
+    size = len(b)
+    if pos + 2 > size:
         return False
-    n = _u16(b, pos)
-    if n == 0:
+    limit = pos + 2 + ((b[pos] << 8) | b[pos + 1])
+    if limit == pos + 2:
         return False
     ext = Extensions()
+    order, raw = ext.order, ext.raw
     parsed: dict[str, Any] = {}
     unparsed: list[str] = []
-    limit = pos + 2 + n
+    client = hello.is_client
     i = pos + 2
     while i < limit:
-        if i + 4 > len(b):
+        if i + 4 > size:
             return True
         code = (b[i] << 8) | b[i + 1]
-        length = (b[i + 2] << 8) | b[i + 3]
         start = i + 4
-        i = start + length
-        if i > len(b):
+        i = start + ((b[i + 2] << 8) | b[i + 3])
+        if i > size:
             return True
-        if is_grease(code):
+        if code in GREASE:
             continue
-        body = b[start:i]
-        ext.order.append(code)
+        order.append(code)
         entry = _PARSERS.get(code)
         if entry is None:
             unparsed.append(str(code))
+            if code == EXT_KEY_SHARE:
+                raw[code] = b[start:i]
+            continue
+        body = b[start:i]
+        value = entry[1](body, client)
+        if value is None:
+            unparsed.append(entry[0])
         else:
-            label, fn = entry
-            value = fn(body, hello.is_client)
-            if value is None:
-                unparsed.append(label)
-            else:
-                parsed[label] = value
+            parsed[entry[0]] = value
         if code in _KEEP_RAW:
-            ext.raw[code] = body
+            raw[code] = body
     if unparsed:
         parsed["_unparsed_"] = unparsed
     ext.parsed = parsed

@@ -455,8 +455,57 @@ def main() -> None:
     )
     c.send(1, w.record(w.HANDSHAKE, hrr))
     c.send(0, w.record(w.HANDSHAKE, ch13)).close()
-    # 33: the connection is still open at the end of the capture.
-    conv().send(0, w.record(w.HANDSHAKE, w.client_hello(CIPHERS, STD_EXTS)))
+    # 33: the connection is still open at the end of the capture (written last, below).
+    still_open = conv()
+    # 34: TLS 1.2 resumed from a ticket the server does not renew (the session id is echoed).
+    c = conv()
+    c.send(
+        0,
+        w.record(
+            w.HANDSHAKE, w.client_hello(CIPHERS, [*STD_EXTS, w.session_ticket(bytes(180))], session_id=rsid)
+        ),
+    )
+    c.send(
+        1,
+        w.record(w.HANDSHAKE, w.server_hello(0xC02F, [w.ec_point_formats(0)], session_id=rsid))
+        + w.ccs()
+        + w.encrypted(40),
+    )
+    c.send(0, w.ccs() + w.encrypted(40)).close()
+    # 35: an empty host name, GREASE and a duplicate extension, an encrypted alert, a heartbeat
+    # record, a certificate request answered with no certificate, a DHE key exchange.
+    c = conv()
+    c.send(
+        0,
+        w.record(
+            w.HANDSHAKE,
+            w.client_hello(
+                CIPHERS,
+                [w.sni(""), (0x0A0A, b""), w.supported_groups(23), w.supported_groups(0x1A1A, 29, 24)],
+            ),
+        ),
+    )
+    dhe = w.handshake(w.SERVER_KEY_EXCHANGE, b"\x00\x03\x01\x00\x01" + bytes(100))
+    c.send(
+        1,
+        w.record(
+            w.HANDSHAKE,
+            w.server_hello(0x009E, [(0x2A2A, b""), w.ec_point_formats(0)])
+            + w.certificate([certs["p384"]])
+            + dhe
+            + w.certificate_request()
+            + w.server_hello_done(),
+        )
+        + w.record(24, b"\x01\x00\x10" + bytes(32)),
+    )
+    c.send(
+        0,
+        w.record(w.HANDSHAKE, w.certificate([]) + w.client_key_exchange(256))
+        + w.record(w.ALERT, bytes(26))
+        + w.ccs(),
+    )
+    c.send(1, w.ccs()).close()
+    still_open.send(0, w.record(w.HANDSHAKE, w.client_hello(CIPHERS, STD_EXTS)))
 
     frames = sorted((f for c in convs for f in c.frames), key=lambda f: f[0])
     with PcapWriter(str(HERE / "cases.pcap"), 1, nanosecond=False) as pw:
