@@ -2,8 +2,9 @@
 RFC 8446 §5.1), handshake messages reassembled across records (§7.4 / §4), alerts.
 
 Sans-IO: ``feed(data)`` takes the next in-order bytes and answers ``MORE`` (a record is
-still incomplete), ``OK`` (everything consumed), ``ENCRYPTED`` (ChangeCipherSpec: what
-follows is encrypted, stop), ``MIDSTREAM`` (the stream starts with encrypted application
+still incomplete), ``OK`` (everything consumed), ``ENCRYPTED`` (ChangeCipherSpec, or in
+TLS 1.3 without it the first encrypted record after the hello: what follows is encrypted,
+stop), ``MIDSTREAM`` (the stream starts with encrypted application
 data: stop) or ``FAILED`` (not TLS, or a message that does not parse).
 On ``FAILED`` the caller drops this parser and starts a fresh one on the next segment, as
 Packetbeat does: a STARTTLS-like exchange whose handshake begins on a segment boundary is
@@ -112,11 +113,17 @@ class DirectionParser:
             if b[pos + 1] != 3 or length > MAX_RECORD:
                 self.stats.incr("tls.not_tls")
                 return FAILED
-            if rtype == APPLICATION_DATA and not self.records:
-                # Encrypted data before any handshake: picked up after the handshake (a
-                # capture started mid-connection, or a gap); nothing readable will follow.
-                self.buf = bytearray()
-                return MIDSTREAM
+            if rtype == APPLICATION_DATA:
+                if not self.records:
+                    # Encrypted data before any handshake: picked up after the handshake (a
+                    # capture started mid-connection, or a gap); nothing readable will follow.
+                    self.buf = bytearray()
+                    return MIDSTREAM
+                if self.hello is not None:
+                    # After a hello and before any ChangeCipherSpec: TLS 1.3 without the
+                    # middlebox-compatibility CCS (RFC 8446 D.4); encrypted from here on.
+                    self.buf = bytearray()
+                    return ENCRYPTED
             stop = pos + 5 + length
             if stop > end:
                 break

@@ -6,6 +6,8 @@ When a report is made follows Packetbeat (``protos/tls/tls.go``):
   the handshake is complete and the report goes out (``event.end`` = that moment);
 * a FIN in either direction, or a gap in the stream, reports what was seen so far (no
   ``event.end``), and the connection's TLS state starts over after a gap;
+* the handshake counts as established (``status: OK``) once the client has sent its
+  ChangeCipherSpec;
 * only one report per connection state, and only if something was seen (a hello, a
   certificate or an alert).
 
@@ -117,7 +119,9 @@ class TlsHandler(ConnectionHandler):
             flipped,
             self.parsers[client_dir],
             self.parsers[server_dir],
-            self.done[server_dir],
+            # As Packetbeat: established once the client has sent its ChangeCipherSpec (the
+            # server's may come first: resumption, TLS 1.3).
+            self.done[client_dir],
             self.start,
             self.end,
         )

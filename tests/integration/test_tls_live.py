@@ -55,6 +55,8 @@ SNIS = [
     "id12.localhost",
     "psk13.localhost",
     "unknown-ca.localhost",
+    "unknown-ca13.localhost",
+    "no-compat13.localhost",
     "old-version.localhost",
     "frag12.localhost",
     "sclient12.localhost",
@@ -124,6 +126,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
                 first = py(sni, port, ctx)
                 py(sni, port, ctx, session=first["session"])
             py("unknown-ca.localhost", main.port, client_context(pki, maximum=V12, ca="rogue.pem"))
+            py("unknown-ca13.localhost", main.port, client_context(pki, ca="rogue.pem"))
+            no_compat = client_context(pki)
+            no_compat.options &= ~ssl.OP_ENABLE_MIDDLEBOX_COMPAT
+            py("no-compat13.localhost", main.port, no_compat)
             py("old-version.localhost", only13.port, client_context(pki, maximum=V12))
             py("frag12.localhost", ossl_port, client_context(pki, maximum=V12), small=True)
             r.ossl["sclient12.localhost"] = [
@@ -335,6 +341,31 @@ def test_unknown_ca(run: Run) -> None:
     # The server's flight was complete: its certificate is there.
     check_leaf(tls["server"], run.pki.server_ec, run.pki.inter)
     assert tls["client"]["ja3"] == run.tshark[conn["port"]]["ja3"]
+
+
+def test_unknown_ca_tls13(run: Run) -> None:
+    """The server's CCS and encrypted flight came; the client refused the certificate with a
+    plaintext alert and never encrypted: not established."""
+    (conn,) = run.py["unknown-ca13.localhost"]
+    assert not conn["ok"] and isinstance(conn["error"], ssl.SSLCertVerificationError)
+    e = run.event(conn)
+    tls = e["tls"]
+    assert e["status"] == "Error" and tls["established"] is False and "end" not in e["event"]
+    assert tls["version"] == "1.3" and tls["resumed"] is False
+    assert tls["detailed"]["alerts"] == [
+        {"severity": "fatal", "code": 48, "type": "unknown_ca", "source": "client"}
+    ]
+    ts = run.tshark[conn["port"]]
+    assert tls["client"]["ja3"] == ts["ja3"] and tls["server"]["ja3s"] == ts["ja3s"]
+
+
+def test_tls13_without_compatibility_ccs(run: Run) -> None:
+    """No ChangeCipherSpec from the client (and an empty legacy session id): established
+    when the client encrypts (docs/differences.md tls/tls13-no-ccs)."""
+    (conn,) = run.py["no-compat13.localhost"]
+    e = run.event(conn)
+    check_handshake(run, e, conn)
+    assert "session_id" not in e["tls"]["detailed"]["client_hello"]
 
 
 def test_protocol_version_refused(run: Run) -> None:

@@ -1,7 +1,7 @@
 """TLS events against Packetbeat 9.3's, field for field.
 
 ``tests/data/tls/<capture>.<variant>.packetbeat.ndjson`` are the events the real
-Packetbeat 9.3.0 wrote for the shared TLS captures and for ``cases.pcap`` (35 handshakes
+Packetbeat 9.3.0 wrote for the shared TLS captures and for ``cases.pcap`` (38 handshakes
 covering certificate kinds, odd extensions, alerts, resumption, OCSP, SSLv3, an
 SSLv2-format hello, gaps and resets; made by ``tests/data/tls/make_cases.py``), with the
 option sets of Packetbeat's golden tests. Every field must be equal, except the deliberate
@@ -66,6 +66,13 @@ CASES = {
     },
     40028: ORIENTATION,  # the server spoke first (STARTTLS-like)
     40034: {"tls.detailed.resumption_method": "ticket-resumption"},  # a ticket accepted, not renewed
+    40036: TLS13_RESUMPTION,  # TLS 1.3 refused by the client: Packetbeat still says resumed
+    40037: {  # TLS 1.3 without the compatibility CCS: Packetbeat never sees it established
+        "status": "tls13-no-ccs",
+        "tls.established": "tls13-no-ccs",
+        "event.end": "tls13-no-ccs",
+        "event.duration": "tls13-no-ccs",
+    },
 }
 #: Events only wirebeat reports: reset after the ClientHello, open at the end of the capture.
 EXTRA_EVENTS = {40029: "in-flight", 40033: "in-flight"}

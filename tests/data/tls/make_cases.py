@@ -505,6 +505,47 @@ def main() -> None:
         + w.ccs(),
     )
     c.send(1, w.ccs()).close()
+    # 36: TLS 1.3, the client refuses the server's (encrypted) certificate: a plaintext alert
+    # after the server's CCS, no CCS from the client.
+    c = conv()
+    c.send(0, w.record(w.HANDSHAKE, ch13))
+    c.send(
+        1,
+        w.record(
+            w.HANDSHAKE,
+            w.server_hello(
+                0x1301, [w.key_share_server(29), w.supported_versions_server(0x0304)], session_id=sid
+            ),
+        )
+        + w.ccs()
+        + w.encrypted(1500, w.APPDATA),
+    )
+    c.send(0, w.alert(2, 48)).close()
+    # 37: TLS 1.3 without the middlebox-compatibility CCS: encrypted records right after the hellos.
+    c = conv()
+    ch13_plain = w.client_hello(
+        (0x1301, 0x1302),
+        [
+            w.sni("nocompat.example"),
+            w.supported_groups(29),
+            w.key_share_client(29),
+            w.supported_versions_client(0x0304),
+        ],
+    )
+    c.send(0, w.record(w.HANDSHAKE, ch13_plain))
+    c.send(
+        1,
+        w.record(
+            w.HANDSHAKE, w.server_hello(0x1301, [w.key_share_server(29), w.supported_versions_server(0x0304)])
+        )
+        + w.encrypted(1500, w.APPDATA),
+    )
+    c.send(0, w.encrypted(53, w.APPDATA)).send(1, w.encrypted(300, w.APPDATA)).close()
+    # 38: TLS 1.2 abbreviated handshake the client abandons after the server's CCS.
+    c = conv()
+    c.send(0, w.record(w.HANDSHAKE, w.client_hello(CIPHERS, STD_EXTS, session_id=rsid)))
+    c.send(1, w.record(w.HANDSHAKE, w.server_hello(0xC02F, [], session_id=rsid)) + w.ccs() + w.encrypted(40))
+    c.send(0, w.alert(2, 40)).close()
     still_open.send(0, w.record(w.HANDSHAKE, w.client_hello(CIPHERS, STD_EXTS)))
 
     frames = sorted((f for c in convs for f in c.frames), key=lambda f: f[0])
