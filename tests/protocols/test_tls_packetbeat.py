@@ -1,7 +1,7 @@
 """TLS events against Packetbeat 9.3's, field for field.
 
 ``tests/data/tls/<capture>.<variant>.packetbeat.ndjson`` are the events the real
-Packetbeat 9.3.0 wrote for the shared TLS captures and for ``cases.pcap`` (38 handshakes
+Packetbeat 9.3.0 wrote for the shared TLS captures and for ``cases.pcap`` (41 handshakes
 covering certificate kinds, odd extensions, alerts, resumption, OCSP, SSLv3, an
 SSLv2-format hello, gaps and resets; made by ``tests/data/tls/make_cases.py``), with the
 option sets of Packetbeat's golden tests. Every field must be equal, except the deliberate
@@ -48,6 +48,16 @@ ORIENTATION = {
         "related.ip",
     )
 }
+SSLV2 = {
+    f: "sslv2-client-hello"
+    for f in (
+        "tls.client.ja3",
+        "tls.client.supported_ciphers",
+        "tls.detailed.client_hello.random",
+        "tls.detailed.client_hello.supported_compression_methods",
+        "tls.detailed.client_hello.version",
+    )
+}
 TLS13_RESUMPTION = {"tls.resumed": "tls13-resumption", "tls.detailed.resumption_method": "tls13-resumption"}
 #: Per event of cases.pcap (by client port): the fields allowed to differ, with the slug of
 #: their section in docs/differences.md.
@@ -57,13 +67,16 @@ CASES = {
     40032: TLS13_RESUMPTION,  # HelloRetryRequest: Packetbeat says resumed
     40022: {"tls.detailed.ocsp_response": "ocsp-response"},  # a 5-byte OCSP "tryLater"
     40023: {"tls.detailed.client_hello.extensions.status_request.request_extensions": "status-request"},
-    40026: {  # the SSLv2-format ClientHello
-        "tls.client.ja3": "sslv2-client-hello",
-        "tls.client.supported_ciphers": "sslv2-client-hello",
-        "tls.detailed.client_hello.random": "sslv2-client-hello",
-        "tls.detailed.client_hello.supported_compression_methods": "sslv2-client-hello",
-        "tls.detailed.client_hello.version": "sslv2-client-hello",
+    40026: SSLV2,  # the SSLv2-format ClientHello
+    40040: {  # the same, refused by the server with an alert
+        **SSLV2,
+        "tls.detailed.version": "sslv2-client-hello",
+        "tls.version": "sslv2-client-hello",
+        "tls.version_protocol": "sslv2-client-hello",
+        "tls.detailed.alerts": "alert-source",
     },
+    40039: {"tls.detailed.alerts": "alert-source"},  # a hello that does not parse, the server's alert
+    40041: {"tls.detailed.alerts": "alert-source"},  # the client's alert alone
     40028: ORIENTATION,  # the server spoke first (STARTTLS-like)
     40034: {"tls.detailed.resumption_method": "ticket-resumption"},  # a ticket accepted, not renewed
     40036: TLS13_RESUMPTION,  # TLS 1.3 refused by the client: Packetbeat still says resumed

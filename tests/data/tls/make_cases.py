@@ -546,6 +546,15 @@ def main() -> None:
     c.send(0, w.record(w.HANDSHAKE, w.client_hello(CIPHERS, STD_EXTS, session_id=rsid)))
     c.send(1, w.record(w.HANDSHAKE, w.server_hello(0xC02F, [], session_id=rsid)) + w.ccs() + w.encrypted(40))
     c.send(0, w.alert(2, 40)).close()
+    # 39-41: alerts with no hello to tell the roles: after a ClientHello that does not parse,
+    # after an SSLv2-format one, and a client's alert alone.
+    c = conv()
+    c.send(0, w.record(w.HANDSHAKE, w.handshake(w.CLIENT_HELLO, b"\x02\x00" + bytes(40)))).send(
+        1, w.alert(2, 50)
+    ).close()
+    c = conv()
+    c.send(0, w.sslv2_client_hello((0x0035, 0x000A))).send(1, w.alert(2, 40)).close()
+    conv().send(0, w.alert(2, 90)).close()
     still_open.send(0, w.record(w.HANDSHAKE, w.client_hello(CIPHERS, STD_EXTS)))
 
     frames = sorted((f for c in convs for f in c.frames), key=lambda f: f[0])
