@@ -37,9 +37,6 @@ EXT_KEY_SHARE = 51
 #: Extensions whose raw body is kept (JA3, the negotiated version, the key-share group).
 _KEEP_RAW = frozenset({EXT_SUPPORTED_GROUPS, EXT_EC_POINT_FORMATS, EXT_SUPPORTED_VERSIONS, EXT_KEY_SHARE})
 
-#: The ``random`` of a HelloRetryRequest (RFC 8446 §4.1.3).
-HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
-
 
 def _u16(b: bytes, i: int) -> int:
     return (b[i] << 8) | b[i + 1]

@@ -135,7 +135,6 @@ class DirectionParser:
             elif rtype == CHANGE_CIPHER_SPEC:
                 self.buf = bytearray()
                 return ENCRYPTED
-
             elif rtype == ALERT and length == 2:
                 # Longer alerts are encrypted ones.
                 if len(self.alerts) < MAX_ALERTS:
