@@ -28,8 +28,10 @@ from cryptography import x509 as cx509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import ExtensionOID
 
-#: How many distinct certificates stay parsed.
-CACHE_SIZE = 4096
+#: How many distinct certificates stay parsed, and the largest one cached (real ones are
+#: 1-2 KB): the cache holds at most CACHE_SIZE * CACHE_MAX_DER bytes of certificates.
+CACHE_SIZE = 1024
+CACHE_MAX_DER = 8192
 
 # -- a minimal DER reader (definite lengths only, as DER requires) ----------------------
 
@@ -359,14 +361,20 @@ class Certificate:
         return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n"
 
 
-@lru_cache(maxsize=CACHE_SIZE)
 def parse_certificate(der: bytes) -> Certificate | None:
     """The certificate, or None where Packetbeat's parser would refuse it."""
+    return _cached(der) if len(der) <= CACHE_MAX_DER else _parse_safe(der)
+
+
+def _parse_safe(der: bytes) -> Certificate | None:
     try:
         return _parse(der)
     except Exception:
         # Any failure of the DER walk or of cryptography means "does not parse".
         return None
+
+
+_cached = lru_cache(maxsize=CACHE_SIZE)(_parse_safe)
 
 
 def _parse(der: bytes) -> Certificate | None:

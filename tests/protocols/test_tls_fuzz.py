@@ -338,3 +338,17 @@ def test_segmentation_does_not_change_the_event(mss: int, other: int) -> None:
 def fixed_flights() -> list[tuple[int, bytes]]:
     """One handshake (the random parts drawn once), replayed with every segmentation."""
     return w.tls12_flights("seg.example", list(chain()), record_size=900)
+
+
+def test_certificate_cache_is_bounded() -> None:
+    """Parsed certificates are cached by their DER, small ones only: a peer sending big
+    distinct certificates cannot grow it past CACHE_SIZE * CACHE_MAX_DER bytes."""
+    from protocols.tls import x509
+
+    big = w.make_certificate("big.example", sans=[f"host-{i}.big.example" for i in range(600)])
+    assert len(big) > x509.CACHE_MAX_DER
+    before = x509._cached.cache_info().currsize
+    cert = x509.parse_certificate(big)
+    assert cert is not None and len(cert.map["alternative_names"]) == 600
+    assert x509._cached.cache_info().currsize == before
+    assert x509.CACHE_SIZE * x509.CACHE_MAX_DER <= 16 << 20
