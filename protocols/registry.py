@@ -38,6 +38,7 @@ _BUILTIN_MODULES = {
     "thrift": "protocols.thrift",
     "dns": "protocols.dns",
     "mongodb": "protocols.mongodb",
+    "tls": "protocols.tls",
 }
 
 _classes: dict[str, type[Plugin]] = {}

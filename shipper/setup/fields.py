@@ -21,6 +21,7 @@ import attrs
 import yaml
 
 import protocols.registry
+from protocols.common.digits import is_ascii_digits
 
 #: Types whose values are searched by default (``index.query.default_field``).
 TEXT_TYPES = frozenset({"keyword", "text", "match_only_text", "wildcard", "constant_keyword"})
@@ -284,18 +285,14 @@ def check_event(event: dict[str, Any], fields: FieldSet) -> list[str]:
 
 def _check(path: str, value: Any, fields: FieldSet, problems: list[str]) -> None:
     f, how = fields.lookup(path)
-    is_object = how == "group" or (f is not None and how == "exact" and f.type == "object")
-    if is_object and isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        # An array of objects (dns.answers ...) is mapped like one object.
-        for v in value:
-            _check(path, v, fields, problems)
-        return
     if how == "group":
-        if isinstance(value, dict):
-            for k, v in value.items():
-                _check(f"{path}.{k}", v, fields, problems)
-        else:
-            problems.append(f"{path}: is a group of fields, got {type(value).__name__} {value!r:.60}")
+        # A list of objects is an array of that group (tls.detailed.alerts, certificate chains).
+        for item in value if isinstance(value, list) and value else [value]:
+            if isinstance(item, dict):
+                for k, v in item.items():
+                    _check(f"{path}.{k}", v, fields, problems)
+            else:
+                problems.append(f"{path}: is a group of fields, got {type(item).__name__} {item!r:.60}")
         return
     if f is None:
         problems.append(f"{path}: not defined in any fields.yml (value {value!r:.60})")
@@ -307,15 +304,18 @@ def _check(path: str, value: Any, fields: FieldSet, problems: list[str]) -> None
         problems.append(f"{path}: is an alias of {f.alias_path}; events must not write to it")
         return
     if f.type == "object":
-        if not isinstance(value, dict | list):
-            problems.append(f"{path}: object expected, got {type(value).__name__}")
-            return
-        for k, v in value.items() if isinstance(value, dict) else ():
-            sub, _ = fields.lookup(f"{path}.{k}")
-            if sub is not None and sub is not f:
-                _check(f"{path}.{k}", v, fields, problems)
-            else:
-                _check_object_leaf(f"{path}.{k}", f, v, problems)
+        # An array of objects (dns.answers ...) is mapped like one object; declared
+        # sub-fields (dns.answers.ttl) are checked by their own definitions.
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, dict):
+                problems.append(f"{path}: object expected, got {type(item).__name__}")
+                continue
+            for k, v in item.items():
+                sub, _ = fields.lookup(f"{path}.{k}")
+                if sub is not None and sub is not f:
+                    _check(f"{path}.{k}", v, fields, problems)
+                else:
+                    _check_object_leaf(f"{path}.{k}", f, v, problems)
         return
     if f.type in ("flattened", "nested"):
         return
@@ -331,7 +331,7 @@ def coerces(ftype: str, value: Any) -> bool:
     if ftype in ("keyword", "constant_keyword"):
         return isinstance(value, int) and not isinstance(value, bool)
     if ftype in ("long", "integer", "short", "byte", "unsigned_long"):
-        return isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit()
+        return isinstance(value, str) and is_ascii_digits(value.removeprefix("-"))
     return False
 
 
