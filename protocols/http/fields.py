@@ -109,7 +109,9 @@ def to_event(plugin: HttpPlugin, txn: HttpTransaction) -> dict[str, Any]:
             evt["request"] = _raw_message(req)
         evt["method"] = req.method
         evt["query"] = f"{req.method} {path}"
-        if req.authorization and not cfg.redact_authorization:
+        # Like Packetbeat, the user name comes only from a captured Authorization header:
+        # with the default config no user name is indexed.
+        if req.authorization and not cfg.redact_authorization and _keeps_authorization(cfg):
             user = basic_auth_user(req.authorization)
             if user:
                 evt["user"] = {"name": user}
@@ -303,3 +305,7 @@ def _full_url(host: str, port: int, raw_path: str, query: str) -> str:
     if query:
         url += "?" + query
     return url
+
+
+def _keeps_authorization(cfg: Any) -> bool:
+    return bool(cfg.send_all_headers or "authorization" in cfg.send_headers)

@@ -412,7 +412,8 @@ class MysqlHandler(ConnectionHandler):
                 self.plugin.stats.incr("mysql.unmatched_responses")
             return
         txn.resp_size += 4 + n
-        txn.end_ts = ts
+        if not txn.responded:
+            txn.end_ts = ts  # Packetbeat's response time: the response's first packet
         txn.responded = True
         if cont or not payload:
             return
