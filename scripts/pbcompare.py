@@ -73,8 +73,15 @@ SHIPPED_PROTOCOLS: list[dict[str, Any]] = [
 TEST_PORTS: dict[str, list[int]] = {"http": [8888, 9200], "redis": [6380], "mongodb": [9991]}
 
 #: What both tools get on top of any config: file output, no flush delay (or Packetbeat exits
-#: under -I before publishing), and a shutdown pause that lets Packetbeat's publisher drain.
+#: under -I before publishing), and a shutdown pause that lets Packetbeat's publisher drain
+#: (without it Packetbeat loses events at random; 250 ms sufficed for every shared capture).
 SHUTDOWN_TIMEOUT = "1s"
+
+
+def shutdown_timeout(capture: Path) -> str:
+    """Packetbeat's pause after reading ``capture``: 300 ms, and 100 ms more per MB (up to 3 s)."""
+    mb = capture.stat().st_size / 1e6
+    return f"{min(3000, 300 + int(mb * 100))}ms"
 
 
 class CompareError(Exception):
@@ -101,6 +108,23 @@ def default_config() -> dict[str, Any]:
         "packetbeat.interfaces.internal_networks": ["private"],
         "packetbeat.protocols": default_protocols(),
     }
+
+
+def detailed(base: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with every field a protocol can send: ``send_request``/``send_response`` for every
+    protocol, ``send_all_headers`` for HTTP, and Thrift on the framed transport unless a
+    transport is given (the shipped config decodes the socket transport)."""
+    cfg = copy.deepcopy(dict(base))
+    for p in cfg.get("packetbeat.protocols", []):
+        if p.get("type") == "icmp":
+            continue
+        p.setdefault("send_request", True)
+        p.setdefault("send_response", True)
+        if p.get("type") == "http":
+            p.setdefault("send_all_headers", True)
+        if p.get("type") == "thrift":
+            p.setdefault("transport_type", "framed")
+    return cfg
 
 
 def with_protocols(base: Mapping[str, Any], protocols: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -139,7 +163,9 @@ def _strip(cfg: dict[str, Any], *prefixes: str) -> dict[str, Any]:
     return out
 
 
-def run_config(cfg: Mapping[str, Any], outdir: Path, name: str) -> dict[str, Any]:
+def run_config(
+    cfg: Mapping[str, Any], outdir: Path, name: str, shutdown: str = SHUTDOWN_TIMEOUT
+) -> dict[str, Any]:
     """``cfg`` as one tool runs it: output.file into ``outdir``, data and logs beside it."""
     out = _strip(
         dict(cfg),
@@ -158,7 +184,7 @@ def run_config(cfg: Mapping[str, Any], outdir: Path, name: str) -> dict[str, Any
         "number_of_files": 1024,
     }
     out["queue.mem.flush.timeout"] = "0s"
-    out["packetbeat.shutdown_timeout"] = SHUTDOWN_TIMEOUT
+    out["packetbeat.shutdown_timeout"] = shutdown
     out["path.data"] = str(outdir / "data")
     out["path.logs"] = str(outdir / "logs")
     out["logging.level"] = "warning"
@@ -205,6 +231,10 @@ def find_packetbeat() -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
+#: Bumped when the way Packetbeat is run changes (its cached events are then ignored).
+CACHE_VERSION = "2"
+
+
 def _cache_dir(binary: Path) -> Path:
     return binary.parent / "events"
 
@@ -231,12 +261,13 @@ def run_packetbeat(
     workdir.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(dict(cfg), sort_keys=True)
     st = binary.stat()
-    key = _digest(f"{binary}:{st.st_size}:{st.st_mtime_ns}".encode(), text.encode(), _file_digest(capture))
+    version = f"{CACHE_VERSION}:{binary}:{st.st_size}:{st.st_mtime_ns}"
+    key = _digest(version.encode(), text.encode(), _file_digest(capture))
     cached = _cache_dir(binary) / f"{key}.json"
     if cache and cached.exists():
         data: list[dict[str, Any]] = json.loads(cached.read_text(encoding="utf-8"))
         return data
-    full = run_config(cfg, workdir, "packetbeat")
+    full = run_config(cfg, workdir, "packetbeat", shutdown_timeout(capture))
     cfg_path = workdir / "packetbeat.yml"
     _write_yaml(cfg_path, full)
     proc = subprocess.run(
@@ -316,8 +347,10 @@ def wirebeat_worker(jobs_file: str) -> int:
     return status
 
 
-def wirebeat_all(jobs: Sequence[tuple[Path, Mapping[str, Any]]], workdir: Path) -> list[list[dict[str, Any]]]:
-    """wirebeat over many captures in one worker process (one interpreter start-up)."""
+def wirebeat_all(
+    jobs: Sequence[tuple[Path, Mapping[str, Any]]], workdir: Path, root: Path = ROOT
+) -> list[list[dict[str, Any]]]:
+    """wirebeat (the checkout at ``root``) over many captures in one worker process."""
     specs = []
     for i, (cap, cfg) in enumerate(jobs):
         d = workdir / f"wb-{i}"
@@ -330,7 +363,7 @@ def wirebeat_all(jobs: Sequence[tuple[Path, Mapping[str, Any]]], workdir: Path) 
     jobs_file = workdir / "wirebeat-jobs.json"
     jobs_file.write_text(json.dumps(specs), encoding="utf-8")
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = os.pathsep.join([str(root), str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     proc = subprocess.run(
         [sys.executable, "-m", "scripts.pbcompare", "--wirebeat-worker", str(jobs_file)],
         capture_output=True,
@@ -423,9 +456,18 @@ PASSES = (
 )
 
 
-def _order(e: Event) -> tuple[str, str, str, str]:
-    f = e.flat
-    return (_start(e), str(f.get("event.end", "")), str(f.get("@timestamp", "")), _canon(e.doc)[:200])
+def _order(e: Event) -> tuple[str, str]:
+    """Start time, then output order (each tool writes a connection's events in order)."""
+    return (_start(e), str(e.flat.get("@timestamp", "")))
+
+
+#: Events sharing a pairing key are paired by likeness up to this many, else in order.
+SIMILAR_MAX = 64
+
+
+def _likeness(a: Event, b: Event) -> int:
+    """How many fields two events have the same (higher is more alike)."""
+    return sum(1 for k, v in a.flat.items() if k in b.flat and _canon(v) == _canon(b.flat[k]))
 
 
 def pair(
@@ -455,10 +497,14 @@ def pair(
             rest_a = []
             for e in a:
                 g = groups_b.get(key(e))
-                if g:
-                    pairs.append((e, g.pop(0)))
-                else:
+                if not g:
                     rest_a.append(e)
+                    continue
+                best = 0
+                if 1 < len(g) <= SIMILAR_MAX:
+                    scores = [_likeness(e, x) for x in g]
+                    best = scores.index(max(scores))
+                pairs.append((e, g.pop(best)))
             a = rest_a
             b = [e for g in groups_b.values() for e in g]
         missing += a
@@ -950,6 +996,7 @@ def run_jobs(
     workdir: Path | None = None,
     parallel: int = 8,
     cache: bool = True,
+    wirebeat_root: Path = ROOT,
 ) -> tuple[Result, dict[str, Result]]:
     """Run both tools on every job; the total and the result per job label."""
     binary = binary or find_packetbeat()
@@ -962,7 +1009,7 @@ def run_jobs(
     try:
         specs = [(j.capture, j.config) for j in jobs]
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            wb_future = pool.submit(wirebeat_all, specs, workdir)
+            wb_future = pool.submit(wirebeat_all, specs, workdir, wirebeat_root)
             pb_all = packetbeat_all(binary, specs, workdir, parallel, cache)
             wb_all = wb_future.result()
         total = Result()
@@ -1072,7 +1119,7 @@ def report(res: Result, verbose: bool = False, markdown: bool = False) -> str:
     out = []
     if lines:
         out += [
-            "Differences" + ("" if verbose else " not documented in docs/differences.md") + ":",
+            "Differences" + ("" if verbose else " not documented") + ":",
             *lines,
             "",
         ]
@@ -1113,6 +1160,11 @@ def build_parser() -> argparse.ArgumentParser:
         "-c", "--config", help="packetbeat.yml for both tools (default: every protocol on default ports)"
     )
     p.add_argument(
+        "--detailed",
+        action="store_true",
+        help="send_request/send_response everywhere, HTTP send_all_headers, Thrift framed",
+    )
+    p.add_argument(
         "--ports",
         action="append",
         default=[],
@@ -1129,6 +1181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="list documented differences too")
     p.add_argument("--markdown", action="store_true", help="the table as Markdown")
     p.add_argument("--unused", action="store_true", help="list documented entries nothing matched")
+    p.add_argument("--wirebeat-root", default=str(ROOT), help="the wirebeat checkout to run (default: here)")
     p.add_argument("--wirebeat-worker", help=argparse.SUPPRESS)
     return p
 
@@ -1155,11 +1208,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise CompareError("no captures given")
         cfg = load_config(args.config) if args.config else default_config()
         cfg = with_protocols(cfg, _parse_ports(args.ports))
+        if args.detailed:
+            cfg = detailed(cfg)
         entries = parse_differences(Path(args.differences).read_text(encoding="utf-8"), args.differences)
         binary = Path(args.packetbeat) if args.packetbeat else find_packetbeat()
         jobs = [Job(c.resolve(), cfg, c.name) for c in captures]
         total, per = run_jobs(
-            jobs, binary=binary, entries=entries, parallel=args.jobs, cache=not args.no_cache
+            jobs,
+            binary=binary,
+            entries=entries,
+            parallel=args.jobs,
+            cache=not args.no_cache,
+            wirebeat_root=Path(args.wirebeat_root).resolve(),
         )
     except CompareError as exc:
         print(f"compare-packetbeat: {exc}", file=sys.stderr)

@@ -398,6 +398,8 @@ class PgsqlHandler(ConnectionHandler):
             if op is not None and op.txn is not None:
                 op.txn.num_rows += 1
                 op.txn.resp_size += size
+                if not op.txn.responded:
+                    op.txn.end_ts = ts
                 op.txn.responded = True
         # N, S, A, K, R, v, G, H, W, c: asynchronous or informational
 

@@ -1,4 +1,5 @@
-"""What the live tests recorded from real servers, through real Packetbeat 9.3.0 and wirebeat.
+"""What the live tests recorded from real servers, through real Packetbeat 9.3.0 and wirebeat,
+with the recording's protocol options and again with every detail turned on (``detailed``).
 
 Runs after every other test (``after_live``; tests/conftest.py moves it last) so that it sees
 every recording of the session (``tests/oracle/recordings.py``). One test per protocol wirebeat
@@ -12,20 +13,27 @@ from pathlib import Path
 import pytest
 
 from protocols.registry import available
-from scripts.pbcompare import Job, Result, default_config, with_protocols
+from scripts.pbcompare import Job, Result, default_config, detailed, with_protocols
 from tests.helpers import need
 from tests.oracle.oracle import compare, explain
-from tests.oracle.recordings import RECORDINGS
+from tests.oracle.recordings import RECORDINGS, Recording
 
 pytestmark = [pytest.mark.integration, pytest.mark.after_live]
+
+
+def _label(r: Recording, variant: str) -> str:
+    return f"{r.label} ({variant})"
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Result]:
     if not RECORDINGS:
         return {}
-    base = default_config()
-    jobs = [Job(r.pcap, with_protocols(base, r.protocols), r.label) for r in RECORDINGS]
+    jobs = []
+    for r in RECORDINGS:
+        cfg = with_protocols(default_config(), r.protocols)
+        jobs.append(Job(r.pcap, cfg, _label(r, "as recorded")))
+        jobs.append(Job(r.pcap, detailed(cfg), _label(r, "detailed")))
     _total, per = compare(jobs, Path(tmp_path_factory.mktemp("pbcompare-live")))
     return per
 
@@ -35,7 +43,9 @@ def test_live_recordings_match_packetbeat(protocol: str, results: dict[str, Resu
     mine = [r for r in RECORDINGS if protocol in r.types]
     if not mine:
         need(f"a live recording of {protocol} in this session (run the integration tests with it)")
-    failed = {r.label: results[r.label] for r in mine if not results[r.label].ok}
-    assert not failed, "".join(f"\n== {label}{explain(res)}" for label, res in failed.items())
-    paired = sum(results[r.label].counts(protocol).paired for r in mine)
-    assert paired > 0, f"no {protocol} event of Packetbeat's paired in {[r.label for r in mine]}"
+    labels = [_label(r, v) for r in mine for v in ("as recorded", "detailed")]
+    failed = {label: results[label] for label in labels if not results[label].ok}
+    hint = "\nreproduce: scripts/compare-packetbeat -c CONFIG PCAP (see tests/oracle/recordings.py)"
+    assert not failed, "".join(f"\n== {label}{explain(res)}" for label, res in failed.items()) + hint
+    paired = sum(results[label].counts(protocol).paired for label in labels)
+    assert paired > 0, f"no event of Packetbeat's paired in {labels}"
