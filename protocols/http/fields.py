@@ -7,8 +7,9 @@ import re
 import zlib
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote_plus, unquote, urlsplit
+from urllib.parse import parse_qsl, quote_plus, unquote, unquote_to_bytes, urlsplit
 
+from protocols.common.digits import ascii_uint
 from protocols.common.event import ERROR, OK, add_notes, add_related, transaction_event
 from protocols.http.parser import Message
 from protocols.http.transactions import HttpTransaction, basic_auth_user
@@ -270,9 +271,9 @@ def _split_host(header: str) -> tuple[str, int]:
     host, port = header, 0
     pos = header.rfind(":")
     if pos != -1:
-        tail = header[pos + 1 :]
-        if tail.isdigit() and 0 < int(tail) < 65536:
-            host, port = header[:pos], int(tail)
+        n = ascii_uint(header[pos + 1 :], 5)
+        if n is not None and 0 < n < 65536:
+            host, port = header[:pos], n
     if len(host) > 2 and host[0] == "[" and host[-1] == "]" and _is_ip(host[1:-1]):
         host = host[1:-1]
     return host, port
@@ -298,13 +299,27 @@ def _full_url(host: str, port: int, raw_path: str, query: str) -> str:
         netloc = f"[{host}]"
     else:
         netloc = host
-    path = raw_path
+    path = _escape_path(raw_path)
     if path and not path.startswith("/"):
         path = "/" + path
     url = f"http://{netloc}{path}"
     if query:
         url += "?" + query
     return url
+
+
+#: What Go's url.URL.String() leaves unescaped in a path (RFC 3986 §3.3 as net/url reads it).
+_PATH_PLAIN = re.compile(r"[A-Za-z0-9\-_.~$&+,/:;=@]*")
+_PATH_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~$&+,/:;=@")
+
+
+def _escape_path(raw_path: str) -> str:
+    """The path as Packetbeat's ``url.full`` has it: decoded, then escaped by Go's net/url
+    (``*``, ``%2A`` and a space all come out as ``%2A``/``%20``; ``%2F`` becomes ``/``)."""
+    if _PATH_PLAIN.fullmatch(raw_path) or raw_path == "*":
+        return raw_path
+    raw = unquote_to_bytes(raw_path)
+    return "".join(chr(c) if c in _PATH_SAFE else f"%{c:02X}" for c in raw)
 
 
 def _keeps_authorization(cfg: Any) -> bool:

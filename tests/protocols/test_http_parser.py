@@ -326,3 +326,16 @@ def test_upgrade_stops_parsing() -> None:
     events = run(p, [(FROM_CLIENT, req), (FROM_SERVER, resp), (FROM_CLIENT, b"\x81\x85binaryframe")])
     assert [e["http"]["response"]["status_code"] for e in events] == [101]
     assert "http.parse_errors" not in p.stats
+
+
+def test_full_url_path_escaped_like_packetbeat() -> None:
+    """url.full is built by Go's net/url in Packetbeat: the decoded path escaped again."""
+    for raw, full in [
+        ("/logstash-*/_search", "/logstash-%2A/_search"),
+        ("/a%20b/caf%C3%A9", "/a%20b/caf%C3%A9"),
+        ("/x%2Fy;p=1,2:@$&+", "/x/y;p=1,2:@$&+"),
+        ("/plain-path_1.~", "/plain-path_1.~"),
+    ]:
+        req = f"GET {raw} HTTP/1.1\r\nHost: h\r\n\r\n".encode()
+        (e,) = run(plugin(), [(FROM_CLIENT, req), (FROM_SERVER, RESP)])
+        assert e["url"]["full"] == f"http://h:8080{full}", raw
