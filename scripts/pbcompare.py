@@ -386,11 +386,12 @@ def wirebeat_all(
 
 
 def flatten(doc: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested objects → dotted leaves; lists stay whole values."""
+    """Nested objects → dotted leaves; lists stay whole values. An empty object is no field
+    (Elasticsearch indexes nothing for it), so it is left out."""
     out: dict[str, Any] = {}
     for k, v in doc.items():
         path = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
+        if isinstance(v, dict):
             out.update(flatten(v, path + "."))
         else:
             out[path] = v
