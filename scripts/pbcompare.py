@@ -103,9 +103,12 @@ def default_protocols() -> list[dict[str, Any]]:
 
 
 def default_config() -> dict[str, Any]:
+    """Packetbeat's shipped packetbeat.yml (interfaces, flows, protocols; not its outputs and
+    host-describing processors), with the test ports of the shared captures."""
     return {
         "packetbeat.interfaces.device": "any",
         "packetbeat.interfaces.internal_networks": ["private"],
+        "packetbeat.flows": {"timeout": "30s", "period": "10s"},
         "packetbeat.protocols": default_protocols(),
     }
 
@@ -928,6 +931,7 @@ def compare(
 ) -> Result:
     pb = [Event(capture, dict(d)) for d in pb_docs]
     wb = [Event(capture, dict(d)) for d in wb_docs]
+    built = built | {e.type for e in wb}
     res = Result()
     for e in pb:
         res.counts(e.type).packetbeat += 1
@@ -1115,6 +1119,23 @@ def details(res: Result, verbose: bool = False) -> Iterator[str]:
             yield d.line()
 
 
+def field_summary(res: Result) -> list[str]:
+    """Per protocol: each differing field (or missing/extra event) with its count and entry."""
+    counts: dict[str, dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
+    for d in res.diffs:
+        if d.protocol in res.not_built:
+            continue
+        what = d.field if d.kind in FIELD_KINDS else d.kind
+        counts[d.protocol][(what, d.doc.slug if d.doc is not None else "UNDOCUMENTED")] += 1
+    out = []
+    for proto in sorted(counts, key=lambda p: (ORDER.index(p) if p in ORDER else len(ORDER), p)):
+        items = sorted(counts[proto].items(), key=lambda kv: (-kv[1], kv[0]))
+        out.append(
+            f"  {NAMES.get(proto, proto)}: " + ", ".join(f"{w} {n} [{slug}]" for (w, slug), n in items)
+        )
+    return out
+
+
 def report(res: Result, verbose: bool = False, markdown: bool = False) -> str:
     lines = list(details(res, verbose))
     out = []
@@ -1125,6 +1146,9 @@ def report(res: Result, verbose: bool = False, markdown: bool = False) -> str:
             "",
         ]
     out.append(table(res, markdown))
+    summary = field_summary(res)
+    if summary:
+        out += ["", "What differs (count, and the entry that explains it):", *summary]
     if res.not_built:
         names = ", ".join(NAMES.get(p, p) for p in _sorted_protocols(res) if p in res.not_built)
         out.append(f"\nnot built in wirebeat yet (no failure until they land): {names}")
