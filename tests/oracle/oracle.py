@@ -20,8 +20,10 @@ def packetbeat() -> Path:
         raise
 
 
-def compare(jobs: Sequence[Job], workdir: Path) -> tuple[Result, dict[str, Result]]:
-    total, per = pbcompare.run_jobs(jobs, binary=packetbeat(), workdir=workdir)
+def compare(jobs: Sequence[Job], workdir: Path, cache: bool = True) -> tuple[Result, dict[str, Result]]:
+    """Both tools on every job; Packetbeat's events are cached unless ``cache`` is off (live
+    recordings differ every session)."""
+    total, per = pbcompare.run_jobs(jobs, binary=packetbeat(), workdir=workdir, cache=cache)
     print()
     print(pbcompare.report(total))
     return total, per

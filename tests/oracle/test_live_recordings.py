@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from protocols.registry import available
 from scripts.pbcompare import Job, Result, default_config, detailed, with_protocols
@@ -25,16 +26,25 @@ def _label(r: Recording, variant: str) -> str:
     return f"{r.label} ({variant})"
 
 
+#: label → the command that repeats one comparison (config written next to the results).
+REPRODUCE: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Result]:
     if not RECORDINGS:
         return {}
+    workdir = Path(tmp_path_factory.mktemp("pbcompare-live"))
     jobs = []
-    for r in RECORDINGS:
+    for i, r in enumerate(RECORDINGS):
         cfg = with_protocols(default_config(), r.protocols)
-        jobs.append(Job(r.pcap, cfg, _label(r, "as recorded")))
-        jobs.append(Job(r.pcap, detailed(cfg), _label(r, "detailed")))
-    _total, per = compare(jobs, Path(tmp_path_factory.mktemp("pbcompare-live")))
+        for variant, c in (("as recorded", cfg), ("detailed", detailed(cfg))):
+            job = Job(r.pcap, c, _label(r, variant))
+            path = workdir / f"config-{i}-{variant.replace(' ', '-')}.yml"
+            path.write_text(yaml.safe_dump(c), encoding="utf-8")
+            REPRODUCE[job.label] = f"scripts/compare-packetbeat -v -c {path} {r.pcap}"
+            jobs.append(job)
+    _total, per = compare(jobs, workdir, cache=False)
     return per
 
 
@@ -45,7 +55,8 @@ def test_live_recordings_match_packetbeat(protocol: str, results: dict[str, Resu
         need(f"a live recording of {protocol} in this session (run the integration tests with it)")
     labels = [_label(r, v) for r in mine for v in ("as recorded", "detailed")]
     failed = {label: results[label] for label in labels if not results[label].ok}
-    hint = "\nreproduce: scripts/compare-packetbeat -c CONFIG PCAP (see tests/oracle/recordings.py)"
-    assert not failed, "".join(f"\n== {label}{explain(res)}" for label, res in failed.items()) + hint
+    assert not failed, "".join(
+        f"\n== {label}{explain(res)}\nrepeat with: {REPRODUCE[label]}" for label, res in failed.items()
+    )
     paired = sum(results[label].counts(protocol).paired for label in labels)
     assert paired > 0, f"no event of Packetbeat's paired in {labels}"
