@@ -12,8 +12,11 @@ remaining difference is either matched by an entry of ``docs/differences.md`` or
 undocumented. Exit status: 0 when every difference is documented, 1 otherwise, 2 when the
 comparison could not run (no Packetbeat, a tool failed).
 
-Events of protocols wirebeat does not decode yet (not in ``protocols.registry.available()``)
-are counted as "not built" and are no failure until the protocol lands.
+``--detailed`` turns on every field a protocol can send (``send_request``/``send_response``,
+HTTP ``send_all_headers``, Thrift on the framed transport). Events of protocols wirebeat does
+not decode yet (not in ``protocols.registry.available()``) are counted as "not built" and are no
+failure until the protocol lands. The shipped config's processors (host, cloud and docker
+metadata, MIME types of bodies that are not sent by default) are left out.
 """
 
 from __future__ import annotations
@@ -113,12 +116,29 @@ def default_config() -> dict[str, Any]:
     }
 
 
+def list_form(base: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with its protocols as one ``packetbeat.protocols`` list (Packetbeat 8 form),
+    whether they were written nested (``packetbeat: {protocols: ...}``) or as the 6.x mapping
+    of protocol names."""
+    cfg = copy.deepcopy(dict(base))
+    protos = cfg.pop("packetbeat.protocols", None)
+    nested = cfg.get("packetbeat")
+    if isinstance(nested, dict) and "protocols" in nested:
+        nested = dict(nested)
+        protos = nested.pop("protocols")
+        cfg["packetbeat"] = nested
+    if isinstance(protos, dict):
+        protos = [{"type": name, **(opts or {})} for name, opts in protos.items()]
+    cfg["packetbeat.protocols"] = list(protos or [])
+    return cfg
+
+
 def detailed(base: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` with every field a protocol can send: ``send_request``/``send_response`` for every
     protocol, ``send_all_headers`` for HTTP, and Thrift on the framed transport unless a
     transport is given (the shipped config decodes the socket transport)."""
-    cfg = copy.deepcopy(dict(base))
-    for p in cfg.get("packetbeat.protocols", []):
+    cfg = list_form(base)
+    for p in cfg["packetbeat.protocols"]:
         if p.get("type") == "icmp":
             continue
         p.setdefault("send_request", True)
@@ -134,8 +154,8 @@ def with_protocols(base: Mapping[str, Any], protocols: Sequence[Mapping[str, Any
     """``base`` (list form of ``packetbeat.protocols``) with protocol entries merged in: the
     ports join the protocol's entry (Packetbeat takes one entry per protocol), other options
     replace its options, and the ports leave any other protocol that claimed them."""
-    cfg = copy.deepcopy(dict(base))
-    plist = [dict(p) for p in cfg.get("packetbeat.protocols", [])]
+    cfg = list_form(base)
+    plist = [dict(p) for p in cfg["packetbeat.protocols"]]
     for entry in protocols:
         extra: dict[str, Any] = copy.deepcopy(dict(entry))
         taken = set(extra.get("ports", []))

@@ -362,3 +362,14 @@ def test_cli_exits_2_without_packetbeat(tmp_path: Any) -> None:
     assert proc.returncode == 2
     assert "is not an executable" in proc.stderr
     assert sys.executable  # the wrapper uses python3 from PATH
+
+
+def test_protocols_in_any_form_become_one_list() -> None:
+    nested = {"packetbeat": {"protocols": [{"type": "http", "ports": [80]}], "flows": {"enabled": False}}}
+    old = {"packetbeat.protocols": {"http": {"ports": [80]}, "redis": None}}
+    for cfg in (nested, old):
+        out = pc.with_protocols(cfg, [{"type": "http", "ports": [8000]}])
+        assert out["packetbeat.protocols"][0] == {"type": "http", "ports": [80, 8000]}
+        assert "protocols" not in out.get("packetbeat", {})
+    assert pc.list_form(old)["packetbeat.protocols"][1] == {"type": "redis"}
+    assert pc.detailed(nested)["packetbeat"] == {"flows": {"enabled": False}}
