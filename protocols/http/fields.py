@@ -222,6 +222,8 @@ def _extract_parameters(hide: list[str], m: Message) -> tuple[str, str, str]:
     """(decoded path, re-encoded sorted params, raw path) as Packetbeat derives them with Go's
     net/url, on the target's bytes: the path decoded (UTF-8 shown as such), query pairs Go
     cannot parse (a ``;``, a broken escape) dropped, the rest re-encoded byte for byte."""
+    if m.uri.isascii() and "%" not in m.uri and not m.save_body:
+        return _extract_plain(hide, m.uri)
     uri = m.uri.encode("latin-1")  # the parser keeps the request line's bytes as latin-1
     if uri[:1] == b"/" and uri[1:2] != b"/":
         # origin-form (nearly every request): no need for the general URL parser
@@ -250,6 +252,34 @@ def _extract_parameters(hide: list[str], m: Message) -> tuple[str, str, str]:
         return path, "", raw
     params = "&".join(f"{_escape(k)}={_escape(v)}" for k in sorted(values) for v in values[k])
     return path, params, raw
+
+
+def _extract_plain(hide: list[str], uri: str) -> tuple[str, str, str]:
+    """``_extract_parameters`` for an ASCII target without escapes (nearly every request)."""
+    if uri[:1] == "/" and uri[1:2] != "/":
+        raw_path, _, query = uri.partition("?")
+        query = query.partition("#")[0]
+        raw_path = raw_path.partition("#")[0]
+    else:
+        try:
+            parts = urlsplit(uri)
+        except ValueError:
+            return "", "", ""
+        raw_path, query = parts.path, parts.query
+    if not query:
+        return raw_path, "", raw_path
+    values: dict[str, list[str]] = {}
+    for part in query.split("&"):
+        if not part or ";" in part:
+            continue
+        k, _, v = part.partition("=")
+        if "+" in part:
+            k, v = k.replace("+", " "), v.replace("+", " ")
+        values.setdefault(k, []).append("xxxxx" if k.lower() in hide else v)
+    if not values:
+        return raw_path, "", raw_path
+    params = "&".join(f"{_escape(k)}={_escape(v)}" for k in sorted(values) for v in values[k])
+    return raw_path, params, raw_path
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
@@ -317,8 +347,7 @@ def _full_url(host: str, port: int, raw_path: str, query: str) -> str:
         netloc = f"[{host}]"
     else:
         netloc = host
-    if not _HOST_PLAIN.fullmatch(netloc):
-        netloc = "".join(chr(c) if c in _HOST_SAFE else f"%{c:02X}" for c in netloc.encode("utf-8"))
+    netloc = _escape_host(netloc)
     path = _escape_path(raw_path)
     if path and not path.startswith("/"):
         path = "/" + path
@@ -337,6 +366,14 @@ _PATH_PLAIN = re.compile(r"[A-Za-z0-9\-_.~$&+,/:;=@]*")
 _PATH_SAFE = frozenset(_ALNUM + b"-_.~$&+,/:;=@")
 
 
+@lru_cache(maxsize=4096)
+def _escape_host(netloc: str) -> str:
+    if _HOST_PLAIN.fullmatch(netloc):
+        return netloc
+    return "".join(chr(c) if c in _HOST_SAFE else f"%{c:02X}" for c in netloc.encode("utf-8"))
+
+
+@lru_cache(maxsize=4096)
 def _escape_path(raw_path: str) -> str:
     """The path as Packetbeat's ``url.full`` has it: decoded, then escaped by Go's net/url
     (``*``, ``%2A`` and a space all come out as ``%2A``/``%20``; ``%2F`` becomes ``/``)."""
