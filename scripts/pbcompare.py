@@ -736,6 +736,7 @@ class Diff:
     pb: Event | None = None
     wb: Event | None = None
     doc: Documented | None = None
+    hint: str = ""
 
     @property
     def event(self) -> Event:
@@ -751,6 +752,8 @@ class Diff:
 
     def line(self) -> str:
         tag = f"[{self.doc.slug}]" if self.doc is not None else "UNDOCUMENTED"
+        if self.doc is None and self.hint:
+            tag += f" ({self.hint})"
         ev = self.pb if self.pb is not None else self.wb
         assert ev is not None
         head = f"{tag} {self.capture}: {ev.describe()}"
@@ -828,35 +831,40 @@ class Context:
         return (slug, connection_of(e)) in self.causes
 
 
+def _applies(d: Documented, diff: Diff, ctx: Context | None, kind: str) -> bool:
+    if kind not in d.kinds or not d.matches_protocol(diff.protocol):
+        return False
+    if kind in FIELD_KINDS and not d.matches_field(diff.field):
+        return False
+    if d.when and not _when(d.when, diff.event):
+        return False
+    if d.unless and _unless(d.unless, diff.event):
+        return False
+    if d.when_packetbeat and (diff.pb is None or not _when(d.when_packetbeat, diff.pb)):
+        return False
+    if kind == "value" and d.packetbeat is not None and not value_matches(diff.pb_value(), d.packetbeat):
+        return False
+    if kind == "value" and d.wirebeat is not None and not value_matches(diff.wb_value(), d.wirebeat):
+        return False
+    if d.connection and (ctx is None or not ctx.fact(d.connection, diff.event)):
+        return False
+    if d.after and (ctx is None or not ctx.after(d.after, diff.event)):
+        return False
+    return not (d.with_ and (ctx is None or not ctx.with_(d.with_, diff.event)))
+
+
 def document(diff: Diff, entries: Sequence[Documented], ctx: Context | None = None) -> Documented | None:
-    """The first entry that explains ``diff`` (its ``used`` count goes up)."""
+    """The first entry that explains ``diff`` (its ``used`` count goes up). When none does,
+    an entry that would if it listed this kind is remembered as ``diff.hint``."""
     for d in entries:
-        if diff.kind not in d.kinds or not d.matches_protocol(diff.protocol):
-            continue
-        if diff.kind in FIELD_KINDS and not d.matches_field(diff.field):
-            continue
-        if d.when and not _when(d.when, diff.event):
-            continue
-        if d.unless and _unless(d.unless, diff.event):
-            continue
-        if d.when_packetbeat and (diff.pb is None or not _when(d.when_packetbeat, diff.pb)):
-            continue
-        if (
-            diff.kind == "value"
-            and d.packetbeat is not None
-            and not value_matches(diff.pb_value(), d.packetbeat)
-        ):
-            continue
-        if diff.kind == "value" and d.wirebeat is not None and not value_matches(diff.wb_value(), d.wirebeat):
-            continue
-        if d.connection and (ctx is None or not ctx.fact(d.connection, diff.event)):
-            continue
-        if d.after and (ctx is None or not ctx.after(d.after, diff.event)):
-            continue
-        if d.with_ and (ctx is None or not ctx.with_(d.with_, diff.event)):
-            continue
-        d.used += 1
-        return d
+        if _applies(d, diff, ctx, diff.kind):
+            d.used += 1
+            return d
+    if diff.kind in FIELD_KINDS and not diff.hint:
+        for d in entries:
+            if any(_applies(d, diff, ctx, k) for k in d.kinds if k in FIELD_KINDS):
+                diff.hint = f"{d.slug} would explain it with kind {diff.kind}"
+                break
     return None
 
 

@@ -373,3 +373,11 @@ def test_protocols_in_any_form_become_one_list() -> None:
         assert "protocols" not in out.get("packetbeat", {})
     assert pc.list_form(old)["packetbeat.protocols"][1] == {"type": "redis"}
     assert pc.detailed(nested)["packetbeat"] == {"flows": {"enabled": False}}
+
+
+def test_an_entry_of_the_wrong_kind_is_named_as_a_hint() -> None:
+    docs = entry("http/h", protocol="http", kind="value", fields=["url.query"])
+    res = run([ev(url__query="a=1")], [ev()], docs)
+    (d,) = res.undocumented
+    assert d.hint == "http/h would explain it with kind missing-field"
+    assert "would explain it with kind missing-field" in d.line()
