@@ -26,6 +26,7 @@ import yaml
 
 from tests.helpers import decode_file, need, need_tool, tcpdump
 from tests.integration.dns_server import BIG_HOSTS, BIG_TXT, ZONE, ZONE3, Bind, bind_server
+from tests.oracle.recordings import record_for_oracle
 
 pytestmark = pytest.mark.integration
 
@@ -206,9 +207,9 @@ def events(bind: Bind, tmp_path_factory: pytest.TempPathFactory) -> list[dict[st
     with tcpdump(pcap, f"host {HOST} and port {bind.port}", settle=1.0):
         _probe(bind, pcap)
         workload(bind)
-    out = decode_file(
-        pcap, {"dns": {"ports": [bind.port], "include_authorities": True, "include_additionals": True}}
-    )
+    options = {"ports": [bind.port], "include_authorities": True, "include_additionals": True}
+    record_for_oracle(pcap, [{"type": "dns", **options}])
+    out = decode_file(pcap, {"dns": options})
     return [e for e in out if e.get("resource") != f"probe.{ZONE}"]
 
 
