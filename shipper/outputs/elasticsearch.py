@@ -37,7 +37,15 @@ import orjson
 
 from protocols.common.config import Duration
 from shipper.backoff import Backoff
-from shipper.outputs.base import EncodedEvent, Output, OutputContext, OutputError, encode_event
+from shipper.outputs.base import (
+    ConnectError,
+    EncodedEvent,
+    EventEncodingError,
+    Output,
+    OutputContext,
+    OutputError,
+    encode_event,
+)
 from shipper.setup.http import HttpClient, SslSettings, TransportError
 
 log = logging.getLogger("elasticsearch")
@@ -217,7 +225,7 @@ class ElasticsearchOutput(Output):
                 continue
             try:
                 lines.append(self._action(e))
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, EventEncodingError) as exc:
                 outcome[i] = _DROP
                 self.stats.incr("output.elasticsearch.events.not_indexable")
                 log.error("cannot encode event for the bulk request (dropped): %s", _brief(exc))
@@ -264,7 +272,14 @@ class ElasticsearchOutput(Output):
             )
         except TransportError as exc:
             self.stats.incr("output.elasticsearch.connection_errors")
-            raise OutputError(f"bulk request failed: {exc.message}", retriable=True) from None
+            if exc.connect_failed:
+                # Nothing was sent (libbeat: Connect fails, the batch is cancelled).
+                raise ConnectError(f"bulk request failed: {exc.message}") from None
+            # The request may have been indexed before the connection broke: a resend
+            # can duplicate these events (libbeat: RetryEvents, one retry charged).
+            raise OutputError(
+                f"bulk request failed: {exc.message}", retriable=True, unacked=len(events)
+            ) from None
         if resp.status == 413 and len(events) > 1:
             return None
         if not resp.ok:
@@ -288,7 +303,9 @@ class ElasticsearchOutput(Output):
         counts = {"acked": 0, "duplicates": 0, "not_indexable": 0, "retried": 0}
         for item in items:
             res = next(iter(item.values())) if isinstance(item, dict) and item else {}
-            status = int(res.get("status", 0)) if isinstance(res, dict) else 0
+            status = res.get("status", 0) if isinstance(res, dict) else 0
+            if not isinstance(status, int) or isinstance(status, bool):
+                status = 0  # a garbled answer: retried
             if 200 <= status < 300:
                 out.append(_DONE)
                 counts["acked"] += 1

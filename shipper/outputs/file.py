@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 import attrs
 
 from protocols.common.config import positive
-from shipper.outputs.base import CodecSettings, Output, OutputContext, OutputError, encode_event
+from shipper.outputs.base import CodecSettings, Output, OutputContext, OutputError, encode_lines
 
 
 def _file_count(_inst: Any, _attr: attrs.Attribute[Any], value: int) -> None:
@@ -45,6 +45,7 @@ class FileOutput(Output):
 
     def __init__(self, config: FileConfig, ctx: OutputContext) -> None:
         self.config = config
+        self.stats = ctx.stats
         self.dir = Path(config.path or ctx.data_path)
         self.base = config.filename or ctx.index
         self.limit = config.rotate_every_kb * 1024
@@ -109,8 +110,7 @@ class FileOutput(Output):
     async def publish(self, events: list[dict[str, Any]]) -> int:
         if self._fh is None:
             self._open_next()
-        for e in events:
-            line = encode_event(e, self.pretty, self.escape) + b"\n"
+        for line in encode_lines(events, self.pretty, self.escape, self.stats):
             if self._size and self._size + len(line) > self.limit:
                 self._open_next()
             assert self._fh is not None

@@ -24,7 +24,14 @@ from protocols.common.config import Duration
 from shipper.backoff import Backoff
 from shipper.config import ConfigError
 from shipper.lumberjack.client import LumberjackClient, LumberjackError
-from shipper.outputs.base import Output, OutputContext, OutputError, encode_event
+from shipper.outputs.base import (
+    ConnectError,
+    EventEncodingError,
+    Output,
+    OutputContext,
+    OutputError,
+    encode_event,
+)
 from shipper.outputs.hosts import format_host, parse_host
 from shipper.tlsconfig import SSLConfig, TLSConfigError, client_context
 
@@ -183,7 +190,8 @@ class Worker:
                 self.output.stats.incr("output.connect_errors")
                 if self.failover is not None:
                     self.failover.failed(idx)
-                raise OutputError(f"failed to connect to {self.output.url(idx)}: {exc}") from exc
+                # Nothing was sent: the pipeline cancels the batch without charging a retry.
+                raise ConnectError(f"failed to connect to {self.output.url(idx)}: {exc}") from exc
             log.info("Connection to %s established", self.output.url(idx))
             self.client, self.host_index = c, idx
             return c
@@ -196,31 +204,35 @@ class Worker:
         acked = 0
         while acked < total:
             n = self.window.take(total - acked)
-            payloads = [encode_event(e, escape_html=escape) for e in events[acked : acked + n]]
+            window = events[acked : acked + n]
+            payloads, kept = _encode_window(window, escape, stats)
+            if not payloads:  # every event of the window was unencodable (dropped, counted)
+                acked += n
+                continue
             try:
                 got = await client.send(payloads)
             except LumberjackError as exc:
-                acked += exc.acked
-                if exc.written:
-                    # Sent but not acknowledged: the receiver may have them, so the resend
-                    # can duplicate them (at-least-once).
-                    stats.incr("output.unacked", n - exc.acked)
+                # The acknowledged prefix of the window, mapped back to its events.
+                done = kept[exc.acked - 1] + 1 if exc.acked else 0
+                acked += done
                 self.window.failure()
                 stats.incr("output.window_errors")
                 if self.failover is not None:
                     self.failover.failed(self.host_index)
                 await client.close()
+                # The connection broke with the window in flight (libbeat's sync/async
+                # clients call batch.RetryEvents here: one retry charged). Sent but not
+                # acknowledged: the receiver may have them, so the resend can duplicate
+                # them (at-least-once; counted by the pipeline as output.unacked).
+                unacked = len(payloads) - exc.acked if exc.written else 0
+                if not exc.written and acked == 0:
+                    # The connection was already gone: nothing of the batch left us.
+                    raise ConnectError(f"{self.output.url(self.host_index)}: {exc}") from exc
+                where = f"{self.output.url(self.host_index)}: {exc}"
                 if acked:
-                    log.warning(
-                        "%s: %s (%d of %d events acknowledged; resending the rest)",
-                        self.output.url(self.host_index),
-                        exc,
-                        acked,
-                        total,
-                    )
-                    return acked
-                raise OutputError(str(exc), retriable=True) from exc
-            acked += got
+                    where += f" ({acked} of {total} events acknowledged; resending the rest)"
+                raise OutputError(where, retriable=True, acked=acked, unacked=unacked) from exc
+            acked += n
             self.window.success(got)
         return acked
 
@@ -228,6 +240,23 @@ class Worker:
         if self.client is not None:
             await self.client.close()
             self.client = None
+
+
+def _encode_window(window: list[Any], escape: bool, stats: Any) -> tuple[list[bytes], list[int]]:
+    """The window's payloads and, for each, the index of its event; an event that cannot
+    be encoded (only possible for plain dicts, never for the pipeline's events) is
+    dropped and counted (``output.dropped_unencodable``)."""
+    payloads: list[bytes] = []
+    kept: list[int] = []
+    for i, e in enumerate(window):
+        try:
+            payloads.append(encode_event(e, escape_html=escape))
+        except EventEncodingError as exc:
+            stats.incr("output.dropped_unencodable")
+            log.warning("dropping an event that cannot be encoded: %s", exc)
+            continue
+        kept.append(i)
+    return payloads, kept
 
 
 class LogstashOutput(Output):

@@ -27,7 +27,14 @@ from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from protocols.common.config import Duration, one_of
 from shipper.backoff import Backoff
-from shipper.outputs.base import Output, OutputContext, OutputError, encode_event
+from shipper.outputs.base import (
+    ConnectError,
+    EventEncodingError,
+    Output,
+    OutputContext,
+    OutputError,
+    encode_event,
+)
 from shipper.outputs.hosts import format_host, parse_host
 from shipper.outputs.logstash import BackoffSettings
 
@@ -93,10 +100,24 @@ class _Conn:
         )
 
     async def ensure(self) -> aioredis.Redis:
+        """A connected, authenticated client on the right db (libbeat's redis Connect:
+        dial, AUTH, SELECT). Failing here sends nothing: :class:`ConnectError`."""
         if self.client is None:
             if self.output.failover is not None:
                 self.host_index = self.output.failover
-            self.client = self._new_client()
+            client = self._new_client()
+            try:
+                await client.initialize()  # single_connection_client: dials, AUTH, SELECT
+            except (RedisError, OSError) as exc:
+                self.output.stats.incr("output.redis.connect_errors")
+                try:
+                    await client.aclose()
+                except (RedisError, OSError):
+                    pass
+                self.output.moved_on(self.host_index)
+                retriable = not isinstance(exc, AuthenticationError | ResponseError)
+                raise ConnectError(f"{self.output.url(self.host_index)}: {exc}", retriable) from exc
+            self.client = client
         return self.client
 
     async def reset(self) -> None:
@@ -167,11 +188,24 @@ class RedisOutput(Output):
         finally:
             self._slots.put_nowait(conn)
 
+    def moved_on(self, idx: int) -> None:
+        """Without loadbalance, the host after ``idx`` is used once ``idx`` failed."""
+        if self.failover is not None and len(self.hosts) > 1 and self.failover == idx:
+            self.failover = (idx + 1) % len(self.hosts)
+
     async def _send(self, conn: _Conn, events: list[dict[str, Any]]) -> int:
         escape = self.config.escape_html
-        payloads = [encode_event(e, escape_html=escape) for e in events]
+        payloads = []
+        for e in events:
+            try:
+                payloads.append(encode_event(e, escape_html=escape))
+            except EventEncodingError as exc:
+                self.stats.incr("output.dropped_unencodable")
+                log.warning("dropping an event that cannot be encoded: %s", exc)
+        if not payloads:
+            return len(events)
+        client = await conn.ensure()
         try:
-            client = await conn.ensure()
             if self.config.datatype == "list":
                 await client.rpush(self.key, *payloads)
             else:
@@ -183,10 +217,12 @@ class RedisOutput(Output):
             self.stats.incr("output.redis.errors")
             idx = conn.host_index
             await conn.reset()
-            if self.failover is not None and len(self.hosts) > 1 and self.failover == idx:
-                self.failover = (idx + 1) % len(self.hosts)
+            self.moved_on(idx)
             retriable = not isinstance(exc, AuthenticationError | ResponseError)
-            raise OutputError(f"{self.url(idx)}: {exc}", retriable=retriable) from exc
+            # An error reply stored nothing (RPUSH is atomic); a lost connection may
+            # have stored the batch before the reply was lost: a resend duplicates it.
+            unacked = 0 if isinstance(exc, ResponseError) else len(payloads)
+            raise OutputError(f"{self.url(idx)}: {exc}", retriable=retriable, unacked=unacked) from exc
         self.stats.incr("output.sent", len(events))
         return len(events)
 
