@@ -97,6 +97,21 @@ class Beat:
             return MemQueue(stats=self.stats)
         return MemQueue(mem.events, mem.flush_min_events, mem.flush_timeout, self.stats)
 
+    def dry_build(self) -> None:
+        """Construct what a run constructs (decoder with its limits, queue, output client)
+        without side effects, so `test config` fails where `run` would (ConfigError)."""
+        self.new_decoder()
+        if self.settings.queue.disk is None:
+            self.build_queue()
+        name = self.settings.output_name()
+        if name not in ("file", "console", "discard"):  # those open files or stdout
+            out = self.build_output()
+            close = getattr(out, "close", None)
+            if close is not None:
+                import asyncio
+
+                asyncio.run(close())
+
     def index_name(self) -> str:
         cfg = self.settings.output_config()
         index = getattr(cfg, "index", "") if cfg is not None else ""

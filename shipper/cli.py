@@ -239,11 +239,12 @@ def cmd_test(args: argparse.Namespace, what: str) -> int:
     if what == "config":
         settings = load(args)
         setup_logs(args, None)
-        from protocols.decoder import Decoder
-        from protocols.registry import ProtocolConfigError, build_plugins
+        from protocols.registry import ProtocolConfigError
+        from shipper.beat import Beat
 
         try:
-            Decoder(build_plugins(settings.packetbeat.protocols))
+            # Build what `run` builds, short of opening devices, files and connections.
+            Beat(settings).dry_build()
         except ProtocolConfigError as exc:
             raise _fail(f"packetbeat.protocols: {exc}") from None
         check = _optional("shipper.live", "check_interfaces")

@@ -37,7 +37,7 @@ class ConsoleOutput(Output):
         self.stream = stream if stream is not None else sys.stdout.buffer
         self.pretty = config.pretty or config.codec.json.pretty
         self.escape = config.codec.json.escape_html
-        self.batch_size = config.bulk_max_size
+        self.batch_size = max(0, config.bulk_max_size)
 
     async def publish(self, events: list[dict[str, Any]]) -> int:
         out = self.stream

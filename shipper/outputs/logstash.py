@@ -22,7 +22,7 @@ import attrs
 
 from protocols.common.config import Duration
 from shipper.backoff import Backoff
-from shipper.config import ConfigError
+from shipper.config import ConfigError, at_least, between, greater_than
 from shipper.lumberjack.client import LumberjackClient, LumberjackError
 from shipper.outputs.base import (
     ConnectError,
@@ -48,22 +48,6 @@ def _hosts(_inst: Any, _attr: attrs.Attribute[Any], value: list[str]) -> None:
         parse_host(h, DEFAULT_PORT)
 
 
-def _range(lo: int, hi: int) -> Any:
-    def check(_inst: Any, attr: attrs.Attribute[Any], value: int) -> None:
-        if not lo <= value <= hi:
-            raise ValueError(f"{attr.name}: must be between {lo} and {hi}, got {value}")
-
-    return check
-
-
-def _min(lo: float) -> Any:
-    def check(_inst: Any, attr: attrs.Attribute[Any], value: float) -> None:
-        if value < lo:
-            raise ValueError(f"{attr.name}: must be >= {lo:g}, got {value!r}")
-
-    return check
-
-
 def _no_proxy(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:
     if value:
         raise ValueError("proxy_url: SOCKS5 proxies are not supported by wirebeat")
@@ -71,8 +55,8 @@ def _no_proxy(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:
 
 @attrs.frozen
 class BackoffSettings:
-    init: Duration = attrs.field(default=Duration(1.0), validator=_min(0))
-    max: Duration = attrs.field(default=Duration(60.0), validator=_min(0))
+    init: Duration = attrs.field(default=Duration(1.0), validator=greater_than(0))
+    max: Duration = attrs.field(default=Duration(60.0), validator=greater_than(0))
 
 
 @attrs.frozen
@@ -80,14 +64,17 @@ class LogstashConfig:
     enabled: bool = True
     hosts: list[str] = attrs.field(factory=list, validator=_hosts)
     loadbalance: bool = False
-    worker: int = attrs.field(default=1, validator=_min(1))
-    pipelining: int = attrs.field(default=2, validator=_min(0))
+    #: Connections per host; libbeat has no upper bound, wirebeat keeps it sane.
+    worker: int = attrs.field(default=1, validator=between(1, 1024))
+    pipelining: int = attrs.field(default=2, validator=between(0, 1024))
+    #: <= 0: the queue's batches are sent unsplit (libbeat).
     bulk_max_size: int = 2048
     slow_start: bool = False
-    compression_level: int = attrs.field(default=3, validator=_range(0, 9))
-    timeout: Duration = attrs.field(default=Duration(30.0), validator=_min(0.001))
-    ttl: Duration = attrs.field(default=Duration(0.0), validator=_min(0))
-    max_retries: int = 3
+    compression_level: int = attrs.field(default=3, validator=between(0, 9))
+    timeout: Duration = attrs.field(default=Duration(30.0), validator=greater_than(0))
+    ttl: Duration = attrs.field(default=Duration(0.0), validator=at_least(0))
+    #: -1: retry for ever (libbeat validate:"min=-1"). Connection failures never count.
+    max_retries: int = attrs.field(default=3, validator=at_least(-1))
     backoff: BackoffSettings = BackoffSettings()
     escape_html: bool = False
     index: str = ""
@@ -272,7 +259,7 @@ class LogstashOutput(Output):
         except TLSConfigError as exc:
             raise ConfigError("output.logstash", str(exc)) from None
         self.scheme = "tls" if self.ssl_context is not None else "tcp"
-        self.batch_size = config.bulk_max_size if config.bulk_max_size > 0 else 0
+        self.batch_size = max(0, config.bulk_max_size)
         self.max_retries = config.max_retries
         self.backoff = Backoff(config.backoff.init, config.backoff.max)
         failover = None if config.loadbalance or len(self.hosts) == 1 else _Failover(len(self.hosts))

@@ -27,6 +27,7 @@ from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from protocols.common.config import Duration, one_of
 from shipper.backoff import Backoff
+from shipper.config import at_least, between, greater_than
 from shipper.outputs.base import (
     ConnectError,
     EventEncodingError,
@@ -50,14 +51,6 @@ def _hosts(_inst: Any, _attr: attrs.Attribute[Any], value: list[str]) -> None:
         parse_host(h, DEFAULT_PORT)
 
 
-def _at_least(lo: float) -> Any:
-    def check(_inst: Any, attr: attrs.Attribute[Any], value: float) -> None:
-        if value < lo:
-            raise ValueError(f"{attr.name}: must be >= {lo:g}, got {value!r}")
-
-    return check
-
-
 @attrs.frozen
 class RedisConfig:
     enabled: bool = True
@@ -65,13 +58,15 @@ class RedisConfig:
     index: str = ""
     key: str = ""
     password: str = ""
-    db: int = attrs.field(default=0, validator=_at_least(0))
+    db: int = attrs.field(default=0, validator=between(0, 1 << 31))
     datatype: str = attrs.field(default="list", validator=one_of("list", "channel"))
-    timeout: Duration = attrs.field(default=Duration(5.0), validator=_at_least(0.001))
-    worker: int = attrs.field(default=1, validator=_at_least(1))
+    timeout: Duration = attrs.field(default=Duration(5.0), validator=greater_than(0))
+    worker: int = attrs.field(default=1, validator=between(1, 1024))
     loadbalance: bool = True
+    #: <= 0: the queue's batches are sent unsplit (libbeat).
     bulk_max_size: int = 2048
-    max_retries: int = 3
+    #: -1: retry for ever. Connection failures never count.
+    max_retries: int = attrs.field(default=3, validator=at_least(-1))
     backoff: BackoffSettings = BackoffSettings()
     escape_html: bool = False
 
@@ -138,7 +133,7 @@ class RedisOutput(Output):
         self.stats = ctx.stats
         self.hosts = [parse_host(h, DEFAULT_PORT) for h in config.hosts]
         self.key = config.key or config.index or ctx.index
-        self.batch_size = config.bulk_max_size if config.bulk_max_size > 0 else 0
+        self.batch_size = max(0, config.bulk_max_size)
         self.max_retries = config.max_retries
         self.backoff = Backoff(config.backoff.init, config.backoff.max)
         #: Without loadbalance: the index of the one host in use (moves on after a failure).
