@@ -436,6 +436,9 @@ class Builder:
         if origin in (Union, types.UnionType):
             if value is None and type(None) in args:
                 return None
+            candidates = [a for a in args if a is not type(None)]
+            if len(candidates) == 1:  # Optional[X]: X's own error, with its own key path
+                return self.convert(candidates[0], value, path)
             errors = []
             for arg in args:
                 if arg is type(None):

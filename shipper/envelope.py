@@ -315,19 +315,22 @@ class Envelope:
             event = evt["event"] = {}
         elif not isinstance(event, dict):
             raise EventRejected("invalid", "'event' is not an object")
-        start = event.get("start")
-        end = event.get("end")
-        if type(start) is int and type(end) is int and "duration" not in event and end >= start:
-            event["duration"] = end - start
+        start: Any = event.get("start")
+        end: Any = event.get("end")
         ts = evt.get("@timestamp")
+        # Format first: an event with a time out of range is rejected before it is changed.
         if type(ts) is int:
-            stamp = fmt(ts)  # first: an out-of-range event is rejected before it is changed
+            stamp = fmt(ts)
         elif not isinstance(ts, str):
             raise EventRejected("invalid", f"@timestamp is neither an integer nor a string: {ts!r:.40}")
-        if type(start) is int:
-            event["start"] = fmt(start)
-        if type(end) is int:
-            event["end"] = fmt(end)
+        start_text = fmt(start) if type(start) is int else None
+        end_text = fmt(end) if type(end) is int else None
+        if start_text is not None and end_text is not None and "duration" not in event and end >= start:
+            event["duration"] = end - start
+        if start_text is not None:
+            event["start"] = start_text
+        if end_text is not None:
+            event["end"] = end_text
         # Shared, never mutated: the same list objects serve every event.
         if "kind" not in event:
             event["kind"] = "event"

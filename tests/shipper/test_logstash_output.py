@@ -336,5 +336,12 @@ def test_slow_receiver_back_pressure_blocks_a_replay_and_drops_counted_when_live
 
 
 def test_unusable_tls_files_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"output\.logstash: ssl\.certificate_authorities: cannot load"):
+    with pytest.raises(
+        ConfigError,
+        match=r"output\.logstash\.ssl\.certificate_authorities\.0: file '.*missing.crt' does not exist",
+    ):
         make_output(hosts=["a"], **{"ssl.certificate_authorities": [str(tmp_path / "missing.crt")]})
+    garbage = tmp_path / "garbage.crt"
+    garbage.write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match=r"output\.logstash: ssl\.certificate_authorities: cannot load"):
+        make_output(hosts=["a"], **{"ssl.certificate_authorities": [str(garbage)]})
