@@ -208,6 +208,9 @@ class Pipeline:
         q = self.queue
         stats = self.stats
         size = out.batch_size or 2048
+        # Each consumer backs off on its own, like each libbeat client (outputs/backoff.go):
+        # sharing one policy would double the delay per failure with two consumers.
+        backoff = self.backoff if idx == 0 else self.backoff.clone()
         while not self._stop.is_set():
             try:
                 entries = await loop.run_in_executor(pool, q.get, size, 0.5 if q.closed else None)
@@ -231,7 +234,7 @@ class Pipeline:
                 q.nack(entries)
                 stats.incr("output.cancelled_batches")
                 stats.incr("output.cancelled_events", len(entries))
-                delay = self.backoff.next()
+                delay = backoff.next()
                 log.warning(
                     "cannot reach %s: %s (retrying in %.1fs; %d events waiting, no retry charged)",
                     out.describe(),
@@ -269,7 +272,7 @@ class Pipeline:
             stats.incr("output.acked", acked)
             rest = entries[acked:]
             if not rest:
-                self.backoff.reset()
+                backoff.reset()
                 continue
             # The receiver had the batch and did not take all of it (an in-flight
             # connection loss, 429/5xx answers): libbeat's batch.RetryEvents, which
@@ -279,9 +282,9 @@ class Pipeline:
                 log.warning("failed to publish %d events to %s: %s", len(rest), out.describe(), err)
             self._charge(rest)
             if acked == 0:
-                await self._sleep(self.backoff.next())
+                await self._sleep(backoff.next())
             else:
-                self.backoff.reset()
+                backoff.reset()
 
     def _charge(self, rest: list[Entry]) -> None:
         out, q = self.output, self.queue
