@@ -36,6 +36,8 @@ _BUILTIN_MODULES = {
     "pgsql": "protocols.pgsql",
     "redis": "protocols.redis",
     "thrift": "protocols.thrift",
+    "mongodb": "protocols.mongodb",
+    "tls": "protocols.tls",
 }
 
 _classes: dict[str, type[Plugin]] = {}
