@@ -38,6 +38,7 @@ _BUILTIN_MODULES = {
     "thrift": "protocols.thrift",
     "mongodb": "protocols.mongodb",
     "tls": "protocols.tls",
+    "amqp": "protocols.amqp",
 }
 
 _classes: dict[str, type[Plugin]] = {}
