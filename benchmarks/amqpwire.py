@@ -43,7 +43,7 @@ def value(v: Any) -> bytes:
         if kind in "Ii":
             return kind.encode() + struct.pack(">i" if kind == "I" else ">I", x)
         if kind in "Ll":
-            return kind.encode() + struct.pack(">q" if kind == "l" else ">Q", x)
+            return kind.encode() + struct.pack(">q", x)
         if kind == "f":
             return b"f" + struct.pack(">f", x)
         if kind == "d":
