@@ -237,8 +237,11 @@ class FrameParser:
         return out
 
     def drop(self) -> int:
-        """Forget everything (a gap, or the end): returns the messages lost."""
+        """Forget everything (a gap, or the end): returns the messages lost (a frame cut
+        short counts as one)."""
         lost = len(self.contents)
+        if self.buf or (self.end_pending and self.body_content is None):
+            lost += 1
         self.contents.clear()
         self.buf = bytearray()
         self.body_left = 0
