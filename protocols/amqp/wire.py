@@ -22,6 +22,7 @@ and a decimal's value is signed.
 from __future__ import annotations
 
 import struct
+import time
 from typing import Any
 
 _U16 = struct.Struct(">H")
@@ -69,13 +70,16 @@ def go_text(raw: bytes) -> str:
 def short_string(buf: bytes, pos: int) -> tuple[str, int]:
     """A length byte and that many bytes."""
     try:
-        n = buf[pos]
+        end = pos + 1 + buf[pos]
     except IndexError:
         raise Malformed("short string length past the end") from None
-    end = pos + 1 + n
     if end > len(buf):
         raise Malformed("short string past the end")
-    return go_text(buf[pos + 1 : end]), end
+    raw = buf[pos + 1 : end]
+    try:
+        return raw.decode(), end
+    except UnicodeDecodeError:
+        return go_text(raw), end
 
 
 def long_string(buf: bytes, pos: int) -> tuple[str, int]:
@@ -102,6 +106,11 @@ def _days_to_civil(days: int) -> tuple[int, int, int]:
 
 def amqp_time(seconds: int) -> str:
     """Seconds since the epoch in Go's ``January _2 15:04:05 2006`` layout (UTC)."""
+    if 0 <= seconds < 253402300800:  # years 1970-9999: the C library's conversion
+        t = time.gmtime(seconds)
+        return (
+            f"{MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {t.tm_year}"
+        )
     days, rest = divmod(seconds, 86400)
     y, m, d = _days_to_civil(days)
     hh, rest = divmod(rest, 3600)

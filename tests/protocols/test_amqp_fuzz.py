@@ -25,7 +25,15 @@ from protocols.stats import Counters
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MAX_FRAME = 64 * 1024
 
-HEADERS = {"s": "v", "n": -1, "t": True, "d": ("D", (2, 5)), "x": b"\x00", "a": [1, {"k": None}], "T": ("T", 1)}
+HEADERS = {
+    "s": "v",
+    "n": -1,
+    "t": True,
+    "d": ("D", (2, 5)),
+    "x": b"\x00",
+    "a": [1, {"k": None}],
+    "T": ("T", 1),
+}
 
 #: A conversation: (direction, bytes) in wire order, every method and message kind.
 SAMPLES: list[tuple[int, bytes]] = [
@@ -45,11 +53,19 @@ SAMPLES: list[tuple[int, bytes]] = [
     (FROM_SERVER, w.ok(1, 50, 21)),
     (FROM_CLIENT, w.basic_qos(1, 0, 5)),
     (FROM_SERVER, w.ok(1, 60, 11)),
-    (FROM_CLIENT, w.basic_publish(1, "ex", "a.b", b"x" * 9000, frame_max=4096, content_type="text/plain", headers=HEADERS)),
+    (
+        FROM_CLIENT,
+        w.basic_publish(
+            1, "ex", "a.b", b"x" * 9000, frame_max=4096, content_type="text/plain", headers=HEADERS
+        ),
+    ),
     (FROM_CLIENT, w.basic_publish(1, "", "q", b"", message_id="empty", timestamp=1709283907, priority=3)),
     (FROM_CLIENT, w.basic_consume(1, "q", "t1")),
     (FROM_SERVER, w.basic_consume_ok(1, "t1")),
-    (FROM_SERVER, w.basic_deliver(1, "t1", 1, "ex", "a.b", b"{}", content_type="application/json", user_id="u")),
+    (
+        FROM_SERVER,
+        w.basic_deliver(1, "t1", 1, "ex", "a.b", b"{}", content_type="application/json", user_id="u"),
+    ),
     (FROM_CLIENT, w.basic_ack(1, 1) + w.basic_nack(1, 2) + w.basic_reject(1, 3)),
     (FROM_CLIENT, w.basic_get(1, "q")),
     (FROM_SERVER, w.basic_get_ok(1, 4, "ex", "a.b", 0, b"\x00\xff" * 700)),
@@ -70,7 +86,12 @@ SAMPLES: list[tuple[int, bytes]] = [
 
 def plugin(**kw: Any) -> AmqpPlugin:
     cfg = AmqpConfig(
-        ports=[5672], send_request=True, send_response=True, hide_connection_information=False, max_frame_size=MAX_FRAME, **kw
+        ports=[5672],
+        send_request=True,
+        send_response=True,
+        hide_connection_information=False,
+        max_frame_size=MAX_FRAME,
+        **kw,
     )
     return AmqpPlugin(cfg, Counters())
 
@@ -97,7 +118,14 @@ def feed(plug: AmqpPlugin, pieces: list[tuple[int, bytes]]) -> list[dict[str, An
 
 def view(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [
-        (e["method"], e["status"], e.get("request"), e.get("response"), str(e["amqp"]), e["source"].get("bytes"))
+        (
+            e["method"],
+            e["status"],
+            e.get("request"),
+            e.get("response"),
+            str(e["amqp"]),
+            e["source"].get("bytes"),
+        )
         for e in events
     ]
 
@@ -191,7 +219,10 @@ def test_random_content_headers(props: bytes, size: int) -> None:
 @FUZZ
 @given(
     st.integers(min_value=0, max_value=len(SAMPLES) - 1),
-    st.lists(st.tuples(st.integers(min_value=0, max_value=20_000), st.integers(min_value=0, max_value=255)), max_size=8),
+    st.lists(
+        st.tuples(st.integers(min_value=0, max_value=20_000), st.integers(min_value=0, max_value=255)),
+        max_size=8,
+    ),
     st.lists(st.integers(min_value=0, max_value=20_000), max_size=5),
 )
 def test_mutated_messages(k: int, flips: list[tuple[int, int]], cuts: list[int]) -> None:
@@ -237,7 +268,11 @@ def test_lying_sizes_allocate_nothing() -> None:
     assert p.feed(struct.pack(">BHI", 1, 1, 2**32 - 1) + b"\0" * 1000, 0) == []
     assert stats["amqp.oversized_frames"] == 1 and not p.buf
     # A message that claims 2**64 bytes of body, then body frames: only max_body_length kept.
-    p.feed(w.method(1, 60, 40, b"\x00\x00\x00\x01q\x00") + w.frame(2, 1, struct.pack(">HHQH", 60, 0, 2**64 - 1, 0)), 0)
+    p.feed(
+        w.method(1, 60, 40, b"\x00\x00\x00\x01q\x00")
+        + w.frame(2, 1, struct.pack(">HHQH", 60, 0, 2**64 - 1, 0)),
+        0,
+    )
     frame = w.frame(3, 1, b"z" * 100_000)
     for _ in range(100):
         p.feed(frame, 0)
@@ -247,7 +282,9 @@ def test_lying_sizes_allocate_nothing() -> None:
 
 def test_large_frames_in_small_segments_are_linear() -> None:
     big_table = {f"k{i}": "v" * 100 for i in range(40_000)}  # a 4 MB arguments table
-    frame = w.queue_declare(1, "q", arguments=big_table) + w.basic_publish(1, "", "q", b"b" * 4_000_000, frame_max=1 << 22)
+    frame = w.queue_declare(1, "q", arguments=big_table) + w.basic_publish(
+        1, "", "q", b"b" * 4_000_000, frame_max=1 << 22
+    )
     p = FrameParser(FROM_CLIENT, Counters(), max_frame_size=8 << 20)
     t0 = time.perf_counter()
     out = []

@@ -108,7 +108,15 @@ def test_table_renders_like_packetbeat() -> None:
 
 @pytest.mark.parametrize(
     ("scale", "value", "text"),
-    [(2, 12345, "123.45"), (0, 42, "42"), (2, 15, ".15"), (3, 5, ".005"), (2, -150, "-1.50"), (1, 0, ".0"), (3, 0, "0")],
+    [
+        (2, 12345, "123.45"),
+        (0, 42, "42"),
+        (2, 15, ".15"),
+        (3, 5, ".005"),
+        (2, -150, "-1.50"),
+        (1, 0, ".0"),
+        (3, 0, "0"),
+    ],
 )
 def test_decimals(scale: int, value: int, text: str) -> None:
     assert decimal_text(scale, value) == text
@@ -150,7 +158,11 @@ def test_deep_tables_are_refused() -> None:
 
 
 def test_protocol_header_and_byte_by_byte() -> None:
-    data = w.PROTOCOL_HEADER + w.queue_declare(1, "q") + w.basic_publish(1, "ex", "rk", b"x" * 5000, frame_max=4096)
+    data = (
+        w.PROTOCOL_HEADER
+        + w.queue_declare(1, "q")
+        + w.basic_publish(1, "ex", "rk", b"x" * 5000, frame_max=4096)
+    )
     whole, _ = parser()
     expect = [(m.name, m.fields, m.body, m.body_size) for m in whole.feed(data, 1)]
     assert [e[0] for e in expect] == ["queue.declare", "basic.publish"]
@@ -242,7 +254,12 @@ def test_malformed_methods_and_headers_are_counted() -> None:
 
 
 def test_synchronous_methods_pair_with_their_ok() -> None:
-    e = one([(0, w.queue_declare(1, "", exclusive=True, arguments={"x-max-length": 5})), (1, w.queue_declare_ok(1, "amq.gen-1", 3, 1))])
+    e = one(
+        [
+            (0, w.queue_declare(1, "", exclusive=True, arguments={"x-max-length": 5})),
+            (1, w.queue_declare_ok(1, "amq.gen-1", 3, 1)),
+        ]
+    )
     assert e["method"] == "queue.declare" and e["event"]["action"] == "amqp.queue.declare"
     assert e["amqp"] == {
         "queue": "amq.gen-1",
@@ -298,20 +315,33 @@ def test_every_method_decodes() -> None:
             "exchange.declare x",
         ),
         "exchange.delete": ({"exchange": "x", "if-unused": True, "no-wait": False}, "exchange.delete x"),
-        "exchange.bind": ({"destination": "d", "source": "s", "routing-key": "k", "no-wait": False}, "exchange.bind s d"),
+        "exchange.bind": (
+            {"destination": "d", "source": "s", "routing-key": "k", "no-wait": False},
+            "exchange.bind s d",
+        ),
         "exchange.unbind": (
             {"destination": "d", "source": "s", "routing-key": "k", "no-wait": False},
             "exchange.unbind s d",
         ),
         "queue.bind": ({"queue": "q", "routing-key": "k", "no-wait": False}, "queue.bind q "),
-        "queue.unbind": ({"queue": "q", "exchange": "x", "routing-key": "k", "arguments": {"a": 1}}, "queue.unbind q x"),
+        "queue.unbind": (
+            {"queue": "q", "exchange": "x", "routing-key": "k", "arguments": {"a": 1}},
+            "queue.unbind q x",
+        ),
         "queue.purge": ({"queue": "q", "no-wait": False, "message-count": 4}, "queue.purge q"),
         "queue.delete": (
             {"queue": "q", "if-unused": False, "if-empty": True, "no-wait": False, "message-count": 0},
             "queue.delete q",
         ),
         "basic.consume": (
-            {"queue": "q", "consumer-tag": "t", "no-local": False, "no-ack": True, "exclusive": False, "no-wait": False},
+            {
+                "queue": "q",
+                "consumer-tag": "t",
+                "no-local": False,
+                "no-ack": True,
+                "exclusive": False,
+                "no-wait": False,
+            },
             "basic.consume q",
         ),
         "basic.cancel": ({"consumer-tag": "t", "no-wait": False}, "basic.cancel t"),
@@ -396,7 +426,9 @@ def test_messages() -> None:
     assert pub["user"] == {"id": "guest"}
     assert pub["source"]["bytes"] == 5 and "bytes" not in pub["destination"]
     assert dlv["method"] == "basic.deliver" and dlv["response"] == "0 1" and dlv["request"] == ""
-    assert dlv["source"]["port"] == 40000 and dlv["destination"]["bytes"] == 2 and "bytes" not in dlv["source"]
+    assert (
+        dlv["source"]["port"] == 40000 and dlv["destination"]["bytes"] == 2 and "bytes" not in dlv["source"]
+    )
     assert dlv["amqp"] == {"consumer-tag": "ct", "delivery-tag": 5, "redelivered": True, "routing-key": "rk"}
     assert get["method"] == "basic.get" and get["request"] == "basic.get q" and get["response"] == '{"a":1}'
     assert get["source"]["bytes"] == len(w.basic_get(1, "q")) and get["destination"]["bytes"] == 7
@@ -446,7 +478,12 @@ def test_channel_errors() -> None:
     (e,) = got
     assert e["method"] == "channel.close" and e["status"] == "Error"
     assert e["source"]["port"] == 5672 and e["destination"]["port"] == 40000
-    assert e["amqp"] == {"reply-code": 404, "reply-text": "NOT_FOUND - no queue 'missing'", "class-id": 50, "method-id": 10}
+    assert e["amqp"] == {
+        "reply-code": 404,
+        "reply-text": "NOT_FOUND - no queue 'missing'",
+        "class-id": 50,
+        "method-id": 10,
+    }
     assert e["destination"]["bytes"] == 12
 
 
@@ -513,7 +550,10 @@ def test_per_channel_pairing_and_displacement() -> None:
     h = handler()
     out = h.on_data(FROM_CLIENT, w.queue_declare(1, "one") + w.queue_declare(2, "two"), 1)
     out += h.on_data(FROM_SERVER, w.queue_declare_ok(2, "two") + w.queue_declare_ok(1, "one"), 2)
-    assert [(t.request.fields["queue"], t.response.fields["queue"]) for t in out] == [("two", "two"), ("one", "one")]
+    assert [(t.request.fields["queue"], t.response.fields["queue"]) for t in out] == [
+        ("two", "two"),
+        ("one", "one"),
+    ]
     # A second request on a channel drops the first; the close from the broker drops the refused one.
     out = h.on_data(FROM_CLIENT, w.queue_declare(1, "a") + w.queue_declare(1, "b"), 3)
     out += h.on_data(FROM_SERVER, w.close(1, 404, "no", 50, 10), 4)
@@ -529,7 +569,9 @@ def test_expiry_on_capture_time() -> None:
     h.on_data(FROM_CLIENT, w.queue_declare(1, "late"), 0)
     h.on_data(FROM_SERVER, w.close(2, 406, "PRECONDITION_FAILED", 40, 10), 0)
     out = h.on_data(FROM_CLIENT, w.heartbeat(), 2 * NS)
-    assert [(t.request.name, t.note) for t in out] == [("channel.close", "Close-ok method not received by sender")]
+    assert [(t.request.name, t.note) for t in out] == [
+        ("channel.close", "Close-ok method not received by sender")
+    ]
     assert h.plugin.stats["amqp.expired_requests"] == 1
     assert h.on_data(FROM_SERVER, w.queue_declare_ok(1, "late"), 2 * NS) == []
 
