@@ -37,6 +37,7 @@ _BUILTIN_MODULES = {
     "redis": "protocols.redis",
     "thrift": "protocols.thrift",
     "mongodb": "protocols.mongodb",
+    "memcache": "protocols.memcache",
 }
 
 _classes: dict[str, type[Plugin]] = {}

@@ -281,9 +281,13 @@ def check_event(event: dict[str, Any], fields: FieldSet) -> list[str]:
 def _check(path: str, value: Any, fields: FieldSet, problems: list[str]) -> None:
     f, how = fields.lookup(path)
     if how == "group":
-        if isinstance(value, dict):
-            for k, v in value.items():
-                _check(f"{path}.{k}", v, fields, problems)
+        # Elasticsearch indexes a list of objects into an object field as it does one object.
+        listed = isinstance(value, list) and value and all(isinstance(v, dict) for v in value)
+        items = value if listed else None
+        if isinstance(value, dict) or items:
+            for obj in items or [value]:
+                for k, v in obj.items():
+                    _check(f"{path}.{k}", v, fields, problems)
         else:
             problems.append(f"{path}: is a group of fields, got {type(value).__name__} {value!r:.60}")
         return
