@@ -498,6 +498,8 @@ class StreamParser:
         magic, opcode, keylen, extlen, _dtype, vb_status, total, opaque, cas = _HEADER.unpack_from(buf, pos)
         head = HEADER_SIZE + extlen + keylen
         if avail < head:
+            if head > self.max_size:
+                raise ParseError("oversized_messages")
             return False
         cmd = BINARY_COMMANDS.get(opcode, BINARY_UNKNOWN)
         is_request = magic == MAGIC_REQUEST
