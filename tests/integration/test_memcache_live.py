@@ -100,7 +100,7 @@ class BinClient:
         while True:
             r = self.reply()
             out.append(r)
-            if r["opaque"] == until_opaque and r["op"] != 0x10 or (r["op"] == 0x10 and not r["key"]):
+            if (r["opaque"] == until_opaque and r["op"] != 0x10) or (r["op"] == 0x10 and not r["key"]):
                 return out
 
     def close(self) -> None:
