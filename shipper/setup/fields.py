@@ -281,15 +281,13 @@ def check_event(event: dict[str, Any], fields: FieldSet) -> list[str]:
 def _check(path: str, value: Any, fields: FieldSet, problems: list[str]) -> None:
     f, how = fields.lookup(path)
     if how == "group":
-        # Elasticsearch indexes a list of objects into an object field as it does one object.
-        listed = isinstance(value, list) and value and all(isinstance(v, dict) for v in value)
-        items = value if listed else None
-        if isinstance(value, dict) or items:
-            for obj in items or [value]:
-                for k, v in obj.items():
+        # A list of objects is an array of that group (tls.detailed.alerts, certificate chains).
+        for item in value if isinstance(value, list) and value else [value]:
+            if isinstance(item, dict):
+                for k, v in item.items():
                     _check(f"{path}.{k}", v, fields, problems)
-        else:
-            problems.append(f"{path}: is a group of fields, got {type(value).__name__} {value!r:.60}")
+            else:
+                problems.append(f"{path}: is a group of fields, got {type(item).__name__} {item!r:.60}")
         return
     if f is None:
         problems.append(f"{path}: not defined in any fields.yml (value {value!r:.60})")
