@@ -303,7 +303,7 @@ class StreamParser:
         self.store = store
         self.keep_limit = keep_limit
         self.max_size = max_size
-        self.buf = bytearray()
+        self.buf: bytes | bytearray = b""
         self.pos = 0
         self.scan = 0
         self.state = _CMD
@@ -327,12 +327,18 @@ class StreamParser:
         """Parse what ``data`` completes: (messages, error reason or None).
 
         After an error the parser must not be fed again (the caller drops the stream)."""
-        buf = self.buf
-        if self.pos == len(buf):
-            buf.clear()
+        if self.pos >= len(self.buf):
+            # Nothing held: parse the segment in place; only a leftover is copied.
+            buf: bytes | bytearray = data
+            self.buf = data
             self.pos = 0
             self.scan = 0
-        buf += data
+        else:
+            held = self.buf
+            if not isinstance(held, bytearray):
+                held = self.buf = bytearray(held)
+            held += data
+            buf = held
         if self.start_ts < 0 and len(buf) > self.pos:
             self.start_ts = ts
         self.now = ts
@@ -342,10 +348,19 @@ class StreamParser:
         except ParseError as exc:
             return out, exc.reason
         pos = self.pos
-        if pos and (pos == len(buf) or pos > 65536):
-            del buf[:pos]
-            self.scan -= pos
-            self.pos = 0
+        if pos:
+            end = len(buf)
+            if pos == end:
+                self.buf = b""
+                self.pos = self.scan = 0
+            elif isinstance(buf, bytes):
+                self.buf = bytearray(buf[pos:])
+                self.scan -= pos
+                self.pos = 0
+            elif pos > 65536:
+                del buf[:pos]
+                self.scan -= pos
+                self.pos = 0
         return out, None
 
     def _run(self, out: list[Message]) -> None:
