@@ -61,6 +61,9 @@ NOTE_UNFINISHED = "Unfinished transaction"
 
 #: Keys or stats one merged reply keeps; past it the rest are counted, not kept.
 MAX_MERGED_ITEMS = 100_000
+#: Bytes of unfinished UDP messages held over all exchanges; past it the oldest exchanges
+#: are published as they are.
+MAX_UDP_HELD = 64 << 20
 
 _UDP_HEADER = struct.Struct(">HHHH")
 
@@ -335,6 +338,14 @@ class UdpTable:
     def __init__(self, plugin: MemcachePlugin) -> None:
         self.plugin = plugin
         self.exchanges: OrderedDict[tuple[str, int, str, int, int], UdpExchange] = OrderedDict()
+        #: Bytes held in unfinished datagram assemblies.
+        self.held = 0
+
+    def _forget(self, ex: UdpExchange) -> None:
+        for asm in ex.assembly:
+            if asm is not None:
+                self.held -= asm.nbytes
+        ex.assembly = [None, None]
 
     def datagram(self, conn: ConnInfo, direction: int, data: bytes, ts: int) -> list[Any]:
         stats = self.plugin.stats
@@ -358,6 +369,7 @@ class UdpTable:
             if len(exchanges) > self.plugin.config.max_udp_transactions:
                 stats.incr("memcache.udp_evictions")
                 _old_key, old = exchanges.popitem(last=False)
+                self._forget(old)
                 self._publish(old, out)
         else:
             exchanges.move_to_end(key)
@@ -372,6 +384,7 @@ class UdpTable:
         if asm is None or asm.total != total:
             if asm is not None:
                 stats.incr("memcache.udp_datagram_mismatches")
+                self.held -= asm.nbytes
             asm = ex.assembly[direction] = _Assembly(total)
         payload = data[8:]
         if seq in asm.parts:
@@ -379,15 +392,24 @@ class UdpTable:
             return out
         asm.parts[seq] = payload
         asm.nbytes += len(payload)
+        self.held += len(payload)
         if asm.nbytes > self.plugin.config.max_message_size:
             stats.incr("memcache.oversized_messages")
+            self._forget(ex)
             del exchanges[key]
             return out
         if len(asm.parts) < total:
+            while self.held > MAX_UDP_HELD and exchanges:
+                stats.incr("memcache.udp_evictions")
+                _old_key, old = exchanges.popitem(last=False)
+                self._forget(old)
+                self._publish(old, out)
             return out
         ex.assembly[direction] = None
+        self.held -= asm.nbytes
         whole = payload if total == 1 else b"".join(asm.parts[i] for i in range(total))
         if self._message(ex, direction, whole, ts):
+            self._forget(ex)
             del exchanges[key]
             self._publish(ex, out)
         return out
@@ -456,6 +478,7 @@ class UdpTable:
             if ex.last_ts > limit:
                 break
             del exchanges[key]
+            self._forget(ex)
             self._publish(ex, out)
         return out
 
@@ -464,4 +487,5 @@ class UdpTable:
         for ex in self.exchanges.values():
             self._publish(ex, out)
         self.exchanges.clear()
+        self.held = 0
         return out

@@ -197,9 +197,10 @@ def test_random_udp_datagrams(payloads: list[bytes], data: st.DataObject) -> Non
         for t in p.on_datagram(UCONN, d, hdr + payload, i):
             p.to_event(t)
         assert len(p.udp.exchanges) <= 50
-    for t in p.tick(10**12) + p.flush():
+        assert p.udp.held == sum(a.nbytes for ex in p.udp.exchanges.values() for a in ex.assembly if a)
+    for t in p.tick(10**12):
         p.to_event(t)
-    assert not p.udp.exchanges
+    assert not p.udp.exchanges and p.udp.held == 0
 
 
 @FUZZ

@@ -617,3 +617,38 @@ def test_messages_split_anywhere_parse_the_same() -> None:
         assert [(m.cmd.code, m.size, m.keys, m.values) for m in got] == [
             (m.cmd.code, m.size, m.keys, m.values) for m in whole
         ]
+
+
+def test_maxvalues_bounds_a_multi_get() -> None:
+    """Packetbeat crashes here (maxvalues >= 4, three values or more); up to N are kept."""
+    reply = b"".join(b"VALUE k%d 0 1\r\n%d\r\n" % (i, i) for i in range(6)) + b"END\r\n"
+    (evt,) = tcp([(C, b"get k0 k1 k2 k3 k4 k5\r\n"), (S, reply)], plugin(maxvalues=5))
+    r = mc(evt)["response"]
+    assert r["count_values"] == 6 and len(r["keys"]) == 6
+    assert r["values"] == ["MA==", "MQ==", "Mg==", "Mw==", "NA=="]
+
+
+def test_counter_reply_followed_by_another_in_one_segment() -> None:
+    """Packetbeat skips 8 bytes after a binary counter reply; the next reply stays intact."""
+    replies = binmsg(0x05, value=struct.pack(">Q", 3), opaque=1, request=False) + binmsg(
+        0x00, extras=b"\0\0\0\0", value=b"v", opaque=2, request=False
+    )
+    incr, get = tcp(
+        [
+            (C, binmsg(0x05, b"n", struct.pack(">QQI", 1, 0, 0), opaque=1) + binmsg(0x00, b"k", opaque=2)),
+            (S, replies),
+        ]
+    )
+    assert mc(incr)["response"]["value"] == 3 and incr["destination"]["bytes"] == 32
+    assert mc(get)["response"]["count_values"] == 1 and get["status"] == "OK"
+
+
+def test_udp_bytes_held_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from protocols.memcache import transactions
+
+    monkeypatch.setattr(transactions, "MAX_UDP_HELD", 3000)
+    p = plugin()
+    steps = [(C, udp(i, b"set k 0 0 5000\r\n" + b"x" * 1000, 0, 5)) for i in range(5)]
+    evts = udp_events(p, steps, flush=False)
+    assert evts == [] and p.stats["memcache.udp_evictions"] == 3  # nothing whole to publish
+    assert p.udp.held == 2 * (1000 + len(b"set k 0 0 5000\r\n")) and len(p.udp.exchanges) == 2
