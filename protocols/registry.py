@@ -36,6 +36,7 @@ _BUILTIN_MODULES = {
     "pgsql": "protocols.pgsql",
     "redis": "protocols.redis",
     "thrift": "protocols.thrift",
+    "dns": "protocols.dns",
     "mongodb": "protocols.mongodb",
     "memcache": "protocols.memcache",
     "tls": "protocols.tls",
