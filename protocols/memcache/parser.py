@@ -113,6 +113,7 @@ class Message:
         "is_request",
         "ivalue",
         "ivalue2",
+        "kept",
         "keys",
         "line",
         "nbytes",
@@ -150,6 +151,8 @@ class Message:
         self.bytes_lost = 0
         self.count_values = 0
         self.values: list[bytes] | None = None
+        #: Bytes of ``values``.
+        self.kept = 0
         self.cas: int | None = None
         self.noreply = False
         self.value = 0
@@ -439,6 +442,7 @@ class StreamParser:
         keep = self.keep
         if keep is not None and not msg.bytes_lost:
             msg.values = [bytes(keep)]
+            msg.kept = len(keep)
         self.keep = None
         self._yield(msg, out)
 

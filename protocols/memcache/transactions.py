@@ -60,7 +60,7 @@ NOTE_NON_QUIET = "Missing response for non-quiet request"
 NOTE_UNFINISHED = "Unfinished transaction"
 
 #: Keys or stats one merged reply keeps; past it the rest are counted, not kept.
-MAX_MERGED_ITEMS = 100_000
+MAX_MERGED_ITEMS = 10_000
 #: Bytes of unfinished UDP messages held over all exchanges; past it the oldest exchanges
 #: are published as they are.
 MAX_UDP_HELD = 64 << 20
@@ -148,7 +148,11 @@ def merge_reply(prev: Message | None, msg: Message, maxvalues: int, plugin: Memc
                 have = len(prev.values) if prev.values else 0
                 take = len(msg.values) if maxvalues < 0 else min(max(maxvalues - have, 0), len(msg.values))
                 if take:
-                    prev.values = (prev.values or []) + msg.values[:take]
+                    if prev.kept + msg.kept > plugin.config.max_message_size:
+                        plugin.stats.incr("memcache.truncated_replies")
+                    else:
+                        _extend(prev, "values", msg.values[:take], plugin)
+                        prev.kept += msg.kept
         elif prev.cmd is STAT:
             if msg.cmd.typ != "Stats" and msg.cmd is not END:
                 return False

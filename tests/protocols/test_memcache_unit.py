@@ -652,3 +652,12 @@ def test_udp_bytes_held_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     evts = udp_events(p, steps, flush=False)
     assert evts == [] and p.stats["memcache.udp_evictions"] == 3  # nothing whole to publish
     assert p.udp.held == 2 * (1000 + len(b"set k 0 0 5000\r\n")) and len(p.udp.exchanges) == 2
+
+
+def test_merged_values_are_bounded() -> None:
+    p = plugin(maxvalues=-1, max_message_size=1000)
+    reply = b"".join(b"VALUE k%d 0 300\r\n%s\r\n" % (i, b"v" * 300) for i in range(6)) + b"END\r\n"
+    (evt,) = tcp([(C, b"get k0 k1 k2 k3 k4 k5\r\n"), (S, reply)], p)
+    r = mc(evt)["response"]
+    assert r["count_values"] == 6 and len(r["keys"]) == 6 and len(r["values"]) == 3
+    assert p.stats["memcache.truncated_replies"] == 3
