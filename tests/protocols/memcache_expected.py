@@ -1,6 +1,6 @@
 """What Packetbeat 9.3.0 emits for the 18 memcache_* captures of its system tests (16 in
-../shared, memcache_bin_tcp_counter_ops and memcache_text_udp_single_store in
-tests/data/memcache), generated once from its ndjson output (the UDP ones with
+../shared, memcache_bin_tcp_counter_ops and memcache_text_udp_single_store read from
+the beats module, see tests.helpers.beats_pcap), generated once from its ndjson output (the UDP ones with
 ``udptransactiontimeout: 10ms`` so that its timers publish the unanswered quiet and noreply
 requests before it exits). Events flattened, ``agent``, ``host``, ``ecs`` and ``@metadata``
 left out, sorted by start time, source port, opaque and keys."""
