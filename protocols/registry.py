@@ -36,7 +36,9 @@ _BUILTIN_MODULES = {
     "pgsql": "protocols.pgsql",
     "redis": "protocols.redis",
     "thrift": "protocols.thrift",
+    "dns": "protocols.dns",
     "mongodb": "protocols.mongodb",
+    "memcache": "protocols.memcache",
     "tls": "protocols.tls",
     "amqp": "protocols.amqp",
 }
