@@ -389,7 +389,7 @@ def confirm_select(buf: bytes, flags: int) -> Decoded:
 
 
 class Method:
-    __slots__ = ("decode", "hidden", "name", "role")
+    __slots__ = ("beyond", "decode", "hidden", "name", "role")
 
     def __init__(self, name: str, role: int, decode: Decoder, hidden: bool = False) -> None:
         self.name = name
@@ -397,6 +397,8 @@ class Method:
         self.decode = decode
         #: Left out under ``hide_connection_information`` (Packetbeat does not decode them).
         self.hidden = hidden
+        #: Decoded here, unknown to Packetbeat (publisher confirms).
+        self.beyond = name.startswith("confirm.")
 
 
 def _m(name: str, role: int, decode: Decoder = _no_fields, hidden: bool = False) -> Method:

@@ -9,8 +9,8 @@ frames (§4.2.6), which may span any number of frames and segments.
 Packetbeat (``protos/amqp/amqp_parser.go``) reads every direction as one stream of frames.
 What is kept from it: a frame without its end octet or of an unknown type makes it drop all
 it has buffered for that direction and start again with the next segment (counted
-``amqp.bad_frames``); a message's time is that of the segment its method frame starts in;
-the content properties it decodes and how. What is not: it loses whatever follows an
+``amqp.bad_frames``); its timing of messages (``FrameParser.feed``); the content properties it
+decodes and how. What is not: it loses whatever follows an
 unknown method or a heartbeat in the same segment, merges a message with an empty body into
 the next one, appends a message's body to the previous one's when both share a segment, and
 buffers whole messages (up to 10 MiB). Here content is assembled per channel, only the first
@@ -171,17 +171,21 @@ class FrameParser:
         "body_content",
         "body_left",
         "buf",
-        "buf_ts",
         "contents",
+        "cut",
         "direction",
+        "done",
         "end_pending",
         "flags",
+        "fresh",
         "hide",
         "keep",
         "max_frame",
         "need",
         "parse_headers",
+        "seg_ts",
         "stats",
+        "stream_ts",
     )
 
     def __init__(
@@ -202,10 +206,18 @@ class FrameParser:
         self.flags = (PARSE_ARGUMENTS if parse_arguments else 0) | (KEEP_NULL if keep_null else 0)
         self.hide = hide_connection_information
         self.max_frame = max_frame_size
-        #: The start of a frame still short of ``need`` bytes, and the time it started.
+        #: The start of a frame still short of ``need`` bytes.
         self.buf = bytearray()
         self.need = 0
-        self.buf_ts = 0
+        #: Packetbeat's timing (see ``feed``): the time of the segment that opened the current
+        #: stream of unparsed bytes, whether the last frame completed a message, whether the
+        #: next frame starts one of Packetbeat's parser calls, whether Packetbeat dropped its
+        #: stream in this segment, and this segment's time.
+        self.stream_ts: int | None = None
+        self.done = True
+        self.fresh = True
+        self.cut = False
+        self.seg_ts = 0
         #: channel → content method waiting for its header and body.
         self.contents: dict[int, _Content] = {}
         #: A body frame split across segments: payload bytes still to come, then its end octet.
@@ -219,22 +231,38 @@ class FrameParser:
         return len(self.buf) + len(self.contents)
 
     def feed(self, data: bytes, ts: int) -> list[Message]:
+        """The messages ``data`` (one segment) completes.
+
+        Messages are timed as Packetbeat times them: by the segment that opened its buffer of
+        unparsed bytes, which it only starts afresh after a segment that ends exactly where a
+        message does (or after dropping it). So a message is timed by the segment its method
+        frame starts in, unless it follows, in the same segment, a message that began in an
+        earlier one (messages of a burst whose segments never end on a message boundary all
+        share the first one's time; the client's ``connection.start-ok`` gets its protocol
+        header's time)."""
+        if self.stream_ts is None:
+            self.stream_ts = ts
+        self.seg_ts = ts
+        self.fresh = True
+        self.cut = False
         out: list[Message] = []
+        self._feed(data, out)
+        if self.cut or (self.done and not self.buf and not self.end_pending):
+            self.stream_ts = None
+        return out
+
+    def _feed(self, data: bytes, out: list[Message]) -> None:
         if self.end_pending:
             data = self._continue_body(data, out)
             if not data:
-                return out
+                return
         if self.buf:
-            split = len(self.buf)
             self.buf += data
             if len(self.buf) < self.need:
-                return out
+                return
             data = bytes(self.buf)
             self.buf = bytearray()
-            self._frames(data, split, self.buf_ts, ts, out)
-        else:
-            self._frames(data, 0, ts, ts, out)
-        return out
+        self._frames(data, out)
 
     def drop(self) -> int:
         """Forget everything (a gap, or the end): returns the messages lost (a frame cut
@@ -251,10 +279,18 @@ class FrameParser:
 
     # -- internals -----------------------------------------------------------------------
 
+    def _cut(self) -> None:
+        """Where Packetbeat drops its stream (the rest of the segment with it): what follows
+        here, Packetbeat never reports; it is timed by this segment."""
+        self.cut = True
+        self.stream_ts = self.seg_ts
+        self.done = self.fresh = True
+
     def _resync(self, reason: str) -> None:
         """Packetbeat's answer to a frame it cannot take: drop what is held for this
         direction and start again with the next segment."""
         self.stats.incr(f"amqp.{reason}")
+        self._cut()
         if self.contents:
             self.stats.incr("amqp.incomplete_content", len(self.contents))
             self.contents.clear()
@@ -263,8 +299,7 @@ class FrameParser:
         self.end_pending = False
         self.body_content = None
 
-    def _frames(self, data: bytes, split: int, ts_before: int, ts: int, out: list[Message]) -> None:
-        """Frames of ``data``; those starting before ``split`` began in an earlier segment."""
+    def _frames(self, data: bytes, out: list[Message]) -> None:
         pos = 0
         n = len(data)
         unpack = _FRAME.unpack_from
@@ -274,11 +309,11 @@ class FrameParser:
                 if left:
                     self.buf = bytearray(data[pos:])
                     self.need = 8
-                    self.buf_ts = ts_before if pos < split else ts
                 return
             kind, channel, size = unpack(data, pos)
             if kind == 0x41 and data[pos : pos + 5] == b"AMQP\x00":
                 pos += 8
+                self.done = self.fresh = False
                 continue
             end = pos + 7 + size
             if kind == FRAME_BODY:
@@ -297,10 +332,12 @@ class FrameParser:
                 if data[end] != FRAME_END:
                     self._resync("bad_frames")
                     return
+                self.done = self.fresh = False
                 if content is not None:
                     self._take(content, data[pos + 7 : end])
                     if content.got >= content.size:
                         self._complete(channel, content, out)
+                        self.done = self.fresh = True
                 pos = end + 1
                 continue
             if kind != FRAME_METHOD and kind != FRAME_HEADER and kind != FRAME_HEARTBEAT:
@@ -312,15 +349,16 @@ class FrameParser:
             if end >= n:
                 self.buf = bytearray(data[pos:])
                 self.need = size + 8
-                self.buf_ts = ts_before if pos < split else ts
                 return
             if data[end] != FRAME_END:
                 self._resync("bad_frames")
                 return
             if kind == FRAME_METHOD:
-                self._method(data[pos + 7 : end], channel, ts_before if pos < split else ts, size + 8, out)
+                self._method(data[pos + 7 : end], channel, size + 8, out)
             elif kind == FRAME_HEADER:
                 self._header(data[pos + 7 : end], channel, out)
+            elif self.fresh:
+                self._cut()  # a heartbeat first in one of Packetbeat's parser calls
             pos = end + 1
 
     def _continue_body(self, data: bytes, out: list[Message]) -> bytes:
@@ -341,10 +379,12 @@ class FrameParser:
             return b""
         self.end_pending = False
         self.body_content = None
+        self.done = self.fresh = False
         if content is not None and content.got >= content.size:
             channel = content.msg.channel
             if self.contents.get(channel) is content:
                 self._complete(channel, content, out)
+                self.done = self.fresh = True
         return data[1:]
 
     def _take(self, content: _Content, piece: bytes) -> None:
@@ -360,27 +400,38 @@ class FrameParser:
         msg.body = b"".join(content.kept) if len(content.kept) != 1 else content.kept[0]
         out.append(msg)
 
-    def _method(self, payload: bytes, channel: int, ts: int, size: int, out: list[Message]) -> None:
+    def _method(self, payload: bytes, channel: int, size: int, out: list[Message]) -> None:
         if len(payload) < 4:
             self.stats.incr("amqp.malformed_methods")
+            self.done = self.fresh = False
             return
         if channel in self.contents:
             # A method frame ends any content of its channel (§4.2.6).
             del self.contents[channel]
             self.stats.incr("amqp.incomplete_content")
         method = METHODS.get(_HH.unpack_from(payload, 0))
-        if method is None:
-            self.stats.incr("amqp.unknown_methods")
-            return
-        if method.hidden and self.hide:
+        if method is None or method.beyond:
+            # Unknown to Packetbeat: it drops its stream here.
+            self._cut()
+            if method is None:
+                self.stats.incr("amqp.unknown_methods")
+                return
+        elif method.hidden and self.hide:
+            self._cut()  # (the same: Packetbeat does not know it under this option)
             return
         try:
             dec = method.decode(payload[4:], self.flags)
         except Malformed:
             self.stats.incr("amqp.malformed_methods")
+            self._cut()
             return
+        if method.role != CONTENT:
+            self.done = self.fresh = True
+        else:
+            self.done = self.fresh = False
         if self.hide and method.name in CLOSES and dec.fields["reply-code"] < 300:
             return  # a normal close: connection information
+        ts = self.seg_ts if self.stream_ts is None else self.stream_ts
         msg = Message(ts, self.direction, channel, method, dec.fields, dec.text, size, dec.notes)
         if method.role != CONTENT:
             out.append(msg)
@@ -399,6 +450,7 @@ class FrameParser:
                 del self.contents[channel]
                 self.stats.incr("amqp.incomplete_content")
             return
+        self.done = self.fresh = False
         if len(payload) < 14:
             self.stats.incr("amqp.malformed_headers")
             del self.contents[channel]
@@ -409,6 +461,7 @@ class FrameParser:
             except (Malformed, IndexError):
                 self.stats.incr("amqp.malformed_headers")
                 del self.contents[channel]
+                self._cut()
                 return
         content.size = _U64.unpack_from(payload, 4)[0]
         if content.size == 0:

@@ -58,7 +58,7 @@ def run(broker: int, tmp_path_factory: pytest.TempPathFactory) -> Run:
     from tests.integration.amqp_workload import Workload
 
     pcap = tmp_path_factory.mktemp("amqp") / "live.pcap"
-    with live_capture(pcap, broker):
+    with live_capture(pcap, broker, protocol="amqp"):
         t0 = time.monotonic()
         workload = Workload(broker).run()
         seconds = time.monotonic() - t0

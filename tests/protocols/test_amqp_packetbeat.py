@@ -38,18 +38,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
 }
 
-TIMES = ("@timestamp", "event.start", "event.end", "event.duration")
-
-
-def _times(slug: str) -> dict[str, str]:
-    return dict.fromkeys(TIMES, slug)
-
-
 #: Per connection of cases.pcap (client port): per event ((action, occurrence)), the fields
 #: allowed to differ, with the slug of their section in docs/differences.md.
 FIELDS: dict[int, dict[tuple[str, int], dict[str, str]]] = {
     40010: {("basic.publish", 1): {"amqp.headers": "table-values"}},
-    40011: {("basic.publish", 0): _times("empty-bodies"), ("queue.purge", 0): _times("empty-bodies")},
+    40011: {},
     40012: {
         ("basic.publish", 1): {"request": "pipelined-bodies"},
         ("basic.publish", 3): {"request": "pipelined-bodies"},
@@ -63,13 +56,13 @@ FIELDS: dict[int, dict[tuple[str, int], dict[str, str]]] = {
             "event.duration": "per-channel-pairing",
         },
         ("basic.deliver", 0): {
-            "source.bytes": "per-channel-pairing",
-            "client.bytes": "per-channel-pairing",
-            "network.bytes": "per-channel-pairing",
-            "request": "per-channel-pairing",
+            "source.bytes": "message-leftovers",
+            "client.bytes": "message-leftovers",
+            "network.bytes": "message-leftovers",
+            "request": "message-leftovers",
         },
     },
-    40015: {("basic.publish", 1): {**_times("message-times"), "request": "pipelined-bodies"}},
+    40015: {("basic.publish", 1): {"request": "pipelined-bodies"}},
     40016: {("queue.unbind", 0): {"amqp.arguments": "queue-unbind-arguments"}},
     40017: {("queue.declare", 0): {"error.message": "argument-notes"}},
 }
@@ -78,9 +71,9 @@ FIELDS: dict[int, dict[tuple[str, int], dict[str, str]]] = {
 EXTRA: dict[int, dict[tuple[str, int], str]] = {
     40008: {("connection.close", 0): "in-flight-close"},
     40009: {("confirm.select", 0): "confirm"},
-    40010: {("basic.publish", 2): "table-values"},  # not in "raw": no headers decoded
+    40010: {("basic.publish", 2): "short-int-tables"},  # not in "raw": no headers decoded
     40011: {("basic.publish", 0): "empty-bodies", ("basic.deliver", 0): "empty-bodies"},
-    40013: {("queue.declare", 0): "per-channel-pairing", ("queue.purge", 0): "per-channel-pairing"},
+    40013: {("queue.declare", 0): "per-channel-pairing", ("queue.purge", 0): "message-leftovers"},
     40014: {
         ("queue.declare", 0): "stream-recovery",
         ("basic.deliver", 0): "stream-recovery",
@@ -92,11 +85,7 @@ MISSING_EVENTS: dict[int, dict[tuple[str, int], str]] = {
     40012: {("basic.publish", 3): "pipelined-bodies"},
 }
 #: Per variant, on every connection.
-EVERYWHERE: dict[str, dict[tuple[str, int], dict[str, str]]] = {
-    # Packetbeat times the client's first frames from its protocol header: connection.start's
-    # start-ok ends before it starts.
-    "all": {("connection.start", 0): {"event.end": "message-times", "event.duration": "message-times"}},
-}
+EVERYWHERE: dict[str, dict[tuple[str, int], dict[str, str]]] = {}
 
 
 def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -172,8 +172,29 @@ def test_protocol_header_and_byte_by_byte() -> None:
         got += p.feed(data[i : i + 1], 10 + i)
     assert [(m.name, m.fields, m.body, m.body_size) for m in got] == expect
     assert not stats and p.pending == 0
-    # A message's time is that of the segment its method frame starts in.
-    assert got[0].ts == 10 + len(w.PROTOCOL_HEADER)
+    # Packetbeat's timing: the protocol header opened the stream of the first message; the
+    # second starts after a segment that ended on a message boundary.
+    assert got[0].ts == 10 and got[1].ts == 10 + len(w.PROTOCOL_HEADER) + len(w.queue_declare(1, "q"))
+
+
+def test_packetbeat_timing() -> None:
+    a = w.basic_publish(1, "ex", "a", b"A")
+    b = w.basic_publish(1, "ex", "b", b"B")
+    c = w.queue_declare(1, "c")
+    p, _ = parser()
+    # [A part] [A rest + B part] [B rest]: B shares A's time (the stream never ended on a boundary).
+    got = p.feed(a[:10], 1) + p.feed(a[10:] + b[:30], 2) + p.feed(b[30:], 3)
+    assert [m.ts for m in got] == [1, 1]
+    # A segment that ends on a message boundary: the next one starts afresh.
+    assert [m.ts for m in p.feed(c, 4) + p.feed(c, 5)] == [4, 5]
+    # A frame cut in two: the time of its first part.
+    assert [m.ts for m in p.feed(c[:5], 6) + p.feed(c[5:], 7)] == [6]
+    # Packetbeat drops its stream on a method it does not know: what follows starts afresh.
+    blocked = w.method(0, 10, 60, w.shortstr("memory"))
+    assert [m.ts for m in p.feed(a[:10], 8) + p.feed(a[10:] + blocked + c[:5], 9) + p.feed(c[5:], 10)] == [
+        8,
+        10,
+    ]
 
 
 def test_bodies_are_streamed_and_cut() -> None:
