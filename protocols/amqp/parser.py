@@ -9,11 +9,11 @@ frames (§4.2.6), which may span any number of frames and segments.
 Packetbeat (``protos/amqp/amqp_parser.go``) reads every direction as one stream of frames.
 What is kept from it: a frame without its end octet or of an unknown type makes it drop all
 it has buffered for that direction and start again with the next segment (counted
-``amqp.bad_frames``); its timing of messages (``FrameParser.feed``); the content properties it
-decodes and how. What is not: it loses whatever follows an
-unknown method or a heartbeat in the same segment, merges a message with an empty body into
-the next one, appends a message's body to the previous one's when both share a segment, and
-buffers whole messages (up to 10 MiB). Here content is assembled per channel, only the first
+``amqp.bad_frames``); its timing of messages (``FrameParser.feed``); the content properties
+it decodes and how. What is not: it loses whatever follows an unknown method or a heartbeat in
+the same segment, merges a message with an empty body into the next one, appends a message's
+body to the previous one's when no segment ended between them, and buffers whole messages (up
+to 10 MiB). Here content is assembled per channel, only the first
 ``max_body_length`` bytes of a body are kept (body frames are never buffered), a message
 with an empty body is complete at its header, and unknown methods are skipped
 (docs/differences.md, AMQP).
@@ -236,10 +236,9 @@ class FrameParser:
         Messages are timed as Packetbeat times them: by the segment that opened its buffer of
         unparsed bytes, which it only starts afresh after a segment that ends exactly where a
         message does (or after dropping it). So a message is timed by the segment its method
-        frame starts in, unless it follows, in the same segment, a message that began in an
-        earlier one (messages of a burst whose segments never end on a message boundary all
-        share the first one's time; the client's ``connection.start-ok`` gets its protocol
-        header's time)."""
+        frame starts in, unless the segment before that one ended inside a message (messages
+        of a burst whose segments never end on a message boundary all share the first one's
+        time; the client's ``connection.start-ok`` gets its protocol header's time)."""
         if self.stream_ts is None:
             self.stream_ts = ts
         self.seg_ts = ts
