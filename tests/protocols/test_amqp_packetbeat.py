@@ -1,7 +1,8 @@
 """AMQP events against Packetbeat 9.3's, field for field.
 
-The shared captures (Packetbeat's system tests 0052 and 0053) must give exactly Packetbeat's
-events, whose values are written out below. ``tests/data/amqp/cases.<variant>.packetbeat.
+The shared captures (Packetbeat's system tests 0052 and 0053) and the beats module's
+amqp_publish.pcap (0051) must give exactly Packetbeat's events, whose values are written out
+below. ``tests/data/amqp/cases.<variant>.packetbeat.
 ndjson`` are the events the real Packetbeat 9.3.0 wrote for ``cases.pcap`` (18 connections,
 one scenario each, made by ``tests/data/amqp/make_cases.py``) with three option sets. Every
 field of every event must be equal, except the deliberate differences listed per connection
@@ -20,7 +21,7 @@ import pytest
 
 from shipper.envelope import Envelope
 from shipper.setup.fields import check_event, load_fields
-from tests.helpers import ROOT, decode_file, shared_pcap
+from tests.helpers import ROOT, beats_pcap, decode_file, shared_pcap
 
 DATA = ROOT / "tests" / "data" / "amqp"
 IGNORED = ("agent.", "host.", "ecs.", "@metadata.version")
@@ -456,3 +457,48 @@ def test_shared_captures_with_bodies() -> None:
         ("queue.declare", "queue.declare my_queue", "OK"),
         ("channel.close", "channel.close", "OK"),
     ]
+
+
+def test_packetbeat_publish_capture() -> None:
+    """Packetbeat's system test 0051 (amqp_publish.pcap, read from the beats module), with
+    send_request as that test has it: Packetbeat's two events."""
+    events = sorted(wirebeat(beats_pcap("amqp_publish"), send_request=True), key=order)
+    assert [summary(e) for e in events] == [
+        _pb(
+            "2016-01-26T19:52:14.730Z",
+            "basic.publish",
+            34222,
+            5672,
+            5,
+            None,
+            status="OK",
+            duration=None,
+            amqp={
+                "content-type": "text/plain",
+                "routing-key": "hello",
+                "mandatory": False,
+                "immediate": False,
+            },
+        ),
+        _pb(
+            "2016-01-26T19:52:14.730Z",
+            "queue.declare",
+            34222,
+            5672,
+            25,
+            26,
+            status="OK",
+            duration=454_000,
+            amqp={
+                "queue": "hello",
+                "passive": False,
+                "durable": False,
+                "exclusive": False,
+                "auto-delete": False,
+                "no-wait": False,
+                "consumer-count": 0,
+                "message-count": 0,
+            },
+        ),
+    ]
+    assert [e["request"] for e in events] == ["hello", "queue.declare hello"]
