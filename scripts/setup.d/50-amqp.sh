@@ -20,7 +20,8 @@ setup_amqp() {
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet rabbitmq-server 2>/dev/null; then
     systemctl stop rabbitmq-server || true
     systemctl disable rabbitmq-server >/dev/null 2>&1 || true
-  elif [ -x /etc/init.d/rabbitmq-server ] && /etc/init.d/rabbitmq-server status >/dev/null 2>&1; then
+  elif [ -s /var/run/rabbitmq/pid ] && kill -0 "$(cat /var/run/rabbitmq/pid)" 2>/dev/null; then
+    # (not "rabbitmq-server status": rabbitmqctl would leave an epmd running on 4369)
     /etc/init.d/rabbitmq-server stop || true
   fi
   if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
