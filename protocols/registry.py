@@ -40,6 +40,7 @@ _BUILTIN_MODULES = {
     "mongodb": "protocols.mongodb",
     "memcache": "protocols.memcache",
     "tls": "protocols.tls",
+    "amqp": "protocols.amqp",
 }
 
 _classes: dict[str, type[Plugin]] = {}
