@@ -39,6 +39,7 @@ _BUILTIN_MODULES = {
     "dns": "protocols.dns",
     "mongodb": "protocols.mongodb",
     "tls": "protocols.tls",
+    "cassandra": "protocols.cassandra",
 }
 
 _classes: dict[str, type[Plugin]] = {}
