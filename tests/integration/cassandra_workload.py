@@ -175,7 +175,7 @@ def full_workload(session: Any, ks: str, n: Counts, size: int = 1) -> None:
     n.ops += 1
     sel = session.prepare("SELECT id, name, email FROM users WHERE id = ?")
     n.ops += 1
-    for i in range(60 * size):
+    for i in range(80 * size):
         ex(ins, (i, f"user{i}", f"u{i}@example.org", 20 + i % 50, {"a", f"t{i % 3}"}, {"k": i}, (i, "p")))
     for i in range(40 * size):
         rows = list(ex(sel, (i,)))
