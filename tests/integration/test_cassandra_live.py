@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from capture import CaptureFile
-from protocols.cassandra.parser import OP_NAMES, ROWS_GLOBAL_TABLE_SPEC, head_flags_name
+from protocols.cassandra.parser import OP_NAMES, head_flags_name
 from tests.helpers import make_decoder
 from tests.integration.capture import live_capture
 from tests.integration.cassandra_server import CassandraNode, cassandra_node

@@ -337,13 +337,13 @@ def test_v5_crc_errors_counted_and_recovered() -> None:
     seg = bytearray(w.segments(w.query("bad", 3, 5)))
     seg[8] ^= 0xFF  # payload byte: CRC32 mismatch, that segment is lost
     conv[4] = (FROM_CLIENT, bytes(seg))
-    events, stats = run(conv[:5] + [(FROM_CLIENT, w.segments(w.query("q4", 4, 5))), conv[5]])
+    events, stats = run([*conv[:5], (FROM_CLIENT, w.segments(w.query("q4", 4, 5))), conv[5]])
     assert stats["cassandra.segment_crc_errors"] == 1
     assert [e["cassandra"]["request"].get("query") for e in events][-1] == "q4"
     head = bytearray(w.segments(w.query("bad", 3, 5)))
     head[0] ^= 0x01  # header: CRC24 mismatch, the place is lost until the next TCP segment
     conv = v5_conversation(False)
-    events, stats = run(conv[:4] + [(FROM_CLIENT, bytes(head)), (FROM_CLIENT, w.segments(w.query("q4", 4, 5)))])
+    events, stats = run([*conv[:4], (FROM_CLIENT, bytes(head)), (FROM_CLIENT, w.segments(w.query("q4", 4, 5)))])
     assert stats["cassandra.segment_crc_errors"] == 1
     assert events[-1]["cassandra"]["request"]["query"] == "q4"
 
