@@ -739,10 +739,14 @@ class FrameStream:
                 return out
             data = data[self.skip :]
             self.skip = 0
-        buf = self.buf
-        if not buf:
+        buf: bytes | bytearray = self.buf
+        if buf:
+            self.buf += data
+            buf = self.buf
+        else:
+            # Nothing waits: cut frames straight out of the segment, keep only the rest.
+            buf = data
             self.bts = ts
-        buf += data
         pos = self._frames(buf, self.bts, ts, out, legacy=True)
         if pos < 0:
             return out
@@ -752,8 +756,13 @@ class FrameStream:
             self.buf = bytearray()
             self._feed_segments(rest, ts, out)
             return out
-        if pos:
-            del buf[:pos]
+        if buf is data:
+            if pos < len(data):
+                self.buf = bytearray(data[pos:])
+                if pos:
+                    self.bts = ts
+        elif pos:
+            del self.buf[:pos]
             self.bts = ts
         return out
 
@@ -765,7 +774,7 @@ class FrameStream:
         v = data[0] & 0x7F
         return MIN_VERSION <= v <= MAX_VERSION and data[4] in OP_NAMES
 
-    def _frames(self, buf: bytearray, first_ts: int, ts: int, out: list[Frame], legacy: bool) -> int:
+    def _frames(self, buf: bytes | bytearray, first_ts: int, ts: int, out: list[Frame], legacy: bool) -> int:
         """Cut whole frames out of ``buf``; returns the position reached, -1 after a bad header.
 
         The first frame started at ``first_ts`` (when the buffered bytes began); the others
