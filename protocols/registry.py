@@ -38,6 +38,7 @@ _BUILTIN_MODULES = {
     "thrift": "protocols.thrift",
     "dns": "protocols.dns",
     "mongodb": "protocols.mongodb",
+    "memcache": "protocols.memcache",
     "tls": "protocols.tls",
     "cassandra": "protocols.cassandra",
 }
