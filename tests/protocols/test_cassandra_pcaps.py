@@ -105,3 +105,24 @@ def test_send_options() -> None:
     assert e["cassandra"] == {"request": {"query": "INSERT INTO users (user_id,  fname, lname)\n  VALUES (1745, 'john', 'smith');"}}
     e = _decode("cassandra_mixed_frame", send_request=False, send_response=False)[0]
     assert "cassandra" not in e
+
+
+def test_select_capture_of_packetbeats_system_tests() -> None:
+    """cassandra_select.pcap (not among the shared captures): Packetbeat's test_select_data."""
+    from tests.helpers import beats_pcap
+
+    (o,) = decode_file(beats_pcap("cassandra_select"), {"cassandra": {"ports": [9042]}})
+    c = o["cassandra"]
+    assert c["request"] == {
+        "query": "SELECT * FROM users;",
+        "headers": {"version": "4", "op": "QUERY", "length": 41, "flags": "Default", "stream": 253},
+    }
+    assert c["response"]["headers"] == {"version": "4", "op": "RESULT", "length": 89, "flags": "Default", "stream": 253}
+    assert c["response"]["result"]["type"] == "rows"
+    assert c["response"]["result"]["rows"]["meta"] == {
+        "flags": "GlobalTableSpec",
+        "col_count": 3,
+        "keyspace": "mykeyspace",
+        "table": "users",
+    }
+    assert c["response"]["result"]["rows"]["num_rows"] == 1  # Packetbeat: 488819 (cassandra/num-rows)
