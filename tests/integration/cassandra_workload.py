@@ -158,9 +158,7 @@ def full_workload(session: Any, ks: str, n: Counts, size: int = 1) -> None:
             return
         raise AssertionError(f"{q!r} did not fail")
 
-    ex(
-        f"CREATE KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
-    )
+    ex(f"CREATE KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}")
     ex(f"USE {ks}")
     ex("CREATE TYPE addr (street text, zip int)")
     ex(

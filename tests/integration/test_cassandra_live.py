@@ -66,9 +66,9 @@ def cassandra_server() -> Iterator[CassandraNode]:
         yield node
 
 
-def run(node: CassandraNode, pcap: Path, version: int, compression: Any, full: bool, **pb: Any) -> tuple[
-    FrameRecorder, Counts
-]:
+def run(
+    node: CassandraNode, pcap: Path, version: int, compression: Any, full: bool, **pb: Any
+) -> tuple[FrameRecorder, Counts]:
     rec = FrameRecorder()
     n = Counts()
     ks = f"ks_v{version}_{compression or 'plain'}"

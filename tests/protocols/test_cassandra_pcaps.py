@@ -76,7 +76,13 @@ def test_packetbeat_system_test_expectations() -> None:
     assert (o["source"]["bytes"], o["destination"]["bytes"]) == (133, 44)
     c = o["cassandra"]
     assert c["request"]["query"].startswith("CREATE KEYSPACE mykeyspace WITH REPLICATION")
-    assert c["request"]["headers"] == {"version": "4", "op": "QUERY", "length": 124, "flags": "Default", "stream": 20}
+    assert c["request"]["headers"] == {
+        "version": "4",
+        "op": "QUERY",
+        "length": 124,
+        "flags": "Default",
+        "stream": 20,
+    }
     assert c["response"]["result"] == {
         "type": "schemaChanged",
         "schema_change": {"change": "CREATED", "keyspace": "mykeyspace", "target": "KEYSPACE"},
@@ -92,7 +98,11 @@ def test_packetbeat_system_test_expectations() -> None:
     assert [e["cassandra"]["request"]["headers"]["op"] for e in mixed[:2]] == ["STARTUP", "QUERY"]
     assert (mixed[1]["source"]["bytes"], mixed[1]["destination"]["bytes"]) == (101, 116)
     comp = _decode("cassandra_compressed")
-    (q,) = [e["cassandra"] for e in comp if e["cassandra"]["request"].get("query") == "SELECT * FROM system.local WHERE key='local'"]
+    (q,) = [
+        e["cassandra"]
+        for e in comp
+        if e["cassandra"]["request"].get("query") == "SELECT * FROM system.local WHERE key='local'"
+    ]
     assert q["response"]["result"]["rows"]["meta"]["table"] == "local"
     assert q["response"]["result"]["rows"]["num_rows"] == 1
 
@@ -102,7 +112,9 @@ def test_send_options() -> None:
     assert "request" not in e["cassandra"]
     assert e["cassandra"]["response"] == {"result": {"type": "void"}}
     e = _decode("cassandra_insert", send_response=False, send_request_header=False)[0]
-    assert e["cassandra"] == {"request": {"query": "INSERT INTO users (user_id,  fname, lname)\n  VALUES (1745, 'john', 'smith');"}}
+    assert e["cassandra"] == {
+        "request": {"query": "INSERT INTO users (user_id,  fname, lname)\n  VALUES (1745, 'john', 'smith');"}
+    }
     e = _decode("cassandra_mixed_frame", send_request=False, send_response=False)[0]
     assert "cassandra" not in e
 
@@ -117,7 +129,13 @@ def test_select_capture_of_packetbeats_system_tests() -> None:
         "query": "SELECT * FROM users;",
         "headers": {"version": "4", "op": "QUERY", "length": 41, "flags": "Default", "stream": 253},
     }
-    assert c["response"]["headers"] == {"version": "4", "op": "RESULT", "length": 89, "flags": "Default", "stream": 253}
+    assert c["response"]["headers"] == {
+        "version": "4",
+        "op": "RESULT",
+        "length": 89,
+        "flags": "Default",
+        "stream": 253,
+    }
     assert c["response"]["result"]["type"] == "rows"
     assert c["response"]["result"]["rows"]["meta"] == {
         "flags": "GlobalTableSpec",

@@ -49,7 +49,19 @@ def response(evt: dict[str, Any]) -> dict[str, Any]:
 COLS = [("id", w.INT), ("name", w.TEXT)]
 NESTED = [
     ("m", w.t(0x21, w.TEXT, w.t(0x20, w.INT))),
-    ("u", w.t(0x30, w.string("ks"), w.string("addr"), w.short(2), w.string("street"), w.TEXT, w.string("zip"), w.INT)),
+    (
+        "u",
+        w.t(
+            0x30,
+            w.string("ks"),
+            w.string("addr"),
+            w.short(2),
+            w.string("street"),
+            w.TEXT,
+            w.string("zip"),
+            w.INT,
+        ),
+    ),
     ("tu", w.t(0x31, w.short(2), w.INT, w.t(0x22, w.TEXT))),
     ("c", w.t(0x0000, w.string("org.apache.cassandra.db.marshal.DurationType"))),
 ]
@@ -90,12 +102,16 @@ def test_rows_paged_and_per_column_specs_and_no_metadata() -> None:
 
 def test_result_kinds() -> None:
     assert response(one(w.query("INSERT"), w.void())) == {"result": {"type": "void"}}
-    assert response(one(w.query("USE a"), w.set_keyspace("a"))) == {"result": {"type": "set_keyspace", "keyspace": "a"}}
+    assert response(one(w.query("USE a"), w.set_keyspace("a"))) == {
+        "result": {"type": "set_keyspace", "keyspace": "a"}
+    }
     assert response(one(w.query("q"), w.schema_result("CREATED", "TABLE", "ks", "t")))["result"] == {
         "type": "schemaChanged",
         "schema_change": {"change": "CREATED", "target": "TABLE", "keyspace": "ks", "object": "t"},
     }
-    sc = response(one(w.query("q"), w.schema_result("DROPPED", "FUNCTION", "ks", "f", fn_args=["int", "text"])))
+    sc = response(
+        one(w.query("q"), w.schema_result("DROPPED", "FUNCTION", "ks", "f", fn_args=["int", "text"]))
+    )
     assert sc["result"]["schema_change"] == {
         "change": "DROPPED",
         "target": "FUNCTION",
@@ -117,7 +133,13 @@ def test_prepared(version: int) -> None:
     assert not stats
     (e,) = e_events
     assert e["cassandra"]["request"] == {
-        "headers": {"version": str(version), "flags": "Default", "stream": 3, "op": "PREPARE", "length": len(prep) - 9}
+        "headers": {
+            "version": str(version),
+            "flags": "Default",
+            "stream": 3,
+            "op": "PREPARE",
+            "length": len(prep) - 9,
+        }
     }
     p = response(e)["result"]["prepared"]
     assert p["prepared_id"] == "00010203-0405-0607-0809-0a0b0c0d0e0f"
@@ -132,7 +154,12 @@ def test_errors() -> None:
     cases: list[tuple[int, bytes, str, dict[str, Any] | None]] = [
         (0x2000, b"", "errSyntax", None),
         (0x2200, b"", "errInvalid", None),
-        (0x1000, w.short(4) + w.i32(3) + w.i32(1), "errUnavailable", {"read_consistency": "QUORUM", "required": 3, "alive": 1}),
+        (
+            0x1000,
+            w.short(4) + w.i32(3) + w.i32(1),
+            "errUnavailable",
+            {"read_consistency": "QUORUM", "required": 3, "alive": 1},
+        ),
         (
             0x1100,
             w.short(1) + w.i32(0) + w.i32(1) + w.string("BATCH"),
@@ -157,7 +184,13 @@ def test_errors() -> None:
             0x1500,
             w.short(4) + w.i32(1) + w.i32(2) + w.i32(1) + w.string("SIMPLE"),
             "errWriteFailure",
-            {"read_consistency": "QUORUM", "received": 1, "blockfor": 2, "num_failures": 1, "write_type": "SIMPLE"},
+            {
+                "read_consistency": "QUORUM",
+                "received": 1,
+                "blockfor": 2,
+                "num_failures": 1,
+                "write_type": "SIMPLE",
+            },
         ),
         (
             0x1400,
@@ -177,9 +210,24 @@ def test_errors() -> None:
 
 
 def test_v5_failure_reason_maps() -> None:
-    reasons = w.i32(2) + w.inet(b"\x7f\x00\x00\x01", 0)[:-4] + w.short(1) + bytes([4]) + b"\x7f\x00\x00\x02" + w.short(0)
+    reasons = (
+        w.i32(2)
+        + w.inet(b"\x7f\x00\x00\x01", 0)[:-4]
+        + w.short(1)
+        + bytes([4])
+        + b"\x7f\x00\x00\x02"
+        + w.short(0)
+    )
     # <reasonmap> entries are <inetaddr> (no port) and a [short] code.
-    reasons = w.i32(2) + bytes([4]) + b"\x7f\x00\x00\x01" + w.short(1) + bytes([4]) + b"\x7f\x00\x00\x02" + w.short(0)
+    reasons = (
+        w.i32(2)
+        + bytes([4])
+        + b"\x7f\x00\x00\x01"
+        + w.short(1)
+        + bytes([4])
+        + b"\x7f\x00\x00\x02"
+        + w.short(0)
+    )
     body = w.short(1) + w.i32(0) + w.i32(1) + reasons + w.string("SIMPLE")
     events, stats = run(
         [
@@ -212,7 +260,10 @@ def test_events_pushed_alone() -> None:
         {"type": "TOPOLOGY_CHANGE", "change": "NEW_NODE", "host": "10.0.0.5", "port": 9042},
         {"type": "STATUS_CHANGE", "change": "DOWN", "host": "10.0.0.6", "port": 9042},
         {"type": "STATUS_CHANGE", "change": "UP", "host": "fd00::1", "port": 7000},
-        {"type": "SCHEMA_CHANGE", "schema_change": {"change": "CREATED", "target": "KEYSPACE", "keyspace": "ks"}},
+        {
+            "type": "SCHEMA_CHANGE",
+            "schema_change": {"change": "CREATED", "target": "KEYSPACE", "keyspace": "ks"},
+        },
     ]
     e = events[0]
     assert e["cassandra"]["response"]["headers"]["stream"] == 0xFFFF
@@ -263,7 +314,10 @@ def test_compression(algo: str, how: str) -> None:
     pieces: list[tuple[int, bytes]] = []
     kw: dict[str, Any] = {}
     if how == "startup":
-        pieces += [(FROM_CLIENT, w.startup({"CQL_VERSION": "3.0.0", "COMPRESSION": algo})), (FROM_SERVER, w.ready())]
+        pieces += [
+            (FROM_CLIENT, w.startup({"CQL_VERSION": "3.0.0", "COMPRESSION": algo})),
+            (FROM_SERVER, w.ready()),
+        ]
     elif how == "config":
         kw["compressor"] = algo
     pieces += [
@@ -319,8 +373,17 @@ def v5_conversation(compress: bool) -> list[tuple[int, bytes]]:
 def test_v5_segments(compress: bool) -> None:
     events, stats = run(v5_conversation(compress))
     assert not stats, stats
-    ops = [(e["cassandra"]["request"]["headers"]["op"], e["cassandra"]["response"]["headers"]["op"]) for e in events]
-    assert ops == [("OPTIONS", "SUPPORTED"), ("STARTUP", "READY"), ("QUERY", "RESULT"), ("QUERY", "RESULT"), ("QUERY", "RESULT")]
+    ops = [
+        (e["cassandra"]["request"]["headers"]["op"], e["cassandra"]["response"]["headers"]["op"])
+        for e in events
+    ]
+    assert ops == [
+        ("OPTIONS", "SUPPORTED"),
+        ("STARTUP", "READY"),
+        ("QUERY", "RESULT"),
+        ("QUERY", "RESULT"),
+        ("QUERY", "RESULT"),
+    ]
     assert {e["cassandra"]["request"]["headers"]["version"] for e in events} == {"5"}
     assert events[2]["cassandra"]["request"]["query"] == "SELECT 1"
     assert events[4]["cassandra"]["request"]["query"] == "q3"
@@ -343,7 +406,9 @@ def test_v5_crc_errors_counted_and_recovered() -> None:
     head = bytearray(w.segments(w.query("bad", 3, 5)))
     head[0] ^= 0x01  # header: CRC24 mismatch, the place is lost until the next TCP segment
     conv = v5_conversation(False)
-    events, stats = run([*conv[:4], (FROM_CLIENT, bytes(head)), (FROM_CLIENT, w.segments(w.query("q4", 4, 5)))])
+    events, stats = run(
+        [*conv[:4], (FROM_CLIENT, bytes(head)), (FROM_CLIENT, w.segments(w.query("q4", 4, 5)))]
+    )
     assert stats["cassandra.segment_crc_errors"] == 1
     assert events[-1]["cassandra"]["request"]["query"] == "q4"
 
@@ -363,7 +428,9 @@ def test_pairing_by_stream_id_out_of_order() -> None:
         ]
     )
     assert not stats
-    got = [(e["cassandra"]["request"]["query"], e["cassandra"]["response"]["headers"]["stream"]) for e in events]
+    got = [
+        (e["cassandra"]["request"]["query"], e["cassandra"]["response"]["headers"]["stream"]) for e in events
+    ]
     assert got == [("b", 2), ("c", 3), ("a", 1)]
 
 
@@ -421,7 +488,12 @@ def test_ignored_ops() -> None:
 def test_oversized_frame_keeps_header() -> None:
     big = w.rows(COLS, 5000, stream=1)
     events, stats = run(
-        [(FROM_CLIENT, w.query("q", 1)), (FROM_SERVER, big[:1000]), (FROM_SERVER, big[1000:] + w.void(2)), (FROM_CLIENT, w.query("r", 2))],
+        [
+            (FROM_CLIENT, w.query("q", 1)),
+            (FROM_SERVER, big[:1000]),
+            (FROM_SERVER, big[1000:] + w.void(2)),
+            (FROM_CLIENT, w.query("r", 2)),
+        ],
         max_frame_size=4096,
     )
     assert stats["cassandra.oversized_frames"] == 1
