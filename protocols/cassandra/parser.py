@@ -24,7 +24,8 @@ READY/AUTHENTICATE from the server, each direction carries segments: a 3-byte he
 LZ4 was negotiated) protected by a CRC24, the payload, and its CRC32. Payloads are joined
 into a stream of frames (a large frame spans several segments). A CRC mismatch loses that
 segment (``cassandra.segment_crc_errors``); a bad header loses the place in the stream,
-found again at the next TCP segment that starts with a header whose CRC24 holds.
+found again at the next TCP segment that starts with a header whose CRC24 holds. A capture
+that begins after the handshake is recognised by the same CRC24 on its first bytes.
 
 Hand-written rather than built on cassandra-driver's decoder: the driver decodes whole rows
 into Python values (slow, and more than Packetbeat publishes), raises on the first odd byte,
@@ -772,7 +773,23 @@ class FrameStream:
         if len(data) < 5:
             return False
         v = data[0] & 0x7F
-        return MIN_VERSION <= v <= MAX_VERSION and data[4] in OP_NAMES
+        return (MIN_VERSION <= v <= MAX_VERSION and data[4] in OP_NAMES) or self._segments_begin(data, 0)
+
+    def _segments_begin(self, buf: bytes | bytearray, pos: int) -> bool:
+        """A capture that starts after a v5 STARTUP: bytes that are no frame header but a
+        segment header whose CRC24 holds (a 1 in 2^24 chance for other bytes) switch this
+        direction to segments, LZ4 ones if that is what the 8-byte header form says."""
+        for lz4_mode, hlen in ((False, 6), (True, 8)):
+            if len(buf) - pos < hlen:
+                continue
+            self.mode_lz4 = lz4_mode
+            head = self._segment_header(buf, pos)
+            if head is not None and head[1] >= 0:
+                self.segments = True
+                self.stats.incr("cassandra.v5_segments_detected")
+                return True
+        self.mode_lz4 = False
+        return False
 
     def _frames(self, buf: bytes | bytearray, first_ts: int, ts: int, out: list[Frame], legacy: bool) -> int:
         """Cut whole frames out of ``buf``; returns the position reached, -1 after a bad header.
@@ -786,6 +803,8 @@ class FrameStream:
             version, flags, stream, op, length = _HEADER.unpack_from(buf, pos)
             proto = version & 0x7F
             if not MIN_VERSION <= proto <= MAX_VERSION or op not in OP_NAMES or length > MAX_DECLARED:
+                if legacy and self._segments_begin(buf, pos):
+                    return pos
                 self.stats.incr("cassandra.bad_headers")
                 self.reset()
                 return -1

@@ -544,3 +544,15 @@ def test_frame_stream_times() -> None:
     assert [(f.stream, f.ts) for f in frames] == [(1, 10)]
     frames = s.feed(q2[3:], 30)
     assert [(f.stream, f.ts) for f in frames] == [(2, 20)]
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_v5_segments_recognised_mid_stream(compress: bool) -> None:
+    """A capture that starts after the handshake: the segment headers' CRC24 gives them away."""
+    conv = v5_conversation(compress)[4:]
+    events, stats = run([(FROM_CLIENT, w.segments(w.query("q2", 2, 5), compress)), *conv])
+    # q2's response went by before the capture started.
+    assert stats == {"cassandra.v5_segments_detected": 2, "cassandra.unmatched_requests": 1}
+    assert [e["cassandra"]["request"]["query"] for e in events] == ["q4", "q3", "q2"]
+    assert response(events[1])["result"]["rows"]["num_rows"] == 9000
+    assert events[2]["status"] == "Error"
