@@ -41,6 +41,7 @@ _BUILTIN_MODULES = {
     "memcache": "protocols.memcache",
     "tls": "protocols.tls",
     "cassandra": "protocols.cassandra",
+    "amqp": "protocols.amqp",
 }
 
 _classes: dict[str, type[Plugin]] = {}
