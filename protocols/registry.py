@@ -39,6 +39,7 @@ _BUILTIN_MODULES = {
     "dns": "protocols.dns",
     "mongodb": "protocols.mongodb",
     "tls": "protocols.tls",
+    "nfs": "protocols.nfs",
 }
 
 _classes: dict[str, type[Plugin]] = {}
