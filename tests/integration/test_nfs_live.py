@@ -48,7 +48,14 @@ STATUSES = {
     30: "NFSERR_ROFS", 66: "NFSERR_NOTEMPTY", 70: "NFSERR_STALE", 10001: "NFSERR_BADHANDLE",
     10004: "NFSERR_NOTSUPP",
 }  # fmt: skip
-ACCEPT = {0: "success", 1: "prog_unavail", 2: "prog_mismatch", 3: "proc_unavail", 4: "garbage_args", 5: "system_err"}
+ACCEPT = {
+    0: "success",
+    1: "prog_unavail",
+    2: "prog_mismatch",
+    3: "proc_unavail",
+    4: "garbage_args",
+    5: "system_err",
+}
 
 
 def run(args: list[str], check_rc: int | None = 0) -> subprocess.CompletedProcess[str]:
@@ -71,12 +78,12 @@ def workload(srv: NfsServer, tmp: Path) -> dict[str, Any]:
     run([cp, str(local), srv.url("/data/up.txt")])
     run([cp, srv.url("/data/big.bin"), str(tmp / "big.bin")])
     out["cp_ro"] = run([cp, str(local), srv.url("/ro/up.txt")], check_rc=None)
-    out["op"] = run(
-        [op, srv.url("/data"), "mkdir", "/d", "write", "/d/f", "hello", "rename", "/d/f", "/d/g",
-         "stat", "/d/g", "read", "/d/g", "unlink", "/d/g", "rmdir", "/d", "stat", "/nope",
-         "chmod", "/hello.txt", "600", "ls", "/sub"]  # fmt: skip
+    ops = "mkdir /d write /d/f hello rename /d/f /d/g stat /d/g read /d/g unlink /d/g rmdir /d"
+    ops += " stat /nope chmod /hello.txt 600 ls /sub"
+    out["op"] = run([op, srv.url("/data"), *ops.split()]).stdout
+    out["op_ro"] = run(
+        [op, srv.url("/ro"), "unlink", "/r.txt", "write", "/w", "x", "chmod", "/r.txt", "600"]
     ).stdout
-    out["op_ro"] = run([op, srv.url("/ro"), "unlink", "/r.txt", "write", "/w", "x", "chmod", "/r.txt", "600"]).stdout
     out["big"] = (tmp / "big.bin").read_bytes()
     return out
 
@@ -198,7 +205,12 @@ def test_mount_protocol_is_counted_not_published(session: dict[str, Any]) -> Non
     stats = session["stats"]
     assert stats.get("nfs.other_program_calls") == len(mounts)
     assert stats.get("nfs.other_program_replies") == len(mounts)
-    for name in ("nfs.malformed_messages", "nfs.unmatched_replies", "nfs.unmatched_requests", "nfs.lost_sync"):
+    for name in (
+        "nfs.malformed_messages",
+        "nfs.unmatched_replies",
+        "nfs.unmatched_requests",
+        "nfs.lost_sync",
+    ):
         assert name not in stats, stats
 
 
