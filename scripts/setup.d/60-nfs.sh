@@ -2,12 +2,15 @@
 # (tests/nfs/server, on github.com/willscott/go-nfs from the Go module proxy) and libnfs
 # clients: libnfs-utils' nfs-ls/nfs-cat/nfs-cp and tests/nfs/nfs-op.c (built against
 # libnfs-dev) for mkdir, rename, remove ...
+# NFSv4 (tests/integration/test_nfs4_live.py): NFS-Ganesha with its in-memory FSAL, started
+# by the test with rpcbind in network and mount namespaces of its own (util-linux unshare,
+# nsenter). Installing the packages starts no service (no init system here).
 #
 # go-nfs v0.0.4 numbers accept_stat without PROG_MISMATCH (its PROC_UNAVAIL goes out as 2,
 # which libnfs cannot decode) and has no MOUNTPROC3_EXPORT, which libnfs calls right after
 # MNT. The module is copied out of the read-only module cache, the numbering fixed and an
 # empty EXPORT handler added (tests/nfs/server/mount_export.go.in) before `go build`.
-APT_PACKAGES+=(libnfs-utils libnfs-dev gcc libc6-dev)
+APT_PACKAGES+=(libnfs-utils libnfs-dev gcc libc6-dev nfs-ganesha nfs-ganesha-mem rpcbind util-linux iproute2)
 GO_NFS_VERSION=v0.0.4
 
 _nfs_dir() {
