@@ -58,7 +58,10 @@ def main_op(ops: list[int]) -> str:
 
 def tshark_messages(pcap: Path) -> list[dict[str, Any]]:
     exe = need_tool("tshark")
-    args = [exe, "-r", str(pcap), "-Y", "rpc", "-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]
+    # libnfs binds a privileged source port; tshark would try the dissector of a well-known
+    # port below 1024 (ipp, rsync ...) before the NFS port: RPC heuristics go first instead.
+    args = [exe, "-r", str(pcap), "-o", "tcp.try_heuristic_first:TRUE", "-Y", "rpc", "-T", "fields"]
+    args += ["-E", "separator=|", "-E", "occurrence=a"]
     for f in FIELDS:
         args += ["-e", f]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
