@@ -38,7 +38,9 @@ _BUILTIN_MODULES = {
     "thrift": "protocols.thrift",
     "dns": "protocols.dns",
     "mongodb": "protocols.mongodb",
+    "memcache": "protocols.memcache",
     "tls": "protocols.tls",
+    "amqp": "protocols.amqp",
     "nfs": "protocols.nfs",
 }
 

@@ -11,6 +11,7 @@ class Backoff:
     """``next()`` returns the next delay; ``reset()`` after a success (libbeat's WithBackoff)."""
 
     def __init__(self, init: float = 1.0, maximum: float = 60.0, jitter: bool = True) -> None:
+        self.jitter = jitter
         self.init = max(0.0, init)
         self.maximum = max(self.init, maximum)
         wait: Any = tenacity.wait_exponential(
@@ -29,3 +30,7 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+    def clone(self) -> Backoff:
+        """The same policy with its own state (one per connection)."""
+        return Backoff(self.init, self.maximum, self.jitter)

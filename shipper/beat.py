@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -96,6 +97,21 @@ class Beat:
             return MemQueue(stats=self.stats)
         return MemQueue(mem.events, mem.flush_min_events, mem.flush_timeout, self.stats)
 
+    def dry_build(self) -> None:
+        """Construct what a run constructs (decoder with its limits, queue, output client)
+        without side effects, so `test config` fails where `run` would (ConfigError)."""
+        self.new_decoder()
+        if self.settings.queue.disk is None:
+            self.build_queue()
+        name = self.settings.output_name()
+        if name not in ("file", "console", "discard"):  # those open files or stdout
+            out = self.build_output()
+            close = getattr(out, "close", None)
+            if close is not None:
+                import asyncio
+
+                asyncio.run(close())
+
     def index_name(self) -> str:
         cfg = self.settings.output_config()
         index = getattr(cfg, "index", "") if cfg is not None else ""
@@ -174,6 +190,7 @@ class Beat:
             live=live,
             ignore_outgoing=ignore,
             backoff=self.output.backoff,
+            on_fatal=self.stop_event.set,
         )
         self.pipeline.start()
         self.monitor.add("", lambda: dict(self.decoder_stats))
@@ -214,6 +231,7 @@ class Beat:
         dumper = Dumper(dump_prefix) if dump_prefix else None
         reader: CaptureFile | None = None
         n = 0
+        internal: BaseException | None = None
         try:
             while not self.stop_event.is_set() and (loops == 0 or n < loops):
                 n += 1
@@ -228,26 +246,55 @@ class Beat:
                 if dumper is not None:
                     packets = dumper.wrap(packets)
                 self._loop(decoder, packets, pipeline)
+                if pipeline.failed.is_set():
+                    break
                 pipeline.publish_all(decoder.flush())
                 if reader.error:
                     self.stats.incr("pcap.truncated_files")
                     log.warning("capture file problem: %s", reader.error)
+        except Exception as exc:
+            # A bug in the packet loop. Stop reading, but ship what was already published
+            # (bounded by the shutdown timeout), then say what happened in one line.
+            internal = exc
+            self.stats.incr("beat.internal_errors")
+            log.error(
+                "internal error in the packet loop: %s",
+                describe_error(exc),
+                exc_info=exc if log.isEnabledFor(logging.DEBUG) else None,
+            )
+            self.stop_event.set()
         finally:
             if dumper is not None:
                 dumper.close()
         drained = self._drain(pipeline)
         self.monitor.stop()
         self.monitor.log_now(final=True)
+        return self.exit_code(pipeline, drained, internal)
+
+    def exit_code(self, pipeline: Pipeline, drained: bool, internal: BaseException | None) -> int:
+        """The process's exit status once the pipeline is closed, with at most one
+        ``Exiting:`` line on stderr."""
+        if internal is not None:
+            print(f"Exiting: internal error: {describe_error(internal)}{_trace_hint()}", file=sys.stderr)
+            if _tracebacks():
+                traceback.print_exception(internal, file=sys.stderr)
+            return 1
+        if pipeline.closed_by_peer:
+            return EXIT_SIGPIPE
         if pipeline.fatal:
-            print(f"Exiting: {pipeline.fatal}", file=sys.stderr)
+            exc = pipeline.fatal_exc
+            print(f"Exiting: {pipeline.fatal}{_trace_hint() if exc else ''}", file=sys.stderr)
+            if _tracebacks() and exc is not None:
+                traceback.print_exception(exc, file=sys.stderr)
             return 1
         return 0 if drained or self.stop_event.is_set() else 1
 
     def _drain(self, pipeline: Pipeline) -> bool:
-        """Wait until the output has acknowledged everything. A signal, before or during the
-        wait, bounds it by the shutdown timeout; an output that has failed ends it."""
+        """Wait until the output has acknowledged everything. A signal (or an internal
+        error), before or during the wait, bounds it by the shutdown timeout; an output
+        that has failed ends it."""
         pipeline.queue.close()  # nothing more is coming: partial batches go out at once
-        while not self.stop_event.is_set() and pipeline.fatal is None:
+        while not self.stop_event.is_set() and not pipeline.failed.is_set():
             if pipeline.queue.wait_empty(0.2):
                 break
         return pipeline.close(self._shutdown_timeout() if self.stop_event.is_set() else 0.0)
@@ -262,7 +309,8 @@ class Beat:
         publish_all = pipeline.publish_all
         stop = self.stop_event
         it = iter(packets)
-        # Chunks keep events flowing to the queue promptly and the stop flag checked.
+        # Chunks keep events flowing to the queue promptly and the stop flag checked (a
+        # signal, or the pipeline stopping on its own, sets it).
         while not stop.is_set():
             chunk = list(itertools.islice(it, 256))
             if not chunk:
@@ -270,6 +318,26 @@ class Beat:
             evs = feed_many(chunk)
             if evs:
                 publish_all(evs)
+
+
+#: Exit status when stdout's reader went away: what a shell reports for a process killed
+#: by SIGPIPE (128 + 13), as ``yes | head -1`` does.
+EXIT_SIGPIPE = 128 + signal.SIGPIPE
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _tracebacks() -> bool:
+    from shipper.logs import tracebacks_enabled
+
+    return tracebacks_enabled()
+
+
+def _trace_hint() -> str:
+    return "" if _tracebacks() else " (run with -d '*' for the traceback)"
 
 
 def _paced(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import logging
 import platform
 import sys
@@ -238,11 +239,12 @@ def cmd_test(args: argparse.Namespace, what: str) -> int:
     if what == "config":
         settings = load(args)
         setup_logs(args, None)
-        from protocols.decoder import Decoder
-        from protocols.registry import ProtocolConfigError, build_plugins
+        from protocols.registry import ProtocolConfigError
+        from shipper.beat import Beat
 
         try:
-            Decoder(build_plugins(settings.packetbeat.protocols))
+            # Build what `run` builds, short of opening devices, files and connections.
+            Beat(settings).dry_build()
         except ProtocolConfigError as exc:
             raise _fail(f"packetbeat.protocols: {exc}") from None
         check = _optional("shipper.live", "check_interfaces")
@@ -346,9 +348,54 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         code = 130
     except BrokenPipeError:
-        code = 0
-    sys.stdout.flush()
+        code = EXIT_SIGPIPE
+    except Exception as exc:
+        # A bug: one line, the traceback only when asked for (-d '*').
+        from shipper.logs import tracebacks_enabled
+
+        wanted = tracebacks_enabled() or _asks_for_tracebacks(argv)
+        if wanted:
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
+        text = str(exc)
+        what = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        hint = "" if wanted else " (run with -d '*' for the traceback)"
+        print(f"Exiting: internal error: {what}{hint}", file=sys.stderr)
+        code = 1
+    if code == EXIT_SIGPIPE:
+        _stdout_gone()
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        code = _stdout_gone() if code == 0 else code
     sys.exit(code)
+
+
+#: What a shell reports for a process killed by SIGPIPE (128 + 13).
+EXIT_SIGPIPE = 141
+
+
+def _asks_for_tracebacks(argv: list[str]) -> bool:
+    """``-d '*'`` (or ``-d 'a,*'``) on the command line."""
+    for flag, value in itertools.pairwise(argv):
+        if flag in ("-d", "--d") and "*" in value.split(","):
+            return True
+    return any(a.startswith(("-d=", "--d=")) and "*" in a.split("=", 1)[1].split(",") for a in argv)
+
+
+def _stdout_gone() -> int:
+    """stdout's reader went away (``| head``): end like a Unix tool killed by SIGPIPE,
+    without Python's "Exception ignored ... BrokenPipeError" at exit (what is still
+    buffered goes to /dev/null)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_SIGPIPE
 
 
 if __name__ == "__main__":

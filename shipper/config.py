@@ -9,6 +9,7 @@ values are errors that name the key.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import types
@@ -82,6 +83,87 @@ def parse_size(value: Any) -> int:
     power = "kmgtp".find(unit.lower()) + 1 if unit else 0
     base = 1024 if binary else 1000
     return int(float(num) * base**power)
+
+
+# -- range rules (attrs validators with libbeat's wording) ---------------------------------
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+#: Go's time.Duration: int64 nanoseconds (also Python's threading.TIMEOUT_MAX).
+MAX_DURATION = INT64_MAX / 1e9
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _show(value: Any) -> str:
+    text = f"{value:g}" if isinstance(value, float) else repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+def at_least(lo: float) -> Any:
+    """``requires value >= lo``."""
+
+    def check(_inst: Any, _attr: Any, value: Any) -> None:
+        if value is not None and value < lo:
+            raise ValueError(f"requires value >= {_num(lo)} (got {_show(value)})")
+
+    return check
+
+
+def greater_than(lo: float) -> Any:
+    """``requires value > lo``."""
+
+    def check(_inst: Any, _attr: Any, value: Any) -> None:
+        if value is not None and value <= lo:
+            raise ValueError(f"requires value > {_num(lo)} (got {_show(value)})")
+
+    return check
+
+
+def between(lo: float, hi: float) -> Any:
+    """``requires value >= lo`` and ``<= hi``."""
+
+    def check(_inst: Any, _attr: Any, value: Any) -> None:
+        if value is not None and not lo <= value <= hi:
+            raise ValueError(f"requires value between {_num(lo)} and {_num(hi)} (got {_show(value)})")
+
+    return check
+
+
+#: attrs metadata marking a setting that names files: "file" (must exist and be readable),
+#: "pem" (a readable file or inline PEM text), "dir" (a directory that exists and is
+#: writable, or can be created). Checked at load time, for ``test config`` too.
+PATH_KIND = "path_kind"
+
+
+def check_path(kind: str, value: str) -> str | None:
+    """What is wrong with ``value`` as a ``kind`` path, or None."""
+    if not value:
+        return None
+    if kind == "pem" and value.lstrip().startswith("-----BEGIN"):
+        return None
+    path = os.path.expanduser(value)
+    if kind in ("file", "pem"):
+        if not os.path.exists(path):
+            return f"file {value!r} does not exist"
+        if os.path.isdir(path):
+            return f"{value!r} is a directory, not a file"
+        if not os.access(path, os.R_OK):
+            return f"file {value!r} is not readable"
+        return None
+    # dir: writable if it exists, else its nearest existing ancestor must let us create it.
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        return f"cannot create directory {value!r}: Not a directory ({probe!r} is a file)"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"cannot write to directory {value!r}: Permission denied ({probe!r})"
+    return None
 
 
 # -- raw tree handling ---------------------------------------------------------------------
@@ -181,7 +263,8 @@ def expand_vars(tree: Any, env: dict[str, str] | None = None) -> Any:
 
         whole = _VAR_RE.fullmatch(value)
         if whole:
-            return yaml.safe_load(rep(whole)) if rep(whole) != "" else ""
+            text = rep(whole)
+            return safe_yaml(text, f"${{{whole.group(1)}}}") if text != "" else ""
         return _VAR_RE.sub(rep, value)
 
     if isinstance(tree, dict):
@@ -199,16 +282,87 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise ConfigError("", f"invalid -E option {text!r}; expected key=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_yaml(raw, f"-E {key.strip()}") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
 
 
+# -- YAML without bombs ----------------------------------------------------------------------
+
+_YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: Nodes that aliases may add to a document once expanded (the settings are walked as
+#: plain trees, so ``*ref`` costs as much as a copy). A real config adds a few hundred;
+#: a "billion laughs" document adds billions, and is refused before anything expands.
+MAX_ALIAS_NODES = 100_000
+#: Nesting deeper than any config needs (each level costs a Python stack frame later).
+MAX_YAML_DEPTH = 100
+
+
+def safe_yaml(stream: Any, what: str) -> Any:
+    """``yaml.safe_load`` that refuses alias bombs, recursive aliases and absurd nesting
+    (ConfigError naming ``what``) after composing the node graph and before building
+    anything from it."""
+    loader = _YamlLoader(stream)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise ConfigError("", f"{what}: YAML nested too deeply") from None
+        if node is None:
+            return None
+        _check_yaml_nodes(node, what)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _yaml_children(node: Any) -> list[Any]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _check_yaml_nodes(root: Any, what: str) -> None:
+    """Depth-first over the node graph, where an alias is the node it names: the size
+    of the expanded tree (memoised per node, so a bomb costs its own size), its depth,
+    and no node inside itself."""
+    size: dict[int, int] = {}
+    active: set[int] = set()
+    distinct = 0
+    stack: list[tuple[Any, int, bool]] = [(root, 0, False)]
+    while stack:
+        node, depth, finish = stack.pop()
+        key = id(node)
+        children = _yaml_children(node)
+        if finish:
+            active.discard(key)
+            size[key] = total = 1 + sum(size[id(c)] for c in children)
+            if total - distinct > MAX_ALIAS_NODES:
+                raise ConfigError(
+                    "",
+                    f"{what}: YAML aliases expand to more than {MAX_ALIAS_NODES} extra nodes "
+                    "(refused: an alias bomb?)",
+                )
+            continue
+        if key in size:
+            continue
+        if key in active:
+            raise ConfigError("", f"{what}: a YAML alias refers to a node that contains it")
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError("", f"{what}: YAML nested more than {MAX_YAML_DEPTH} levels deep")
+        active.add(key)
+        distinct += 1
+        stack.append((node, depth, True))
+        stack.extend((c, depth + 1, False) for c in children)
+
+
 def load_yaml(path: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            data = safe_yaml(fh, f"error loading config file {path}")
     except OSError as exc:
         raise ConfigError("", f"error loading config file {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
@@ -266,6 +420,9 @@ class Builder:
                 self.warnings.append(f"config setting {sub} is accepted for compatibility and has no effect")
             kwargs[f.name] = self.convert(hints[f.name], value, sub)
             _validate_field(f, kwargs[f.name], sub)
+            kind = f.metadata.get(PATH_KIND)
+            if kind is not None:
+                _check_paths(kind, kwargs[f.name], sub)
         try:
             return cls(**kwargs)
         except (ValueError, TypeError) as exc:
@@ -279,6 +436,9 @@ class Builder:
         if origin in (Union, types.UnionType):
             if value is None and type(None) in args:
                 return None
+            candidates = [a for a in args if a is not type(None)]
+            if len(candidates) == 1:  # Optional[X]: X's own error, with its own key path
+                return self.convert(candidates[0], value, path)
             errors = []
             for arg in args:
                 if arg is type(None):
@@ -290,10 +450,16 @@ class Builder:
             raise ConfigError(path, "; ".join(errors))
         try:
             if tp is Duration:
-                return parse_duration(value)
+                seconds = parse_duration(value)
+                if not -MAX_DURATION <= seconds <= MAX_DURATION:  # also NaN
+                    raise ValueError(f"duration {_show(value)} out of range (at most 292 years)")
+                return seconds
             if tp is ByteSize:
-                return parse_size(value)
-        except ValueError as exc:
+                size = parse_size(value)
+                if not INT64_MIN <= size <= INT64_MAX:
+                    raise ValueError(f"size {_show(value)} out of range (at most 8 EiB)")
+                return size
+        except (ValueError, OverflowError) as exc:
             raise ConfigError(path, str(exc)) from None
         if tp is bool:
             if isinstance(value, bool):
@@ -302,25 +468,33 @@ class Builder:
                 return value.lower() in ("true", "yes", "on")
             raise ConfigError(path, f"expected true or false, got {value!r}")
         if tp is int:
+            n: int | None = None
             if isinstance(value, bool):
-                raise ConfigError(path, f"expected an integer, got {value!r}")
-            if isinstance(value, int):
-                return value
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            if isinstance(value, str):
+                pass
+            elif isinstance(value, int):
+                n = value
+            elif isinstance(value, float) and value.is_integer():
+                n = int(value)
+            elif isinstance(value, str):
                 try:
-                    return int(value.strip())
+                    n = int(value.strip())
                 except ValueError:
                     pass
-            raise ConfigError(path, f"expected an integer, got {value!r}")
+            if n is None:
+                raise ConfigError(path, f"expected an integer, got {_show(value)}")
+            if not INT64_MIN <= n <= INT64_MAX:
+                raise ConfigError(path, f"integer {_show(value)} out of range (64 bits)")
+            return n
         if tp is float:
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
             try:
-                return float(value)
-            except (TypeError, ValueError):
-                raise ConfigError(path, f"expected a number, got {value!r}") from None
+                if isinstance(value, bool):
+                    raise TypeError
+                f = float(value)
+            except (TypeError, ValueError, OverflowError):
+                raise ConfigError(path, f"expected a number, got {_show(value)}") from None
+            if not math.isfinite(f):
+                raise ConfigError(path, f"expected a finite number, got {_show(value)}")
+            return f
         if tp is str:
             if isinstance(value, str):
                 return value
@@ -386,6 +560,16 @@ def _validate_field(f: Any, value: Any, path: str) -> None:
         raise ConfigError(path, str(exc)) from None
     except Exception:
         return  # a validator that needs the instance: the class checks it when built
+
+
+def _check_paths(kind: str, value: Any, path: str) -> None:
+    items = value if isinstance(value, list) else [value]
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            continue
+        problem = check_path(kind, item)
+        if problem:
+            raise ConfigError(f"{path}.{i}" if isinstance(value, list) else path, problem)
 
 
 _hint_cache: dict[type, dict[str, Any]] = {}

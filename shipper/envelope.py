@@ -11,11 +11,11 @@ pipelines and the ``packetbeat-*`` index pattern work unchanged).
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import ipaddress
 import socket
 import struct
-import time
 from functools import lru_cache
 from typing import Any
 
@@ -37,22 +37,47 @@ _ICMP4_PAIRS = _pairs((8, 0), (10, 9), (13, 14), (15, 16), (17, 18))
 _ICMP6_PAIRS = _pairs((128, 129), (130, 131), (133, 134), (135, 136), (139, 140), (144, 145))
 
 
+#: RFC 3339 writes four-digit years: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z
+#: (year 0 is left out: Python's calendar starts at year 1).
+MIN_TIMESTAMP_NS = -62_135_596_800 * 1_000_000_000
+MAX_TIMESTAMP_NS = 253_402_300_800 * 1_000_000_000 - 1
+_EPOCH = datetime.datetime(1970, 1, 1)
+
+
+class EventRejected(ValueError):
+    """An event the envelope cannot complete; ``reason`` names the drop counter
+    (``publisher.dropped_<reason>``)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class TimeFormatter:
-    """Integer nanoseconds → RFC 3339 UTC with 3, 6 or 9 fractional digits."""
+    """Integer nanoseconds → RFC 3339 UTC with 3, 6 or 9 fractional digits.
+
+    Any integer is handled: a time outside the years 1..9999 has no RFC 3339 form (and
+    no Elasticsearch ``date``), so it raises :class:`EventRejected` (reason
+    ``bad_timestamp``) rather than writing a five-digit or negative year; the pipeline
+    drops and counts such an event, as libbeat drops an event its encoder cannot write.
+    """
 
     __slots__ = ("_base", "_digits", "_div", "_sec")
 
     def __init__(self, precision: str = "millisecond") -> None:
         self._digits = _DIGITS[precision]
         self._div = 10 ** (9 - self._digits)
-        self._sec = -1
+        self._sec: int | None = None
         self._base = ""
 
     def __call__(self, ts: int) -> str:
         sec, frac = divmod(ts, 1_000_000_000)
         if sec != self._sec:
+            if not MIN_TIMESTAMP_NS <= ts <= MAX_TIMESTAMP_NS:
+                raise EventRejected("bad_timestamp", f"timestamp {ts} ns is outside the years 1..9999")
+            t = _EPOCH + datetime.timedelta(seconds=sec)
+            self._base = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
             self._sec = sec
-            self._base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
         return f"{self._base}.{frac // self._div:0{self._digits}d}Z"
 
 
@@ -73,7 +98,7 @@ def community_id(
         return None
     try:
         s, d = _ip_bytes(src_ip), _ip_bytes(dst_ip)
-    except OSError:
+    except (OSError, ValueError):
         return None
     one_way = False
     if proto in (1, 58):
@@ -114,10 +139,16 @@ def _link_local_multicast(a: Any) -> bool:
     return a in ipaddress.ip_network("ff02::/16")
 
 
+def _u16(n: Any) -> bool:
+    return type(n) is int and 0 <= n <= 0xFFFF
+
+
 def _icmp_type_code(evt: dict[str, Any]) -> tuple[int, int]:
     """ICMP type and code for the Community ID: the request's, else the response's."""
     icmp = evt.get("icmp")
     msg = (icmp.get("request") or icmp.get("response") or {}) if isinstance(icmp, dict) else {}
+    if not isinstance(msg, dict):
+        return 0, 0
     try:
         return int(msg.get("type", 0)), int(msg.get("code", 0))
     except (TypeError, ValueError):
@@ -275,21 +306,31 @@ class Envelope:
         return any(n(a) if callable(n) else (a.version == n.version and a in n) for n in self.internal)
 
     def apply(self, evt: dict[str, Any]) -> dict[str, Any]:
+        """Complete ``evt`` in place. Raises :class:`EventRejected` for an event that
+        cannot be published (a timestamp outside the years 1..9999, a section of the
+        wrong type); the caller drops and counts it."""
         fmt = self.fmt
         event = evt.get("event")
         if event is None:
             event = evt["event"] = {}
-        start = event.get("start")
-        end = event.get("end")
-        if isinstance(start, int) and isinstance(end, int) and "duration" not in event and end >= start:
-            event["duration"] = end - start
+        elif not isinstance(event, dict):
+            raise EventRejected("invalid", "'event' is not an object")
+        start: Any = event.get("start")
+        end: Any = event.get("end")
         ts = evt.get("@timestamp")
-        if isinstance(start, int):
-            event["start"] = fmt(start)
-            if ts == start:
-                evt["@timestamp"] = event["start"]
-        if isinstance(end, int):
-            event["end"] = fmt(end)
+        # Format first: an event with a time out of range is rejected before it is changed.
+        if type(ts) is int:
+            stamp = fmt(ts)
+        elif not isinstance(ts, str):
+            raise EventRejected("invalid", f"@timestamp is neither an integer nor a string: {ts!r:.40}")
+        start_text = fmt(start) if type(start) is int else None
+        end_text = fmt(end) if type(end) is int else None
+        if start_text is not None and end_text is not None and "duration" not in event and end >= start:
+            event["duration"] = end - start
+        if start_text is not None:
+            event["start"] = start_text
+        if end_text is not None:
+            event["end"] = end_text
         # Shared, never mutated: the same list objects serve every event.
         if "kind" not in event:
             event["kind"] = "event"
@@ -300,14 +341,22 @@ class Envelope:
         network = evt.get("network")
         if network is None:
             network = evt["network"] = {}
+        elif not isinstance(network, dict):
+            raise EventRejected("invalid", "'network' is not an object")
         if "dataset" not in event and network.get("protocol"):
             event["dataset"] = network["protocol"]
 
         src = evt.get("source")
         dst = evt.get("destination")
+        if not isinstance(src, dict | None) or not isinstance(dst, dict | None):
+            raise EventRejected("invalid", "'source' or 'destination' is not an object")
         src_ip = src.get("ip") if src else None
         dst_ip = dst.get("ip") if dst else None
-        nbytes = (src.get("bytes", 0) if src else 0) + (dst.get("bytes", 0) if dst else 0)
+        if not isinstance(src_ip, str | None) or not isinstance(dst_ip, str | None):
+            raise EventRejected("invalid", "an endpoint 'ip' is not a string")
+        sbytes = src.get("bytes", 0) if src else 0
+        dbytes = dst.get("bytes", 0) if dst else 0
+        nbytes = (sbytes if type(sbytes) is int else 0) + (dbytes if type(dbytes) is int else 0)
         if nbytes:
             network["bytes"] = nbytes
         if "community_id" not in network and src_ip and dst_ip:
@@ -317,9 +366,10 @@ class Envelope:
             else:
                 sport = src.get("port", 0) if src else 0
                 dport = dst.get("port", 0) if dst else 0
-            cid = community_id(transport, src_ip, sport, dst_ip, dport)
-            if cid:
-                network["community_id"] = cid
+            if isinstance(transport, str) and _u16(sport) and _u16(dport):
+                cid = community_id(transport, src_ip, sport, dst_ip, dport)
+                if cid:
+                    network["community_id"] = cid
         if "type" not in network and (src_ip or dst_ip):
             network["type"] = "ipv6" if ":" in (src_ip or dst_ip or "") else "ipv4"
         if "direction" not in network:
@@ -330,7 +380,7 @@ class Envelope:
             evt["server"] = dict(dst)
 
         err = evt.get("error")
-        if err is not None:
+        if isinstance(err, dict):
             msgs = err.get("message")
             if isinstance(msgs, list):
                 if not msgs:
@@ -338,8 +388,8 @@ class Envelope:
                 elif len(msgs) == 1:
                     err["message"] = msgs[0]
 
-        if isinstance(ts, int) and isinstance(evt.get("@timestamp"), int):
-            evt["@timestamp"] = fmt(ts)
+        if type(ts) is int:
+            evt["@timestamp"] = stamp
         index = self.index
         if self.per_protocol:
             proto = self.per_protocol.get(evt.get("type", ""))

@@ -328,8 +328,8 @@ def run_live(beat: Beat, args: argparse.Namespace) -> int:
     errors = [c.error for c in captures if c.error]
     if errors:
         return _exit(errors[0])
-    if pipeline.fatal:
-        return _exit(pipeline.fatal)
+    if pipeline.fatal or pipeline.closed_by_peer:
+        return beat.exit_code(pipeline, drained, None)
     if not drained:
         log.warning("shutdown: not every event was acknowledged within the shutdown timeout")
     return 0

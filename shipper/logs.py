@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import logging
 import logging.handlers
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,26 @@ class SelectorFilter(logging.Filter):
         return record.name.split(".")[0] in self.selectors
 
 
+_tracebacks = False
+
+
+def tracebacks_enabled() -> bool:
+    """``-d '*'``: internal errors come with their traceback."""
+    return _tracebacks
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
+    """stderr that may be a pipe whose reader is gone (``2>&1 | head``): stop writing
+    instead of reporting a logging error for every record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, BrokenPipeError | ValueError):
+            self.setStream(open(os.devnull, "w"))  # noqa: SIM115 (lives as long as the process)
+            return
+        super().handleError(record)
+
+
 def setup_logging(
     *,
     level: str = "info",
@@ -73,7 +94,9 @@ def setup_logging(
     rotate_bytes: int = 10 * 1024 * 1024,
     keep: int = 7,
 ) -> None:
+    global _tracebacks
     sels = {s.strip() for s in (selectors or []) if s.strip()}
+    _tracebacks = "*" in sels
     lvl = logging.DEBUG if sels else _LEVELS.get(level, logging.INFO)
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -82,7 +105,7 @@ def setup_logging(
     fmt: logging.Formatter = JsonFormatter() if json_format else TextFormatter()
     handler: logging.Handler
     if to_stderr or not to_files or log_dir is None:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler(sys.stderr)
     else:
         log_dir.mkdir(parents=True, exist_ok=True)
         day = datetime.date.today().strftime("%Y%m%d")

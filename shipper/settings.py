@@ -11,11 +11,16 @@ import attrs
 
 from protocols.common.config import ByteSize, Duration, ProtocolConfig, one_of
 from protocols.registry import ProtocolConfigError, available, plugin_class
+from protocols.stats import Counters
 from shipper.config import (
+    PATH_KIND,
     Builder,
     ConfigError,
+    at_least,
+    between,
     expand_dotted,
     expand_vars,
+    greater_than,
     load_yaml,
     merge,
     parse_override,
@@ -48,19 +53,21 @@ PACKETBEAT_PROTOCOLS = [
 class InterfaceSettings:
     device: str = "any"
     type: str = attrs.field(default="pcap", validator=one_of("pcap", "af_packet", "autodetect"))
-    snaplen: int = 65535
-    buffer_size_mb: int = 24
+    #: libpcap's largest snapshot length is 262144.
+    snaplen: int = attrs.field(default=65535, validator=between(1, 262144))
+    #: The capture ring (af_packet) or kernel buffer (pcap); at most 1 TiB.
+    buffer_size_mb: int = attrs.field(default=24, validator=between(1, 1 << 20))
     with_vlans: bool = False
     bpf_filter: str = ""
     auto_promisc_mode: bool = True
-    fanout_group: int | None = None
+    fanout_group: int | None = attrs.field(default=None, validator=between(0, 0xFFFF))
     internal_networks: list[str] = attrs.field(factory=list, validator=lambda _i, _a, v: parse_networks(v))
-    poll_default_route: Duration = Duration(60.0)
-    metrics_interval: Duration = Duration(5.0)
+    poll_default_route: Duration = attrs.field(default=Duration(60.0), validator=at_least(0))
+    metrics_interval: Duration = attrs.field(default=Duration(5.0), validator=greater_than(0))
     #: Set by ``-I``: read this capture file instead of sniffing.
     file: str = ""
     dumpfile: str = ""
-    loop: int = 1
+    loop: int = attrs.field(default=1, validator=at_least(0))
     topspeed: bool = False
     one_at_a_time: bool = False
     ignore_outgoing: bool = False
@@ -70,17 +77,18 @@ class InterfaceSettings:
 class TcpSettings:
     """wirebeat extension: bounds of the TCP layer."""
 
-    max_connections: int = 100_000
-    reorder_window: int = 64
-    reorder_timeout: Duration = Duration(0.5)
-    reorder_buffer: ByteSize = ByteSize(1 << 20)
+    max_connections: int = attrs.field(default=100_000, validator=at_least(1))
+    reorder_window: int = attrs.field(default=64, validator=at_least(0))
+    reorder_timeout: Duration = attrs.field(default=Duration(0.5), validator=at_least(0))
+    reorder_buffer: ByteSize = attrs.field(default=ByteSize(1 << 20), validator=at_least(0))
 
 
 @attrs.frozen
 class FlowsSettings:
     enabled: bool = True
-    timeout: Duration = Duration(30.0)
-    period: Duration = Duration(10.0)
+    timeout: Duration = attrs.field(default=Duration(30.0), validator=greater_than(0))
+    #: -1: report flows only when they end (Packetbeat's rule).
+    period: Duration = attrs.field(default=Duration(10.0), validator=at_least(-1))
     keep_null: bool = False
     index: str = ""
     enable_delta_flow_reports: bool = False
@@ -95,7 +103,7 @@ class PacketbeatSettings:
     protocols: dict[str, ProtocolConfig] = attrs.field(factory=dict)
     flows: FlowsSettings | None = None
     ignore_outgoing: bool = False
-    shutdown_timeout: Duration = Duration(0.0)
+    shutdown_timeout: Duration = attrs.field(default=Duration(0.0), validator=at_least(0))
     tcp: TcpSettings = TcpSettings()
     #: wirebeat extension: open the capture sockets as root, then drop to this user.
     run_as: str = ""
@@ -104,20 +112,27 @@ class PacketbeatSettings:
 
 @attrs.frozen
 class MemQueueSettings:
-    events: int = 3200
-    flush_min_events: int = attrs.field(default=1600, metadata={"key": "flush.min_events"})
-    flush_timeout: Duration = attrs.field(default=Duration(10.0), metadata={"key": "flush.timeout"})
+    #: libbeat's memqueue: ``events`` validate:"min=32", ``flush.min_events`` min=0.
+    events: int = attrs.field(default=3200, validator=at_least(32))
+    flush_min_events: int = attrs.field(
+        default=1600, validator=at_least(0), metadata={"key": "flush.min_events"}
+    )
+    flush_timeout: Duration = attrs.field(
+        default=Duration(10.0), validator=at_least(0), metadata={"key": "flush.timeout"}
+    )
 
 
 @attrs.frozen
 class DiskQueueSettings:
-    path: str = ""
-    max_size: ByteSize = ByteSize(10 * 1024**3)
-    segment_size: ByteSize = ByteSize(0)
-    read_ahead: int = 512
-    write_ahead: int = 2048
-    retry_interval: Duration = Duration(1.0)
-    max_retry_interval: Duration = Duration(30.0)
+    path: str = attrs.field(default="", metadata={PATH_KIND: "dir"})
+    max_size: ByteSize = attrs.field(default=ByteSize(10 * 1024**3), validator=greater_than(0))
+    #: 0: ``max_size / 10``.
+    segment_size: ByteSize = attrs.field(default=ByteSize(0), validator=at_least(0))
+    read_ahead: int = attrs.field(default=512, validator=at_least(1))
+    write_ahead: int = attrs.field(default=2048, validator=at_least(1))
+    #: libbeat: validate:"positive".
+    retry_interval: Duration = attrs.field(default=Duration(1.0), validator=greater_than(0))
+    max_retry_interval: Duration = attrs.field(default=Duration(30.0), validator=greater_than(0))
 
 
 @attrs.frozen
@@ -128,19 +143,20 @@ class QueueSettings:
 
 @attrs.frozen
 class LogFilesSettings:
-    path: str = ""
+    path: str = attrs.field(default="", metadata={PATH_KIND: "dir"})
     name: str = "wirebeat"
-    rotateeverybytes: ByteSize = ByteSize(10 * 1024 * 1024)
-    keepfiles: int = 7
-    permissions: int = 0o600
-    interval: Duration = Duration(0.0)
+    rotateeverybytes: ByteSize = attrs.field(default=ByteSize(10 * 1024 * 1024), validator=at_least(1))
+    #: libbeat's file rotator keeps 2..1024 files.
+    keepfiles: int = attrs.field(default=7, validator=between(2, 1024))
+    permissions: int = attrs.field(default=0o600, validator=between(0, 0o777))
+    interval: Duration = attrs.field(default=Duration(0.0), validator=at_least(0))
     rotateonstartup: bool = True
 
 
 @attrs.frozen
 class LogMetricsSettings:
     enabled: bool = True
-    period: Duration = Duration(30.0)
+    period: Duration = attrs.field(default=Duration(30.0), validator=greater_than(0))
 
 
 @attrs.frozen
@@ -168,21 +184,22 @@ class TimestampSettings:
 class HttpEndpointSettings:
     enabled: bool = False
     host: str = "localhost"
-    port: int = 5066
+    #: 0: any free port.
+    port: int = attrs.field(default=5066, validator=between(0, 65535))
 
 
 @attrs.frozen
 class PathSettings:
     home: str = ""
     config: str = ""
-    data: str = ""
-    logs: str = ""
+    data: str = attrs.field(default="", metadata={PATH_KIND: "dir"})
+    logs: str = attrs.field(default="", metadata={PATH_KIND: "dir"})
 
 
 @attrs.frozen
 class TemplateJsonSettings:
     enabled: bool = False
-    path: str = ""
+    path: str = attrs.field(default="", metadata={PATH_KIND: "file"})
     name: str = ""
     data_stream: bool = False
 
@@ -202,13 +219,13 @@ class TemplateSettings:
     #: Default: the name followed by ``*``.
     pattern: str = ""
     overwrite: bool = False
-    priority: int = 150
-    order: int = 1
+    priority: int = attrs.field(default=150, validator=at_least(0))
+    order: int = attrs.field(default=1, validator=at_least(0))
     #: ``index`` (composable) or ``legacy`` (``_template``); ``--es.version`` < 7.8 implies legacy.
     type: str = attrs.field(default="index", validator=one_of("index", "legacy"))
     #: wirebeat: install the composable template as a data stream (Packetbeat 8.x does).
     data_stream: bool = True
-    fields: str = ""
+    fields: str = attrs.field(default="", metadata={PATH_KIND: "file"})
     append_fields: list[Any] = attrs.field(factory=list)
     settings: TemplateIndexSettings = TemplateIndexSettings()
     json: TemplateJsonSettings = TemplateJsonSettings()
@@ -220,7 +237,7 @@ class IlmSettings:
 
     enabled: bool = True
     policy_name: str = "packetbeat"
-    policy_file: str = ""
+    policy_file: str = attrs.field(default="", metadata={PATH_KIND: "file"})
     check_exists: bool = True
     overwrite: bool = False
 
@@ -228,8 +245,8 @@ class IlmSettings:
 @attrs.frozen
 class DashboardsRetrySettings:
     enabled: bool = False
-    interval: Duration = Duration(1.0)
-    maximum: int = 0
+    interval: Duration = attrs.field(default=Duration(1.0), validator=greater_than(0))
+    maximum: int = attrs.field(default=0, validator=at_least(0))
 
 
 @attrs.frozen
@@ -267,7 +284,7 @@ class KibanaSettings:
     space: KibanaSpaceSettings = KibanaSpaceSettings()
     headers: dict[str, str] = attrs.field(factory=dict)
     ssl: SslSettings = SslSettings()
-    timeout: Duration = Duration(90.0)
+    timeout: Duration = attrs.field(default=Duration(90.0), validator=greater_than(0))
 
 
 @attrs.frozen
@@ -362,7 +379,15 @@ def _build_protocols(b: Builder, raw: Any, path: str) -> dict[str, ProtocolConfi
             cls = plugin_class(name)
         except ProtocolConfigError as exc:
             raise ConfigError(sub, str(exc)) from None
-        out[name] = b.build(cls.config_class, body, sub)
+        cfg = b.build(cls.config_class, body, sub)
+        if cfg.enabled:
+            # Build the plugin once now, so what only its constructor checks (a Thrift IDL
+            # that does not parse ...) fails here, in `test config` too, not at run time.
+            try:
+                cls(cfg, Counters())
+            except Exception as exc:
+                raise ConfigError(sub, f"{name}: {exc}") from None
+        out[name] = cfg
     # A port claimed by two protocols is a config error (checked here, not at capture time).
     seen: dict[tuple[str, int], str] = {}
     for name, cfg in out.items():

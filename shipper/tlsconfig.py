@@ -33,9 +33,10 @@ class TLSConfigError(Exception):
 class SSLConfig:
     #: None: on when any other ``ssl.*`` setting is given (libbeat enables TLS then too).
     enabled: bool | None = None
-    certificate_authorities: list[str] = attrs.field(factory=list)
-    certificate: str = ""
-    key: str = ""
+    #: Files or inline PEM text (checked when the config is loaded).
+    certificate_authorities: list[str] = attrs.field(factory=list, metadata={"path_kind": "pem"})
+    certificate: str = attrs.field(default="", metadata={"path_kind": "pem"})
+    key: str = attrs.field(default="", metadata={"path_kind": "pem"})
     key_passphrase: str = ""
     #: full: chain and host name; strict: the same (Python never falls back to the CN);
     #: certificate: chain only; none: no verification (insecure).

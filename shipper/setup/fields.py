@@ -22,6 +22,7 @@ import yaml
 
 import protocols.registry
 from protocols.common.digits import is_ascii_digits
+from shipper.config import ConfigError, safe_yaml
 
 #: Types whose values are searched by default (``index.query.default_field``).
 TEXT_TYPES = frozenset({"keyword", "text", "match_only_text", "wildcard", "constant_keyword"})
@@ -146,9 +147,11 @@ def load_fields(files: Iterable[Path] | None = None) -> FieldSet:
     for path in files:
         try:
             with open(path, encoding="utf-8") as fh:
-                doc = yaml.safe_load(fh)
+                doc = safe_yaml(fh, str(path))  # setup.template.fields may be anyone's file
         except (OSError, yaml.YAMLError) as exc:
             raise FieldsError(f"{path}: {exc}") from exc
+        except ConfigError as exc:
+            raise FieldsError(str(exc)) from None
         if doc is None:
             continue
         if not isinstance(doc, list):

@@ -29,11 +29,16 @@ log = logging.getLogger("http")
 class TransportError(Exception):
     """A request that got no usable answer. ``retriable``: trying again may help."""
 
-    def __init__(self, message: str, retriable: bool = True, status: int = 0) -> None:
+    def __init__(
+        self, message: str, retriable: bool = True, status: int = 0, connect_failed: bool = False
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retriable = retriable
         self.status = status
+        #: No host could even be connected to (refused, unreachable, DNS, TLS handshake):
+        #: the request was never sent.
+        self.connect_failed = connect_failed
 
 
 @attrs.frozen
@@ -194,6 +199,7 @@ class HttpClient:
             target += "?" + urlencode({k: _param(v) for k, v in query.items()}, quote_via=quote)
         start = self._current if host_index is None else host_index % len(self.urls)
         errors = []
+        sent = False
         for i in range(len(self.urls)):
             idx = (start + i) % len(self.urls)
             url = self.urls[idx] + target
@@ -201,15 +207,30 @@ class HttpClient:
                 r = self.pool.request(method, url, body=data, headers=hdrs, redirect=False)
             except urllib3.exceptions.HTTPError as exc:
                 errors.append(f"{self.urls[idx]}: {_reason(exc)}")
+                if not isinstance(exc, _CONNECT_ERRORS):
+                    # The request may have reached the server: its connections to this
+                    # host are suspect, the next request dials afresh.
+                    sent = True
+                    self.pool.clear()
+                continue
+            except OSError as exc:  # a socket error urllib3 did not wrap
+                errors.append(f"{self.urls[idx]}: {exc}")
+                sent = True
+                self.pool.clear()
                 continue
             self._current = idx
             return HttpResponse(r.status, {k.lower(): v for k, v in r.headers.items()}, r.data, url)
         if host_index is None:
             self._current = (start + 1) % len(self.urls)
-        raise TransportError("connection failed: " + "; ".join(errors), retriable=True)
+        message = "connection failed: " + "; ".join(errors)
+        raise TransportError(message, retriable=True, connect_failed=not sent)
 
     def close(self) -> None:
         self.pool.clear()
+
+
+#: Failures before the request could be written: refused, unreachable, DNS, TLS handshake.
+_CONNECT_ERRORS = (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.SSLError)
 
 
 def _param(v: Any) -> str:

@@ -376,7 +376,7 @@ def test_unknown_keys_are_warnings_naming_the_full_path(tmp_path: Path) -> None:
         ("queue.mem.events: lots", "queue.mem.events", "integer"),
         ("queue.mem.flush.timeout: later", "queue.mem.flush.timeout", "duration"),
         ("queue: {mem: {}, disk: {}}", "queue", "either queue.mem or queue.disk"),
-        ("output.file.rotate_every_kb: 0", "output.file.rotate_every_kb", "> 0"),
+        ("output.file.rotate_every_kb: 0", "output.file.rotate_every_kb", "requires value >= 1"),
         ("output.file.number_of_files: many", "output.file.number_of_files", "integer"),
         ("output.console.pretty: [1]", "output.console.pretty", "true or false"),
         ("output: [console]", "output", "mapping"),
