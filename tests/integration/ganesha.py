@@ -113,7 +113,9 @@ def ganesha() -> Iterator[Namespace]:
             while True:
                 if proc.poll() is not None:
                     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                    raise RuntimeError(f"ganesha exited: {err[-2000:]}\n{(tmp / 'ganesha.log').read_text()[-3000:]}")
+                    raise RuntimeError(
+                        f"ganesha exited: {err[-2000:]}\n{(tmp / 'ganesha.log').read_text()[-3000:]}"
+                    )
                 if ns is None:
                     child = _child(proc.pid)
                     if child is not None:
@@ -157,7 +159,9 @@ def capture_in(ns: Namespace, path: Path, bpf: str = "tcp port 2049") -> Iterato
         # Probe with bare connections until the capture shows them (see capture.py).
         deadline = time.monotonic() + 15
         while not (path.exists() and path.stat().st_size > 24):
-            subprocess.run(ns.cmd("bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/2049"), capture_output=True, timeout=10)
+            subprocess.run(
+                ns.cmd("bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/2049"), capture_output=True, timeout=10
+            )
             time.sleep(0.2)
             if time.monotonic() > deadline:
                 raise RuntimeError("tcpdump never captured the probe connections")

@@ -84,7 +84,9 @@ def workload(ns: Namespace, tmp: Path) -> dict[str, str]:
     op = str(nfs_op_binary())
     out: dict[str, str] = {}
     v4 = "nfs://127.0.0.1/mem?version=4"
-    ops = "mkdir /d write /d/f hello rename /d/f /d/g stat /d/g read /d/g ls /d unlink /d/g rmdir /d stat /nope"
+    ops = (
+        "mkdir /d write /d/f hello rename /d/f /d/g stat /d/g read /d/g ls /d unlink /d/g rmdir /d stat /nope"
+    )
     out["op4"] = run(ns, op, v4, *ops.split()).stdout
     local = tmp / "local.txt"
     local.write_text("copied over NFSv4\n")
@@ -92,7 +94,9 @@ def workload(ns: Namespace, tmp: Path) -> dict[str, str]:
     out["cat4"] = run(ns, cat, "nfs://127.0.0.1/mem/up.txt?version=4").stdout
     out["ls4"] = run(ns, ls, v4).stdout
     out["cat4_missing"] = run(ns, cat, "nfs://127.0.0.1/mem/missing?version=4").stderr
-    out["op3"] = run(ns, op, "nfs://127.0.0.1/mem?version=3", "stat", "/up.txt", "ls", "/", "stat", "/nope").stdout
+    out["op3"] = run(
+        ns, op, "nfs://127.0.0.1/mem?version=3", "stat", "/up.txt", "ls", "/", "stat", "/nope"
+    ).stdout
     return out
 
 
@@ -100,9 +104,8 @@ def workload(ns: Namespace, tmp: Path) -> dict[str, str]:
 def session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("nfs4-live")
     pcap = tmp / "nfs4.pcap"
-    with ganesha() as ns:
-        with capture_in(ns, pcap):
-            client = workload(ns, tmp)
+    with ganesha() as ns, capture_in(ns, pcap):
+        client = workload(ns, tmp)
     record_for_oracle(pcap, [{"type": "nfs", "ports": [2049]}])
     dec = make_decoder({"nfs": {"ports": [2049]}})
     events: list[dict[str, Any]] = []
@@ -125,7 +128,11 @@ def test_clients_did_what_was_asked(session: dict[str, Any]) -> None:
 
 def test_every_nfs_call_is_one_event_as_tshark_reads_it(session: dict[str, Any]) -> None:
     ref = session["ref"]
-    calls = {(m["tcp.srcport"], m["rpc.xid"]): m for m in ref if m["rpc.msgtyp"] == "0" and m["rpc.program"] == "100003"}
+    calls = {
+        (m["tcp.srcport"], m["rpc.xid"]): m
+        for m in ref
+        if m["rpc.msgtyp"] == "0" and m["rpc.program"] == "100003"
+    }
     replies = {(m["tcp.dstport"], m["rpc.xid"]): m for m in ref if m["rpc.msgtyp"] == "1"}
     events = session["events"]
     assert len(calls) >= 40

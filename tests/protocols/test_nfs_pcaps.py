@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import decode_file, shared_pcap
+from tests.helpers import beats_pcap, decode_file, shared_pcap
 from tests.protocols.nfs_captures import beyond_capture, events_by_xid, packetbeat_capture, write
 
 NFS = {"nfs": {"ports": [2049]}}
@@ -212,6 +212,50 @@ SHARED: dict[str, dict[str, Any]] = {
 def test_shared_capture_matches_packetbeat(name: str) -> None:
     events = _decode(shared_pcap(name))
     assert events == [SHARED[name]]
+
+
+def test_packetbeat_system_test_v3_capture() -> None:
+    """``nfs_v3.pcap`` of Packetbeat's own tests (test_0061_nfs.py), not in ../shared."""
+    (e,) = _decode(beats_pcap("nfs_v3.pcap"))
+    assert e == {
+        # Packetbeat: 1936-11-26T16:02:12.071Z (general/pcap-seconds-unsigned).
+        "@timestamp": "2073-01-01T22:30:28.071Z",
+        "type": "nfs",
+        "status": "OK",
+        "host.hostname": "ani",
+        "user.id": 0,
+        "group.id": 0,
+        "related": {"ip": ["127.0.0.1"]},
+        "source": {"ip": "127.0.0.1", "port": 839, "domain": "ani", "bytes": 116},
+        "client": {"ip": "127.0.0.1", "port": 839, "domain": "ani", "bytes": 116},
+        "destination": {"ip": "127.0.0.1", "port": 2049, "bytes": 32},
+        "server": {"ip": "127.0.0.1", "port": 2049, "bytes": 32},
+        "network": {
+            "protocol": "nfsv3",
+            "direction": "ingress",
+            "community_id": "1:K6/2XnLPJVyyA+yaYhZUWMBb0mw=",
+            "bytes": 148,
+            "type": "ipv4",
+            "transport": "tcp",
+        },
+        "nfs": {"status": "NFSERR_NOENT", "version": 3, "opcode": "LOOKUP"},
+        "rpc": {
+            "xid": "a19a75d0",
+            "auth_flavor": "unix",
+            "cred": {"uid": 0, "gid": 0, "gids": [0], "stamp": 4639510, "machinename": "ani"},
+            "status": "success",
+        },
+        "event": {
+            "kind": "event",
+            "category": ["network"],
+            "action": "nfs.LOOKUP",
+            "type": ["connection", "protocol"],
+            "dataset": "nfs",
+            "duration": 409242000,
+            "start": "2073-01-01T22:30:28.071Z",
+            "end": "2073-01-01T22:30:28.480Z",
+        },
+    }
 
 
 # -- the synthetic capture: Packetbeat 9.3.0's values per xid --------------------------------
