@@ -41,6 +41,7 @@ _BUILTIN_MODULES = {
     "memcache": "protocols.memcache",
     "tls": "protocols.tls",
     "amqp": "protocols.amqp",
+    "nfs": "protocols.nfs",
 }
 
 _classes: dict[str, type[Plugin]] = {}
