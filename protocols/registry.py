@@ -42,6 +42,7 @@ _BUILTIN_MODULES = {
     "tls": "protocols.tls",
     "cassandra": "protocols.cassandra",
     "amqp": "protocols.amqp",
+    "nfs": "protocols.nfs",
 }
 
 _classes: dict[str, type[Plugin]] = {}
