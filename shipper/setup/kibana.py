@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
+from shipper.outputs.http import HttpClient, TransportError
 from shipper.setup.fields import FieldSet
-from shipper.setup.http import HttpClient, TransportError
 
 DEFAULT_PATTERN = "packetbeat-*"
 CORE_MIGRATION_VERSION = "8.8.0"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shipper.cli import Exit, dispatch
+from shipper.agent.cli import Exit, dispatch
 from shipper.setup.fields import load_fields
 from shipper.setup.kibana import AGGREGATABLE, NUMERIC, dashboard_id, fields_used, saved_objects
 from tests.setup.fakehttp import Request, fake_server
