@@ -23,12 +23,13 @@ from protocols.decoder import Decoder, DecoderLimits
 from protocols.registry import build_plugins
 from protocols.stats import Counters
 from protocols.tcp import TcpLimits
-from shipper.agent.hostinfo import agent_id, host_metadata
+from shipper.agent.hostinfo import agent_id
 from shipper.agent.monitor import Monitor
 from shipper.agent.settings import Settings, output_module
 from shipper.agent.version import VERSION
 from shipper.outputs.base import Output, OutputContext
 from shipper.pipeline.envelope import Envelope
+from shipper.pipeline.processors import Context, Processing
 from shipper.pipeline.publisher import Pipeline
 from shipper.pipeline.queue import MemQueue, Queue
 
@@ -101,6 +102,7 @@ class Beat:
         """Construct what a run constructs (decoder with its limits, queue, output client)
         without side effects, so `test config` fails where `run` would (ConfigError)."""
         self.new_decoder()
+        self.build_processing()
         if self.settings.queue.disk is None:
             self.build_queue()
         name = self.settings.output_name()
@@ -130,6 +132,17 @@ class Beat:
                     "fields_under_root": cfg.fields_under_root,
                     "tags": cfg.tags,
                 }
+        flows = s.packetbeat.flows
+        if flows is not None and (flows.index or flows.fields or flows.tags):
+            per_proto.setdefault(
+                "flow",
+                {
+                    "index": flows.index,
+                    "fields": flows.fields,
+                    "fields_under_root": False,
+                    "tags": flows.tags,
+                },
+            )
         return Envelope(
             beat_name=s.beat_name,
             index=self.index_name(),
@@ -138,12 +151,33 @@ class Beat:
             internal_networks=internal,
             agent_id=agent_id(s.data_path),
             ephemeral_id=str(uuid.uuid4()),
-            host=host_metadata(s.beat_name),
+            # Like libbeat: host.name only; the rest comes from add_host_metadata.
+            host={"name": s.beat_name},
             fields=s.fields,
             fields_under_root=s.fields_under_root,
             tags=s.tags,
             per_protocol=per_proto,
+            processing=self.build_processing(),
+            ignore_outgoing=s.packetbeat.ignore_outgoing,
         )
+
+    def build_processing(self) -> Processing | None:
+        """Compile the processors of every level once (validated already at load)."""
+        s = self.settings
+        per_type: dict[str, tuple[str, Any]] = {}
+        for name, cfg in s.packetbeat.protocols.items():
+            if cfg.enabled and cfg.processors:
+                per_type[name] = (f"packetbeat.protocols.{name}.processors", cfg.processors)
+        flows = s.packetbeat.flows
+        if flows is not None and flows.processors:
+            per_type["flow"] = ("packetbeat.flows.processors", flows.processors)
+        ctx = Context(
+            beat_name=s.beat_name,
+            stats=self.stats,
+            warn=lambda _msg: None,  # said once already, when the config was loaded
+            config_dir=s.path.config or ".",
+        )
+        return Processing.build(s.processors, per_type, ctx)
 
     def auto_setup(self) -> None:
         """Like libbeat with the Elasticsearch output: load the index template and ILM policy

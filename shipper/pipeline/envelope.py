@@ -20,6 +20,8 @@ from functools import lru_cache
 from typing import Any
 
 from shipper.agent.version import ECS_VERSION, VERSION
+from shipper.pipeline.processors.base import clone
+from shipper.pipeline.processors.chain import Processing
 
 _CATEGORY = ["network"]
 _TYPE = ["connection", "protocol"]
@@ -50,6 +52,15 @@ class EventRejected(ValueError):
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
+        self.reason = reason
+
+
+class EventFiltered(Exception):
+    """An event dropped on purpose (``ignore_outgoing``, a processor); ``reason`` names
+    the counter (``publisher.<reason>``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
         self.reason = reason
 
 
@@ -240,6 +251,8 @@ class Envelope:
         fields_under_root: bool = False,
         tags: list[str] | None = None,
         per_protocol: dict[str, dict[str, Any]] | None = None,
+        processing: Processing | None = None,
+        ignore_outgoing: bool = False,
     ) -> None:
         self.fmt = TimeFormatter(precision)
         self.index = index
@@ -265,6 +278,11 @@ class Envelope:
         self._dir_cache: dict[tuple[str | None, str | None], str] = {}
         #: One ``@metadata`` object per index name, shared by the events (outputs only read it).
         self._metadata: dict[str, dict[str, str]] = {}
+        #: The compiled processors (None: none configured, nothing is copied per event).
+        self.processing = processing
+        #: packetbeat.ignore_outgoing: transactions this host sent (egress) are dropped,
+        #: before any processor runs (packetbeat/publish).
+        self.ignore_outgoing = ignore_outgoing
 
     def direction(self, src: str | None, dst: str | None) -> str:
         key = (src, dst)
@@ -306,9 +324,10 @@ class Envelope:
         return any(n(a) if callable(n) else (a.version == n.version and a in n) for n in self.internal)
 
     def apply(self, evt: dict[str, Any]) -> dict[str, Any]:
-        """Complete ``evt`` in place. Raises :class:`EventRejected` for an event that
-        cannot be published (a timestamp outside the years 1..9999, a section of the
-        wrong type); the caller drops and counts it."""
+        """Complete ``evt`` (in place, unless a processor replaces it) and return it.
+        Raises :class:`EventRejected` for an event that cannot be published (a timestamp
+        outside the years 1..9999, a section of the wrong type) and :class:`EventFiltered`
+        for one that ``ignore_outgoing`` or a processor drops; the caller counts both."""
         fmt = self.fmt
         event = evt.get("event")
         if event is None:
@@ -374,6 +393,8 @@ class Envelope:
             network["type"] = "ipv6" if ":" in (src_ip or dst_ip or "") else "ipv4"
         if "direction" not in network:
             network["direction"] = self.direction(src_ip, dst_ip)
+        if self.ignore_outgoing and network["direction"] == "egress":
+            raise EventFiltered("dropped_outgoing")
         if src is not None and "client" not in evt:
             evt["client"] = dict(src)
         if dst is not None and "server" not in evt:
@@ -403,20 +424,52 @@ class Envelope:
         meta = self._metadata.get(index)
         if meta is None:
             meta = self._metadata[index] = {"beat": index, "type": "_doc", "version": VERSION}
-        evt["@metadata"] = meta
-        evt["agent"] = self.agent
-        evt["host"] = self.host
-        evt["ecs"] = self.ecs
-        return evt
+        processing = self.processing
+        if processing is None:
+            evt["@metadata"] = meta
+            evt["agent"] = self.agent
+            evt["host"] = self.host
+            evt["ecs"] = self.ecs
+            return evt
+        return self._process(evt, meta, processing)
+
+    def _process(self, evt: dict[str, Any], meta: dict[str, str], processing: Processing) -> dict[str, Any]:
+        """libbeat's order: per-protocol processors, then ``agent``/``ecs``/``host.name``
+        where they did not set them, then the global processors. Every event gets its own
+        copies of the shared parts, since processors may change them."""
+        evt["@metadata"] = dict(meta)
+        out = processing.client(evt.get("type"), evt)
+        if out is None:
+            raise EventFiltered("filtered")
+        evt = out
+        if "agent" not in evt:
+            evt["agent"] = clone(self.agent)
+        if "ecs" not in evt:
+            evt["ecs"] = dict(self.ecs)
+        host = evt.get("host")
+        if host is None:
+            evt["host"] = dict(self.host)
+        elif isinstance(host, dict) and "name" not in host:
+            host["name"] = self.host.get("name")
+        ev = evt.get("event")
+        if isinstance(ev, dict):
+            for k in ("category", "type"):
+                if ev.get(k) is _CATEGORY or ev.get(k) is _TYPE:
+                    ev[k] = list(ev[k])
+        out = processing.run_global(evt)
+        if out is None:
+            raise EventFiltered("filtered")
+        return out
 
     @staticmethod
     def _add_fields(evt: dict[str, Any], fields: Any, under_root: bool, tags: Any) -> None:
         if fields:
+            # Copies: processors, or the outputs, must never change the configured values.
             if under_root:
                 for k, v in fields.items():
-                    evt[k] = v
+                    evt[k] = clone(v)
             else:
-                evt.setdefault("fields", {}).update(fields)
+                evt.setdefault("fields", {}).update(clone(fields))
         if tags:
             existing = evt.setdefault("tags", [])
             existing.extend(t for t in tags if t not in existing)

@@ -37,7 +37,7 @@ from shipper.outputs.base import (
     OutputError,
     dumps_event,
 )
-from shipper.pipeline.envelope import Envelope, EventRejected
+from shipper.pipeline.envelope import Envelope, EventFiltered, EventRejected
 from shipper.pipeline.queue import Entry, Queue, QueueClosed
 
 log = logging.getLogger("publisher")
@@ -66,6 +66,8 @@ class Pipeline:
         self.stats = stats
         self.live = live
         self.ignore_outgoing = ignore_outgoing
+        if ignore_outgoing:
+            envelope.ignore_outgoing = True  # applied by the envelope, before any processor
         self.backoff = backoff or Backoff(1.0, 60.0)
         self.on_fatal = on_fatal
         self._thread: threading.Thread | None = None
@@ -99,15 +101,12 @@ class Pipeline:
             ):
                 self.stats.incr("publisher.dropped_invalid")
                 return None
-            self.envelope.apply(evt)
-            if self.ignore_outgoing:
-                network = evt.get("network")
-                if isinstance(network, dict) and network.get("direction") == "egress":
-                    self.stats.incr("publisher.dropped_outgoing")
-                    return None
+            evt = self.envelope.apply(evt)
             if self._debug:
                 publish_log.debug("Publish event: %s", dumps_event(evt).decode())
             return EncodedEvent.from_event(evt)
+        except EventFiltered as exc:  # on purpose (ignore_outgoing, a processor): counted only
+            self.stats.incr(f"publisher.{exc.reason}")
         except EventRejected as exc:
             self._dropped(exc.reason, exc, evt)
         except EventEncodingError as exc:
