@@ -128,13 +128,13 @@ def drop_event(o: Opts, ctx: Context) -> Processor:
 
 
 def _flat_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
-    """mapstr's ``FlattenKeys``: every key path, objects included (``a``, ``a.b``)."""
+    """mapstr's ``FlattenKeys``: every key path, objects included, children first."""
     out = []
     for k, v in data.items():
         key = f"{prefix}.{k}" if prefix else k
-        out.append(key)
         if type(v) is dict:
             out.extend(_flat_keys(v, key))
+        out.append(key)  # after its children, as libbeat lists them
     return out
 
 

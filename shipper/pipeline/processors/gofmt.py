@@ -33,7 +33,7 @@ _BOOLS = {
 
 def format_float(f: float) -> str:
     """``fmt.Sprintf("%v", f)`` for a float64: shortest digits, exponent form when the
-    exponent is < -4 or >= 21 (Go's %v uses %g with the shortest precision)."""
+    exponent is < -4 or >= 6 (Go's %v is %g with the shortest precision)."""
     if math.isnan(f):
         return "NaN"
     if math.isinf(f):
@@ -46,7 +46,7 @@ def format_float(f: float) -> str:
     dp = len(digits) + int(exp)  # position of the decimal point from the left
     x = dp - 1
     neg = "-" if sign else ""
-    if x < -4 or x >= 21:
+    if x < -4 or x >= 6:
         mant = ds[0] + ("." + ds[1:] if nd > 1 else "")
         return f"{neg}{mant}e{'+' if x >= 0 else '-'}{abs(x):02d}"
     if dp <= 0:

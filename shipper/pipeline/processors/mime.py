@@ -135,7 +135,9 @@ def _no_constant(name: str) -> Any:
     raise ValueError(name)
 
 
-def detect(data: bytes) -> str:
+def detect(data: bytes, text: str | None = None) -> str:
+    """The MIME type of ``data`` ("" when unknown); ``text``, when given, is the same
+    content as decoded text, used for the JSON and XML checks."""
     header = data[:MAX_HEADER]
     for match, mime in FILETYPES:
         if match(header):
@@ -143,12 +145,12 @@ def detect(data: bytes) -> str:
     net = _sniff(header)
     if net.startswith("text/plain"):
         try:
-            json.loads(data, parse_constant=_no_constant)
+            json.loads(data if text is None else text, parse_constant=_no_constant)
             return "application/json"
         except (ValueError, UnicodeDecodeError):
             pass
         try:
-            ET.fromstring(data)
+            ET.fromstring(data if text is None else text)
             return "text/xml"
         except ET.ParseError:
             pass
@@ -168,7 +170,13 @@ def detect_mime_type(o: Opts, ctx: Context) -> Processor:
         v = field.get(evt)
         if not isinstance(v, str) or not v:
             return evt
-        mime = detect(v.encode("utf-8", "surrogatepass"))
+        # Text that only holds code points < 256 is taken byte for byte (binary content
+        # decoded as latin-1); anything else is UTF-8, as it was on the wire.
+        try:
+            raw = v.encode("latin-1")
+        except UnicodeEncodeError:
+            raw = v.encode("utf-8", "surrogatepass")
+        mime = detect(raw, v)
         if mime:
             try:
                 target.put(evt, mime)

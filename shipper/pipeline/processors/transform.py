@@ -732,8 +732,8 @@ def registered_domain(o: Opts, ctx: Context) -> Processor:
 # -- rate_limit -------------------------------------------------------------------------------------------
 
 
-def parse_rate(text: Any) -> float:
-    """``"10000/m"`` → events per second."""
+def parse_rate(text: Any) -> tuple[float, float]:
+    """``"10000/m"`` → (10000, events per second)."""
     if not isinstance(text, str) or text.count("/") != 1:
         raise ValueError(f'rate in invalid format: {text}. Must be specified as "number/unit"')
     value, unit = (p.strip() for p in text.split("/"))
@@ -744,7 +744,7 @@ def parse_rate(text: Any) -> float:
     per = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(unit)
     if per is None:
         raise ValueError("rate's unit component must be specified as one of: /s,/m,/h")
-    return v / per
+    return v, v / per
 
 
 class TokenBuckets:
@@ -788,7 +788,7 @@ def rate_limit(o: Opts, ctx: Context) -> Processor:
     if not o.has("limit"):
         raise o.error("limit", "missing required field accessing 'limit'")
     try:
-        per_second = parse_rate(o.raw("limit"))
+        value, per_second = parse_rate(o.raw("limit"))
     except ValueError as exc:
         raise o.error("limit", str(exc)) from None
     fields = sorted(o.strings("fields"))
@@ -802,7 +802,8 @@ def rate_limit(o: Opts, ctx: Context) -> Processor:
         raise o.error("algorithm.token_bucket.burst_multiplier", f"expected a positive number, got {burst!r}")
     if isinstance(gc, bool) or not isinstance(gc, int) or gc < 1:
         raise o.error("algorithm.token_bucket.gc.num_calls", f"expected a positive integer, got {gc!r}")
-    buckets = TokenBuckets(per_second, per_second * float(burst), gc, ctx.clock)
+    # libbeat: a bucket is the limit's number deep (``10/m``: 10), times burst_multiplier.
+    buckets = TokenBuckets(per_second, value * float(burst), gc, ctx.clock)
     paths = [path(f) for f in fields]
     stats = ctx.stats
 
