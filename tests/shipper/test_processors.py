@@ -887,7 +887,7 @@ def test_script_test_function_and_event_api() -> None:
     p = chain([{"script": {"lang": "javascript", "source": src}}])
     assert p({"event": {"code": 1102}}) == {"event": {"code": 1102, "action": "cleared"}}
     broken = src.replace('"cleared");', '"other");')
-    with pytest.raises(ConfigError, match="expected event.action === cleared"):
+    with pytest.raises(ConfigError, match=r"expected event\.action === cleared"):
         chain([{"script": {"lang": "javascript", "source": broken}}])
     api = """
     function process(e) {
