@@ -923,3 +923,99 @@ def test_script_files(tmp_path: Any) -> None:
     assert chain([{"script": {"lang": "js", "file": str(tmp_path / "a.js")}}], ctx=ctx) is not None
     with pytest.raises(ConfigError, match="no sources were found"):
         chain([{"script": {"lang": "js", "file": "nope.js"}}], ctx=ctx)
+
+
+# -- this machine ------------------------------------------------------------------------------------------
+
+
+def test_add_host_metadata_doc_example() -> None:
+    import socket
+
+    cfg = """
+    - add_host_metadata:
+        cache.ttl: 5m
+        geo:
+          name: nyc-dc1-rack1
+          location: 40.7128, -74.0060
+          continent_name: North America
+          country_iso_code: US
+          region_name: New York
+          region_iso_code: NY
+          city_name: New York
+    """
+    out = run(cfg, {"host": {"name": "beat-name"}})
+    host = out["host"]
+    assert host["hostname"] == socket.gethostname()
+    assert host["name"] == socket.gethostname().lower()  # the processor's name wins, as in libbeat
+    assert host["os"]["type"] == "linux" and host["os"]["kernel"]
+    assert host["architecture"]
+    assert host["geo"]["city_name"] == "New York" and host["geo"]["location"] == "40.7128, -74.0060"
+    assert all(re.fullmatch(r"[0-9A-F]{2}(-[0-9A-F]{2}){5}", m) for m in host.get("mac", []))
+    assert "127.0.0.1" not in host.get("ip", [])
+    # netinfo off, a fixed name; replace_fields false keeps a host.* that has more than a name.
+    out = run("- add_host_metadata: {netinfo.enabled: false, name: probe-7}", {})
+    assert out["host"]["name"] == "probe-7" and "ip" not in out["host"]
+    kept = {"host": {"name": "x", "id": "custom"}}
+    assert run("- add_host_metadata: {replace_fields: false}", kept) == kept
+    assert run("- add_host_metadata: {replace_fields: false}", {"host": {"name": "x"}})["host"]["hostname"]
+
+
+def test_packetbeat_stock_host_condition() -> None:
+    cfg = """
+    - if.contains.tags: forwarded
+      then:
+        - drop_fields:
+            fields: [host]
+      else:
+        - add_host_metadata: ~
+    """
+    assert "host" not in run(cfg, {"tags": ["forwarded"], "host": {"name": "b"}})
+    assert "os" in run(cfg, {"host": {"name": "b"}})["host"]
+
+
+def test_add_observer_metadata_doc_example() -> None:
+    import socket
+
+    cfg = """
+    - add_observer_metadata:
+        cache.ttl: 5m
+        geo:
+          name: nyc-dc1-rack1
+          location: 40.7128, -74.0060
+          city_name: New York
+    """
+    out = run(cfg, {})
+    assert out["observer"]["hostname"] == socket.gethostname()
+    assert out["observer"]["geo"]["name"] == "nyc-dc1-rack1"
+    assert run(cfg, {"observer": {"x": 1}}) == {"observer": {"x": 1}}  # exists: kept
+    assert run("- add_observer_metadata: {overwrite: true}", {"observer": {"x": 1}})["observer"].get("x") is None
+
+
+def test_add_process_metadata_doc_example() -> None:
+    import os
+    import sys
+
+    cfg = """
+    - add_process_metadata:
+        match_pids: [system.process.ppid]
+        target: system.process.parent
+    """
+    out = run(cfg, {"system": {"process": {"ppid": os.getpid()}}})
+    proc = out["system"]["process"]["parent"]["process"]
+    assert proc["pid"] == os.getpid()
+    assert proc["parent"]["pid"] == os.getppid()
+    assert proc["executable"] == os.path.realpath(sys.executable)
+    assert proc["args"][0].endswith(("python", "python3")) or "python" in proc["args"][0]
+    assert proc["title"] == " ".join(proc["args"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", proc["start_time"])
+    assert proc["owner"]["id"] == str(os.geteuid())
+    # Defaults: process.pid; the target already holds it, so overwrite_keys is needed.
+    err = fails("- add_process_metadata: {ignore_missing: false}", {"process": {"pid": os.getpid()}})
+    assert "already exists and overwrite_keys is false" in str(err)
+    out = run("- add_process_metadata: {overwrite_keys: true}", {"process": {"pid": os.getpid()}})
+    assert out["process"]["name"]
+    assert run("- add_process_metadata: ~", {"a": 1}) == {"a": 1}  # no pid field: ignored
+    err = fails("- add_process_metadata: {ignore_missing: false}", {"a": 1})
+    assert str(err) == "none of the fields in match_pids found in the event"
+    err = fails("- add_process_metadata: {overwrite_keys: true}", {"process": {"pid": 2**22 + 12345}})
+    assert str(err) == "process not found"

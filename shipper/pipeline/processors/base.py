@@ -113,18 +113,30 @@ class Opts:
     def error(self, key: _Str | None, message: _Str) -> ConfigError:
         return ConfigError(f"{self.where}.{key}" if key else self.where, message)
 
+    def _get(self, key: _Str) -> Any:
+        """The option, a dotted key (``cache.ttl``) walking nested mappings; MISSING."""
+        self.used.add(key.split(".", 1)[0])
+        if key in self.body:
+            return self.body[key]
+        node: Any = self.body
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return MISSING
+            node = node[part]
+        return node
+
     def has(self, key: _Str) -> _Bool:
-        return key in self.body and self.body[key] is not None
+        v = self._get(key)
+        return v is not MISSING and v is not None
 
     def raw(self, key: _Str, default: Any = None) -> Any:
-        self.used.add(key)
-        v = self.body.get(key)
-        return default if v is None else v
+        v = self._get(key)
+        return default if v is None or v is MISSING else v
 
     def require(self, *keys: _Str) -> None:
         """libbeat's ``checks.RequireFields``."""
         for k in keys:
-            if k not in self.body:
+            if self._get(k) is MISSING:
                 raise self.error(None, f"missing {k} option")
 
     def allow(self, *keys: _Str) -> None:
@@ -145,10 +157,9 @@ class Opts:
 
     def opt_str(self, key: _Str) -> _Str | None:
         """A string that may be set to the empty string on purpose (``target: ""``)."""
-        self.used.add(key)
-        if key not in self.body:
+        v = self._get(key)
+        if v is MISSING:
             return None
-        v = self.body[key]
         return "" if v is None else self.str(key)
 
     def bool(self, key: _Str, default: _Bool) -> _Bool:
