@@ -225,11 +225,27 @@ class Beat:
             ignore_outgoing=ignore,
             backoff=self.output.backoff,
             on_fatal=self.stop_event.set,
+            enrich=self.process_watcher(live),
         )
         self.pipeline.start()
         self.monitor.add("", lambda: dict(self.decoder_stats))
         self.monitor.add("pipeline", lambda: dict(self.stats))
         return self.pipeline
+
+    def process_watcher(self, live: bool) -> Any:
+        """``packetbeat.procs``: the enrichment hook for live capture (None otherwise)."""
+        procs = self.settings.packetbeat.procs
+        if not procs.enabled:
+            return None
+        if not live:
+            log.info("process watcher disabled when file input is used (packetbeat.procs)")
+            return None
+        from shipper.agent.procs import ProcessWatcher
+
+        log.info("process watcher enabled (packetbeat.procs)")
+        watcher = ProcessWatcher(procs, local_addresses())
+        self.monitor.add("procs", lambda: {"lookups": watcher.lookups, "scans": watcher.scans})
+        return watcher.enrich
 
     @staticmethod
     def tune_gc() -> None:

@@ -59,6 +59,7 @@ class Pipeline:
         ignore_outgoing: bool = False,
         backoff: Backoff | None = None,
         on_fatal: Callable[[], None] | None = None,
+        enrich: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.output = output
         self.queue = queue
@@ -70,6 +71,8 @@ class Pipeline:
             envelope.ignore_outgoing = True  # applied by the envelope, before any processor
         self.backoff = backoff or Backoff(1.0, 60.0)
         self.on_fatal = on_fatal
+        #: Runs on each protocol event before the envelope (packetbeat.procs).
+        self.enrich = enrich
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main_task: asyncio.Task[None] | None = None
@@ -101,6 +104,8 @@ class Pipeline:
             ):
                 self.stats.incr("publisher.dropped_invalid")
                 return None
+            if self.enrich is not None:
+                self.enrich(evt)
             evt = self.envelope.apply(evt)
             if self._debug:
                 publish_log.debug("Publish event: %s", dumps_event(evt).decode())
