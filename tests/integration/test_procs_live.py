@@ -49,7 +49,18 @@ def test_procs_names_server_and_client_processes(tmp_path: Path, monitored: bool
         (www / f"f{i}.txt").write_text(f"file {i}\n")
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(www), "-p", "HTTP/1.1", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(www),
+            "-p",
+            "HTTP/1.1",
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -988,7 +988,9 @@ def test_add_observer_metadata_doc_example() -> None:
     assert out["observer"]["hostname"] == socket.gethostname()
     assert out["observer"]["geo"]["name"] == "nyc-dc1-rack1"
     assert run(cfg, {"observer": {"x": 1}}) == {"observer": {"x": 1}}  # exists: kept
-    assert run("- add_observer_metadata: {overwrite: true}", {"observer": {"x": 1}})["observer"].get("x") is None
+    assert (
+        run("- add_observer_metadata: {overwrite: true}", {"observer": {"x": 1}})["observer"].get("x") is None
+    )
 
 
 def test_add_process_metadata_doc_example() -> None:
