@@ -146,7 +146,7 @@ def test_multi_level_config_on_a_shared_capture(tmp_path: Path) -> None:
             **{"http.response.body": {"bytes": 200}},
         ),
     ]
-    metrics = [r for r in run.logs if r["message"] == "Total metrics"][0]["monitoring"]["metrics"]
+    metrics = next(r for r in run.logs if r["message"] == "Total metrics")["monitoring"]["metrics"]
     assert metrics["pipeline.publisher.filtered"] == 3
 
 
