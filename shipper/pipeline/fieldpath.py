@@ -8,6 +8,7 @@ so the per-event work is a few dict lookups.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 #: What a lookup returns for an absent field (``None`` is a value an event may carry).
@@ -21,7 +22,12 @@ class FieldError(ValueError):
 class FieldPath:
     """One compiled dotted path."""
 
-    __slots__ = ("key", "steps")
+    __slots__ = ("get", "key", "steps")
+
+    #: ``get(data)``: the value, or :data:`MISSING` (also when a non-object is in the
+    #: way); a function generated for the path (the lookup loop unrolled), since
+    #: conditions and processors call it for every event.
+    get: Callable[[Any], Any]
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -35,20 +41,10 @@ class FieldPath:
             rest = tail
         #: For every level: (the remaining path, the part before its first dot or None).
         self.steps = tuple(steps)
+        self.get = _compile_get(self.steps)
 
     def __repr__(self) -> str:
         return f"FieldPath({self.key!r})"
-
-    def get(self, data: Any) -> Any:
-        """The value, or :data:`MISSING` (also when a non-object is in the way)."""
-        for rest, head in self.steps:
-            if type(data) is not dict:
-                return MISSING
-            v = data.get(rest, MISSING)
-            if v is not MISSING or head is None:
-                return v
-            data = data.get(head, MISSING)
-        return MISSING
 
     def has(self, data: Any) -> bool:
         return self.get(data) is not MISSING
@@ -88,10 +84,32 @@ class FieldPath:
 
     def pop(self, data: dict[str, Any]) -> Any:
         """Remove the field if present; its value or MISSING. Never raises."""
-        try:
-            return self.delete(data)
-        except FieldError:
-            return MISSING
+        for rest, head in self.steps:
+            if rest in data:
+                return data.pop(rest)
+            if head is None:
+                return MISSING
+            data = data.get(head, MISSING)
+            if type(data) is not dict:
+                return MISSING
+        return MISSING  # pragma: no cover
+
+
+def _compile_get(steps: tuple[tuple[str, str | None], ...]) -> Any:
+    """``FieldPath.get`` unrolled for one path (about twice as fast as the loop)."""
+    lines = ["def get(d):"]
+    for i, (rest, head) in enumerate(steps):
+        lines.append("    if type(d) is not dict: return MISSING")
+        if head is None:
+            lines.append(f"    return d.get({rest!r}, MISSING)")
+        else:
+            lines.append(f"    v = d.get({rest!r}, MISSING)")
+            lines.append("    if v is not MISSING: return v")
+            lines.append(f"    d = d.get({head!r}, MISSING)")
+        del i
+    ns: dict[str, Any] = {"MISSING": MISSING, "dict": dict}
+    exec("\n".join(lines), ns)  # noqa: S102 - the code is built from repr()ed keys only
+    return ns["get"]
 
 
 def _go_type(value: Any) -> str:
