@@ -108,7 +108,7 @@ def _compile_get(steps: tuple[tuple[str, str | None], ...]) -> Any:
             lines.append(f"    d = d.get({head!r}, MISSING)")
         del i
     ns: dict[str, Any] = {"MISSING": MISSING, "dict": dict}
-    exec("\n".join(lines), ns)  # noqa: S102 - the code is built from repr()ed keys only
+    exec("\n".join(lines), ns)
     return ns["get"]
 
 
