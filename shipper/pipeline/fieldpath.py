@@ -98,7 +98,7 @@ class FieldPath:
 def _compile_get(steps: tuple[tuple[str, str | None], ...]) -> Any:
     """``FieldPath.get`` unrolled for one path (about twice as fast as the loop)."""
     lines = ["def get(d):"]
-    for i, (rest, head) in enumerate(steps):
+    for rest, head in steps:
         lines.append("    if type(d) is not dict: return MISSING")
         if head is None:
             lines.append(f"    return d.get({rest!r}, MISSING)")
@@ -106,8 +106,8 @@ def _compile_get(steps: tuple[tuple[str, str | None], ...]) -> Any:
             lines.append(f"    v = d.get({rest!r}, MISSING)")
             lines.append("    if v is not MISSING: return v")
             lines.append(f"    d = d.get({head!r}, MISSING)")
-        del i
     ns: dict[str, Any] = {"MISSING": MISSING, "dict": dict}
+    # Safe: the only inputs are the path's keys, written with repr().
     exec("\n".join(lines), ns)
     return ns["get"]
 
