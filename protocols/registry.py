@@ -41,6 +41,7 @@ _BUILTIN_MODULES = {
     "memcache": "protocols.memcache",
     "tls": "protocols.tls",
     "amqp": "protocols.amqp",
+    "dhcpv4": "protocols.dhcpv4",
 }
 
 _classes: dict[str, type[Plugin]] = {}
