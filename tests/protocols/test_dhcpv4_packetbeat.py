@@ -38,7 +38,10 @@ ALLOWED: dict[tuple[str, int], dict[str, str]] = {
         "dhcpv4.option.*": "option-overload",
     },
     ("overload", 1): {"dhcpv4.boot_file_name": "option-overload", "dhcpv4.option.*": "option-overload"},
-    ("overload", 2): {"dhcpv4.server_name": "option-overload", "dhcpv4.option.option_overload": "option-overload"},
+    ("overload", 2): {
+        "dhcpv4.server_name": "option-overload",
+        "dhcpv4.option.option_overload": "option-overload",
+    },
     ("overload", 5): {"dhcpv4.option.option_overload": "option-overload"},
 }
 #: Events only wirebeat publishes: (case, index among wirebeat's events of the case) → slug.
@@ -211,7 +214,9 @@ def _reply(ts: str, xid: str, message_type: str) -> dict[str, Any]:
 
 
 DHCP_PCAP = [
-    _request("2004-12-05T19:16:24.317Z", "0x00003d1d", message_type="discover", requested_ip_address="0.0.0.0"),
+    _request(
+        "2004-12-05T19:16:24.317Z", "0x00003d1d", message_type="discover", requested_ip_address="0.0.0.0"
+    ),
     _reply("2004-12-05T19:16:24.317Z", "0x00003d1d", "offer"),
     _request(
         "2004-12-05T19:16:24.387Z",
