@@ -29,6 +29,14 @@ _ZERO4 = b"\0\0\0\0"
 _V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 
 OP_CODES = {1: "bootrequest", 2: "bootreply"}
+#: The broadcast bit, and whether any of the bits 0xfe is set: the library looks at those, not
+#: at the 15 reserved bits of RFC 2131 §2.
+_FLAGS = (
+    "unicast",
+    "broadcast",
+    "unicast (reserved bits not zeroed)",
+    "broadcast (reserved bits not zeroed)",
+)
 
 #: IANA ARP hardware types 1-35 as the library names them (anything else: ``Invalid``).
 HARDWARE_TYPES = (
@@ -263,7 +271,7 @@ def go_ip(raw: bytes) -> str:
 
 def mac_text(chaddr: bytes, hlen: int) -> str:
     """``00-0B-82-01-FC-42``: the first ``hlen`` bytes of ``chaddr``, upper-case hex."""
-    return "-".join(f"{b:02X}" for b in chaddr[:hlen])
+    return chaddr[:hlen].hex("-").upper()
 
 
 def _ip4(v: bytes) -> str:
@@ -385,9 +393,7 @@ def to_event(plugin: Dhcpv4Plugin, m: DhcpMessage) -> dict[str, Any]:
         "hops": msg.hops,
         "transaction_id": f"0x{msg.xid:08x}",
         "seconds": msg.secs,
-        "flags": ("broadcast" if flags & 0x8000 else "unicast")
-        # The library tests 0xfe, not the 15 reserved bits of RFC 2131 §2.
-        + (" (reserved bits not zeroed)" if flags & 0xFE else ""),
+        "flags": _FLAGS[(flags >> 15) | (2 if flags & 0xFE else 0)],
     }
     hlen = msg.hlen
     if 0 < hlen <= 16:
@@ -410,7 +416,7 @@ def to_event(plugin: Dhcpv4Plugin, m: DhcpMessage) -> dict[str, Any]:
             d["boot_file_name"] = go_text(name)
     opts = render_options(msg.options, m.problems)
     if overload:
-        opts["option_overload"] = _OVERLOAD_NAMES[overload]
+        opts["option_overload"] = list(_OVERLOAD_NAMES[overload])
     if opts:
         d["option"] = opts
     evt["dhcpv4"] = d

@@ -17,6 +17,7 @@ import re
 import secrets
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -147,7 +148,7 @@ class Lab:
             while not (pcap.exists() and pcap.stat().st_size > 24):
                 if time.monotonic() > deadline or p.poll() is not None:
                     raise RuntimeError("tcpdump never captured the probe datagrams")
-                _run("ip", "netns", "exec", self.server_ns, "python3", "-c", probe)
+                _run("ip", "netns", "exec", self.server_ns, sys.executable, "-c", probe)
                 time.sleep(0.2)
             yield pcap
         finally:
