@@ -16,7 +16,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
-from shipper.envelope import Envelope
+from shipper.pipeline.envelope import Envelope
 from shipper.setup.fields import check_event, load_fields
 from tests.helpers import ROOT, beats_pcap, decode_file
 from tests.protocols.dhcpv4_cases import CASES, DATA, XIDS

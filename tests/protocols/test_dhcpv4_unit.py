@@ -27,7 +27,7 @@ from protocols.dhcpv4.config import Dhcpv4Config
 from protocols.dhcpv4.fields import go_ip, go_text, mac_text, render_options
 from protocols.dhcpv4.parser import DhcpError, parse, vivc_records
 from protocols.registry import Registry, build_plugins, default_config
-from shipper.settings import load_settings
+from shipper.agent.settings import load_settings
 from tests.helpers import decode_packets
 from tests.protocols.dhcpv4_cases import CRASHES
 
