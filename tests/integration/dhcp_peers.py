@@ -129,6 +129,7 @@ class Lab:
                 "-s",
                 "0",
                 "-U",
+                "--immediate-mode",
                 "-n",
                 "-w",
                 str(pcap),
@@ -152,7 +153,7 @@ class Lab:
                 time.sleep(0.2)
             yield pcap
         finally:
-            time.sleep(0.5)
+            time.sleep(1.0)
             stop(p, signal.SIGINT)
             self.procs.remove(p)
 
