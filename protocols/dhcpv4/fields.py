@@ -275,6 +275,8 @@ def mac_text(chaddr: bytes, hlen: int) -> str:
 
 
 def _ip4(v: bytes) -> str:
+    if len(v) != 4:  # the parser refuses these for the options it checks
+        raise BadValue
     return inet_ntoa(v)
 
 
@@ -298,6 +300,8 @@ def _i32(v: bytes) -> int | None:
 
 
 def _message_type(v: bytes) -> str:
+    if len(v) != 1:
+        raise BadValue
     return MESSAGE_TYPES.get(v[0]) or f"unknown ({v[0]})"
 
 
@@ -329,7 +333,7 @@ RENDERERS: dict[int, tuple[str, Any]] = {
     50: ("requested_ip_address", _ip4),
     54: ("server_identifier", _ip4),
     28: ("broadcast_address", _ip4),
-    57: ("max_dhcp_message_size", lambda v: int.from_bytes(v, "big")),
+    57: ("max_dhcp_message_size", lambda v: int.from_bytes(v[:2], "big")),
     60: ("class_identifier", go_text),
     15: ("domain_name", go_text),
     6: ("dns_servers", _ip_list),
