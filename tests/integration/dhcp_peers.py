@@ -15,6 +15,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,8 +43,16 @@ exit 0
 """
 
 
+def tool(name: str) -> str:
+    """The program's path (``/usr/sbin`` is not on every user's PATH)."""
+    return shutil.which(name) or f"/usr/sbin/{name}"
+
+
+IP = tool("ip")
+
+
 def _run(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=20)
+    subprocess.run([tool(args[0]), *args[1:]], check=True, capture_output=True, timeout=20)
 
 
 def wait_for(what: str, check: object, timeout: float = 15.0) -> None:
@@ -98,7 +107,7 @@ class Lab:
             stop(p)
         self.procs.clear()
         for ns in self.made:  # the veth pair goes with its namespaces
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
+            subprocess.run([IP, "netns", "del", ns], capture_output=True, timeout=20)
         self.made.clear()
 
     def add_server_address(self, addr: str) -> None:
@@ -107,7 +116,9 @@ class Lab:
     def spawn(self, ns: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
         # `ip netns exec` execs the command: the process is the peer itself.
         with open(log, "ab") as out:
-            p = subprocess.Popen(["ip", "netns", "exec", ns, *args], stdout=out, stderr=subprocess.STDOUT)
+            p = subprocess.Popen(
+                [IP, "netns", "exec", ns, tool(args[0]), *args[1:]], stdout=out, stderr=subprocess.STDOUT
+            )
         self.procs.append(p)
         return p
 
@@ -119,11 +130,11 @@ class Lab:
         which nothing decodes) shows in the file, so no message of the peers is missed."""
         p = subprocess.Popen(
             [
-                "ip",
+                IP,
                 "netns",
                 "exec",
                 self.server_ns,
-                "tcpdump",
+                tool("tcpdump"),
                 "-i",
                 self.server_if,
                 "-s",
