@@ -40,6 +40,7 @@ _BUILTIN_MODULES = {
     "mongodb": "protocols.mongodb",
     "memcache": "protocols.memcache",
     "tls": "protocols.tls",
+    "sip": "protocols.sip",
 }
 
 _classes: dict[str, type[Plugin]] = {}
