@@ -20,12 +20,10 @@ From/To/Contact/Via, credentials, SDP).
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -403,7 +401,9 @@ def test_fields_as_the_logged_messages_say(live: Live) -> None:
             got = flat({k: e[k] for k in ("sip", "user") if k in e})
             want = expected(m)
             for k, v in want.items():
-                assert got.get(k) == v, f"{run.flow}/{run.transport} {k}: {got.get(k)!r} != {v!r}\n{m.decode()}"
+                assert got.get(k) == v, (
+                    f"{run.flow}/{run.transport} {k}: {got.get(k)!r} != {v!r}\n{m.decode()}"
+                )
             extra = set(got) - set(want)
             assert not extra, f"{run.flow}/{run.transport}: unexpected {sorted(extra)}"
             code = want.get("sip.code", 0)
@@ -429,7 +429,9 @@ def test_flows_in_order_with_auth_realm_from_the_challenge(
             continue
         call_id = parse_text(run.sent()[0][1])[1]["call-id"][0]
         assert call_id.startswith(run.flow + "-")
-        mine = [e for e in events if e["sip"]["call_id"] == call_id and e["network"]["transport"] == run.transport]
+        mine = [
+            e for e in events if e["sip"]["call_id"] == call_id and e["network"]["transport"] == run.transport
+        ]
         # A UDP retransmission (sipp resends after 500 ms) repeats a message byte for byte.
         unique = {e["event"]["original"]: e for e in mine}
         seq = [e["sip"].get("method") or e["sip"]["code"] for e in unique.values()]
