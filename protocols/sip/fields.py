@@ -20,7 +20,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from protocols.common.event import ERROR, OK
-from protocols.sip.parser import Headers
 from protocols.sip.text import (
     atoi,
     go_lower,
@@ -44,6 +43,10 @@ _FLOAT = re.compile(rb"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
 Params = dict[bytes, bytes]
 
 
+def _ascii(b: bytes) -> str:
+    return b.decode("ascii")
+
+
 def _add(lst: list[str], value: str) -> None:
     if value and value not in lst:
         lst.append(value)
@@ -56,7 +59,65 @@ def parse_uri(uri: bytes, want_params: bool = False) -> tuple[bytes, bytes, byte
     """(scheme, user, host, port, parameters) the way Packetbeat's ``parseURI`` cuts a URI:
     scheme to the first colon, the user before the last ``@``, host and port split at a colon
     outside ``[]``, parameters after the first unescaped ``;``."""
+    if len(uri) <= _CACHE_LEN:
+        return _parse_uri_cached(uri, want_params)
+    return _parse_uri(uri, want_params)
+
+
+_CACHE_LEN = 256
+
+
+def _parse_uri(uri: bytes, want_params: bool) -> tuple[bytes, bytes, bytes, int, Params]:
     uri = trim_space(uri)
+    n = len(uri)
+    if b"[" in uri or b"\\" in uri:
+        return _parse_uri_scan(uri, want_params)
+    colon = uri.find(b":")
+    if colon < 0:
+        return b"", b"", b"", 0, {}
+    pos = colon + 1
+    semi = uri.find(b";", pos)
+    epos = semi if semi >= 0 else n
+    part = uri[pos:epos]
+    if part.count(b"@") > 1 or part.count(b":") > 1:
+        return _parse_uri_scan(uri, want_params)
+    # At most one '@' and one ':': the scan below, case by case.
+    at = part.find(b"@")
+    k = part.find(b":")
+    user = b""
+    if at >= 0 and k > at:
+        user = part[:at]
+        part = part[at + 1 :]
+        k -= at + 1
+        at = -1
+    if at >= 0:
+        # user:password@host: the host the colon cut is dropped again at the '@' (an empty
+        # one is not, and the user then starts after the colon).
+        user = part[1:at] if k == 0 else part[:at]
+        host, port = trim_space(part[at + 1 :]), 0
+    elif k > 0:
+        host, port = part[:k], atoi(trim_space(part[k + 1 :]))
+    elif k == 0:
+        host, port = trim_space(part[1:]), 0
+    else:
+        host, port = trim_space(part), 0
+    return uri[:colon], user, host, port, _uri_params(uri, semi) if semi >= 0 and want_params else {}
+
+
+def _uri_params(uri: bytes, epos: int) -> Params:
+    params: Params = {}
+    for p in uri[epos + 1 :].split(b";"):
+        kv = p.split(b"=")
+        if len(kv) == 2:
+            params[go_lower_bytes(trim_space(kv[0]))] = kv[1]
+    return params
+
+
+_parse_uri_cached = lru_cache(maxsize=4096)(_parse_uri)
+
+
+def _parse_uri_scan(uri: bytes, want_params: bool) -> tuple[bytes, bytes, bytes, int, Params]:
+    """Packetbeat's character scan (escapes, IPv6 brackets, several ``@`` or ``:``)."""
     n = len(uri)
     scheme = user = host = b""
     prev = 32
@@ -101,13 +162,7 @@ def parse_uri(uri: bytes, want_params: bool = False) -> tuple[bytes, bytes, byte
             host = trim_space(uri[pos:epos])
         else:
             port = atoi(trim_space(uri[pos:epos]))
-    params: Params = {}
-    if has_params and want_params:
-        for p in uri[epos + 1 :].split(b";"):
-            kv = p.split(b"=")
-            if len(kv) == 2:
-                params[go_lower_bytes(trim_space(kv[0]))] = kv[1]
-    return scheme, user, host, port, params
+    return scheme, user, host, port, _uri_params(uri, epos) if has_params and want_params else {}
 
 
 def parse_name_addr(value: bytes) -> tuple[bytes, bytes, Params]:
@@ -154,26 +209,37 @@ def first_entry(value: bytes) -> bytes:
     return value
 
 
-def _uri_fields(
-    raw: bytes, users: list[str], hosts: list[str], want_params: bool = False
-) -> tuple[dict[str, Any], Params]:
+def _uri_view(raw: bytes, want_params: bool) -> tuple[dict[str, Any], str, str, Params]:
+    """A URI's fields, its user name and host (for ``related``), its parameters."""
     scheme, user, host, port, params = parse_uri(raw, want_params)
     out: dict[str, Any] = {}
     if raw:
         out["original"] = gostr(raw)
     if scheme:
         out["scheme"] = gostr(scheme)
+    h = u = ""
     if host:
-        h = gostr(host)
-        out["host"] = h
-        _add(hosts, h)
+        h = out["host"] = gostr(host)
     if user and user not in _NO_USER:
-        u = gostr(user)
-        out["username"] = u
-        _add(users, u)
+        u = out["username"] = gostr(user)
     if port:
         out["port"] = port
-    return out, params
+    return out, u, h, params
+
+
+_uri_view_cached = lru_cache(maxsize=4096)(_uri_view)
+
+
+def _uri_fields(
+    raw: bytes, users: list[str], hosts: list[str], want_params: bool = False
+) -> tuple[dict[str, Any], Params]:
+    view = _uri_view_cached if len(raw) <= _CACHE_LEN else _uri_view
+    out, u, h, params = view(raw, want_params)
+    if h and h not in hosts:
+        hosts.append(h)
+    if u and u not in users:
+        users.append(u)
+    return dict(out), params
 
 
 def _q(value: bytes) -> float | int | None:
@@ -188,11 +254,24 @@ def _q(value: bytes) -> float | int | None:
 
 
 def _name_addr(value: bytes, users: list[str], hosts: list[str], contact: bool = False) -> dict[str, Any]:
+    view = _name_addr_cached if len(value) <= _CACHE_LEN else _name_addr_view
+    out, u, h = view(value, contact)
+    if h and h not in hosts:
+        hosts.append(h)
+    if u and u not in users:
+        users.append(u)
+    out = dict(out)
+    if "uri" in out:
+        out["uri"] = dict(out["uri"])
+    return out
+
+
+def _name_addr_view(value: bytes, contact: bool) -> tuple[dict[str, Any], str, str]:
     display, uri, params = parse_name_addr(value)
     out: dict[str, Any] = {}
     if display:
         out["display_info"] = gostr(display)
-    uri_out, uparams = _uri_fields(uri, users, hosts, contact)
+    uri_out, u, h, uparams = _uri_view(uri, contact)
     if uri_out:
         out["uri"] = uri_out
     if contact:
@@ -212,7 +291,10 @@ def _name_addr(value: bytes, users: list[str], hosts: list[str], contact: bool =
         tag = params.get(b"tag")
         if tag:
             out["tag"] = gostr(tag)
-    return out
+    return out, u, h
+
+
+_name_addr_cached = lru_cache(maxsize=4096)(_name_addr_view)
 
 
 def _comma_list(value: bytes) -> list[str]:
@@ -266,6 +348,9 @@ def _is_ip(text: str) -> bool:
     return "%" not in text
 
 
+_SDP_KEYS = frozenset(b"vVoOsScCmM")
+
+
 def _sdp(body: bytes, users: list[str], hosts: list[str], ips: list[str]) -> dict[str, Any]:
     """``sip.sdp.*`` from an SDP body (RFC 4566 §5): version, owner, session name, and the
     session-level connection (a ``c=`` line after the first ``m=`` belongs to a medium)."""
@@ -275,11 +360,17 @@ def _sdp(body: bytes, users: list[str], hosts: list[str], ips: list[str]) -> dic
     for line in body.split(b"\n"):
         if line[-1:] == b"\r":
             line = line[:-1]
-        kv = line.split(b"=", 1)
-        if len(kv) != 2:
-            continue
-        val = trim_space(kv[1])
-        key = go_lower_bytes(trim_space(kv[0]))
+        if len(line) > 1 and line[1] == 0x3D and line[0] > 0x20:  # "x=...": the usual form
+            if line[0] not in _SDP_KEYS:
+                continue
+            key = line[:1].lower()
+            val = trim_space(line[2:])
+        else:
+            kv = line.split(b"=", 1)
+            if len(kv) != 2:
+                continue
+            val = trim_space(kv[1])
+            key = go_lower_bytes(trim_space(kv[0]))
         if key == b"v":
             version = val
         elif key == b"o":
@@ -340,16 +431,6 @@ def _sdp(body: bytes, users: list[str], hosts: list[str], ips: list[str]) -> dic
 # -- the event ----------------------------------------------------------------------------------
 
 
-def _last(h: Headers, name: bytes) -> bytes:
-    vals = h.get(name)
-    return vals[-1] if vals else b""
-
-
-def _first(h: Headers, name: bytes) -> bytes | None:
-    vals = h.get(name)
-    return vals[0] if vals else None
-
-
 def to_event(plugin: SipPlugin, ev: SipEvent) -> dict[str, Any]:
     cfg = plugin.config
     m = ev.msg
@@ -374,46 +455,51 @@ def to_event(plugin: SipPlugin, ev: SipEvent) -> dict[str, Any]:
             sip["status"] = gostr(m.phrase)
     sip["version"] = m.version
 
-    v = _last(h, b"allow")
-    if b"allow" in h:
-        sip["allow"] = _comma_list(v)
-    v = _last(h, b"call-id")
-    if v:
-        sip["call_id"] = gostr(v)
+    get = h.get
+    text = _ascii if m.raw.isascii() else gostr
+    vals = get(b"allow")
+    if vals:
+        sip["allow"] = _comma_list(vals[-1])
+    vals = get(b"call-id")
+    if vals and vals[-1]:
+        sip["call_id"] = text(vals[-1])
     if m.content_length:
         sip["content_length"] = m.content_length
-    ctype = go_lower(_last(h, b"content-type"))
+    vals = get(b"content-type")
+    ctype = go_lower(vals[-1]) if vals else ""
     if ctype:
         sip["content_type"] = ctype
-    v = _last(h, b"max-forwards")
-    if v:
-        mf = int_ascii(v)
+    vals = get(b"max-forwards")
+    if vals and vals[-1]:
+        mf = int_ascii(vals[-1])
         if mf:
             sip["max_forwards"] = mf
-    if b"supported" in h:
-        sip["supported"] = _comma_list(_last(h, b"supported"))
-    v = _last(h, b"user-agent")
-    if v:
-        sip["user_agent"] = {"original": gostr(v)}
-    vias = h.get(b"via")
-    if vias:
-        sip["via"] = {"original": [gostr(x) for x in dict.fromkeys(vias)]}
+    vals = get(b"supported")
+    if vals:
+        sip["supported"] = _comma_list(vals[-1])
+    vals = get(b"user-agent")
+    if vals and vals[-1]:
+        sip["user_agent"] = {"original": text(vals[-1])}
+    vals = get(b"via")
+    if vals:
+        sip["via"] = {"original": [text(x) for x in (dict.fromkeys(vals) if len(vals) > 1 else vals)]}
 
-    v1 = _first(h, b"p-associated-uri")
-    if v1 is not None:
-        entry = first_entry(v1)
+    vals = get(b"p-associated-uri")
+    if vals:
+        entry = first_entry(vals[0])
         if b"<" in entry:
             entry = parse_name_addr(entry)[1]
         private, _ = _uri_fields(entry, users, hosts)
         if private:
             sip["private"] = {"uri": private}
-    v1 = _first(h, b"accept")
-    if v1:
-        sip["accept"] = go_lower(v1)
+    vals = get(b"accept")
+    if vals and vals[0]:
+        sip["accept"] = go_lower(vals[0])
 
     cseq_code = 0
     cseq_method = ""
-    parts = _last(h, b"cseq").split(b" ")
+    vals = get(b"cseq")
+    parts = vals[-1].split(b" ") if vals else ()
     if len(parts) == 2:
         cseq_code = atoi(parts[0])
         cseq_method = go_upper(parts[1])
@@ -425,23 +511,23 @@ def to_event(plugin: SipPlugin, ev: SipEvent) -> dict[str, Any]:
         if cseq:
             sip["cseq"] = cseq
 
-    v = _last(h, b"from")
-    if v:
-        sip["from"] = _name_addr(v, users, hosts)
-    v = _last(h, b"to")
-    if v:
-        sip["to"] = _name_addr(v, users, hosts)
-    v1 = _first(h, b"contact")
-    if v1 is not None:
-        contact = _name_addr(first_entry(v1), users, hosts, contact=True)
+    vals = get(b"from")
+    if vals and vals[-1]:
+        sip["from"] = _name_addr(vals[-1], users, hosts)
+    vals = get(b"to")
+    if vals and vals[-1]:
+        sip["to"] = _name_addr(vals[-1], users, hosts)
+    vals = get(b"contact")
+    if vals:
+        contact = _name_addr(first_entry(vals[0]), users, hosts, contact=True)
         if contact:
             sip["contact"] = contact
 
     user_name = ""
     if cfg.parse_authorization:
-        v1 = _first(h, b"authorization")
-        if v1 is not None:
-            auth, user_name = _auth(v1, users, hosts)
+        vals = get(b"authorization")
+        if vals:
+            auth, user_name = _auth(vals[0], users, hosts)
             if auth:
                 sip["auth"] = auth
 
@@ -477,12 +563,12 @@ def to_event(plugin: SipPlugin, ev: SipEvent) -> dict[str, Any]:
     if cseq_code:
         event["sequence"] = cseq_code
     if cfg.keep_original and m.raw:
-        event["original"] = gostr(m.raw)
+        event["original"] = text(m.raw)
     event["action"] = "sip-" + (go_lower(m.method) if m.is_request else go_lower_str(cseq_method))
     if code >= 200:
         event["outcome"] = "failure" if code > 299 else "success"
     if m.phrase:
-        event["reason"] = gostr(m.phrase)
+        event["reason"] = text(m.phrase)
 
     evt: dict[str, Any] = {
         "@timestamp": ts,

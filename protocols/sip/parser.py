@@ -154,7 +154,9 @@ def parse_headers(block: bytes) -> Headers:
         name = name.lower() if name.isascii() else go_lower_bytes(name)
         if len(name) == 1:
             name = COMPACT.get(name, name)
-        value = trim_space(line[colon + 1 :])
+        value = line[colon + 1 :].strip()
+        if value and (value[0] > 127 or value[-1] > 127):
+            value = trim_space(value)
         vals = headers.get(name)
         if vals is None:
             headers[name] = last = [value]
