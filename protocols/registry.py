@@ -40,6 +40,9 @@ _BUILTIN_MODULES = {
     "mongodb": "protocols.mongodb",
     "memcache": "protocols.memcache",
     "tls": "protocols.tls",
+    "cassandra": "protocols.cassandra",
+    "amqp": "protocols.amqp",
+    "nfs": "protocols.nfs",
     "sip": "protocols.sip",
 }
 

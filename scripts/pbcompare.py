@@ -464,8 +464,18 @@ def _client(e: Event) -> tuple[Any, Any]:
     return f.get("client.ip", f.get("source.ip")), f.get("client.port", f.get("source.port"))
 
 
+#: What tells a protocol's requests apart where its events have no ``query`` or ``method``.
+REQUEST_IDENTITY: dict[str, tuple[str, ...]] = {
+    "cassandra": ("cassandra.request.headers.stream", "cassandra.request.query"),
+}
+
+
 def _query(e: Event) -> str:
-    return str(e.flat.get("query") or e.flat.get("method") or "")
+    f = e.flat
+    q = f.get("query") or f.get("method")
+    if not q and e.type in REQUEST_IDENTITY:
+        q = " ".join(str(f.get(k, "")) for k in REQUEST_IDENTITY[e.type]).strip()
+    return str(q or "")
 
 
 def _start(e: Event) -> str:
@@ -715,14 +725,30 @@ def value_matches(value: Any, pattern: Any, present: bool = True) -> bool:
     return any(_match_one(value, p) for p in pats)
 
 
+_FIELD_REF = re.compile(r"^(==|!=)@(\S+)$")
+
+
+def _holds(e: Event, name: str, pattern: Any) -> bool:
+    """``pattern`` on the field ``name`` of ``e``; ``"==@other"``/``"!=@other"`` compare it with
+    another field of the same event (the field must be there; the other may be absent)."""
+    m = _FIELD_REF.match(pattern) if isinstance(pattern, str) else None
+    if m is None:
+        return value_matches(e.flat.get(name), pattern, name in e.flat)
+    if name not in e.flat:
+        return False
+    other = m.group(2)
+    same = other in e.flat and _canon(e.flat[name]) == _canon(e.flat[other])
+    return same if m.group(1) == "==" else not same
+
+
 def _when(cond: Mapping[str, Any], e: Event | None) -> bool:
     if e is None:
         return not cond
-    return all(value_matches(e.flat.get(k), pat, k in e.flat) for k, pat in cond.items())
+    return all(_holds(e, k, pat) for k, pat in cond.items())
 
 
 def _unless(cond: Mapping[str, Any], e: Event) -> bool:
-    return any(value_matches(e.flat.get(k), pat, k in e.flat) for k, pat in cond.items())
+    return any(_holds(e, k, pat) for k, pat in cond.items())
 
 
 @dataclass

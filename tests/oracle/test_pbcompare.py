@@ -381,3 +381,34 @@ def test_an_entry_of_the_wrong_kind_is_named_as_a_hint() -> None:
     (d,) = res.undocumented
     assert d.hint == "http/h would explain it with kind missing-field"
     assert "would explain it with kind missing-field" in d.line()
+
+
+def test_cassandra_events_pair_by_request_stream_and_field_references() -> None:
+    """Cassandra events have no ``query``: the request's stream id (and query text) tells
+    them apart; ``"!=@field"`` compares two fields of one event."""
+
+    def cass(stream: int, resp_stream: int, rows: int) -> dict[str, Any]:
+        e = ev("", typ="cassandra")
+        del e["query"]
+        e["cassandra"] = {
+            "request": {"headers": {"stream": stream}},
+            "response": {"headers": {"stream": resp_stream}, "rows": rows},
+        }
+        return e
+
+    pb = [cass(1, 2, 20), cass(2, 1, 10)]
+    wb = [cass(2, 2, 20), cass(1, 1, 10)]
+    doc = entry(
+        "cassandra/pairing",
+        protocol="cassandra",
+        kind="value",
+        fields=["cassandra.response.*"],
+        when_packetbeat={"cassandra.response.headers.stream": "!=@cassandra.request.headers.stream"},
+    )
+    res = run(pb, wb, doc, {"cassandra"})
+    diffs = [d for d in res.diffs if d.kind == "value"]
+    assert {d.field for d in diffs} == {"cassandra.response.headers.stream", "cassandra.response.rows"}
+    assert all(d.doc is not None for d in diffs)
+    # The same pairs with equal streams on Packetbeat's side are not explained by it.
+    res = run([cass(1, 1, 20)], [cass(1, 1, 10)], doc, {"cassandra"})
+    assert [d.doc for d in res.diffs if d.kind == "value"] == [None]
