@@ -11,6 +11,7 @@ below with the values the capture's headers hold: ``sip.contact.*`` from the Con
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 
 from shipper.envelope import Envelope
 from shipper.setup.fields import check_event, flatten, load_fields
-from tests.helpers import SHARED_PCAPS, beats_pcap, decode_file
+from tests.helpers import SHARED_PCAPS, beats_dir, beats_pcap, decode_file, need
 from tests.protocols.sip_expected import EXPECTED
 
 SKIP = ("agent.", "host.", "@metadata.", "ecs.")
@@ -144,3 +145,42 @@ def test_events_fit_the_template() -> None:
     for name in EXPECTED:
         for evt in decode_file(capture(name), {"sip": {"ports": [5060], **OPTIONS[name]}}):
             assert check_event(env.apply(evt), fields) == []
+
+
+GOLDEN = {
+    "sip": "sip",
+    "sip_authenticated_register": "sip_authenticated_register",
+    "sip_tcp": "sip_through_tcp",
+}
+#: What Packetbeat's golden test leaves out (host-dependent, or times it cannot take from a pcap).
+GOLDEN_SKIP = (
+    "@metadata.",
+    "agent.",
+    "host.",
+    "ecs.",
+    "@timestamp",
+    "event.start",
+    "event.end",
+    "network.direction",
+)
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_packetbeat_golden_files(name: str) -> None:
+    """Packetbeat's own golden files for these captures (read from the beats module at test
+    time), with the same documented differences applied."""
+    d = beats_dir()
+    if d is None:
+        need("the beats module (scripts/build-packetbeat downloads it)")
+    assert d is not None
+    path = d / "packetbeat" / "tests" / "system" / "golden" / f"{GOLDEN[name]}-expected.json"
+    golden = json.loads(path.read_text())
+    got = [{k: v for k, v in e.items() if not k.startswith(GOLDEN_SKIP)} for e in events(name)]
+    want = []
+    for i, e in enumerate(golden):
+        w = documented(name, i, {k: v for k, v in e.items() if not k.startswith(GOLDEN_SKIP)})
+        want.append({k: v for k, v in w.items() if not k.startswith(GOLDEN_SKIP)})
+    assert len(got) == len(want)
+    # The golden test matches events in any order.
+    for w in want:
+        assert w in got, w
