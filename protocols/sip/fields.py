@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -41,10 +42,6 @@ _NO_USER = (b" ", b"-")
 _FLOAT = re.compile(rb"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
 
 Params = dict[bytes, bytes]
-
-
-def _ascii(b: bytes) -> str:
-    return b.decode("ascii")
 
 
 def _add(lst: list[str], value: str) -> None:
@@ -456,7 +453,7 @@ def to_event(plugin: SipPlugin, ev: SipEvent) -> dict[str, Any]:
     sip["version"] = m.version
 
     get = h.get
-    text = _ascii if m.raw.isascii() else gostr
+    text: Callable[[bytes], str] = bytes.decode if m.raw.isascii() else gostr
     vals = get(b"allow")
     if vals:
         sip["allow"] = _comma_list(vals[-1])
