@@ -20,6 +20,8 @@ folded lines are joined, compact names expanded, names lower-cased).
 
 from __future__ import annotations
 
+import re
+
 from protocols.common.digits import ascii_uint
 from protocols.sip.text import go_lower_bytes, int_ascii, space_bounds, trim_space
 
@@ -51,6 +53,7 @@ MIN_START_LINE = len("SIP/2.0 XXX OK")
 _CL = b"content-length"
 _CRLF = b"\r\n"
 _CRLF2 = b"\r\n\r\n"
+_NOT_CRLF = re.compile(rb"[^\r\n]")
 
 Headers = dict[bytes, list[bytes]]
 
@@ -177,9 +180,10 @@ def content_length(headers: Headers) -> tuple[bool, int | None]:
 
 def skip_crlf(data: bytes | bytearray, pos: int, end: int) -> int:
     """RFC 3261 §7.5: CRLFs before a start line are ignored (keep-alives)."""
-    while pos < end and (data[pos] == 13 or data[pos] == 10):
-        pos += 1
-    return pos
+    if pos >= end or (data[pos] != 13 and data[pos] != 10):
+        return pos
+    m = _NOT_CRLF.search(data, pos, end)
+    return m.start() if m is not None else end
 
 
 # -- UDP ---------------------------------------------------------------------------------------
