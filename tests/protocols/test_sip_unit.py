@@ -462,7 +462,7 @@ def test_crlf_floods_and_many_small_messages_stay_linear() -> None:
     p = plugin()
     t0 = time.perf_counter()
     assert udp(b"\r\n" * 32_000, p) == []
-    small = b"OPTIONS sip:x@h SIP/2.0\r\n\r\n"
+    small = b"OPTIONS sip:x@h SIP/2.0\r\nl: 0\r\n\r\n"
     assert len(udp(small * (60_000 // len(small)), p)) == 60_000 // len(small)
     evs, _ = tcp_feed([b"\r\n" * 30_000] * 20 + [RINGING])
     assert len(evs) == 1
