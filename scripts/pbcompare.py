@@ -351,7 +351,7 @@ def packetbeat_all(
 
 def wirebeat_worker(jobs_file: str) -> int:
     """Run wirebeat's CLI once per job, in this process (``--wirebeat-worker``)."""
-    from shipper.cli import Exit, dispatch
+    from shipper.agent.cli import Exit, dispatch
 
     jobs = json.loads(Path(jobs_file).read_text(encoding="utf-8"))
     status = 0

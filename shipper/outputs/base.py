@@ -13,7 +13,7 @@ import attrs
 import orjson
 
 from protocols.stats import Counters
-from shipper.backoff import Backoff
+from shipper.outputs.backoff import Backoff
 
 log = logging.getLogger("output")
 

@@ -36,8 +36,9 @@ import attrs
 import orjson
 
 from protocols.common.config import Duration, one_of
-from shipper.backoff import Backoff
-from shipper.config import ConfigError, at_least, between, greater_than
+from shipper.agent.config import ConfigError, at_least, between, greater_than
+from shipper.agent.settings import SslSettings
+from shipper.outputs.backoff import Backoff
 from shipper.outputs.base import (
     ConnectError,
     EncodedEvent,
@@ -47,7 +48,7 @@ from shipper.outputs.base import (
     OutputError,
     encode_event,
 )
-from shipper.setup.http import HttpClient, SslSettings, TransportError, normalize_host
+from shipper.outputs.http import HttpClient, TransportError, normalize_host
 
 log = logging.getLogger("elasticsearch")
 

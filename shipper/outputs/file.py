@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import attrs
 
-from shipper.config import PATH_KIND, at_least, between
+from shipper.agent.config import PATH_KIND, at_least, between
 from shipper.outputs.base import CodecSettings, Output, OutputContext, OutputError, encode_lines
 
 

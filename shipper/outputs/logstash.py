@@ -21,9 +21,9 @@ from typing import Any
 import attrs
 
 from protocols.common.config import Duration
-from shipper.backoff import Backoff
-from shipper.config import ConfigError, at_least, between, greater_than
-from shipper.lumberjack.client import LumberjackClient, LumberjackError
+from shipper.agent.config import ConfigError, at_least, between, greater_than
+from shipper.agent.settings import SslSettings
+from shipper.outputs.backoff import Backoff
 from shipper.outputs.base import (
     ConnectError,
     EventEncodingError,
@@ -33,7 +33,8 @@ from shipper.outputs.base import (
     encode_event,
 )
 from shipper.outputs.hosts import format_host, parse_host
-from shipper.tlsconfig import SSLConfig, TLSConfigError, client_context
+from shipper.outputs.lumberjack.client import LumberjackClient, LumberjackError
+from shipper.outputs.tlsconfig import TLSConfigError, client_context
 
 log = logging.getLogger("logstash")
 
@@ -78,7 +79,7 @@ class LogstashConfig:
     backoff: BackoffSettings = BackoffSettings()
     escape_html: bool = False
     index: str = ""
-    ssl: SSLConfig | None = None
+    ssl: SslSettings | None = None
     #: libbeat's SOCKS5 proxy: refused rather than ignored, so traffic never bypasses it.
     proxy_url: str = attrs.field(default="", validator=_no_proxy)
     proxy_use_local_resolver: bool = False

@@ -26,8 +26,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from protocols.common.config import Duration, one_of
-from shipper.backoff import Backoff
-from shipper.config import at_least, between, greater_than
+from shipper.agent.config import at_least, between, greater_than
+from shipper.outputs.backoff import Backoff
 from shipper.outputs.base import (
     ConnectError,
     EventEncodingError,

@@ -22,7 +22,7 @@ import yaml
 
 import protocols.registry
 from protocols.common.digits import is_ascii_digits
-from shipper.config import ConfigError, safe_yaml
+from shipper.agent.config import ConfigError, safe_yaml
 
 #: Types whose values are searched by default (``index.query.default_field``).
 TEXT_TYPES = frozenset({"keyword", "text", "match_only_text", "wildcard", "constant_keyword"})

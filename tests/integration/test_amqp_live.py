@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from protocols.registry import build_plugins, default_config
-from shipper.envelope import Envelope
+from shipper.pipeline.envelope import Envelope
 from shipper.setup.fields import check_event, load_fields
 from tests.helpers import decode_file
 from tests.integration.capture import live_capture

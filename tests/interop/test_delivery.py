@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from capture import CaptureFile, PcapWriter
-from shipper.version import VERSION
+from shipper.agent.version import VERSION
 from tests.helpers import free_port, need_tool
 from tests.interop.ljpeer import Receiver, http_capture, wirebeat_popen
 from tests.interop.opensearch_node import KillableNode

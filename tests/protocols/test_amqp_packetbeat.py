@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from shipper.envelope import Envelope
+from shipper.pipeline.envelope import Envelope
 from shipper.setup.fields import check_event, load_fields
 from tests.helpers import ROOT, beats_pcap, decode_file, shared_pcap
 

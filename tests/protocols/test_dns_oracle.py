@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from shipper.envelope import Envelope
+from shipper.pipeline.envelope import Envelope
 from shipper.setup.fields import check_event, load_fields
 from tests.helpers import decode_file
 from tests.protocols.dns_captures import CAPTURES

@@ -328,7 +328,7 @@ output.console.enabled: true
 
 
 def test_stock_dns_section_loads_without_warnings(tmp_path: Any) -> None:
-    from shipper.settings import load_settings
+    from shipper.agent.settings import load_settings
 
     path = tmp_path / "packetbeat.yml"
     path.write_text(STOCK_DNS)
@@ -345,7 +345,7 @@ def test_unanswered_query_event_as_packetbeat_publishes_it(tmp_path: Any) -> Non
     published this event on expiry; wirebeat gives the same, on capture time."""
     import json
 
-    from shipper.envelope import Envelope
+    from shipper.pipeline.envelope import Envelope
     from tests.helpers import decode_file
     from tests.protocols.dns_wire import opt
 

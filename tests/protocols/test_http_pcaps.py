@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 from capture import CaptureFile
-from shipper.envelope import Envelope
+from shipper.pipeline.envelope import Envelope
 from tests.helpers import ROOT, decode_file, shared_pcap
 from tests.protocols import http_oracle as oracle
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from shipper.envelope import Envelope
+from shipper.pipeline.envelope import Envelope
 from shipper.setup.fields import check_event, flatten, load_fields
 from tests.helpers import SHARED_PCAPS, beats_pcap, decode_file
 from tests.protocols.memcache_expected import EXPECTED

@@ -574,7 +574,7 @@ def test_udp_exchanges_are_capped() -> None:
 
 
 def test_config_names_and_defaults() -> None:
-    from shipper.config import parse_duration
+    from shipper.agent.config import parse_duration
 
     cfg = MemcacheConfig()
     assert (cfg.parseunknown, cfg.maxvalues, cfg.maxbytespervalue, cfg.udptransactiontimeout) == (
@@ -587,7 +587,7 @@ def test_config_names_and_defaults() -> None:
 
 
 def test_stock_config_gives_no_warning(tmp_path: Any) -> None:
-    from shipper.settings import load_settings
+    from shipper.agent.settings import load_settings
 
     yml = tmp_path / "packetbeat.yml"
     yml.write_text(

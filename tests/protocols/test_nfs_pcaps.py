@@ -25,7 +25,7 @@ def _strip(e: dict[str, Any]) -> dict[str, Any]:
 
 
 def _decode(path: Path) -> list[dict[str, Any]]:
-    from shipper.envelope import Envelope
+    from shipper.pipeline.envelope import Envelope
 
     env = Envelope(beat_name="test")
     return [_strip(env.apply(e)) for e in decode_file(path, NFS)]

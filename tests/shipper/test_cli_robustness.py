@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from capture import CaptureFile
-from shipper.config import MAX_ALIAS_NODES, ConfigError, safe_yaml
+from shipper.agent.config import MAX_ALIAS_NODES, ConfigError, safe_yaml
 from tests.helpers import ROOT, make_decoder
 from tests.interop.ljpeer import http_capture
 from tests.shipper.shiprun import wirebeat

@@ -12,8 +12,8 @@ import pytest
 
 from protocols import registry
 from protocols.registry import available, plugin_class
-from shipper.config import ConfigError, parse_duration, parse_size
-from shipper.settings import PACKETBEAT_PROTOCOLS, Settings, load_settings
+from shipper.agent.config import ConfigError, parse_duration, parse_size
+from shipper.agent.settings import PACKETBEAT_PROTOCOLS, Settings, load_settings
 from tests.helpers import ROOT
 
 DATA = ROOT / "tests" / "data"

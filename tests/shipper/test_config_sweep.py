@@ -23,9 +23,9 @@ import pytest
 
 from protocols.common.config import ByteSize, Duration
 from protocols.registry import available, plugin_class
-from shipper import cli
-from shipper.beat import Beat
-from shipper.settings import (
+from shipper.agent import cli
+from shipper.agent.beat import Beat
+from shipper.agent.settings import (
     OUTPUT_MODULES,
     DiskQueueSettings,
     FlowsSettings,

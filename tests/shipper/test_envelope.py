@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shipper.envelope import (
+from shipper.agent.version import ECS_VERSION, VERSION
+from shipper.pipeline.envelope import (
     MAX_TIMESTAMP_NS,
     MIN_TIMESTAMP_NS,
     Envelope,
@@ -20,7 +21,6 @@ from shipper.envelope import (
     TimeFormatter,
     community_id,
 )
-from shipper.version import ECS_VERSION, VERSION
 from tests.helpers import decode_file, shared_pcap
 from tests.shipper.shiprun import REQUIRED
 

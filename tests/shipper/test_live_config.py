@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shipper.config import ConfigError
-from shipper.live import capture_filter, capture_type, check_interfaces
-from shipper.settings import Settings, build_settings
+from shipper.agent.config import ConfigError
+from shipper.agent.live import capture_filter, capture_type, check_interfaces
+from shipper.agent.settings import Settings, build_settings
 
 
 def settings(**tree: object) -> Settings:

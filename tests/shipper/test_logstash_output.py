@@ -13,14 +13,14 @@ import orjson
 import pytest
 
 from protocols.stats import Counters
-from shipper.beat import Beat
-from shipper.config import ConfigError, expand_dotted
-from shipper.envelope import Envelope
+from shipper.agent.beat import Beat
+from shipper.agent.config import ConfigError, expand_dotted
+from shipper.agent.settings import build_settings
 from shipper.outputs.base import ConnectError, OutputContext, OutputError
 from shipper.outputs.logstash import LogstashConfig, LogstashOutput, WindowSize
-from shipper.pipeline import Pipeline
-from shipper.queue import MemQueue
-from shipper.settings import build_settings
+from shipper.pipeline.envelope import Envelope
+from shipper.pipeline.publisher import Pipeline
+from shipper.pipeline.queue import MemQueue
 from tests.helpers import free_port
 from tests.shipper.fakelj import ACK, Act, FakeLumberjack, N
 

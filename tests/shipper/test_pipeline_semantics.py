@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from protocols.stats import Counters
-from shipper.backoff import Backoff
-from shipper.envelope import Envelope
+from shipper.outputs.backoff import Backoff
 from shipper.outputs.base import ConnectError, Output, OutputError
-from shipper.pipeline import Pipeline
-from shipper.queue import MemQueue, QueueClosed
+from shipper.pipeline.envelope import Envelope
+from shipper.pipeline.publisher import Pipeline
+from shipper.pipeline.queue import MemQueue, QueueClosed
 
 T0 = 1_700_000_000_000_000_000
 

@@ -23,14 +23,14 @@ from protocols.decoder import Decoder, DecoderLimits
 from protocols.registry import build_plugins
 from protocols.stats import Counters
 from protocols.tcp import TcpLimits
-from shipper.envelope import Envelope
-from shipper.hostinfo import agent_id, host_metadata
-from shipper.monitor import Monitor
+from shipper.agent.hostinfo import agent_id, host_metadata
+from shipper.agent.monitor import Monitor
+from shipper.agent.settings import Settings, output_module
+from shipper.agent.version import VERSION
 from shipper.outputs.base import Output, OutputContext
-from shipper.pipeline import Pipeline
-from shipper.queue import MemQueue, Queue
-from shipper.settings import Settings, output_module
-from shipper.version import VERSION
+from shipper.pipeline.envelope import Envelope
+from shipper.pipeline.publisher import Pipeline
+from shipper.pipeline.queue import MemQueue, Queue
 
 log = logging.getLogger("beat")
 
@@ -88,7 +88,7 @@ class Beat:
     def build_queue(self) -> Queue:
         s = self.settings
         if s.queue.disk is not None:
-            from shipper.diskqueue import DiskQueue  # type: ignore[import-not-found,unused-ignore]
+            from shipper.pipeline.diskqueue import DiskQueue  # type: ignore[import-not-found,unused-ignore]
 
             q: Queue = DiskQueue(s.queue.disk, s.data_path, self.stats)
             return q
@@ -331,7 +331,7 @@ def describe_error(exc: BaseException) -> str:
 
 
 def _tracebacks() -> bool:
-    from shipper.logs import tracebacks_enabled
+    from shipper.agent.logs import tracebacks_enabled
 
     return tracebacks_enabled()
 

@@ -1,6 +1,6 @@
 """An asyncio Lumberjack v2 client: one connection, up to ``pipelining`` windows in flight.
 
-The wire rules live in :mod:`shipper.lumberjack.codec`; this module adds the socket, TLS,
+The wire rules live in :mod:`shipper.outputs.lumberjack.codec`; this module adds the socket, TLS,
 the timeouts and the bookkeeping of windows in flight (go-lumber's AsyncClient does the
 same). ACKs arrive in window order, so the head of the in-flight FIFO owns every ACK.
 """
@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from protocols.stats import Counters
-from shipper.lumberjack import codec
+from shipper.outputs.lumberjack import codec
 
 #: Batches whose frames exceed this are compressed in a worker thread (zlib releases the GIL).
 THREAD_COMPRESS_MIN = 16 * 1024

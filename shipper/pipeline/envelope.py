@@ -19,7 +19,7 @@ import struct
 from functools import lru_cache
 from typing import Any
 
-from shipper.version import ECS_VERSION, VERSION
+from shipper.agent.version import ECS_VERSION, VERSION
 
 _CATEGORY = ["network"]
 _TYPE = ["connection", "protocol"]

@@ -27,8 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from protocols.stats import Counters
-from shipper.backoff import Backoff
-from shipper.envelope import Envelope, EventRejected
+from shipper.outputs.backoff import Backoff
 from shipper.outputs.base import (
     ConnectError,
     EncodedEvent,
@@ -38,7 +37,8 @@ from shipper.outputs.base import (
     OutputError,
     dumps_event,
 )
-from shipper.queue import Entry, Queue, QueueClosed
+from shipper.pipeline.envelope import Envelope, EventRejected
+from shipper.pipeline.queue import Entry, Queue, QueueClosed
 
 log = logging.getLogger("publisher")
 publish_log = logging.getLogger("publish")

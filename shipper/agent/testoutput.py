@@ -15,12 +15,12 @@ import sys
 from typing import Any, TextIO
 
 from protocols.stats import Counters
-from shipper.config import ConfigError
-from shipper.lumberjack.client import LumberjackClient, LumberjackError, describe_os_error
+from shipper.agent.config import ConfigError
+from shipper.agent.settings import Settings, output_module
+from shipper.agent.version import VERSION
 from shipper.outputs.base import OutputContext, OutputError, encode_event
 from shipper.outputs.hosts import format_host
-from shipper.settings import Settings, output_module
-from shipper.version import VERSION
+from shipper.outputs.lumberjack.client import LumberjackClient, LumberjackError, describe_os_error
 
 
 class Reporter:

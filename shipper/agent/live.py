@@ -27,10 +27,10 @@ from capture.bpf import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, FilterError, comp
 from capture.devices import resolve_device
 from protocols.decoder import Decoder
 from protocols.registry import Registry, build_plugins
-from shipper.beat import Beat, Dumper
-from shipper.config import ConfigError
-from shipper.settings import InterfaceSettings, Settings
-from shipper.version import VERSION
+from shipper.agent.beat import Beat, Dumper
+from shipper.agent.config import ConfigError
+from shipper.agent.settings import InterfaceSettings, Settings
+from shipper.agent.version import VERSION
 
 log = logging.getLogger("sniffer")
 
@@ -185,7 +185,7 @@ def _preload(beat: Beat) -> None:
     import concurrent.futures.thread  # noqa: F401
     import http.server  # noqa: F401
 
-    from shipper.settings import output_module
+    from shipper.agent.settings import output_module
 
     output_module(beat.settings.output_name())
     beat.new_decoder()  # imports the protocol modules
@@ -367,7 +367,7 @@ def _start_http(beat: Beat, captures: list[Capture]) -> Any:
     hs = beat.settings.http
     if not hs.enabled:
         return None
-    from shipper.httpstats import StatsServer, beat_info
+    from shipper.agent.httpstats import StatsServer, beat_info
 
     env = beat.pipeline.envelope if beat.pipeline is not None else None
     agent = env.agent if env is not None else {}

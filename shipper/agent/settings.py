@@ -1,9 +1,16 @@
-"""The configuration schema: ``packetbeat.yml``-compatible sections as attrs classes."""
+"""The configuration schema: ``packetbeat.yml``-compatible sections as attrs classes.
+
+Every section's schema lives here except each output's own (``output.<name>``), which its
+module in :mod:`shipper.outputs` declares as ``CONFIG`` and :func:`output_module` loads by
+name. This module imports neither :mod:`shipper.outputs` nor :mod:`shipper.setup`
+(``tests/shipper/test_layout.py`` holds it to that).
+"""
 
 from __future__ import annotations
 
 import importlib
 import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +19,7 @@ import attrs
 from protocols.common.config import ByteSize, Duration, ProtocolConfig, one_of
 from protocols.registry import ProtocolConfigError, available, plugin_class
 from protocols.stats import Counters
-from shipper.config import (
+from shipper.agent.config import (
     PATH_KIND,
     Builder,
     ConfigError,
@@ -26,8 +33,7 @@ from shipper.config import (
     parse_override,
     set_path,
 )
-from shipper.envelope import parse_networks
-from shipper.setup.http import SslSettings
+from shipper.pipeline.envelope import parse_networks
 
 #: Protocols in Packetbeat's shipped yml that this build does not decode (yet).
 PACKETBEAT_PROTOCOLS = [
@@ -264,6 +270,56 @@ class DashboardsSettings:
     file: str = attrs.field(default="", metadata={"ignored": True})
     url: str = attrs.field(default="", metadata={"ignored": True})
     kibana_index: str = attrs.field(default="", metadata={"ignored": True})
+
+
+#: The names ``ssl.supported_protocols`` accepts (libbeat's tlscommon names).
+TLS_VERSIONS = {
+    "TLSv1.0": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def _protocols(_inst: Any, _attr: attrs.Attribute[Any], value: list[str]) -> None:
+    for v in value:
+        if v not in TLS_VERSIONS:
+            raise ValueError(f"unsupported TLS version {v!r} (use {', '.join(TLS_VERSIONS)})")
+    if not value:
+        raise ValueError("supported_protocols must name at least one TLS version")
+
+
+@attrs.frozen
+class SslSettings:
+    """libbeat's ``ssl.*`` client settings (tlscommon), as ``output.logstash.ssl``,
+    ``output.elasticsearch.ssl`` and ``setup.kibana.ssl`` take them.
+
+    Defined here, with the rest of the schema, so that ``setup.kibana.ssl`` needs no import
+    of :mod:`shipper.outputs`; the outputs' TLS code
+    (:func:`shipper.outputs.tlsconfig.client_context`) imports it from here and turns it
+    into an :class:`ssl.SSLContext`.
+    """
+
+    #: None: on when any other ``ssl.*`` setting is given (libbeat enables TLS then too).
+    enabled: bool | None = None
+    #: Files or inline PEM text (checked when the config is loaded).
+    certificate_authorities: list[str] = attrs.field(factory=list, metadata={"path_kind": "pem"})
+    certificate: str = attrs.field(default="", metadata={"path_kind": "pem"})
+    key: str = attrs.field(default="", metadata={"path_kind": "pem"})
+    key_passphrase: str = ""
+    #: full: chain and host name; strict: the same (Python never falls back to the CN);
+    #: certificate: chain only; none: no verification (insecure).
+    verification_mode: str = attrs.field(
+        default="full", validator=one_of("full", "strict", "certificate", "none")
+    )
+    supported_protocols: list[str] = attrs.field(factory=lambda: ["TLSv1.2", "TLSv1.3"], validator=_protocols)
+    cipher_suites: list[str] = attrs.field(factory=list)
+
+    @property
+    def active(self) -> bool:
+        if self.enabled is not None:
+            return self.enabled
+        return bool(self.certificate_authorities or self.certificate or self.verification_mode != "full")
 
 
 @attrs.frozen

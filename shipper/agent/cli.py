@@ -22,10 +22,10 @@ from typing import Any
 import yaml
 
 from capture import CaptureError
-from shipper.config import ConfigError
+from shipper.agent.config import ConfigError
+from shipper.agent.settings import DEFAULT_CONFIG_NAMES, Settings, load_settings
+from shipper.agent.version import PACKETBEAT_COMPAT, VERSION
 from shipper.outputs.base import OutputError
-from shipper.settings import DEFAULT_CONFIG_NAMES, Settings, load_settings
-from shipper.version import PACKETBEAT_COMPAT, VERSION
 
 COMMANDS = ("run", "devices", "test", "export", "setup", "version", "keystore", "help")
 
@@ -153,7 +153,7 @@ _pending_warnings: list[str] = []
 
 
 def setup_logs(args: argparse.Namespace, settings: Settings | None) -> None:
-    from shipper.logs import setup_logging
+    from shipper.agent.logs import setup_logging
 
     lg = settings.logging if settings is not None else None
     selectors = [s for item in args.selectors for s in item.split(",")]
@@ -181,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.no_publish:
         settings = _with_output(settings, "discard")
     setup_logs(args, settings)
-    from shipper.beat import Beat
+    from shipper.agent.beat import Beat
 
     beat = Beat(settings)
     log = logging.getLogger("beat")
@@ -194,7 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             one_at_a_time=args.one_at_a_time,
             dump_prefix=args.dump,
         )
-    run_live = _optional("shipper.live", "run_live")
+    run_live = _optional("shipper.agent.live", "run_live")
     if run_live is None:
         raise _fail("live capture is not available in this build; use -I FILE")
     code: int = run_live(beat, args)
@@ -204,7 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _with_output(settings: Settings, name: str) -> Settings:
     import attrs
 
-    from shipper.settings import output_module
+    from shipper.agent.settings import output_module
 
     return attrs.evolve(settings, output={name: output_module(name).CONFIG()})
 
@@ -240,14 +240,14 @@ def cmd_test(args: argparse.Namespace, what: str) -> int:
         settings = load(args)
         setup_logs(args, None)
         from protocols.registry import ProtocolConfigError
-        from shipper.beat import Beat
+        from shipper.agent.beat import Beat
 
         try:
             # Build what `run` builds, short of opening devices, files and connections.
             Beat(settings).dry_build()
         except ProtocolConfigError as exc:
             raise _fail(f"packetbeat.protocols: {exc}") from None
-        check = _optional("shipper.live", "check_interfaces")
+        check = _optional("shipper.agent.live", "check_interfaces")
         if check is not None:
             check(settings)
         print("Config OK")
@@ -255,7 +255,7 @@ def cmd_test(args: argparse.Namespace, what: str) -> int:
     if what == "output":
         settings = load(args)
         setup_logs(args, None)
-        test_output = _optional("shipper.testoutput", "test_output")
+        test_output = _optional("shipper.agent.testoutput", "test_output")
         if test_output is None:
             raise _fail(f"test output is not available for output {settings.output_name()!r}")
         code: int = test_output(settings)
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_SIGPIPE
     except Exception as exc:
         # A bug: one line, the traceback only when asked for (-d '*').
-        from shipper.logs import tracebacks_enabled
+        from shipper.agent.logs import tracebacks_enabled
 
         wanted = tracebacks_enabled() or _asks_for_tracebacks(argv)
         if wanted:

@@ -18,10 +18,8 @@ import attrs
 import orjson
 import urllib3
 
-from shipper.tlsconfig import SSLConfig as SslSettings
-from shipper.tlsconfig import TLSConfigError, client_context
-
-__all__ = ["SslSettings"]
+from shipper.agent.settings import SslSettings
+from shipper.outputs.tlsconfig import TLSConfigError, client_context
 
 log = logging.getLogger("http")
 

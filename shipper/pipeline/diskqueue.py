@@ -43,10 +43,10 @@ from typing import Any
 import orjson
 
 from protocols.stats import Counters
-from shipper.config import ConfigError
+from shipper.agent.config import ConfigError
+from shipper.agent.settings import DiskQueueSettings
 from shipper.outputs.base import EncodedEvent, json_default
-from shipper.queue import Entry, Queue, QueueClosed
-from shipper.settings import DiskQueueSettings
+from shipper.pipeline.queue import Entry, Queue, QueueClosed
 
 log = logging.getLogger("diskqueue")
 

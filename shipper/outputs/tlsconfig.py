@@ -1,59 +1,22 @@
-"""libbeat's ``ssl.*`` client settings (tlscommon) → :class:`ssl.SSLContext`."""
+"""libbeat's ``ssl.*`` client settings (tlscommon) → :class:`ssl.SSLContext`.
+
+The settings class itself, :class:`shipper.agent.settings.SslSettings`, belongs to the
+config schema (``setup.kibana.ssl`` uses it too, and settings never import outputs); this
+module only turns it into a client context for the outputs and the setup client.
+"""
 
 from __future__ import annotations
 
 import ssl
-from typing import Any
 
-import attrs
-
-from protocols.common.config import one_of
-
-_VERSIONS = {
-    "TLSv1.0": ssl.TLSVersion.TLSv1,
-    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
-    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
-}
-
-
-def _protocols(_inst: Any, _attr: attrs.Attribute[Any], value: list[str]) -> None:
-    for v in value:
-        if v not in _VERSIONS:
-            raise ValueError(f"unsupported TLS version {v!r} (use {', '.join(_VERSIONS)})")
-    if not value:
-        raise ValueError("supported_protocols must name at least one TLS version")
+from shipper.agent.settings import TLS_VERSIONS, SslSettings
 
 
 class TLSConfigError(Exception):
     pass
 
 
-@attrs.frozen
-class SSLConfig:
-    #: None: on when any other ``ssl.*`` setting is given (libbeat enables TLS then too).
-    enabled: bool | None = None
-    #: Files or inline PEM text (checked when the config is loaded).
-    certificate_authorities: list[str] = attrs.field(factory=list, metadata={"path_kind": "pem"})
-    certificate: str = attrs.field(default="", metadata={"path_kind": "pem"})
-    key: str = attrs.field(default="", metadata={"path_kind": "pem"})
-    key_passphrase: str = ""
-    #: full: chain and host name; strict: the same (Python never falls back to the CN);
-    #: certificate: chain only; none: no verification (insecure).
-    verification_mode: str = attrs.field(
-        default="full", validator=one_of("full", "strict", "certificate", "none")
-    )
-    supported_protocols: list[str] = attrs.field(factory=lambda: ["TLSv1.2", "TLSv1.3"], validator=_protocols)
-    cipher_suites: list[str] = attrs.field(factory=list)
-
-    @property
-    def active(self) -> bool:
-        if self.enabled is not None:
-            return self.enabled
-        return bool(self.certificate_authorities or self.certificate or self.verification_mode != "full")
-
-
-def client_context(cfg: SSLConfig | None, force: bool = False) -> ssl.SSLContext | None:
+def client_context(cfg: SslSettings | None, force: bool = False) -> ssl.SSLContext | None:
     """The client context, or None when TLS is off (``force``: the URL scheme asks for TLS).
 
     Raises TLSConfigError with a clear reason.
@@ -61,11 +24,11 @@ def client_context(cfg: SSLConfig | None, force: bool = False) -> ssl.SSLContext
     if cfg is None:
         if not force:
             return None
-        cfg = SSLConfig()
+        cfg = SslSettings()
     if not force and not cfg.active:
         return None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    versions = sorted(_VERSIONS[v] for v in cfg.supported_protocols)
+    versions = sorted(TLS_VERSIONS[v] for v in cfg.supported_protocols)
     try:
         ctx.minimum_version = versions[0]
         ctx.maximum_version = versions[-1]
