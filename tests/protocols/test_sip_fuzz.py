@@ -19,7 +19,7 @@ from protocols.sip.parser import SipStream, parse_datagram
 from protocols.sip.text import trim_space
 from protocols.sip.transactions import SipTcpHandler
 from protocols.stats import Counters
-from shipper.envelope import Envelope
+from shipper.pipeline.envelope import Envelope
 from shipper.setup.fields import check_event, load_fields
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from shipper.envelope import Envelope
+from shipper.pipeline.envelope import Envelope
 from shipper.setup.fields import check_event, flatten, load_fields
 from tests.helpers import SHARED_PCAPS, beats_dir, beats_pcap, decode_file, need
 from tests.protocols.sip_expected import EXPECTED
