@@ -43,6 +43,7 @@ _BUILTIN_MODULES = {
     "cassandra": "protocols.cassandra",
     "amqp": "protocols.amqp",
     "nfs": "protocols.nfs",
+    "sip": "protocols.sip",
 }
 
 _classes: dict[str, type[Plugin]] = {}
