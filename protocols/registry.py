@@ -43,6 +43,7 @@ _BUILTIN_MODULES = {
     "cassandra": "protocols.cassandra",
     "amqp": "protocols.amqp",
     "nfs": "protocols.nfs",
+    "sip": "protocols.sip",
     "dhcpv4": "protocols.dhcpv4",
 }
 
