@@ -5,6 +5,7 @@ checked; ``wirebeat test config`` on a config with every processor, and on broke
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -296,3 +297,22 @@ def test_test_config_names_a_broken_processor_in_one_line(tmp_path: Path, body: 
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1, run.stderr
     assert lines[0].startswith(line), lines[0]
+
+
+def test_host_is_only_its_name_unless_add_host_metadata(tmp_path: Path) -> None:
+    """As in Packetbeat: ``host.name`` alone, the rest from ``add_host_metadata`` (which
+    Packetbeat's stock packetbeat.yml configures)."""
+    cfg = tmp_path / "wb.yml"
+    cfg.write_text("name: probe-2\npacketbeat.protocols:\n- type: dns\n  ports: [53]\n")
+    plain = wirebeat("-c", cfg, "-t", "-I", shared_pcap("dns_mx"), tmp=tmp_path)
+    assert plain.rc == 0, plain
+    (evt,) = plain.events
+    assert evt["host"] == {"name": "probe-2"}
+    cfg.write_text(
+        cfg.read_text() + "processors:\n  - add_host_metadata: {when.not.contains.tags: forwarded}\n"
+    )
+    full = wirebeat("-c", cfg, "-t", "-I", shared_pcap("dns_mx"), tmp=tmp_path)
+    (evt2,) = full.events
+    assert {"hostname", "architecture", "os", "id", "containerized"} <= set(evt2["host"])
+    assert evt2["agent"]["name"] == "probe-2"
+    assert len(json.dumps(evt)) < 0.85 * len(json.dumps(evt2))
