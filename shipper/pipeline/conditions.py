@@ -418,7 +418,8 @@ def network_matcher(spec: Any) -> Callable[[IP], bool]:
             f"invalid CIDR address: {spec} (or use one of {', '.join(NAMED_NETWORKS)})"
         ) from None
     version = net.version
-    return lambda a: a.version == version and a in net
+    base, mask = int(net.network_address), int(net.netmask)
+    return lambda a: a.version == version and (int(a) & mask) == base
 
 
 def networks_matcher(specs: list[Any]) -> Callable[[IP], bool]:
@@ -461,18 +462,24 @@ def _network(body: Any, where: str) -> Condition:
 
 def _network_field(fp: FieldPath, contains: Callable[[IP], bool]) -> Condition:
     get = fp.get
+    #: address text → inside? (traffic repeats its addresses: most events are one lookup)
+    seen: dict[str, bool] = {}
+
+    def test(text: str) -> bool:
+        hit = seen.get(text)
+        if hit is None:
+            if len(seen) >= 65536:
+                seen.clear()
+            a = parse_ip(text)
+            hit = seen[text] = a is not None and contains(a)
+        return hit
 
     def check(evt: dict[str, Any]) -> bool:
         v = get(evt)
         if type(v) is str:
-            a = parse_ip(v)
-            return a is not None and contains(a)
+            return test(v)
         if type(v) is list:
-            for s in v:
-                if type(s) is str:
-                    a = parse_ip(s)
-                    if a is not None and contains(a):
-                        return True
+            return any(type(s) is str and test(s) for s in v)
         return False
 
     return check

@@ -268,6 +268,7 @@ class Envelope:
             self.agent["id"] = agent_id
         if ephemeral_id:
             self.agent["ephemeral_id"] = ephemeral_id
+        self._agent_build: dict[str, str] = self.agent["build"]  # type: ignore[assignment]
         self.host = host or {"name": beat_name}
         self.ecs = {"version": ECS_VERSION}
         self.fields = fields or {}
@@ -437,25 +438,32 @@ class Envelope:
         """libbeat's order: per-protocol processors, then ``agent``/``ecs``/``host.name``
         where they did not set them, then the global processors. Every event gets its own
         copies of the shared parts, since processors may change them."""
-        evt["@metadata"] = dict(meta)
+        w = processing.writes
+        evt["@metadata"] = dict(meta) if w is None or "@metadata" in w else meta
         out = processing.client(evt.get("type"), evt)
         if out is None:
             raise EventFiltered("filtered")
         evt = out
+        # Shared objects where no processor may change them, copies where one may.
         if "agent" not in evt:
-            evt["agent"] = clone(self.agent)
+            if w is None or "agent" in w:
+                agent = evt["agent"] = self.agent.copy()
+                agent["build"] = self._agent_build.copy()
+            else:
+                evt["agent"] = self.agent
         if "ecs" not in evt:
-            evt["ecs"] = dict(self.ecs)
+            evt["ecs"] = self.ecs.copy() if w is None or "ecs" in w else self.ecs
         host = evt.get("host")
         if host is None:
-            evt["host"] = dict(self.host)
+            evt["host"] = clone(self.host) if w is None or "host" in w else self.host
         elif isinstance(host, dict) and "name" not in host:
             host["name"] = self.host.get("name")
         ev = evt.get("event")
-        if isinstance(ev, dict):
-            for k in ("category", "type"):
-                if ev.get(k) is _CATEGORY or ev.get(k) is _TYPE:
-                    ev[k] = list(ev[k])
+        if type(ev) is dict and (w is None or "event" in w):
+            if ev.get("category") is _CATEGORY:
+                ev["category"] = ["network"]
+            if ev.get("type") is _TYPE:
+                ev["type"] = ["connection", "protocol"]
         out = processing.run_global(evt)
         if out is None:
             raise EventFiltered("filtered")

@@ -64,6 +64,17 @@ class FieldPath:
             data = child
         return None  # pragma: no cover - the last step has head None
 
+    def holder(self, data: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+        """The object holding the field and its key there; None when absent (or when a
+        non-object is in the way)."""
+        try:
+            found = self._find(data, False)
+        except FieldError:
+            return None
+        if found is None or found[1] not in found[0]:
+            return None
+        return found
+
     def put(self, data: dict[str, Any], value: Any) -> Any:
         """Set the value, creating objects on the way; returns the old value or MISSING.
         Raises :class:`FieldError` when a non-object value is in the way."""

@@ -316,3 +316,36 @@ def test_host_is_only_its_name_unless_add_host_metadata(tmp_path: Path) -> None:
     assert {"hostname", "architecture", "os", "id", "containerized"} <= set(evt2["host"])
     assert evt2["agent"]["name"] == "probe-2"
     assert len(json.dumps(evt)) < 0.85 * len(json.dumps(evt2))
+
+
+def test_shared_parts_are_copied_only_for_processors_that_may_change_them() -> None:
+    from shipper.pipeline.envelope import Envelope
+    from shipper.pipeline.processors import Context, Processing
+
+    def env(cfg: str) -> Envelope:
+        proc = Processing.build(yaml.safe_load(cfg), {}, Context())
+        return Envelope(beat_name="b", agent_id="id-1", processing=proc)
+
+    def evt() -> dict[str, Any]:
+        return {
+            "@timestamp": 1,
+            "type": "dns",
+            "source": {"ip": "10.0.0.1"},
+            "destination": {"ip": "10.0.0.2"},
+        }
+
+    e = env("- add_fields: {target: agent, fields: {x: 1}}\n- add_tags: {target: ecs.t, tags: [a]}")
+    one, two = e.apply(evt()), e.apply(evt())
+    assert one["agent"]["x"] == 1 and "x" not in e.agent
+    assert one["ecs"]["t"] == ["a"] and two["ecs"]["t"] == ["a"] and "t" not in e.ecs
+    # A processor that may change anything (a script) gets copies of everything.
+    e = env(
+        '- script: {lang: javascript, source: \'function process(ev) { ev.Put("host.os", "x"); ev.Put("event.category", ["y"]); }\'}'
+    )
+    one = e.apply(evt())
+    assert one["host"]["os"] == "x" and e.host == {"name": "b"}
+    assert e.apply(evt())["event"]["category"] == ["y"]
+    # Processors that touch none of them share them, as events without processors do.
+    e = env("- add_tags: {tags: [a]}")
+    one = e.apply(evt())
+    assert one["agent"] is e.agent and one["host"] is e.host

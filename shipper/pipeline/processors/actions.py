@@ -74,6 +74,7 @@ def add_fields(o: Opts, ctx: Context) -> Processor:
         wrapped: dict[str, Any] = {}
         path(target).put(wrapped, fields)
         fields = wrapped
+    o.writes(*fields)
     if not fields:
         return lambda evt: evt
     return _add_fields(fields)
@@ -102,6 +103,7 @@ def add_labels(o: Opts, ctx: Context) -> Processor:
     o.require("labels")
     o.allow("labels")
     labels = flatten_labels(o.mapping("labels", required=True))
+    o.writes("labels")
     return _add_fields({"labels": labels})
 
 
@@ -111,9 +113,18 @@ def add_tags_proc(o: Opts, ctx: Context) -> Processor:
     o.allow("tags", "target")
     tags = o.strings("tags", required=True)
     target = o.str("target") or "tags"
+    tp = path(target)
+    o.writes(target)
 
     def add_tags_run(evt: Event) -> Event:
-        add_tags(evt, target, tags)
+        old = tp.get(evt)
+        if type(old) is list:
+            old.extend(tags)
+        elif old is MISSING:
+            try:
+                tp.put(evt, list(tags))
+            except FieldError:
+                pass
         return evt
 
     return add_tags_run
@@ -124,6 +135,7 @@ def add_tags_proc(o: Opts, ctx: Context) -> Processor:
 
 @register("drop_event")
 def drop_event(o: Opts, ctx: Context) -> Processor:
+    o.writes()
     return lambda evt: None
 
 
@@ -165,6 +177,8 @@ def drop_fields(o: Opts, ctx: Context) -> Processor:
                 raise o.error(f"fields.{i}", f"wrong configuration in drop_fields[{i}]={f}. {exc}") from None
         else:
             plain.append(f)
+    if not patterns:
+        o.writes(*plain)
 
     def drop(evt: Event, key: str, errs: list[str]) -> None:
         try:
@@ -246,19 +260,23 @@ def _fail_on_error_runner(
     *,
     put_message: bool = True,
 ) -> Processor:
-    """Run ``steps`` (each ``(evt) -> None`` or raising FieldError/ValueError) with libbeat's
-    ``fail_on_error`` rule: on the first failure the event is restored and carries
-    ``error.message``; without it, failures are skipped."""
+    """Run ``steps`` (each ``(evt) -> None`` or raising FieldError/ValueError, and leaving
+    the event unchanged when it raises) with libbeat's ``fail_on_error`` rule: on the first
+    failure the event is restored and carries ``error.message``; without it, failures are
+    skipped."""
     backup = Backup(keys)
+    # Every step changes the event only when it succeeds, so a single step needs no copy.
+    keep = fail_on_error and len(steps) > 1
 
     def run(evt: Event) -> Event:
-        saved = backup.take(evt) if fail_on_error else None
+        saved = backup.take(evt) if keep else None
         for step in steps:
             try:
                 step(evt)
             except (FieldError, ValueError) as exc:
-                if saved is not None:
-                    backup.restore(evt, saved)
+                if fail_on_error:
+                    if saved is not None:
+                        backup.restore(evt, saved)
                     msg = f"{prefix}: {exc}"
                     if put_message:
                         put_error(evt, msg)
@@ -291,17 +309,31 @@ def rename(o: Opts, ctx: Context) -> Processor:
     fail_on_error = o.bool("fail_on_error", True)
 
     def step(src: str, dst: str) -> Any:
+        sp, dp = path(src), path(dst)
+        special = src in ("@timestamp", "@metadata")
+
         def do(evt: Event) -> None:
-            _check_target_free(evt, dst)
-            v = _fetch(evt, src, ignore_missing)
-            if v is MISSING:
-                return
-            _delete(evt, src)  # first, so that a can become a.b
-            path(dst).put(evt, v)
+            if dp.get(evt) is not MISSING:
+                raise FieldError(f"target field {dst} already exists, drop or rename this field first")
+            found = sp.holder(evt)
+            if found is None or special:
+                if found is None and ignore_missing:
+                    return
+                if special:
+                    _delete(evt, src)
+                raise FieldError(f"could not fetch value for key: {src}, Error: key not found")
+            holder, key = found
+            v = holder.pop(key)  # first, so that a can become a.b
+            try:
+                dp.put(evt, v)
+            except FieldError:
+                holder[key] = v
+                raise
 
         return do
 
     keys = [k for pair in pairs for k in pair]
+    o.writes(*keys, "error")
     return _fail_on_error_runner(
         "rename", "Failed to rename fields in processor", keys, [step(a, b) for a, b in pairs], fail_on_error
     )
@@ -315,16 +347,22 @@ def copy_fields(o: Opts, ctx: Context) -> Processor:
     fail_on_error = o.bool("fail_on_error", True)
 
     def step(src: str, dst: str) -> Any:
+        sp, dp = path(src), path(dst)
+
         def do(evt: Event) -> None:
-            _check_target_free(evt, dst)
-            v = _fetch(evt, src, ignore_missing)
+            if dp.get(evt) is not MISSING:
+                raise FieldError(f"target field {dst} already exists, drop or rename this field first")
+            v = sp.get(evt)
             if v is MISSING:
-                return
-            path(dst).put(evt, clone(v))
+                if ignore_missing:
+                    return
+                raise FieldError(f"could not fetch value for key: {src}, Error: key not found")
+            dp.put(evt, clone(v))
 
         return do
 
     keys = [b for _, b in pairs]
+    o.writes(*keys, "error")
     return _fail_on_error_runner(
         "copy_fields",
         "Failed to copy fields in copy_fields processor",
@@ -392,6 +430,7 @@ def replace(o: Opts, ctx: Context) -> Processor:
             raise o.error(f"fields.{i}.replacement", f"invalid replacement {repl!r}: {exc}") from None
         keys.append(field)
         steps.append(_replace_step(field, rx, template, ignore_missing))
+    o.writes(*keys, "error")
     return _fail_on_error_runner(
         "replace", "Failed to replace fields in processor", keys, steps, fail_on_error
     )
@@ -454,6 +493,7 @@ def truncate_fields(o: Opts, ctx: Context) -> Processor:
 
         return do
 
+    o.writes(*fields, "log.flags")
     return _fail_on_error_runner(
         "truncate_fields",
         "Failed to truncate fields",
@@ -621,6 +661,8 @@ def decode_json_fields(o: Opts, ctx: Context) -> Processor:
     process_array = o.bool("process_array", False)
     target = o.opt_str("target")
     document_id = o.str("document_id")
+    if target != "":
+        o.writes(*(fields if target is None else [target]), "error", "@metadata")
 
     def run(evt: Event) -> Event:
         errs: list[str] = []
@@ -694,6 +736,7 @@ def decode_base64_field(o: Opts, ctx: Context) -> Processor:
     ignore_missing = o.bool("ignore_missing", False)
     fail_on_error = o.bool("fail_on_error", True)
     target = src if not dst or dst == src else dst
+    o.writes(target, "error")
 
     def do(evt: Event) -> None:
         v = _fetch(evt, src, ignore_missing, "base64 value")
@@ -724,6 +767,7 @@ def decompress_gzip_field(o: Opts, ctx: Context) -> Processor:
     ignore_missing = o.bool("ignore_missing", False)
     fail_on_error = o.bool("fail_on_error", True)
     o.used.add("overwrite_keys")
+    o.writes(dst, "error")
 
     def do(evt: Event) -> None:
         v = _fetch(evt, src, ignore_missing)
@@ -765,6 +809,7 @@ def add_network_direction(o: Opts, ctx: Context) -> Processor:
     src = path(o.str("source", required=True))
     dst = path(o.str("destination", required=True))
     target = path(o.str("target", required=True))
+    o.writes(target.key)
     try:
         internal = networks_matcher(o.strings("internal_networks", required=True))
     except ValueError as exc:

@@ -109,6 +109,18 @@ class Opts:
         self.body = body
         self.where = where
         self.used: set[_Str] = {"when"}
+        #: Top-level keys the processor may change (None: any). Declared by factories
+        #: with :meth:`writes`; the pipeline copies the shared parts of an event (agent,
+        #: host, ecs, @metadata) only when some processor may change them.
+        self.written: set[_Str] | None = None
+
+    def writes(self, *fields: _Str) -> None:
+        """Declare the fields (dotted names) this processor may change or add."""
+        roots: set[_Str] = set() if self.written is None else self.written
+        for f in fields:
+            parts = f.split(".")
+            roots.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+        self.written = roots
 
     def error(self, key: _Str | None, message: _Str) -> ConfigError:
         return ConfigError(f"{self.where}.{key}" if key else self.where, message)
@@ -314,8 +326,25 @@ def build_one(cfg: Any, where: str, ctx: Context) -> Processor | None:
         def when(evt: Event) -> Event | None:
             return inner(evt) if cond(evt) else evt
 
-        return when
+        proc = when
+    return _mark(proc, opts.written)
+
+
+def _mark(proc: Processor, written: set[str] | None) -> Processor:
+    """Record on the function what it may change (see :meth:`Opts.writes`)."""
+    proc.writes = None if written is None else frozenset(written)  # type: ignore[attr-defined]
     return proc
+
+
+def writes(procs: list[Processor]) -> frozenset[str] | None:
+    """The top-level keys a list of processors may change; None: any."""
+    out: set[str] = set()
+    for p in procs:
+        w = getattr(p, "writes", None)
+        if w is None:
+            return None
+        out |= w
+    return frozenset(out)
 
 
 def _if_then_else(cfg: dict[str, Any], where: str, ctx: Context) -> Processor:
@@ -335,13 +364,16 @@ def _if_then_else(cfg: dict[str, Any], where: str, ctx: Context) -> Processor:
             return els(evt)
         return evt
 
-    return if_then_else
+    both = [then] if els is None else [then, els]
+    w = writes(both)
+    return _mark(if_then_else, None if w is None else set(w))
 
 
 def _sequence(procs: list[Processor]) -> Processor:
     """libbeat's ``Processors.Run``: the first error ends the list (raised, with the event)."""
     if len(procs) == 1:
         return procs[0]
+    w = writes(procs)
 
     def run(evt: Event) -> Event | None:
         e: Event | None = evt
@@ -351,7 +383,7 @@ def _sequence(procs: list[Processor]) -> Processor:
                 return None
         return e
 
-    return run
+    return _mark(run, None if w is None else set(w))
 
 
 def _group(procs: list[Processor], ctx: Context) -> Processor:
@@ -374,7 +406,8 @@ def _group(procs: list[Processor], ctx: Context) -> Processor:
                 return None
         return e
 
-    return run
+    w = writes(procs)
+    return _mark(run, None if w is None else set(w))
 
 
 # -- helpers shared by the processors ------------------------------------------------------------
@@ -454,4 +487,5 @@ __all__ = [
     "put_error",
     "register",
     "unsupported",
+    "writes",
 ]

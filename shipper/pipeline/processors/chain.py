@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from protocols.stats import Counters
-from shipper.pipeline.processors.base import Context, Event, Processor, ProcessorError, compile_list
+from shipper.pipeline.processors.base import Context, Event, Processor, ProcessorError, compile_list, writes
 
 log = logging.getLogger("processors")
 
@@ -31,6 +31,11 @@ class Processing:
         self.per_type = per_type
         self.stats = stats
         self._bugs = 0
+        #: The top-level keys any chain may change (None: any): what the envelope must
+        #: give each event its own copy of.
+        self.writes: frozenset[str] | None = writes(
+            [p for p in (global_, *per_type.values()) if p is not None]
+        )
 
     @classmethod
     def build(

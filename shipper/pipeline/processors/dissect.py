@@ -269,6 +269,8 @@ def dissect(o: Opts, ctx: Context) -> Processor:
     chars = o.str("trim_chars", " ")
     trim = _trimmer(chars, left, right) if left or right else None
     pre = prefix + "." if prefix else ""
+    if prefix:
+        o.writes(prefix, "log.flags")
 
     def run(evt: Event) -> Event:
         v = field.get(evt)

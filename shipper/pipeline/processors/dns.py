@@ -219,6 +219,7 @@ def dns_processor(o: Opts, ctx: Context) -> Processor:
     stats = ctx.stats
     clock = ctx.clock
     pairs = [(path(src), path(dst)) for src, dst in fields.items()]
+    o.writes(*fields.values(), "tags")
 
     def lookup(value: str) -> list[str]:
         now = clock()

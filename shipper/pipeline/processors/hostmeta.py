@@ -225,6 +225,7 @@ def add_host_metadata(o: Opts, ctx: Context) -> Processor:
     replace = o.bool("replace_fields", True)
     geo = geo_fields(o, "add_host_metadata")
     use_fqdn = o.bool("fqdn", False)  # libbeat: the features.fqdn.enabled flag
+    o.writes("host")
 
     def load() -> dict[str, Any]:
         host = host_info(fqdn_of(socket.gethostname()) if use_fqdn else "")
@@ -261,6 +262,7 @@ def add_observer_metadata(o: Opts, ctx: Context) -> Processor:
     netinfo = o.bool("netinfo.enabled", True)
     ttl = o.duration("cache.ttl", 300.0)
     geo = geo_fields(o, "add_observer_metadata")
+    o.writes("observer")
 
     def load() -> dict[str, Any]:
         obs: dict[str, Any] = {"hostname": socket.gethostname()}

@@ -165,6 +165,7 @@ def detect_mime_type(o: Opts, ctx: Context) -> Processor:
     o.allow("field", "target")
     field = path(o.str("field", required=True))
     target = path(o.str("target", required=True))
+    o.writes(target.key)
 
     def run(evt: Event) -> Event:
         v = field.get(evt)

@@ -130,6 +130,7 @@ def convert(o: Opts, ctx: Context) -> Processor:
         return f"{who}: conversion of field [{src}] to type [{kind}]{target} failed: {message}: {cause}"
 
     backup = Backup([k for s in specs for k in (s[0], s[1]) if k])
+    o.writes(*(k for s in specs for k in (s[0], s[1]) if k))
 
     def run(evt: Event) -> Event:
         values = []
@@ -225,6 +226,7 @@ def extract_array(o: Opts, ctx: Context) -> Processor:
     mappings.sort(key=lambda m: m[0])
     targets = [to for _, to in mappings]
     backup = Backup(targets)
+    o.writes(*targets)
 
     def run(evt: Event) -> Event:
         arr = field.get(evt)
@@ -312,6 +314,7 @@ def urldecode(o: Opts, ctx: Context) -> Processor:
         dst = item.get("to") or src
         pairs.append((src, str(dst)))
     backup = Backup([d for _, d in pairs])
+    o.writes(*(d for _, d in pairs), "error")
 
     def run(evt: Event) -> Event:
         saved = backup.take(evt) if fail_on_error else None
@@ -387,6 +390,7 @@ def fingerprint(o: Opts, ctx: Context) -> Processor:
         raise o.error("encoding", f"invalid encoding [{encoding}]")
     encode = _ENCODINGS[encoding]
     paths = [path(f) for f in fields]
+    o.writes(target.key)
 
     def run(evt: Event) -> Event | None:
         h = new_hash()
@@ -465,6 +469,7 @@ def add_id(o: Opts, ctx: Context) -> Processor:
     if typ != "elasticsearch":
         raise o.error("type", f"invalid type [{typ}]")
     nxt = _IDS.next
+    o.writes(target.key)
 
     def run(evt: Event) -> Event:
         try:
@@ -503,6 +508,7 @@ def add_locale(o: Opts, ctx: Context) -> Processor:
             "Valid options are 'abbreviation' and 'offset'.",
         )
     tz = path("event.timezone")
+    o.writes("event.timezone")
     cache: list[Any] = [0.0, ""]
 
     def run(evt: Event) -> Event:
@@ -615,6 +621,7 @@ def community_id(o: Opts, ctx: Context) -> Processor:
     if seed > 0xFFFF:
         raise o.error("seed", "requires value <= 65535")
     p = {k: path(v) for k, v in names.items()}
+    o.writes(target.key)
 
     def run(evt: Event) -> Event:
         if target.get(evt) is not MISSING:
@@ -696,6 +703,7 @@ def registered_domain(o: Opts, ctx: Context) -> Processor:
     if not ctx.check_only:
         _suffix_list()  # load the bundled list once, at start-up
     sub_p = path(sub_t) if sub_t else None
+    o.writes(target.key, *(t for t in (sub_t, etld_t) if t))
     etld_p = path(etld_t) if etld_t else None
 
     def run(evt: Event) -> Event:
@@ -806,6 +814,7 @@ def rate_limit(o: Opts, ctx: Context) -> Processor:
     buckets = TokenBuckets(per_second, value * float(burst), gc, ctx.clock)
     paths = [path(f) for f in fields]
     stats = ctx.stats
+    o.writes()
 
     def run(evt: Event) -> Event | None:
         key: Any = None
@@ -866,6 +875,7 @@ def translate_sid(o: Opts, ctx: Context) -> Processor:
         )
     ignore_missing = o.bool("ignore_missing", False)
     ignore_failure = o.bool("ignore_failure", False)
+    o.writes(*(p.key for p, _ in targets))
 
     def run(evt: Event) -> Event:
         v = field.get(evt)
