@@ -246,10 +246,14 @@ def add_host_metadata(o: Opts, ctx: Context) -> Processor:
     cache = Cached(load, ttl)
 
     def run(evt: Event) -> Event:
-        if not replace:
-            host = evt.get("host")
-            if isinstance(host, dict) and not (len(host) == 1 and "name" in host) and host:
-                return evt
+        host = evt.get("host")
+        bare = host is None or (type(host) is dict and (not host or (len(host) == 1 and "name" in host)))
+        if bare:
+            # The usual case (host.name alone): the result of the deep update is the data.
+            evt["host"] = clone(cache.get()["host"])
+            return evt
+        if not replace and isinstance(host, dict):
+            return evt
         deep_update(evt, clone(cache.get()))
         return evt
 
