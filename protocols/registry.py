@@ -36,6 +36,7 @@ _BUILTIN_MODULES = {
     "pgsql": "protocols.pgsql",
     "redis": "protocols.redis",
     "thrift": "protocols.thrift",
+    "icmp": "protocols.icmp",
 }
 
 _classes: dict[str, type[Plugin]] = {}
