@@ -36,6 +36,7 @@ _BUILTIN_MODULES = {
     "pgsql": "protocols.pgsql",
     "redis": "protocols.redis",
     "thrift": "protocols.thrift",
+    "mongodb": "protocols.mongodb",
     "icmp": "protocols.icmp",
 }
 
