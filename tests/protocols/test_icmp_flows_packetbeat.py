@@ -94,7 +94,7 @@ def test_flow_layers_equal_packetbeat_but_fragments_and_open_requests() -> None:
     events, dec = run(generated("flows_eth"))
     pb_only, ours_only = compare("flows_eth", events)
     # Packetbeat counts only the fragment that completes a datagram; wirebeat counts every
-    # fragment into the flow of the first one (docs/differences.md, flows/fragments).
+    # fragment into the flow of the first one (docs/differences.md, flow/fragments).
     pb_frag = {e["flow"]["id"]: e for e in pb_only}
     ours_frag = {e["flow"]["id"]: e for e in ours_only if e["type"] == "flow"}
     assert set(pb_frag) == set(ours_frag) and len(pb_frag) == 2
