@@ -12,6 +12,7 @@ from collections.abc import Callable
 from scapy.layers.inet import ICMP, IP, TCP, UDP, fragment
 from scapy.layers.inet6 import (
     ICMPv6DestUnreach,
+    IPv6ExtHdrDestOpt,
     ICMPv6EchoReply,
     ICMPv6EchoRequest,
     ICMPv6ND_RA,
@@ -220,9 +221,41 @@ def flows_null() -> Capture:
     return 0, _stamp(p, 1_700_000_300_000_000_000)
 
 
+def flows_differences() -> Capture:
+    """Where wirebeat's flows deliberately differ: TCP behind an IPv6 destination-options
+    header (keyed by its ports), and a TCP connection on a protocol port reusing the ports
+    of a finished one (a flow of its own)."""
+
+    def fwd() -> Ether:
+        return Ether(src=A, dst=B)
+
+    def back() -> Ether:
+        return Ether(src=B, dst=A)
+
+    c, s = "10.0.0.1", "10.0.0.2"
+    p: list[Packet] = [
+        fwd()
+        / IPv6(src="fd03::1", dst="fd03::2")
+        / IPv6ExtHdrDestOpt()
+        / TCP(sport=1234, dport=5678, flags="S"),
+        back()
+        / IPv6(src="fd03::2", dst="fd03::1")
+        / IPv6ExtHdrDestOpt()
+        / TCP(sport=5678, dport=1234, flags="SA"),
+        fwd() / IP(src=c, dst=s) / TCP(sport=4000, dport=80, flags="S", seq=100),
+        back() / IP(src=s, dst=c) / TCP(sport=80, dport=4000, flags="SA", seq=500, ack=101),
+        fwd() / IP(src=c, dst=s) / TCP(sport=4000, dport=80, flags="FA", seq=101, ack=501),
+        back() / IP(src=s, dst=c) / TCP(sport=80, dport=4000, flags="FA", seq=501, ack=102),
+        fwd() / IP(src=c, dst=s) / TCP(sport=4000, dport=80, flags="S", seq=9000),
+        back() / IP(src=s, dst=c) / TCP(sport=80, dport=4000, flags="SA", seq=7000, ack=9001),
+    ]
+    return 1, _stamp(p, 1_700_000_500_000_000_000)
+
+
 CAPTURES: dict[str, Callable[[], Capture]] = {
     "icmp_misc": icmp_misc,
     "flows_eth": flows_eth,
     "flows_sll": flows_sll,
     "flows_null": flows_null,
+    "flows_differences": flows_differences,
 }

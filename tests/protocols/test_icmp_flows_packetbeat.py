@@ -153,3 +153,25 @@ def test_flow_ids_are_packetbeats() -> None:
         ids[("10.8.0.2", 80, 42000)] == "EQwA////DP//////FBgBAAEAAAAAAAoAAAAAAAwKCAABCggAAhCkUAAEAAAAAAAAAA"
     )
     assert ids[("10.3.0.1", 43000, 80)] == "EAz/////AP//////CAwAAAEKAwABCgMAAvinUAABAAAAAAAAAA"
+
+
+def test_documented_flow_differences() -> None:
+    """flow/ipv6-extension-headers and flow/tcp-reuse (docs/differences.md)."""
+    events, _ = run(generated("flows_differences"))
+    pb_only, ours_only = compare("flows_differences", events)
+    pb = {(e["source"]["ip"], e["network"].get("transport")): e for e in pb_only}
+    ours = sorted(ours_only, key=lambda e: e["flow"]["id"])
+    # Behind a destination-options header Packetbeat keys by the addresses alone.
+    assert "port" not in pb[("fd03::1", None)]["source"]
+    v6 = next(e for e in ours if e["source"]["ip"] == "fd03::1")
+    assert (v6["source"]["port"], v6["destination"]["port"], v6["network"]["transport"]) == (
+        1234,
+        5678,
+        "tcp",
+    )
+    # A new SYN after both FINs: Packetbeat counts it into the old connection's flow.
+    assert pb[("10.0.0.1", "tcp")]["network"]["packets"] == 6
+    reuse = [e for e in ours if e["source"]["ip"] == "10.0.0.1"]
+    assert [e["network"]["packets"] for e in reuse] == [4, 2]
+    assert reuse[0]["flow"]["id"] == pb[("10.0.0.1", "tcp")]["flow"]["id"]  # connection 1 as Packetbeat's
+    assert reuse[0]["flow"]["id"] != reuse[1]["flow"]["id"]
