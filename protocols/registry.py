@@ -38,6 +38,7 @@ _BUILTIN_MODULES = {
     "thrift": "protocols.thrift",
     "mongodb": "protocols.mongodb",
     "icmp": "protocols.icmp",
+    "tls": "protocols.tls",
 }
 
 _classes: dict[str, type[Plugin]] = {}

@@ -281,11 +281,13 @@ def check_event(event: dict[str, Any], fields: FieldSet) -> list[str]:
 def _check(path: str, value: Any, fields: FieldSet, problems: list[str]) -> None:
     f, how = fields.lookup(path)
     if how == "group":
-        if isinstance(value, dict):
-            for k, v in value.items():
-                _check(f"{path}.{k}", v, fields, problems)
-        else:
-            problems.append(f"{path}: is a group of fields, got {type(value).__name__} {value!r:.60}")
+        # A list of objects is an array of that group (tls.detailed.alerts, certificate chains).
+        for item in value if isinstance(value, list) and value else [value]:
+            if isinstance(item, dict):
+                for k, v in item.items():
+                    _check(f"{path}.{k}", v, fields, problems)
+            else:
+                problems.append(f"{path}: is a group of fields, got {type(item).__name__} {item!r:.60}")
         return
     if f is None:
         problems.append(f"{path}: not defined in any fields.yml (value {value!r:.60})")
