@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import socket
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from protocols.common.flowhash import community_id_raw
@@ -18,92 +19,74 @@ from protocols.common.flowhash import community_id_raw
 if TYPE_CHECKING:
     from protocols.flows.table import Flow
 
-# Layer flags (FlowIDFlag) and their slots in the offset table.
+# Layer flags (FlowIDFlag); a layer's slot in the offset table is its bit number.
 ETH, OUTER_VLAN, VLAN, OUTER_IPV4, IPV4, OUTER_IPV6, IPV6, ICMPV4, ICMPV6, UDP, TCP, CONN_ID = (
     1 << i for i in range(12)
 )
-_SLOT = {ETH: 0, OUTER_VLAN: 1, VLAN: 2, OUTER_IPV4: 3, IPV4: 4, OUTER_IPV6: 5, IPV6: 6, UDP: 9, TCP: 10}
-_SLOT[CONN_ID] = 11
-_UNSET, _FORWARD, _REVERSED = -1, 0, 1
+_SLOT = {1 << i: i for i in range(12)}
 _CATEGORY = ["network"]
 _TYPE = ["connection"]
 _TYPE_END = ["connection", "end"]
 
 
-class _FlowIdBuilder:
-    """Packetbeat's FlowID: layers added in decode order, addresses sorted on write."""
-
-    def __init__(self) -> None:
-        self.buf = bytearray()
-        self.offsets = [0xFF] * 12
-        self.flags = 0
-        self.direction = _UNSET
-
-    def _sort(self, a: bytes, b: bytes | None) -> tuple[bytes, bytes | None]:
-        if b is None:
-            return a, b  # single values (VLAN id, connection id) leave the order alone
-        if self.direction == _FORWARD:
-            return a, b
-        if self.direction == _REVERSED:
-            return b, a
-        if a < b:
-            self.direction = _FORWARD
-        elif a > b:
-            self.direction = _REVERSED
-            a, b = b, a
-        return a, b
-
-    def add(self, flag: int, a: bytes, b: bytes | None = None) -> None:
-        a, b = self._sort(a, b)
-        self.offsets[_SLOT[flag]] = len(self.buf)
-        self.buf += a
-        if b is not None:
-            self.buf += b
-        self.flags |= flag
-
-    def add_layer(self, flag: int, outer: int, a: bytes, b: bytes | None = None) -> None:
-        """A layer that may repeat (VLAN tags, IP-in-IP): the first one becomes the outer."""
-        a, b = self._sort(a, b)
-        if self.flags & flag:
-            self.offsets[_SLOT[outer]] = self.offsets[_SLOT[flag]]
-            self.flags |= outer
-        self.offsets[_SLOT[flag]] = len(self.buf)
-        self.buf += a
-        if b is not None:
-            self.buf += b
-        self.flags |= flag
-
-    def encode(self, counts: tuple[int, int, int]) -> str:
-        head = bytes([self.flags & 0xFF, self.flags >> 8, *self.offsets, *counts])
-        return base64.b64encode(head + bytes(self.buf)).decode().rstrip("=")
-
-
 def encode_flow_id(f: Flow) -> str:
-    b = _FlowIdBuilder()
-    macs = f.macs()
-    if macs is not None:
-        b.add(ETH, *macs)
-    vlans = f.vlans()
+    """Packetbeat's FlowID of the packet that created ``f``: layers in decode order, each
+    address pair written in the order the first differing pair set (``order``: 0 unset,
+    1 as seen, -1 swapped); a repeated layer (second VLAN tag, inner IP) moves the first
+    one to the outer slot."""
+    l2, src, dst, proto, sport, dport = f.key
+    eth, vlans, outer = l2 if type(l2) is tuple else (l2, (), ())
+    buf = bytearray()
+    offsets = [0xFF] * 12
+    flags = 0
+    order = 0
+    if eth:
+        a, b = eth[6:12], eth[0:6]  # the creating packet's source and destination
+        if a != b:
+            order = 1 if a < b else -1
+        buf += a + b if order >= 0 else b + a
+        offsets[0] = 0
+        flags = ETH
     for v in vlans:
-        b.add_layer(VLAN, OUTER_VLAN, v.to_bytes(2, "little"))
-    layers = f.ip_layers()
-    for src, dst in layers:
-        if len(src) == 4:
-            b.add_layer(IPV4, OUTER_IPV4, src, dst)
-        else:
-            b.add_layer(IPV6, OUTER_IPV6, src, dst)
-    proto, sport, dport = f.key[3], f.key[4], f.key[5]
+        if flags & VLAN:
+            offsets[1] = offsets[2]
+            flags |= OUTER_VLAN
+        offsets[2] = len(buf)
+        buf += v.to_bytes(2, "little")
+        flags |= VLAN
+    layers = [*outer, (src, dst)] if src else list(outer)
+    for a, b in layers:
+        if order == 0 and a != b:
+            order = 1 if a < b else -1
+        flag, outer_flag = (IPV4, OUTER_IPV4) if len(a) == 4 else (IPV6, OUTER_IPV6)
+        if flags & flag:
+            offsets[_SLOT[outer_flag]] = offsets[_SLOT[flag]]
+            flags |= outer_flag
+        offsets[_SLOT[flag]] = len(buf)
+        buf += a + b if order >= 0 else b + a
+        flags |= flag
     if proto == 17 or proto == 6:
-        b.add(UDP if proto == 17 else TCP, sport.to_bytes(2, "little"), dport.to_bytes(2, "little"))
+        a, b = sport.to_bytes(2, "little"), dport.to_bytes(2, "little")
+        if order == 0 and a != b:
+            order = 1 if a < b else -1
+        flag = UDP if proto == 17 else TCP
+        offsets[_SLOT[flag]] = len(buf)
+        buf += a + b if order >= 0 else b + a
+        flags |= flag
     if f.conn_id is not None:
-        b.add(CONN_ID, f.conn_id.to_bytes(8, "little"))
-    return b.encode((1 if macs is not None else 0, len(vlans), len(layers)))
+        offsets[11] = len(buf)
+        buf += f.conn_id.to_bytes(8, "little")
+        flags |= CONN_ID
+    head = bytes([flags & 0xFF, flags >> 8, *offsets, 1 if eth else 0, len(vlans), len(layers)])
+    return base64.b64encode(head + bytes(buf)).decode().rstrip("=")
 
 
+@lru_cache(maxsize=4096)
 def _mac(raw: bytes) -> str:
     return raw.hex("-").upper()
 
 
+@lru_cache(maxsize=65536)
 def _ip(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
 

@@ -210,6 +210,34 @@ class FlowTable:
 
     def update(self, ts: int, linktype: int, frame: bytes, wl: int) -> None:
         """Any frame: parse the layers the key needs and count it."""
+        b = frame
+        # Common case first: untagged Ethernet, IPv4 without options or fragments, UDP or
+        # ICMP with its whole header inside the IP packet.
+        if (
+            linktype == LINKTYPE_ETHERNET
+            and len(b) >= 42
+            and b[12] == 8
+            and b[13] == 0
+            and b[14] == 0x45
+            and not (b[20] & 0x3F or b[21])
+            and ((b[16] << 8) | b[17]) >= 28
+        ):
+            proto = b[23]
+            if proto == 17:
+                key = (
+                    b[:12] if self.eth else b"",
+                    b[26:30],
+                    b[30:34],
+                    17,
+                    (b[34] << 8) | b[35],
+                    (b[36] << 8) | b[37],
+                )
+                self._count(ts, wl, key, 0, None)
+                return
+            if proto == 1:
+                key = (b[:12] if self.eth else b"", b[26:30], b[30:34], 0, 0, 0)
+                self._count(ts, wl, key, 0, (4, (b[34] << 8) | b[35]))
+                return
         try:
             parsed = self._parse(linktype, frame)
         except (IndexError, struct.error):
