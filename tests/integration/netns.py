@@ -80,6 +80,7 @@ def drop_echo_replies(peer: Peer) -> Iterator[None]:
     finally:
         subprocess.run(peer.inside(nft, "delete", "table", "inet", "wbdrop"), capture_output=True)
 
+
 _SINK = (
     "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
     "s.bind((sys.argv[1], int(sys.argv[2]))); print('ready', flush=True); "

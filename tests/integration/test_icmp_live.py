@@ -123,13 +123,13 @@ def test_port_unreachable_from_a_real_kernel(tmp_path: Path, peer: Peer, family:
     closed = free_port()
     payload = b"is anybody there?"
     pcap = tmp_path / "unreach.pcap"
-    with capture(peer, pcap, "icmp or icmp6", free_port()):
-        with socket.socket(socket.AF_INET if family == 4 else socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.settimeout(5)
-            s.connect((dst, closed))
-            s.send(payload)
-            with pytest.raises(ConnectionRefusedError):  # the kernel's answer reached us
-                s.recv(100)
+    family_ = socket.AF_INET if family == 4 else socket.AF_INET6
+    with capture(peer, pcap, "icmp or icmp6", free_port()), socket.socket(family_, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        s.connect((dst, closed))
+        s.send(payload)
+        with pytest.raises(ConnectionRefusedError):  # the kernel's answer reached us
+            s.recv(100)
     got = [e for e in decode(pcap) if e["icmp"]["request"]["type"] not in (130, 131, 133, 134, 135, 136, 143)]
     (e,) = got
     assert e["status"] == "Error" and "response" not in e["icmp"] and "error" not in e
@@ -144,3 +144,32 @@ def test_port_unreachable_from_a_real_kernel(tmp_path: Path, peer: Peer, family:
             "code": 4,
         }
         assert e["source"]["bytes"] == 40 + 8 + len(payload)
+
+
+def test_live_run_with_flows_and_icmp(tmp_path: Path, peer: Peer) -> None:
+    """``wirebeat run`` on the host end of the veth (af_packet): the capture filter is empty
+    with flows on, the pings come out as transactions, their flow as a final report at
+    shutdown with one packet per echo each way."""
+    from tests.live_helpers import LiveBeat, live_config
+
+    cfg = live_config(tmp_path, kind="af_packet", ports=[free_port()], device=peer.host_if)
+    cfg["packetbeat.protocols"] = [{"type": "icmp"}]
+    cfg["packetbeat.flows"] = {"timeout": "30s", "period": "10s"}
+    with LiveBeat(tmp_path, cfg) as beat:
+        rc, replies = ping(peer.peer4, 3)
+        assert rc == 0 and len(replies) == 3
+        assert beat.stop() == 0, beat.stderr()
+    assert any("filter ''" in line for line in beat.lines), beat.stderr()
+    events = beat.events()
+    got = [e for e in events if e["type"] == "icmp" and e["icmp"]["request"]["type"] == 8]
+    assert len(got) == 3 and all(e["status"] == "OK" for e in got)
+    (flow,) = [
+        e
+        for e in events
+        if e["type"] == "flow"
+        and e["source"].get("ip") == peer.host4
+        and e["destination"].get("ip") == peer.peer4
+    ]
+    assert flow["flow"]["final"] and flow["network"]["transport"] == "icmp"
+    assert (flow["source"]["packets"], flow["destination"]["packets"]) == (3, 3)
+    assert flow["source"]["bytes"] == 3 * (14 + 20 + 8 + 56)

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from scapy.layers.inet import ICMP, IP, TCP, UDP, fragment
 from scapy.layers.inet6 import (
     ICMPv6DestUnreach,
-    IPv6ExtHdrDestOpt,
     ICMPv6EchoReply,
     ICMPv6EchoRequest,
     ICMPv6ND_RA,
     ICMPv6PacketTooBig,
     ICMPv6TimeExceeded,
     IPv6,
+    IPv6ExtHdrDestOpt,
     IPv6ExtHdrHopByHop,
 )
 from scapy.layers.l2 import ARP, CookedLinux, Dot1Q, Ether, Loopback
