@@ -24,7 +24,6 @@ the packet at ``ts`` is counted, so a replay gives the same reports every time.
 
 from __future__ import annotations
 
-import logging
 import struct
 from math import gcd
 from typing import Any
@@ -49,8 +48,6 @@ from protocols.net import (
     LINKTYPE_RAW_ALT,
 )
 from protocols.stats import Counters
-
-log = logging.getLogger("flows")
 
 Key = tuple[Any, bytes, bytes, int, int, int]
 
