@@ -58,12 +58,13 @@ _PORTS = struct.Struct(">HH")
 #: Remembered first fragments (their ports), so later fragments count into the same flow.
 _MAX_FRAGMENTS = 4096
 _NO_IP = b""
+_NEVER = 1 << 62
 
 
 class Side:
     """One direction of a flow: what its sender sent, and when it last did."""
 
-    __slots__ = ("active", "bytes", "conn", "flow", "icmp", "last", "packets")
+    __slots__ = ("active", "bytes", "conn", "flow", "icmp", "last", "packets", "renew")
 
     def __init__(self, flow: Flow, ts: int, conn: Conn | None) -> None:
         self.flow = flow
@@ -72,6 +73,9 @@ class Side:
         self.last = ts
         #: The TCP connection the flow belongs to (both sides share it), if tracked.
         self.conn = conn
+        #: Idle time after which a packet of this side must check its connection (never
+        #: for a flow without one).
+        self.renew = conn.timeout if conn is not None else _NEVER
         #: Last ICMP (version, type << 8 | code) this side sent.
         self.icmp: tuple[int, int] | None = None
         #: Counters were reset by a delta report: report the zeros.
@@ -81,11 +85,15 @@ class Side:
 class Conn:
     """A TCP connection on a protocol's port (Packetbeat's stream, by IP 4-tuple)."""
 
-    __slots__ = ("closed", "id", "last", "timeout")
+    __slots__ = ("closed", "id", "last", "timeout", "users")
 
     def __init__(self, conn_id: int, ts: int, timeout: int) -> None:
         self.id = conn_id
+        #: Last packet seen by the slow path (the flows' own times are more recent).
         self.last = ts
+        #: Flows counting this connection's packets (more than one when the two directions
+        #: come with different MACs); the connection is forgotten with the last of them.
+        self.users = 0
         #: Idle time after which the addresses start a new connection; -1 once replaced
         #: (so the flows still holding it look it up again).
         self.timeout = timeout
@@ -189,18 +197,18 @@ class FlowTable:
         """The decoder's fast path: an untagged IPv4 TCP packet, already unpacked."""
         key = (l2, src, dst, 6, sport, dport)
         side = self._lookup(key)
-        if side is None:
+        # After a long silence the addresses may carry a new connection: look it up.
+        if side is None or ts - side.last > side.renew:
             self._count(ts, wl, key, flags, None)
             return
-        c = side.conn
-        if c is not None:
-            # A tracked connection: idle too long, or a new SYN after FIN/RST, starts anew.
-            if ts - c.last > c.timeout or (flags & 0x12 == 0x02 and c.closed):
-                self._count(ts, wl, key, flags, None)
-                return
-            if flags & 0x05:
-                c.closed = True
-            c.last = ts
+        if flags & 0x07:
+            c = side.conn
+            if c is not None:
+                if flags & 0x12 == 0x02 and c.closed:  # a new SYN after FIN or RST
+                    self._count(ts, wl, key, flags, None)
+                    return
+                if flags & 0x05:
+                    c.closed = True
         side.packets += 1
         side.bytes += wl
         side.last = ts
@@ -251,7 +259,7 @@ class FlowTable:
             if timeout is None:
                 timeout = self.tcp_timeouts.get(key[5])
             if timeout is not None:
-                conn = self._conn(ts, key, flags, timeout)
+                conn = self._conn(ts, key, flags, timeout, side)
                 if side is not None and side.conn is not conn:
                     side = None  # a new connection on the same addresses: a new flow
         if side is None:
@@ -262,10 +270,15 @@ class FlowTable:
         if icmp is not None:
             side.icmp = icmp
 
-    def _conn(self, ts: int, key: Key, flags: int, timeout: int) -> Conn:
+    def _conn(self, ts: int, key: Key, flags: int, timeout: int, side: Side | None) -> Conn:
         ck = (key[1], key[4], key[2], key[5])
         conns = self.conns
         c = conns.get(ck)
+        if c is not None and side is not None and side.conn is c:
+            # The fast path does not keep the connection's time: its flow's packets do.
+            last = side.flow.last
+            if last > c.last:
+                c.last = last
         if c is None or ts - c.last > c.timeout or (c.closed and flags & 0x12 == 0x02):
             if c is not None:
                 c.retire()
@@ -289,6 +302,8 @@ class FlowTable:
             self.stats.incr("flows.evicted")
             self.out.append(flow_event(victim, ts, True, self.config.delta))
         f = Flow(key, reverse_key(key), ts, conn)
+        if conn is not None:
+            conn.users += 1
         self.flows[f] = None
         self.table[key] = f.a
         if f.b is not None:
@@ -298,6 +313,14 @@ class FlowTable:
 
     def _forget(self, f: Flow) -> None:
         del self.flows[f]
+        c = f.a.conn
+        if c is not None:
+            c.users -= 1
+            if c.users <= 0:
+                key = f.key
+                for ck in ((key[1], key[4], key[2], key[5]), (key[2], key[5], key[1], key[4])):
+                    if self.conns.get(ck) is c:
+                        del self.conns[ck]
         table = self.table
         if table.get(f.key) is f.a:
             del table[f.key]
@@ -516,10 +539,6 @@ class FlowTable:
                 out.append(flow_event(f, at, True, delta))
             elif reports:
                 out.append(flow_event(f, at, False, delta))
-        if timeouts and self.conns:
-            dead = [k for k, c in self.conns.items() if at - c.last > c.timeout]
-            for k in dead:
-                self.conns.pop(k).retire()
 
     def flush(self) -> None:
         """End of input or shutdown: every flow is reported ``final``."""
