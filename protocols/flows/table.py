@@ -64,10 +64,9 @@ _NEVER = 1 << 62
 class Side:
     """One direction of a flow: what its sender sent, and when it last did."""
 
-    __slots__ = ("active", "bytes", "conn", "flow", "icmp", "last", "packets", "renew")
+    __slots__ = ("active", "bytes", "conn", "icmp", "last", "packets", "renew")
 
-    def __init__(self, flow: Flow, ts: int, conn: Conn | None) -> None:
-        self.flow = flow
+    def __init__(self, ts: int, conn: Conn | None) -> None:
         self.packets = 0
         self.bytes = 0
         self.last = ts
@@ -85,15 +84,14 @@ class Side:
 class Conn:
     """A TCP connection on a protocol's port (Packetbeat's stream, by IP 4-tuple)."""
 
-    __slots__ = ("closed", "id", "last", "timeout", "users")
+    __slots__ = ("closed", "flows", "id", "last", "timeout")
 
     def __init__(self, conn_id: int, ts: int, timeout: int) -> None:
         self.id = conn_id
-        #: Last packet seen by the slow path (the flows' own times are more recent).
         self.last = ts
         #: Flows counting this connection's packets (more than one when the two directions
         #: come with different MACs); the connection is forgotten with the last of them.
-        self.users = 0
+        self.flows: list[Flow] = []
         #: Idle time after which the addresses start a new connection; -1 once replaced
         #: (so the flows still holding it look it up again).
         self.timeout = timeout
@@ -101,6 +99,15 @@ class Conn:
 
     def retire(self) -> None:
         self.timeout = -1
+
+    def idle_since(self) -> int:
+        """Its last packet: the fast path keeps only its flows' times."""
+        last = self.last
+        for f in self.flows:
+            t = f.last
+            if t > last:
+                last = t
+        return last
 
 
 class Flow:
@@ -110,8 +117,8 @@ class Flow:
         self.key = key
         self.rkey = rkey
         self.start = ts
-        self.a = Side(self, ts, conn)
-        self.b: Side | None = Side(self, ts, conn) if rkey != key else None
+        self.a = Side(ts, conn)
+        self.b: Side | None = Side(ts, conn) if rkey != key else None
         self.conn_id = conn.id if conn is not None else None
         #: What every report of this flow shares (built at the first report).
         self.report: Any = None
@@ -259,7 +266,7 @@ class FlowTable:
             if timeout is None:
                 timeout = self.tcp_timeouts.get(key[5])
             if timeout is not None:
-                conn = self._conn(ts, key, flags, timeout, side)
+                conn = self._conn(ts, key, flags, timeout)
                 if side is not None and side.conn is not conn:
                     side = None  # a new connection on the same addresses: a new flow
         if side is None:
@@ -270,15 +277,12 @@ class FlowTable:
         if icmp is not None:
             side.icmp = icmp
 
-    def _conn(self, ts: int, key: Key, flags: int, timeout: int, side: Side | None) -> Conn:
+    def _conn(self, ts: int, key: Key, flags: int, timeout: int) -> Conn:
         ck = (key[1], key[4], key[2], key[5])
         conns = self.conns
         c = conns.get(ck)
-        if c is not None and side is not None and side.conn is c:
-            # The fast path does not keep the connection's time: its flow's packets do.
-            last = side.flow.last
-            if last > c.last:
-                c.last = last
+        if c is not None and c.flows:
+            c.last = c.idle_since()
         if c is None or ts - c.last > c.timeout or (c.closed and flags & 0x12 == 0x02):
             if c is not None:
                 c.retire()
@@ -303,7 +307,7 @@ class FlowTable:
             self.out.append(flow_event(victim, ts, True, self.config.delta))
         f = Flow(key, reverse_key(key), ts, conn)
         if conn is not None:
-            conn.users += 1
+            conn.flows.append(f)
         self.flows[f] = None
         self.table[key] = f.a
         if f.b is not None:
@@ -315,8 +319,9 @@ class FlowTable:
         del self.flows[f]
         c = f.a.conn
         if c is not None:
-            c.users -= 1
-            if c.users <= 0:
+            if f in c.flows:
+                c.flows.remove(f)
+            if not c.flows:
                 key = f.key
                 for ck in ((key[1], key[4], key[2], key[5]), (key[2], key[5], key[1], key[4])):
                     if self.conns.get(ck) is c:
@@ -543,6 +548,10 @@ class FlowTable:
     def flush(self) -> None:
         """End of input or shutdown: every flow is reported ``final``."""
         out = self.out
+        for f in self.flows:
+            c = f.a.conn
+            if c is not None:
+                c.flows.clear()  # no reference cycle left behind (flow → side → connection → flow)
         if not self.flows:
             return
         at = max(self.now, max(f.last for f in self.flows))

@@ -267,3 +267,33 @@ def test_packetbeat_rejects_sub_second_timings(timeout: float, period: float) ->
         FlowConfig.from_seconds(timeout, period)
     FlowConfig.from_seconds(30, -1)
     FlowConfig.from_seconds(30, 0)
+
+
+def test_forgotten_flows_leave_no_reference_cycles() -> None:
+    """The shipper collects cyclic garbage rarely (Beat.tune_gc): ended flows must be freed
+    by reference counting alone."""
+    import gc
+
+    from protocols.flows.table import Conn, Flow, Side
+
+    def alive() -> int:
+        return sum(1 for o in gc.get_objects() if isinstance(o, Flow | Side | Conn))
+
+    gc.collect()
+    gc.disable()
+    try:
+        assert alive() == 0
+        dec = decoder(timeout=1, period=-1)
+        packets = [
+            (T0 + i, tcp("10.0.0.1", "10.0.0.2", 4000 + i % 5, 80, "S" if i < 5 else "FA")) for i in range(10)
+        ]
+        packets += [(T0 + S, tcp("10.0.0.1", "10.0.0.2", 4000, 80, "S", seq=99))]  # a reused connection
+        packets += [(T0 + i, udp("10.0.0.1", "10.0.0.2", 5000 + i, 53)) for i in range(5)]
+        feed(dec, packets)
+        assert alive() > 0
+        feed(dec, [(T0 + 10 * S, udp("10.9.9.9", "10.9.9.8", 1, 2))])  # all of them time out
+        assert dec.stats["flows.timed_out"] == 11
+        dec.flush()
+        assert alive() == 0
+    finally:
+        gc.enable()
