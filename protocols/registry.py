@@ -36,9 +36,14 @@ _BUILTIN_MODULES = {
     "pgsql": "protocols.pgsql",
     "redis": "protocols.redis",
     "thrift": "protocols.thrift",
+    "dns": "protocols.dns",
     "mongodb": "protocols.mongodb",
+    "memcache": "protocols.memcache",
     "icmp": "protocols.icmp",
     "tls": "protocols.tls",
+    "cassandra": "protocols.cassandra",
+    "amqp": "protocols.amqp",
+    "nfs": "protocols.nfs",
 }
 
 _classes: dict[str, type[Plugin]] = {}

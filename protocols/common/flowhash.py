@@ -68,6 +68,6 @@ def community_id(
         return None
     try:
         s, d = _ip_bytes(src_ip), _ip_bytes(dst_ip)
-    except OSError:
+    except (OSError, ValueError):
         return None
     return community_id_raw(proto, s, src_port, d, dst_port, seed)

@@ -18,7 +18,7 @@ import pytest
 
 from capture import CaptureFile
 from protocols.icmp.transactions import ORPHANED_REQUEST
-from shipper.envelope import Envelope
+from shipper.pipeline.envelope import Envelope
 from tests.helpers import free_port, make_decoder, need_tool
 from tests.integration.netns import Peer, capture, drop_echo_replies, dual_stack_peer
 from tests.live_helpers import need_capture

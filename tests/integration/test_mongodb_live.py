@@ -34,6 +34,7 @@ from protocols.mongodb.parser import CODEC
 from protocols.mongodb.render import render
 from tests.helpers import make_decoder, tcpdump
 from tests.integration.mongo_server import ferretdb_server
+from tests.oracle.recordings import record_for_oracle
 
 pytestmark = pytest.mark.integration
 
@@ -189,6 +190,7 @@ def test_ferretdb_workload(ferretdb: int, tmp_path: Path) -> None:
     # the last packets need time to reach the file before tcpdump is stopped.
     with tcpdump(pcap, f"tcp port {port}", settle=1.5):
         ops = workload(port, listener)
+    record_for_oracle(pcap, [{"type": "mongodb", "ports": [port]}])
     dec = make_decoder(
         {
             "mongodb": {

@@ -31,6 +31,7 @@ from tests.integration.tls_peers import (
     server_context,
     tshark_view,
 )
+from tests.oracle.recordings import record_for_oracle
 
 pytestmark = pytest.mark.integration
 
@@ -143,6 +144,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
         for s in [probe, *servers]:
             s.close()
     r.pcap = pcap
+    record_for_oracle(pcap, [{"type": "tls", "ports": ports}])
     r.events = decode_file(
         pcap,
         {

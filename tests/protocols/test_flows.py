@@ -12,7 +12,7 @@ from scapy.packet import Packet, Raw
 from protocols.decoder import Decoder
 from protocols.flows import FlowConfig, FlowConfigError
 from protocols.registry import build_plugins, default_config
-from shipper.envelope import Envelope
+from shipper.pipeline.envelope import Envelope
 
 S = 1_000_000_000
 T0 = 1_700_000_003 * S  # 3 s past a multiple of 10 s: the report clock starts at T0 + 7 s

@@ -17,7 +17,7 @@ from protocols.icmp.config import IcmpConfig
 from protocols.net import SUPPORTED_LINKTYPES
 from protocols.registry import build_plugins, default_config
 from protocols.stats import Counters
-from shipper.envelope import Envelope
+from shipper.pipeline.envelope import Envelope
 from shipper.setup.fields import check_event, load_fields
 from tests.protocols.flow_captures import CAPTURES
 

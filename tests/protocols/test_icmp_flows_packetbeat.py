@@ -20,7 +20,7 @@ from capture import CaptureFile
 from protocols.decoder import Decoder
 from protocols.flows import FlowConfig
 from protocols.registry import build_plugins, default_config
-from shipper.envelope import Envelope
+from shipper.pipeline.envelope import Envelope
 from tests.helpers import ROOT, shared_pcap
 from tests.protocols.flow_captures import CAPTURES, icmp6_short
 from tests.protocols.record_oracle import normalize

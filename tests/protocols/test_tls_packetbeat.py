@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from protocols.tls.config import DEFAULT_PORTS
-from shipper.envelope import Envelope
+from shipper.pipeline.envelope import Envelope
 from shipper.setup.fields import check_event, load_fields
 from tests.helpers import ROOT, decode_file, shared_pcap
 

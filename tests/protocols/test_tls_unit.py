@@ -17,8 +17,8 @@ from protocols.tls import TlsPlugin
 from protocols.tls.config import TlsConfig
 from protocols.tls.hello import parse_client_hello, parse_server_hello, parse_sslv2_client_hello
 from protocols.tls.parser import DirectionParser
-from shipper.config import ConfigError
-from shipper.settings import load_settings
+from shipper.agent.config import ConfigError
+from shipper.agent.settings import load_settings
 
 CONN = ConnInfo("10.0.0.1", 51000, "10.0.0.2", 443)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from protocols.flows import FlowConfig
-from shipper.beat import Beat
-from shipper.config import ConfigError
-from shipper.settings import load_settings
+from shipper.agent.beat import Beat
+from shipper.agent.config import ConfigError
+from shipper.agent.settings import load_settings
 
 S = 1_000_000_000
 
