@@ -72,14 +72,17 @@ def test_flows_disabled_or_absent_means_no_flow_table(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("body", "message", "path"),
     [
-        ("timeout: 500ms", "timeout must be >= 1s"),
-        ("period: 200ms", "period must be -1s"),
-        ("max_flows: 0", "max_flows must be >= 1"),
+        ("timeout: 500ms", "timeout must be >= 1s", "packetbeat.flows"),
+        ("period: 200ms", "period must be -1s", "packetbeat.flows"),
+        ("period: -2s", "requires value >= -1", "packetbeat.flows.period"),
+        ("max_flows: 0", "requires value >= 1", "packetbeat.flows.max_flows"),
     ],
 )
-def test_packetbeat_timing_rules_are_config_errors(tmp_path: Path, body: str, message: str) -> None:
+def test_packetbeat_timing_rules_are_config_errors(
+    tmp_path: Path, body: str, message: str, path: str
+) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         load(tmp_path, f"packetbeat.flows: {{{body}}}\n")
-    assert info.value.path == "packetbeat.flows"
+    assert info.value.path == path
