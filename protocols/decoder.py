@@ -147,7 +147,7 @@ class Decoder:
                             if doff >= 20 and p + doff <= end:
                                 if flows_tcp is not None:
                                     l2 = frame[:12] if off == 14 and flows_eth else b""
-                                    flows_tcp(ts, wl, l2, src, dst, sport, dport, flags)
+                                    flows_tcp(ts, wl, l2, src, dst, sport, dport, flags, seq)
                                 if p + doff < end or flags & 0x07 or missing:
                                     payload = frame[p + doff : end]
                                     tcp_process(ts, src, dst, sport, dport, seq, ack, flags, payload, missing)

@@ -53,7 +53,7 @@ Key = tuple[Any, bytes, bytes, int, int, int]
 
 _RAW = frozenset({LINKTYPE_RAW, *LINKTYPE_RAW_ALT})
 _NULL_V6 = frozenset({24, 28, 30})
-_TCP_PORTS_FLAGS = struct.Struct(">HHxxxxxxxxBB")
+_TCP_PORTS_FLAGS = struct.Struct(">HHIxxxxBB")
 _PORTS = struct.Struct(">HH")
 #: Remembered first fragments (their ports), so later fragments count into the same flow.
 _MAX_FRAGMENTS = 4096
@@ -84,7 +84,7 @@ class Side:
 class Conn:
     """A TCP connection on a protocol's port (Packetbeat's stream, by IP 4-tuple)."""
 
-    __slots__ = ("closed", "flows", "id", "last", "timeout")
+    __slots__ = ("closed", "flows", "id", "isn", "last", "timeout")
 
     def __init__(self, conn_id: int, ts: int, timeout: int) -> None:
         self.id = conn_id
@@ -96,6 +96,7 @@ class Conn:
         #: (so the flows still holding it look it up again).
         self.timeout = timeout
         self.closed = False  # a FIN or RST was seen: a bare SYN opens a new connection
+        self.isn = -1  # sequence number of the client's SYN, when seen
 
     def retire(self) -> None:
         self.timeout = -1
@@ -199,20 +200,29 @@ class FlowTable:
     # -- packets ---------------------------------------------------------------------------
 
     def tcp(
-        self, ts: int, wl: int, l2: bytes, src: bytes, dst: bytes, sport: int, dport: int, flags: int
+        self,
+        ts: int,
+        wl: int,
+        l2: bytes,
+        src: bytes,
+        dst: bytes,
+        sport: int,
+        dport: int,
+        flags: int,
+        seq: int,
     ) -> None:
         """The decoder's fast path: an untagged IPv4 TCP packet, already unpacked."""
         key = (l2, src, dst, 6, sport, dport)
         side = self._lookup(key)
         # After a long silence the addresses may carry a new connection: look it up.
         if side is None or ts - side.last > side.renew:
-            self._count(ts, wl, key, flags, None)
+            self._count(ts, wl, key, flags, None, seq)
             return
         if flags & 0x07:
             c = side.conn
             if c is not None:
-                if flags & 0x12 == 0x02 and c.closed:  # a new SYN after FIN or RST
-                    self._count(ts, wl, key, flags, None)
+                if flags & 0x12 == 0x02 and c.closed:  # a SYN after FIN or RST: a new connection?
+                    self._count(ts, wl, key, flags, None, seq)
                     return
                 if flags & 0x05:
                     c.closed = True
@@ -258,7 +268,9 @@ class FlowTable:
         if parsed is not None:
             self._count(ts, wl, *parsed)
 
-    def _count(self, ts: int, wl: int, key: Key, flags: int, icmp: tuple[int, int] | None) -> None:
+    def _count(
+        self, ts: int, wl: int, key: Key, flags: int, icmp: tuple[int, int] | None, seq: int = 0
+    ) -> None:
         side = self.table.get(key)
         conn = None
         if key[3] == 6 and self.tcp_timeouts:
@@ -266,7 +278,7 @@ class FlowTable:
             if timeout is None:
                 timeout = self.tcp_timeouts.get(key[5])
             if timeout is not None:
-                conn = self._conn(ts, key, flags, timeout)
+                conn = self._conn(ts, key, flags, timeout, seq)
                 if side is not None and side.conn is not conn:
                     side = None  # a new connection on the same addresses: a new flow
         if side is None:
@@ -277,13 +289,14 @@ class FlowTable:
         if icmp is not None:
             side.icmp = icmp
 
-    def _conn(self, ts: int, key: Key, flags: int, timeout: int) -> Conn:
+    def _conn(self, ts: int, key: Key, flags: int, timeout: int, seq: int) -> Conn:
         ck = (key[1], key[4], key[2], key[5])
         conns = self.conns
         c = conns.get(ck)
         if c is not None and c.flows:
             c.last = c.idle_since()
-        if c is None or ts - c.last > c.timeout or (c.closed and flags & 0x12 == 0x02):
+        syn = flags & 0x12 == 0x02
+        if c is None or ts - c.last > c.timeout or (syn and c.closed and seq != c.isn):
             if c is not None:
                 c.retire()
             c = Conn(self._next_conn_id, ts, timeout)
@@ -295,6 +308,8 @@ class FlowTable:
                     conns.pop(next(iter(conns))).retire()
         else:
             c.last = ts
+        if syn and c.isn < 0:
+            c.isn = seq  # a retransmitted SYN (a duplicate in the capture) is no new connection
         if flags & 0x05:
             c.closed = True
         return c
@@ -334,8 +349,9 @@ class FlowTable:
 
     # -- layers ----------------------------------------------------------------------------
 
-    def _parse(self, lt: int, b: bytes) -> tuple[Key, int, tuple[int, int] | None] | None:
-        """The directional key of a frame, its TCP flags and its ICMP type/code (if any)."""
+    def _parse(self, lt: int, b: bytes) -> tuple[Key, int, tuple[int, int] | None, int] | None:
+        """The directional key of a frame, its TCP flags, its ICMP type/code (if any) and its
+        TCP sequence number."""
         n = len(b)
         eth = b""
         et = 0
@@ -386,7 +402,7 @@ class FlowTable:
         elif et:
             version = 0
         ips: list[tuple[bytes, bytes]] = []
-        proto = sport = dport = flags = 0
+        proto = sport = dport = flags = seq = 0
         icmp = None
         end = n
         while version and len(ips) < 2:
@@ -444,12 +460,12 @@ class FlowTable:
                         break
             if p == 6:
                 if end - start >= 20:
-                    sport, dport, doff, flags = _TCP_PORTS_FLAGS.unpack_from(b, start)
+                    sport, dport, seq, doff, flags = _TCP_PORTS_FLAGS.unpack_from(b, start)
                     doff = (doff >> 4) << 2
                     if doff >= 20 and start + doff <= end:
                         proto = 6
                     else:
-                        sport = dport = flags = 0
+                        sport = dport = flags = seq = 0
             elif p == 17:
                 if end - start >= 8:
                     sport, dport = _PORTS.unpack_from(b, start)
@@ -468,7 +484,7 @@ class FlowTable:
         l2: Any = eth
         if vlans or ips:
             l2 = (eth, tuple(vlans), tuple(ips))
-        return (l2, src, dst, proto, sport, dport), flags, icmp
+        return (l2, src, dst, proto, sport, dport), flags, icmp, seq
 
     def _fragment(
         self,
