@@ -23,6 +23,7 @@ from capture import CaptureFile, PcapWriter
 from tests.helpers import free_port, need_tool
 from tests.integration.netns import Peer, capture, dual_stack_peer
 from tests.live_helpers import need_capture
+from tests.oracle.recordings import record_for_oracle
 from tests.shipper.shiprun import FLOWS_REQUIRED, missing_required, wirebeat
 
 pytestmark = pytest.mark.integration
@@ -121,6 +122,9 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
             for s in servers:
                 s.terminate()
                 s.wait(timeout=10)
+        # Flows and ICMP of real traffic, for the Packetbeat comparison (the shipped config
+        # there has flows on).
+        record_for_oracle(t.pcap, [{"type": "icmp"}], label="flows-live")
         yield t
 
 

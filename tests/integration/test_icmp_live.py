@@ -22,6 +22,7 @@ from shipper.pipeline.envelope import Envelope
 from tests.helpers import free_port, make_decoder, need_tool
 from tests.integration.netns import Peer, capture, drop_echo_replies, dual_stack_peer
 from tests.live_helpers import need_capture
+from tests.oracle.recordings import record_for_oracle
 
 pytestmark = pytest.mark.integration
 
@@ -79,6 +80,7 @@ def test_answered_pings(tmp_path: Path, peer: Peer, family: int) -> None:
     with capture(peer, pcap, "icmp or icmp6", free_port()):
         rc, replies = ping(dst, 5, size=100)
     assert rc == 0 and sorted(replies) == [1, 2, 3, 4, 5]
+    record_for_oracle(pcap, [{"type": "icmp"}], label=f"icmp-ping-v{family}")
     got = echoes(decode(pcap))
     assert len(got) == 5
     assert [e["@timestamp"] for e in got] == sorted(e["@timestamp"] for e in got)
@@ -105,6 +107,7 @@ def test_unanswered_pings(tmp_path: Path, peer: Peer, family: int) -> None:
     with drop_echo_replies(peer), capture(peer, pcap, "icmp or icmp6", free_port()):
         rc, replies = ping(dst, 3)
     assert rc == 1 and replies == {}
+    record_for_oracle(pcap, [{"type": "icmp"}], label=f"icmp-unanswered-v{family}")
     # 0.2s between pings and a 0.3s timeout: the first two expire while the capture runs
     # (capture time), the last one when the input ends.
     got = echoes(decode(pcap, transaction_timeout=0.3))
@@ -130,6 +133,7 @@ def test_port_unreachable_from_a_real_kernel(tmp_path: Path, peer: Peer, family:
         s.send(payload)
         with pytest.raises(ConnectionRefusedError):  # the kernel's answer reached us
             s.recv(100)
+    record_for_oracle(pcap, [{"type": "icmp"}], label=f"icmp-unreachable-v{family}")
     got = [e for e in decode(pcap) if e["icmp"]["request"]["type"] not in (130, 131, 133, 134, 135, 136, 143)]
     (e,) = got
     assert e["status"] == "Error" and "response" not in e["icmp"] and "error" not in e

@@ -215,6 +215,26 @@ def test_each_tcp_connection_on_a_protocol_port_is_a_flow() -> None:
     assert len({e["flow"]["id"] for e in got}) == 4
 
 
+def test_a_duplicated_syn_after_the_fins_is_no_new_connection() -> None:
+    """Captures with duplicated packets (wsgi_loopback.pcap) repeat the first SYN after the
+    FINs: the same initial sequence number, the same connection."""
+    dec = decoder()
+    c, s = "10.0.0.1", "10.0.0.2"
+    feed(
+        dec,
+        [
+            (T0, tcp(c, s, 4000, 80, "S", seq=100)),
+            (T0 + 1, tcp(s, c, 80, 4000, "SA", seq=500)),
+            (T0 + 2, tcp(c, s, 4000, 80, "FA", seq=101)),
+            (T0 + 3, tcp(s, c, 80, 4000, "FA", seq=501)),
+            (T0 + 4, tcp(c, s, 4000, 80, "S", seq=100)),
+            (T0 + 5, tcp(s, c, 80, 4000, "PA", seq=501, payload=b"late")),
+        ],
+    )
+    (f,) = flows(dec.flush())
+    assert (f["source"]["packets"], f["destination"]["packets"]) == (3, 3)
+
+
 def test_allow_mismatched_eth_leaves_the_macs_out() -> None:
     there = udp("10.0.0.1", "10.0.0.2", 1, 2, macs=(MA, MB))
     back = udp("10.0.0.2", "10.0.0.1", 2, 1, macs=("02:00:00:00:00:0c", MA))  # routed: other MAC back
