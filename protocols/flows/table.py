@@ -228,7 +228,8 @@ class FlowTable:
                     c.closed = True
         side.packets += 1
         side.bytes += wl
-        side.last = ts
+        if ts > side.last:  # capture times can step back (reordered or merged captures)
+            side.last = ts
 
     def update(self, ts: int, linktype: int, frame: bytes, wl: int) -> None:
         """Any frame: parse the layers the key needs and count it."""
@@ -285,7 +286,8 @@ class FlowTable:
             side = self._new_flow(ts, key, conn)
         side.packets += 1
         side.bytes += wl
-        side.last = ts
+        if ts > side.last:
+            side.last = ts
         if icmp is not None:
             side.icmp = icmp
 
