@@ -165,9 +165,15 @@ ssl.keystore.location={self.certs["server"]}
 ssl.client.auth=none
 log.dirs={self.logs}
 num.partitions=1
+# The events carry their capture time (2013, 2024 ...) as record timestamps, as in libbeat:
+# time-based retention would delete them at the first cleanup (30 s after boot).
+log.retention.ms=-1
 auto.create.topics.enable=true
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=1
+# The events carry their capture time (2013, 2024 ...) as record timestamps, as in libbeat:
+# time-based retention would delete them at the first cleanup (30 s after boot).
+log.retention.ms=-1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
