@@ -17,6 +17,7 @@ import asyncio
 import datetime
 import socket
 import sys
+from functools import partial
 from typing import Any, TextIO
 
 from protocols.stats import Counters
@@ -177,7 +178,7 @@ async def _elasticsearch(r: Reporter, settings: Settings) -> None:
                 mode = cfg.ssl.verification_mode if cfg.ssl is not None else "full"
                 r.line(2, f"security: verification mode {mode}")
             try:
-                resp = await loop.run_in_executor(None, lambda i=i: client.request("GET", "/", host_index=i))
+                resp = await loop.run_in_executor(None, partial(client.request, "GET", "/", host_index=i))
             except TransportError as exc:
                 r.step(1, "talk to server", exc.message)
                 continue

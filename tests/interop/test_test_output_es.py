@@ -59,7 +59,9 @@ def test_credentials_and_a_wrong_password(tmp_path: Path) -> None:
 
     def handler(req: Request) -> tuple[int, dict[str, str], bytes]:
         if req.headers.get("authorization") != good:
-            body = {"error": {"type": "security_exception", "reason": "unable to authenticate user [elastic]"}}
+            body = {
+                "error": {"type": "security_exception", "reason": "unable to authenticate user [elastic]"}
+            }
             return 401, {"Content-Type": "application/json"}, json.dumps(body).encode()
         info = {"version": {"number": "8.17.0", "build_flavor": "default"}, "tagline": "You Know, for Search"}
         return 200, {"Content-Type": "application/json"}, json.dumps(info).encode()
