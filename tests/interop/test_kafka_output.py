@@ -504,3 +504,83 @@ def test_broker_late_and_killed_twice_loses_nothing(tmp_path: Path) -> None:
     assert totals["pipeline.output.acked"] == n == totals["pipeline.publisher.published"]
     assert dups <= totals.get("pipeline.output.unacked", 0), totals
     assert totals.get("pipeline.output.cancelled_batches", 0) >= 2, totals
+
+
+def test_kill_with_records_in_flight(tmp_path: Path) -> None:
+    """One large batch, the broker SIGKILLed as soon as its first records are stored: the
+    batch fails with the delivered prefix acknowledged and the records that were in flight
+    counted as possibly stored; while the broker is down the batch is cancelled (nothing
+    sent); after the restart the rest arrives, and the duplicates are at most what was
+    counted."""
+    import threading
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    from shipper.outputs.base import OutputError
+
+    broker = KafkaBroker(tmp_path / "broker")
+    broker.start()
+    topic = "inflight"
+    n = 40_000
+    events = make_events(n, padding="p" * 400)
+    encoded = [EncodedEvent.from_event(dict(e, **{"@metadata": dict(e["@metadata"])})) for e in events]
+    out, stats = kafka_output(broker, topic=topic, compression="none")
+    probe = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "probe", "logger": quiet_logger()})
+    killed_at: list[int] = []
+
+    def kill_when_storing() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                _, high = probe.get_watermark_offsets(TopicPartition(topic, 0), timeout=1)
+            except Exception:
+                high = 0
+            if high > 2000:  # the warm-up record is offset 0
+                broker.kill()
+                killed_at.append(int(high))
+                return
+            time.sleep(0.005)
+
+    outcomes: list[str] = []
+    unacked = 0
+
+    async def run() -> None:
+        nonlocal unacked
+        await out.publish(encoded[:1])  # the topic exists, the producer is connected
+        pending = encoded[1:]
+        killer = threading.Thread(target=kill_when_storing)
+        killer.start()
+        restarted = False
+        while pending:
+            try:
+                acked = await out.publish(pending)
+                outcomes.append(f"ok {acked}")
+            except ConnectError:
+                outcomes.append("cancelled")
+                acked = 0
+                if not restarted:
+                    killer.join()
+                    await asyncio.get_running_loop().run_in_executor(None, broker.start)
+                    restarted = True
+            except OutputError as exc:
+                outcomes.append(f"failed acked={exc.acked} unacked={exc.unacked}")
+                acked, unacked = exc.acked, unacked + exc.unacked
+            pending = pending[acked:]
+        await out.close()
+
+    try:
+        asyncio.run(run())
+        probe.close()
+        records = consume(broker, [topic], n, timeout=60)
+    finally:
+        broker.stop()
+    seqs = Tally(json.loads(r.value())["seq"] for r in records)
+    dups = sum(seqs.values()) - len(seqs)
+    print(
+        f"\nin flight: killed at offset {killed_at}, outcomes {outcomes}, {dups} duplicates, unacked {unacked}"
+    )
+    assert killed_at, "the broker was never killed"
+    assert set(seqs) == set(range(n))
+    assert any(o.startswith("failed") for o in outcomes), outcomes  # charged once, at the kill
+    assert "cancelled" in outcomes, outcomes  # the broker was away: no retry charged
+    assert dups <= unacked
