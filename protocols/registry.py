@@ -43,6 +43,8 @@ _BUILTIN_MODULES = {
     "cassandra": "protocols.cassandra",
     "amqp": "protocols.amqp",
     "nfs": "protocols.nfs",
+    "sip": "protocols.sip",
+    "dhcpv4": "protocols.dhcpv4",
 }
 
 _classes: dict[str, type[Plugin]] = {}

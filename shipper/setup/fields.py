@@ -329,10 +329,10 @@ def _check(path: str, value: Any, fields: FieldSet, problems: list[str]) -> None
 
 def coerces(ftype: str, value: Any) -> bool:
     """Elasticsearch's default ``coerce``: a number into a keyword field, a string of
-    digits into an integer field (Packetbeat sends ``dns.id`` and record TTLs that way;
-    fields that carry such values say ``coerce: true``)."""
+    digits into an integer field (Packetbeat sends ``dns.id``, record TTLs and SIP's
+    ``sip.contact.q`` that way; fields that carry such values say ``coerce: true``)."""
     if ftype in ("keyword", "constant_keyword"):
-        return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, int | float) and not isinstance(value, bool)
     if ftype in ("long", "integer", "short", "byte", "unsigned_long"):
         return isinstance(value, str) and is_ascii_digits(value.removeprefix("-"))
     return False
