@@ -66,7 +66,9 @@ class Beat:
         plugins = build_plugins(self.settings.packetbeat.protocols, self.decoder_stats)
         if not plugins:
             log.warning("no protocol is enabled: nothing will be decoded")
-        return Decoder(plugins, self.decoder_limits(), self.decoder_stats)
+        flows = self.settings.packetbeat.flows
+        flow_config = flows.flow_config() if flows is not None and flows.enabled else None
+        return Decoder(plugins, self.decoder_limits(), self.decoder_stats, flows=flow_config)
 
     def output_context(self) -> OutputContext:
         s = self.settings
@@ -133,16 +135,15 @@ class Beat:
                     "tags": cfg.tags,
                 }
         flows = s.packetbeat.flows
-        if flows is not None and (flows.index or flows.fields or flows.tags):
-            per_proto.setdefault(
-                "flow",
-                {
-                    "index": flows.index,
-                    "fields": flows.fields,
-                    "fields_under_root": False,
-                    "tags": flows.tags,
-                },
-            )
+        if flows is not None and flows.enabled:
+            # Flow events (type: flow) get the flows section's index, fields and tags (its
+            # processors are compiled by build_processing, for the same event type).
+            per_proto["flow"] = {
+                "index": flows.index,
+                "fields": flows.fields,
+                "fields_under_root": flows.fields_under_root,
+                "tags": flows.tags,
+            }
         return Envelope(
             beat_name=s.beat_name,
             index=self.index_name(),

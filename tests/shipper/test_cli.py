@@ -18,7 +18,7 @@ from capture import CaptureFile, PcapWriter
 from protocols.registry import available
 from shipper.agent.version import VERSION
 from tests.helpers import ROOT, shared_pcap
-from tests.shipper.shiprun import REQUIRED, Run, missing_required, wirebeat
+from tests.shipper.shiprun import FLOWS_REQUIRED, REQUIRED, Run, missing_required, wirebeat
 
 DATA = ROOT / "tests" / "data"
 PB8 = DATA / "packetbeat.yml"
@@ -91,7 +91,7 @@ def test_test_config_accepts_the_shipped_8x_yml_and_logs_the_warnings(tmp_path: 
     assert run.rc == 0, run
     assert run.stdout == "Config OK\n"
     warnings = run.messages("warning")
-    assert "packetbeat.flows: flow events are not produced by this wirebeat build (ignored)" in warnings
+    assert not [m for m in warnings if "flows" in m or "icmp" in m]
     # Packetbeat's stock add_cloud_metadata/add_docker_metadata: accepted, said once.
     assert any("processor 'add_cloud_metadata' is not supported by wirebeat" in w for w in warnings)
     assert sum("add_docker_metadata" in w for w in warnings) == 1
@@ -108,7 +108,7 @@ def test_test_config_accepts_the_shipped_8x_yml_and_logs_the_warnings(tmp_path: 
         "tls",
         "sip",
     } - set(available())
-    assert len(warnings) == 3 + len(skipped)  # flows, add_cloud_metadata, add_docker_metadata
+    assert len(warnings) == 2 + len(skipped)  # add_cloud_metadata, add_docker_metadata
     assert all(r["log.logger"] == "config" for r in run.logs)
 
 
@@ -347,9 +347,11 @@ def test_required_fields_on_every_event(tmp_path: Path, pcap: str) -> None:
     assert run.rc == 0, run
     assert run.events, run
     orphan_required = [f for f in REQUIRED if f != "event.start"] + ["event.end"]
+    assert any(e["type"] == "flow" for e in run.events)  # the shipped yml enables flows
     for e in run.events:
         orphan = e.get("error", {}).get("message") == "Unmatched response"
-        assert missing_required(e, orphan_required if orphan else REQUIRED) == [], e
+        required = FLOWS_REQUIRED if e["type"] == "flow" else orphan_required if orphan else REQUIRED
+        assert missing_required(e, required) == [], e
 
 
 def test_logs_go_to_stderr_with_e_and_to_files_without(tmp_path: Path) -> None:
