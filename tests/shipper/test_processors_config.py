@@ -34,6 +34,7 @@ packetbeat.protocols:
         tags: [not-ok]
         when.range.http.status.gte: 300
 packetbeat.flows:
+  period: 1s
   processors:
     - add_tags: {tags: [flow-seen]}
     - drop_event.when.equals.flow.final: false
@@ -111,13 +112,54 @@ def expected(
     return evt
 
 
+def flow_event(
+    fid: str, start: str, end: str, sport: int, spk: int, sb: int, dpk: int, db: int, cid: str
+) -> dict[str, Any]:
+    """A final flow report of http_minitwit after the flows' and the global processors."""
+    return {
+        "@metadata": {"beat": "packetbeat", "type": "_doc"},
+        "@timestamp": "2013-07-22T16:29:41.347Z",
+        "agent": {
+            "build": {"original": f"wirebeat {VERSION}"},
+            "name": "probe-1",
+            "type": "packetbeat",
+            "version": VERSION,
+        },
+        "destination": {"bytes": db, "ip": "192.168.1.110", "packets": dpk, "port": 80},
+        "ecs": {"version": ECS_VERSION},
+        "event": {
+            "action": "network_flow",
+            "category": ["network"],
+            "dataset": "flow",
+            "end": f"2013-07-22T16:29:{end}Z",
+            "kind": "event",
+            "start": f"2013-07-22T16:29:{start}Z",
+            "type": ["connection", "end"],
+        },
+        "flow": {"final": True, "id": fid},
+        "host": {"name": "probe-1"},
+        "network": {
+            "bytes": sb + db,
+            "community_id": cid,
+            "packets": spk + dpk,
+            "transport": "tcp",
+            "type": "ipv4",
+        },
+        "site": {"name": "lab"},
+        "source": {"bytes": sb, "ip": "192.168.1.104", "packets": spk, "port": sport},
+        "tags": ["flow-seen", "global"],
+        "type": "flow",
+    }
+
+
 def test_multi_level_config_on_a_shared_capture(tmp_path: Path) -> None:
     cfg = tmp_path / "wb.yml"
     cfg.write_text(MULTI)
     run = wirebeat("-c", cfg, "-e", "-t", "-I", shared_pcap("http_minitwit"), tmp=tmp_path)
     assert run.rc == 0, run
     # The capture holds each request twice: through the 127.0.0.1:5000 proxy (dropped by
-    # the global drop_event on a network condition) and on 192.168.1.110:80.
+    # the global drop_event on a network condition) and on 192.168.1.110:80; then the
+    # final reports of the three 192.168.1.x flows (flows processors, then global ones).
     assert run.events == [
         expected(
             "2013-07-22T16:29:39.645Z",
@@ -146,9 +188,48 @@ def test_multi_level_config_on_a_shared_capture(tmp_path: Path) -> None:
             404,
             **{"http.response.body": {"bytes": 200}},
         ),
+    ] + [
+        flow_event(*f)
+        for f in [
+            (
+                "EAz/////AP//////CAwAAAHAqAFowKgBbtbVUAABAAAAAAAAAA",
+                "39.627",
+                "41.347",
+                54742,
+                11,
+                2612,
+                9,
+                3274,
+                "1:mq/qOjB5HusPff1mY5rY4xUQy08=",
+            ),
+            (
+                "EAz/////AP//////CAwAAAHAqAFowKgBbtfVUAACAAAAAAAAAA",
+                "39.628",
+                "41.150",
+                54743,
+                5,
+                364,
+                3,
+                228,
+                "1:BFDmIrlWCkVG6X9fdbIvDZQaZCw=",
+            ),
+            (
+                "EAz/////AP//////CAwAAAHAqAFowKgBbtjVUAADAAAAAAAAAA",
+                "39.629",
+                "41.152",
+                54744,
+                5,
+                364,
+                3,
+                228,
+                "1:NR19U03kREZcCVrUUJhkOSRX/iI=",
+            ),
+        ]
     ]
     metrics = next(r for r in run.logs if r["message"] == "Total metrics")["monitoring"]["metrics"]
-    assert metrics["pipeline.publisher.filtered"] == 3
+    # 3 loopback transactions and 3 loopback flows (global drop_event), 4 intermediate flow
+    # reports (flows' drop_event on flow.final: false).
+    assert metrics["pipeline.publisher.filtered"] == 10
 
 
 def test_flow_events_get_the_flows_processors(tmp_path: Path) -> None:
