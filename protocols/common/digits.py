@@ -15,6 +15,10 @@ import re
 _DEC = re.compile(rb"[0-9]{1,20}")
 _SIGNED = re.compile(rb"-?[0-9]{1,20}")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_LEADING = re.compile(rb"\+?([0-9]+)")
+_INTEGER = re.compile(rb"[-+]?[0-9]+")
+# RESP3 doubles: [sign] digits [. digits] [e [sign] digits], inf, -inf, nan.
+_FLOAT = re.compile(rb"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?inf|nan", re.IGNORECASE)
 
 
 def _b(text: bytes | bytearray | memoryview | str) -> bytes:
@@ -54,3 +58,25 @@ def is_ascii_digits(text: bytes | bytearray | memoryview | str) -> bool:
     """True when ``text`` is non-empty and only ASCII ``0-9``."""
     b = _b(text)
     return bool(b) and b.isascii() and b.isdigit()
+
+
+def leading_uint(text: bytes | bytearray | memoryview | str, max_digits: int = 19) -> int | None:
+    """The ASCII digits ``text`` starts with (after an optional ``+``), as Packetbeat's
+    lenient readers take them (``12, 12`` and ``12abc`` give 12); None when it does not
+    start with a digit or has more than ``max_digits`` of them."""
+    m = _LEADING.match(_b(text))
+    if m is None or len(m.group(1)) > max_digits:
+        return None
+    return int(m.group(1))
+
+
+def is_ascii_integer(text: bytes | bytearray | memoryview | str) -> bool:
+    """An optionally signed decimal of any length (RESP3 big numbers), ASCII digits only.
+    Validated, never converted: ``int()`` on a megabyte of digits is quadratic."""
+    return _INTEGER.fullmatch(_b(text)) is not None
+
+
+def is_ascii_float(text: bytes | bytearray | memoryview | str) -> bool:
+    """A decimal floating-point number in ASCII (``1``, ``-1.5``, ``2e10``, ``.5``, ``inf``,
+    ``nan``), as RESP3 doubles are written; no underscores, spaces or Unicode digits."""
+    return _FLOAT.fullmatch(_b(text)) is not None

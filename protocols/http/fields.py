@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote_plus, unquote, urlsplit
 
+from protocols.common.digits import ascii_uint
 from protocols.common.event import ERROR, OK, add_notes, add_related, transaction_event
 from protocols.http.parser import Message
 from protocols.http.transactions import HttpTransaction, basic_auth_user
@@ -269,8 +270,9 @@ def _split_host(header: str) -> tuple[str, int]:
     pos = header.rfind(":")
     if pos != -1:
         tail = header[pos + 1 :]
-        if tail.isdigit() and 0 < int(tail) < 65536:
-            host, port = header[:pos], int(tail)
+        n = ascii_uint(tail, 5)
+        if n is not None and 0 < n < 65536:
+            host, port = header[:pos], n
     if len(host) > 2 and host[0] == "[" and host[-1] == "]" and _is_ip(host[1:-1]):
         host = host[1:-1]
     return host, port
@@ -278,7 +280,7 @@ def _split_host(header: str) -> tuple[str, int]:
 
 @lru_cache(maxsize=4096)
 def _is_ip(s: str) -> bool:
-    if not s or (":" not in s and not s[-1].isdigit()):
+    if not s or (":" not in s and not "0" <= s[-1] <= "9"):
         return False  # a host name: IPv4 ends in a digit, IPv6 has colons
     try:
         ipaddress.ip_address(s)

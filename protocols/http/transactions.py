@@ -76,6 +76,8 @@ class HttpHandler(ConnectionHandler):
         lost_sync = parser.errors != errors
         if lost_sync:
             self.plugin.stats.incr("http.parse_errors")
+            if parser.last_reason:
+                self.plugin.stats.incr("http." + parser.last_reason)
         if not msgs and not self.deferred and not lost_sync:
             return []
         out = self._take_deferred()
@@ -211,11 +213,12 @@ def _redact_raw_authorization(raw: bytes) -> bytes:
         if i < 0:
             break
         start = i + len(needle)
-        end = raw.find(b"\r\n", start)
-        if end < 0:
-            end = raw.find(b"\n", start)
+        # The end of this line (looking for CRLF first would scan past bare-LF lines).
+        end = raw.find(b"\n", start)
         if end < 0:
             end = len(raw)
+        elif end > start and raw[end - 1] == 0x0D:
+            end -= 1
         out[start:end] = b"*" * (end - start)
         pos = end
     return bytes(out)

@@ -34,6 +34,10 @@ MAX_STATEMENTS = 4096
 ROW_SLACK = 256
 #: Rows that start past this many bytes of the response are counted, not kept.
 MAX_RESPONSE_BYTES = 100 * 1024
+#: Columns of a result set: MySQL's and MariaDB's hard limit (a select list or table
+#: with more fails with ER_TOO_MANY_FIELDS). A response announcing more is malformed:
+#: it is closed with a note and counted (``mysql.too_many_columns``).
+MAX_COLUMNS = 4096
 
 COM_CHANGE_USER = 0x11
 COM_RESET_CONNECTION = 0x1F
@@ -131,7 +135,8 @@ class MysqlTransaction:
         self.insert_id = 0
         self.num_rows = 0
         self.num_fields = 0
-        self.tables: list[str] = []
+        #: ``schema.table`` of the columns, in order (a dict: a set that keeps order).
+        self.tables: dict[str, None] = {}
         self.fields: list[str] = []
         self.columns: list[ColumnDef] = []
         self.rows: list[bytes] = []
@@ -187,6 +192,8 @@ class MysqlHandler(ConnectionHandler):
                 return self._take()
             self.client_synced = True
             for seq, payload, n, cont in stream.feed(data):
+                if len(payload) < n:
+                    self.plugin.stats.incr("mysql.oversized_packets")
                 try:
                     self._client_packet(seq, payload, n, cont, ts)
                 except _DECODE_ERRORS:
@@ -196,9 +203,12 @@ class MysqlHandler(ConnectionHandler):
         else:
             if not self.server_synced:
                 if self.pending is None and not self._looks_like_greeting(data):
+                    self.plugin.stats.incr("mysql.unsynced_segments")
                     return self._take()
                 self.server_synced = True
             for seq, payload, n, cont in stream.feed(data):
+                if len(payload) < n:
+                    self.plugin.stats.incr("mysql.oversized_packets")
                 try:
                     self._server_packet(seq, payload, n, cont, ts)
                 except _DECODE_ERRORS:
@@ -430,8 +440,7 @@ class MysqlHandler(ConnectionHandler):
             if self.first_result:
                 txn.columns.append(col)
                 txn.fields.append(col.name)
-            if col.path not in txn.tables:
-                txn.tables.append(col.path)
+            txn.tables[col.path] = None
             self.left -= 1
             if self.left <= 0:
                 self.rstate = R_ROWS if self.session.deprecate_eof() else R_COLS_EOF
@@ -494,6 +503,11 @@ class MysqlHandler(ConnectionHandler):
             pass  # LOCAL INFILE request: the client sends the file, then the server answers
         else:
             ncols, _ = p.lenenc_int(payload, 0)
+            if ncols > MAX_COLUMNS:
+                self.plugin.stats.incr("mysql.too_many_columns")
+                txn.notes.append("Malformed response")
+                self._finish()
+                return
             if self.first_result:
                 txn.num_fields = ncols
             self.left = ncols

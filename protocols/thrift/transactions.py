@@ -14,11 +14,15 @@ one-way call: no return value, no response bytes. Here:
 * When the connection ends, waiting calls are published without reply (Packetbeat does
   this on FIN). A gap in a reply whose header was read publishes what was read with the
   note ``Packet loss while capturing the response``; any gap then drops the state.
+
+Waiting calls are indexed by method, by (method, sequence id) and by sequence id, so a
+reply costs O(1) however many calls wait (a flood of replies against a full queue stays
+linear).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from protocols.handler import FROM_CLIENT, ConnectionHandler, ConnInfo
 from protocols.thrift.parser import ONEWAY, ThriftMessage, ThriftParser
@@ -28,6 +32,77 @@ if TYPE_CHECKING:
 
 #: Calls waiting for a reply per connection; past it the oldest is published unanswered.
 MAX_PENDING = 1024
+
+
+K = TypeVar("K")
+
+
+def _index_add(index: dict[K, list[int]], key: K, ident: int) -> None:
+    ids = index.get(key)
+    if ids is None:
+        index[key] = [ident]
+    else:
+        ids.append(ident)
+
+
+def _index_remove(index: dict[K, list[int]], key: K, ident: int) -> None:
+    ids = index[key]
+    if len(ids) == 1:
+        del index[key]
+    else:
+        ids.remove(ident)
+
+
+class Pending:
+    """Calls waiting for a reply, oldest first, with the indexes replies are matched by."""
+
+    __slots__ = ("by_id", "by_key", "by_method", "by_seq", "next_id")
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, ThriftMessage] = {}  # insertion order: oldest first
+        self.by_method: dict[str, list[int]] = {}
+        self.by_key: dict[tuple[str, int], list[int]] = {}
+        self.by_seq: dict[int, list[int]] = {}
+        self.next_id = 0
+
+    def __len__(self) -> int:
+        return len(self.by_id)
+
+    def add(self, msg: ThriftMessage) -> None:
+        ident = self.next_id
+        self.next_id += 1
+        self.by_id[ident] = msg
+        _index_add(self.by_method, msg.method, ident)
+        _index_add(self.by_key, (msg.method, msg.seqid), ident)
+        _index_add(self.by_seq, msg.seqid, ident)
+
+    def remove(self, ident: int) -> ThriftMessage:
+        msg = self.by_id.pop(ident)
+        _index_remove(self.by_method, msg.method, ident)
+        _index_remove(self.by_key, (msg.method, msg.seqid), ident)
+        _index_remove(self.by_seq, msg.seqid, ident)
+        return msg
+
+    def pop_oldest(self) -> ThriftMessage:
+        return self.remove(next(iter(self.by_id)))
+
+    def match(self, method: str, seqid: int) -> int | None:
+        """The newest call with this method and sequence id, else the newest with the method."""
+        ids = self.by_key.get((method, seqid))
+        if ids is not None:
+            return ids[-1]
+        ids = self.by_method.get(method)
+        return ids[-1] if ids is not None else None
+
+    def older_with_seq(self, seqid: int, ident: int) -> list[int]:
+        ids = self.by_seq.get(seqid)
+        return [i for i in ids if i < ident] if ids is not None else []
+
+    def drain(self) -> list[ThriftMessage]:
+        msgs = list(self.by_id.values())
+        for index in (self.by_id, self.by_method, self.by_key, self.by_seq):
+            index.clear()
+        return msgs
 
 
 class ThriftTransaction:
@@ -52,7 +127,7 @@ class ThriftHandler(ConnectionHandler):
             ThriftParser(fmt, framed),
             ThriftParser(fmt, framed, render_replies=plugin.config.capture_reply),
         )
-        self.pending: list[ThriftMessage] = []
+        self.pending = Pending()
         self.deferred: list[Any] = []
 
     def on_data(self, direction: int, data: bytes, ts: int) -> list[Any]:
@@ -61,6 +136,10 @@ class ThriftHandler(ConnectionHandler):
         msgs = parser.feed(data, ts)
         if parser.errors != errors:
             self.plugin.stats.incr("thrift.parse_errors", parser.errors - errors)
+        if parser.reasons:
+            for reason in parser.reasons:
+                self.plugin.stats.incr("thrift." + reason)
+            parser.reasons.clear()
         out: list[Any] = []
         if self.deferred:
             out, self.deferred = self.deferred, []
@@ -91,42 +170,28 @@ class ThriftHandler(ConnectionHandler):
         for p in self.parsers:
             if p.in_message:
                 self.plugin.stats.incr("thrift.incomplete_messages")
-        for m in self.pending:
+        for m in self.pending.drain():
             self.plugin.stats.incr("thrift.unmatched_requests")
             out.append(ThriftTransaction(self.conn, m, None))
-        self.pending = []
         return out
 
     def _call(self, msg: ThriftMessage, out: list[Any]) -> None:
         if msg.mtype == ONEWAY:
             out.append(ThriftTransaction(self.conn, msg, None))
             return
-        self.pending.append(msg)
+        self.pending.add(msg)
         if len(self.pending) > MAX_PENDING:
             self.plugin.stats.incr("thrift.unmatched_requests")
-            out.append(ThriftTransaction(self.conn, self.pending.pop(0), None))
+            out.append(ThriftTransaction(self.conn, self.pending.pop_oldest(), None))
 
     def _reply(self, msg: ThriftMessage, out: list[Any]) -> None:
         pending = self.pending
-        match = -1
-        for i in range(len(pending) - 1, -1, -1):
-            req = pending[i]
-            if req.method == msg.method:
-                if req.seqid == msg.seqid:
-                    match = i
-                    break
-                if match < 0:
-                    match = i
-        if match < 0:
+        match = pending.match(msg.method, msg.seqid)
+        if match is None:
             self.plugin.stats.incr("thrift.unmatched_responses")
             return
-        req = pending.pop(match)
-        keep: list[ThriftMessage] = []
-        for i, old in enumerate(pending):
-            if i < match and old.seqid == req.seqid:
-                self.plugin.stats.incr("thrift.unmatched_requests")
-                out.append(ThriftTransaction(self.conn, old, None))
-            else:
-                keep.append(old)
-        self.pending = keep
+        req = pending.remove(match)
+        for ident in pending.older_with_seq(req.seqid, match):
+            self.plugin.stats.incr("thrift.unmatched_requests")
+            out.append(ThriftTransaction(self.conn, pending.remove(ident), None))
         out.append(ThriftTransaction(self.conn, req, msg))
