@@ -204,14 +204,14 @@ def _add_encodings(msg: Message, encs: list[str], front: bool) -> None:
     if not encs:
         return
     have = msg.encodings
-    if len(have) + len(encs) > MAX_ENCODINGS:
-        if have[-1:] != ["..."]:
-            msg.encodings = [*have[: MAX_ENCODINGS - 1], "..."]
+    if len(have) + len(encs) <= MAX_ENCODINGS:
+        if front:
+            have[:0] = encs
+        else:
+            have.extend(encs)
         return
-    if front:
-        have[:0] = encs
-    else:
-        have.extend(encs)
+    chain = encs + have if front else have + encs
+    msg.encodings = [*chain[: MAX_ENCODINGS - 1], "..."]
 
 
 class StreamParser:
