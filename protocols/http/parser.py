@@ -224,6 +224,7 @@ class StreamParser:
         "buf",
         "cfg",
         "errors",
+        "incomplete",
         "last_error",
         "last_reason",
         "msg",
@@ -244,6 +245,7 @@ class StreamParser:
         self.remaining = 0
         self.need_more = False
         self.errors = 0
+        self.incomplete = 0
         self.last_error = ""
         self.last_reason = ""
         #: Bytes after the current position already searched in vain for the end of the
@@ -720,6 +722,8 @@ class StreamParser:
         """The direction ended (FIN or teardown): hand over a message whose headers are in."""
         msg = self.msg
         if msg is None or self.state in (START, HEADERS):
+            if msg is not None or self.buf.strip(b"\r\n"):
+                self.incomplete += 1  # a start line or header block cut short
             self.reset()
             return None
         self.msg = None

@@ -106,17 +106,13 @@ class HttpHandler(ConnectionHandler):
 
     def on_fin(self, direction: int, ts: int) -> list[Any]:
         out = self._take_deferred()
-        msg = self.parsers[direction].finish()
-        if msg is not None:
-            self._handle(msg, direction, out)
+        self._finish(direction, out)
         return out
 
     def on_close(self, reason: str) -> list[Any]:
         out = self._take_deferred()
-        for d, parser in enumerate(self.parsers):
-            msg = parser.finish()
-            if msg is not None:
-                self._handle(msg, d, out)
+        for d in range(len(self.parsers)):
+            self._finish(d, out)
         self._correlate(out)
         while self.requests:
             req, d = self.requests.popleft()
@@ -124,6 +120,15 @@ class HttpHandler(ConnectionHandler):
             out.append(HttpTransaction(self.conn, req, None, d))
         self._flush_responses(out)
         return out
+
+    def _finish(self, direction: int, out: list[Any]) -> None:
+        parser = self.parsers[direction]
+        incomplete = parser.incomplete
+        msg = parser.finish()
+        if msg is not None:
+            self._handle(msg, direction, out)
+        elif parser.incomplete != incomplete:
+            self.plugin.stats.incr("http.incomplete_messages")
 
     # -- pairing -------------------------------------------------------------------------
 

@@ -229,6 +229,9 @@ class MysqlHandler(ConnectionHandler):
         return True
 
     def on_close(self, reason: str) -> list[Any]:
+        for stream in self.streams:
+            if stream.pending:
+                self.plugin.stats.incr("mysql.incomplete_messages")
         out = self._take()
         txn = self.pending
         if txn is not None:

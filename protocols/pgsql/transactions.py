@@ -198,6 +198,9 @@ class PgsqlHandler(ConnectionHandler):
 
     def on_close(self, reason: str) -> list[Any]:
         stats = self.plugin.stats
+        for stream in self.streams:
+            if stream.pending:
+                stats.incr("pgsql.incomplete_messages")
         self.syncs = 0
         while self.ops:
             op = self.ops.popleft()
@@ -386,6 +389,8 @@ class PgsqlHandler(ConnectionHandler):
                 txn.responded = True
                 ops.popleft()
                 self.out.append(txn)
+            else:
+                self.plugin.stats.incr("pgsql.unmatched_responses")
             return
         if typ == 0x54:  # T
             self._row_description(body, size, ts)
