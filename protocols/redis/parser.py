@@ -227,7 +227,9 @@ class RespParser:
                         if n - pos >= MAX_HEADER_LINE:
                             raise ParseError("bulk length line too long")
                         break
-                    length = ascii_int(buf[pos + 1 : eol])
+                    raw = buf[pos + 1 : eol]
+                    # bytes.isdigit is ASCII-only: the common case without a call.
+                    length = int(raw) if raw.isdigit() else ascii_int(raw)
                     if length is None:
                         raise ParseError("bad bulk length")
                     if length > MAX_BULK:
@@ -266,7 +268,7 @@ class RespParser:
                     leaf = bytes(buf[pos + 1 : eol])
                     pos = eol + 2
                     if t == INT:
-                        if ascii_int(leaf) is None:
+                        if not leaf.isdigit() and ascii_int(leaf) is None:
                             raise ParseError("bad integer")
                     elif t == BIGNUM:
                         if not is_ascii_integer(leaf):
@@ -291,7 +293,8 @@ class RespParser:
                         if n - pos >= MAX_HEADER_LINE:
                             raise ParseError("aggregate length line too long")
                         break
-                    count = ascii_int(buf[pos + 1 : eol])
+                    raw = buf[pos + 1 : eol]
+                    count = int(raw) if raw.isdigit() else ascii_int(raw)
                     if count is None:
                         raise ParseError("bad aggregate count")
                     if count > MAX_COUNT:

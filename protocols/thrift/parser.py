@@ -858,27 +858,27 @@ class ThriftParser:
             parts = [f"{fid}: {v}" for fid, v in items]
             if f.more:
                 parts.append("...")
-            return self._budget("(" + ", ".join(parts) + ")")
-        if f.more:
-            items = [*items, "..."]
-        body = ", ".join(items)
-        if kind == T_MAP:
-            return self._budget("{" + body + "}")
-        if not body:
-            return ""
-        if kind == T_SET:
-            return self._budget("{" + body + "}")
-        return self._budget("[" + body + "]")
-
-    def _budget(self, text: str) -> str:
-        """``text`` if the message's rendering budget allows it, else ``...``."""
-        if self.rendered < 0:
-            return "..."
-        self.rendered += len(text)
-        if self.rendered <= MAX_RENDERED:
+            text = "(" + ", ".join(parts) + ")"
+        else:
+            if f.more:
+                items = [*items, "..."]
+            body = ", ".join(items)
+            if kind == T_MAP:
+                text = "{" + body + "}"
+            elif not body:
+                return ""
+            elif kind == T_SET:
+                text = "{" + body + "}"
+            else:
+                text = "[" + body + "]"
+        # The message's rendering budget (negative once spent).
+        rendered = self.rendered + len(text)
+        if self.rendered >= 0 and rendered <= MAX_RENDERED:
+            self.rendered = rendered
             return text
-        self.rendered = -1
-        self.reasons.append("render_truncated")
+        if self.rendered >= 0:
+            self.rendered = -1
+            self.reasons.append("render_truncated")
         return "..."
 
 

@@ -15,13 +15,13 @@ one-way call: no return value, no response bytes. Here:
   this on FIN). A gap in a reply whose header was read publishes what was read with the
   note ``Packet loss while capturing the response``; any gap then drops the state.
 
-Waiting calls are indexed by method, by (method, sequence id) and by sequence id, so a
-reply costs O(1) however many calls wait (a flood of replies against a full queue stays
-linear).
+A reply costs O(1) however many calls wait (``Pending``): a flood of replies against a
+full queue stays linear.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from protocols.handler import FROM_CLIENT, ConnectionHandler, ConnInfo
@@ -35,6 +35,10 @@ MAX_PENDING = 1024
 
 
 K = TypeVar("K")
+#: Up to this many waiting calls a reply searches a plain list (the common case: one
+#: call waits); beyond it the calls are indexed.
+SMALL = 16
+_NO_CALLS: tuple[ThriftMessage, ...] = ()
 
 
 def _index_add(index: dict[K, list[int]], key: K, ident: int) -> None:
@@ -54,11 +58,19 @@ def _index_remove(index: dict[K, list[int]], key: K, ident: int) -> None:
 
 
 class Pending:
-    """Calls waiting for a reply, oldest first, with the indexes replies are matched by."""
+    """Calls waiting for a reply, oldest first.
 
-    __slots__ = ("by_id", "by_key", "by_method", "by_seq", "next_id")
+    A reply takes the newest call with its method and sequence id, else the newest with
+    its method; calls older than that one with the same sequence id are taken with it
+    (left unanswered). With few calls waiting that is a scan of a short list; past
+    ``SMALL`` the calls are indexed by method, (method, sequence id) and sequence id, so a
+    reply costs O(1) however many wait.
+    """
+
+    __slots__ = ("by_id", "by_key", "by_method", "by_seq", "calls", "next_id")
 
     def __init__(self) -> None:
+        self.calls: list[ThriftMessage] | None = []  # None: indexed
         self.by_id: dict[int, ThriftMessage] = {}  # insertion order: oldest first
         self.by_method: dict[str, list[int]] = {}
         self.by_key: dict[tuple[str, int], list[int]] = {}
@@ -66,9 +78,21 @@ class Pending:
         self.next_id = 0
 
     def __len__(self) -> int:
-        return len(self.by_id)
+        calls = self.calls
+        return len(calls) if calls is not None else len(self.by_id)
 
     def add(self, msg: ThriftMessage) -> None:
+        calls = self.calls
+        if calls is not None:
+            if len(calls) < SMALL:
+                calls.append(msg)
+                return
+            self.calls = None
+            for old in calls:
+                self._index(old)
+        self._index(msg)
+
+    def _index(self, msg: ThriftMessage) -> None:
         ident = self.next_id
         self.next_id += 1
         self.by_id[ident] = msg
@@ -76,30 +100,61 @@ class Pending:
         _index_add(self.by_key, (msg.method, msg.seqid), ident)
         _index_add(self.by_seq, msg.seqid, ident)
 
-    def remove(self, ident: int) -> ThriftMessage:
+    def _remove(self, ident: int) -> ThriftMessage:
         msg = self.by_id.pop(ident)
         _index_remove(self.by_method, msg.method, ident)
         _index_remove(self.by_key, (msg.method, msg.seqid), ident)
         _index_remove(self.by_seq, msg.seqid, ident)
+        if not self.by_id:
+            self.calls = []  # back to the plain list
         return msg
 
     def pop_oldest(self) -> ThriftMessage:
-        return self.remove(next(iter(self.by_id)))
+        calls = self.calls
+        if calls is not None:
+            return calls.pop(0)
+        return self._remove(next(iter(self.by_id)))
 
-    def match(self, method: str, seqid: int) -> int | None:
-        """The newest call with this method and sequence id, else the newest with the method."""
-        ids = self.by_key.get((method, seqid))
-        if ids is not None:
-            return ids[-1]
-        ids = self.by_method.get(method)
-        return ids[-1] if ids is not None else None
-
-    def older_with_seq(self, seqid: int, ident: int) -> list[int]:
-        ids = self.by_seq.get(seqid)
-        return [i for i in ids if i < ident] if ids is not None else []
+    def take(self, method: str, seqid: int) -> tuple[ThriftMessage, Sequence[ThriftMessage]] | None:
+        """The call a reply answers and the older calls it leaves unanswered, or None."""
+        calls = self.calls
+        if calls is not None:
+            if len(calls) == 1:  # a synchronous client: the usual case
+                req = calls[0]
+                if req.method != method:
+                    return None
+                calls.clear()
+                return req, _NO_CALLS
+            match = -1
+            for i in range(len(calls) - 1, -1, -1):
+                req = calls[i]
+                if req.method == method:
+                    if req.seqid == seqid:
+                        match = i
+                        break
+                    if match < 0:
+                        match = i
+            if match < 0:
+                return None
+            req = calls.pop(match)
+            if not match:
+                return req, _NO_CALLS
+            olds = [c for c in calls[:match] if c.seqid == req.seqid]
+            if olds:
+                self.calls = [c for i, c in enumerate(calls) if i >= match or c.seqid != req.seqid]
+            return req, olds
+        ids = self.by_key.get((method, seqid)) or self.by_method.get(method)
+        if ids is None:
+            return None
+        ident = ids[-1]
+        req = self._remove(ident)
+        older = self.by_seq.get(req.seqid, ())
+        return req, [self._remove(i) for i in [i for i in older if i < ident]]
 
     def drain(self) -> list[ThriftMessage]:
-        msgs = list(self.by_id.values())
+        calls = self.calls
+        msgs = calls if calls is not None else list(self.by_id.values())
+        self.calls = []
         for index in (self.by_id, self.by_method, self.by_key, self.by_seq):
             index.clear()
         return msgs
@@ -185,13 +240,12 @@ class ThriftHandler(ConnectionHandler):
             out.append(ThriftTransaction(self.conn, self.pending.pop_oldest(), None))
 
     def _reply(self, msg: ThriftMessage, out: list[Any]) -> None:
-        pending = self.pending
-        match = pending.match(msg.method, msg.seqid)
-        if match is None:
+        taken = self.pending.take(msg.method, msg.seqid)
+        if taken is None:
             self.plugin.stats.incr("thrift.unmatched_responses")
             return
-        req = pending.remove(match)
-        for ident in pending.older_with_seq(req.seqid, match):
+        req, olds = taken
+        for old in olds:
             self.plugin.stats.incr("thrift.unmatched_requests")
-            out.append(ThriftTransaction(self.conn, pending.remove(ident), None))
+            out.append(ThriftTransaction(self.conn, old, None))
         out.append(ThriftTransaction(self.conn, req, msg))

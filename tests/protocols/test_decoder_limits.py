@@ -11,6 +11,9 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from benchmarks import dbwire as w
 from benchmarks.synth import exchange
 from protocols.http.parser import MAX_HEADERS, ParserConfig, StreamParser
@@ -244,3 +247,59 @@ def test_deep_nesting_never_recurses() -> None:
     assert t.errors == 0 and m.size == len(call) + 600_000 + 200_001
     # Rendering 200,000 levels would be quadratic: the budget cut it short.
     assert m.fields == [(1, "...")] and t.reasons == ["render_truncated"]
+
+
+def test_digits_helpers_take_ascii_only() -> None:
+    from protocols.common import digits as d
+
+    for text in ("12", b"12", bytearray(b"12"), memoryview(b"12")):
+        assert d.ascii_uint(text) == 12 and d.ascii_int(text) == 12 and d.is_ascii_digits(text)
+    for bad in ("²", b"\xb2", "\u0663", "1_0", " 1", "+1", "", b"", "1 ", "0x1", "１"):
+        assert d.ascii_uint(bad) is None and not d.is_ascii_digits(bad), bad
+    assert d.ascii_int("-12") == -12 and d.ascii_int("--1") is None and d.ascii_int("-") is None
+    assert d.ascii_uint("9" * 21) is None and d.ascii_uint("9" * 20) == int("9" * 20)
+    assert d.ascii_hex("fF") == 255 and d.ascii_hex("\u0663") is None and d.ascii_hex("+f") is None
+    assert d.leading_uint("12, 12") == 12 and d.leading_uint("+7x") == 7 and d.leading_uint("x7") is None
+    assert d.leading_uint("\u0663") is None and d.leading_uint("9" * 20) is None
+    assert d.is_ascii_integer("-" + "1" * 5000) and not d.is_ascii_integer("1\u0663")
+    assert all(d.is_ascii_float(x) for x in ("1", "-1.5", "2e10", "1E-3", ".5", "inf", "-inf", "nan"))
+    assert not any(d.is_ascii_float(x) for x in ("1_0", " 1", "1.5.2", "\u0663", "e5", ""))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from("abcd"), st.integers(0, 5)), max_size=200))
+def test_thrift_pending_calls_follow_the_reference_rule(ops: list[tuple[bool, str, int]]) -> None:
+    """The indexed queue answers like the plain rule: the newest call with the reply's
+    method and sequence id, else the newest with its method; older calls with that
+    sequence id are left unanswered."""
+    from protocols.thrift.parser import ThriftMessage
+    from protocols.thrift.transactions import Pending
+
+    pending = Pending()
+    model: list[ThriftMessage] = []
+    for is_call, method, seqid in ops:
+        if is_call:
+            m = ThriftMessage(0, 1, method, seqid)
+            pending.add(m)
+            model.append(m)
+            if len(model) > 40:
+                assert pending.pop_oldest() is model.pop(0)
+            continue
+        match = -1
+        for i in range(len(model) - 1, -1, -1):
+            if model[i].method == method:
+                if model[i].seqid == seqid:
+                    match = i
+                    break
+                if match < 0:
+                    match = i
+        got = pending.take(method, seqid)
+        if match < 0:
+            assert got is None
+            continue
+        req = model.pop(match)
+        olds = [c for c in model[:match] if c.seqid == req.seqid]
+        model = [c for i, c in enumerate(model) if i >= match or c.seqid != req.seqid]
+        assert got is not None and got[0] is req and list(got[1]) == olds
+        assert len(pending) == len(model)
+    assert pending.drain() == model
