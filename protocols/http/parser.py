@@ -79,6 +79,7 @@ MAX_CHUNK_LINE = 1024
 #: No real peer comes near it (Apache refuses more than 100 request fields, Node.js keeps
 #: 2000); it bounds the per-header objects a 10 MB block could otherwise make.
 MAX_HEADERS = 10_000
+_HEADER_BLOCK_CHECK = 2 * MAX_HEADERS
 #: Content and transfer codings kept per message; past it the chain ends in ``...``,
 #: which the body decoder refuses (a 10,000-layer gzip chain is not decoded).
 MAX_ENCODINGS = 16
@@ -477,7 +478,7 @@ class StreamParser:
         self.scan = 0
         raw = bytes(buf[pos:end])
         # Lines: the start line, the headers, the blank line (each header line >= 2 bytes).
-        if len(raw) > 2 * MAX_HEADERS and raw.count(b"\n") - 2 > MAX_HEADERS:
+        if len(raw) > _HEADER_BLOCK_CHECK and raw.count(b"\n") - 2 > MAX_HEADERS:
             raise ParseError("too many header lines", "too_many_headers")
         msg.raw_headers = raw
         msg.size = len(raw)

@@ -192,8 +192,6 @@ class MysqlHandler(ConnectionHandler):
                 return self._take()
             self.client_synced = True
             for seq, payload, n, cont in stream.feed(data):
-                if len(payload) < n:
-                    self.plugin.stats.incr("mysql.oversized_packets")
                 try:
                     self._client_packet(seq, payload, n, cont, ts)
                 except _DECODE_ERRORS:
@@ -207,14 +205,15 @@ class MysqlHandler(ConnectionHandler):
                     return self._take()
                 self.server_synced = True
             for seq, payload, n, cont in stream.feed(data):
-                if len(payload) < n:
-                    self.plugin.stats.incr("mysql.oversized_packets")
                 try:
                     self._server_packet(seq, payload, n, cont, ts)
                 except _DECODE_ERRORS:
                     self._server_parse_error()
                 if session.mode != MODE_PLAIN:
                     break
+        if stream.oversized:
+            self.plugin.stats.incr("mysql.oversized_packets", stream.oversized)
+            stream.oversized = 0
         return self._take()
 
     def on_gap(self, direction: int, nbytes: int) -> bool:

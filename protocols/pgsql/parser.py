@@ -110,6 +110,7 @@ class MessageStream(FramedStream):
                     break
                 start = pos + 5 + self.prefix
                 out.append((typ, data[pos + 5 : start], size))
+                self.oversized += 1
                 rest = size - 5 - self.prefix
                 if end - start >= rest:
                     pos = start + rest

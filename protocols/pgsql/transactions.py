@@ -173,9 +173,10 @@ class PgsqlHandler(ConnectionHandler):
             msgs = []
             self._stream_error(direction)
         handle = self._client_message if direction == FROM_CLIENT else self._server_message
+        if stream.oversized:
+            self.plugin.stats.incr("pgsql.oversized_messages", stream.oversized)
+            stream.oversized = 0
         for typ, body, size in msgs:
-            if len(body) + 5 < size and typ != p.UNTYPED:
-                self.plugin.stats.incr("pgsql.oversized_messages")
             try:
                 handle(typ, body, size, ts)
             except _DECODE_ERRORS:

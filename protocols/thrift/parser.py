@@ -91,6 +91,8 @@ _MIN_BINARY = {
     T_STRUCT: 1, T_MAP: 6, T_SET: 5, T_LIST: 5, T_UUID: 16,
 }  # fmt: skip
 _MIN_COMPACT = {**{t: 1 for t in _MIN_BINARY}, T_DOUBLE: 8, T_UUID: 16}
+#: Smaller collections cannot exceed MAX_MESSAGE (an element takes at most 32 bytes).
+_CHECKED_SIZE = MAX_MESSAGE // 32
 _NO_KEY = object()
 
 
@@ -717,7 +719,7 @@ class ThriftParser:
                 raise ParseError(f"unknown element type {f.etype}")
         if size < 0 or size > 0x7FFFFFFF:
             raise ParseError("bad collection size")
-        if size:
+        if size > _CHECKED_SIZE:
             mins = _MIN_COMPACT if self.compact else _MIN_BINARY
             each = mins[f.etype] + mins[f.vtype] if t == T_MAP else mins[f.etype]
             if size * each > MAX_MESSAGE:
