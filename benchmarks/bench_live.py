@@ -175,7 +175,7 @@ def start_wirebeat(kind: str, udp_port: int, http_port: int, workdir: Path) -> s
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from shipper.cli import main; main()", "-c", str(cfg)],
+        [sys.executable, "-c", "from shipper.agent.cli import main; main()", "-c", str(cfg)],
         cwd=str(workdir),
         env=env,
         stdout=subprocess.DEVNULL,

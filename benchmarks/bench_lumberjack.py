@@ -33,11 +33,11 @@ from benchmarks.synth import Conversation  # noqa: E402
 from protocols.decoder import Decoder  # noqa: E402
 from protocols.registry import build_plugins, default_config  # noqa: E402
 from protocols.stats import Counters  # noqa: E402
-from shipper.envelope import Envelope  # noqa: E402
 from shipper.outputs.base import OutputContext, encode_event  # noqa: E402
 from shipper.outputs.logstash import LogstashConfig, LogstashOutput  # noqa: E402
-from shipper.pipeline import Pipeline  # noqa: E402
-from shipper.queue import MemQueue  # noqa: E402
+from shipper.pipeline.envelope import Envelope  # noqa: E402
+from shipper.pipeline.publisher import Pipeline  # noqa: E402
+from shipper.pipeline.queue import MemQueue  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
 

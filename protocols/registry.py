@@ -36,6 +36,14 @@ _BUILTIN_MODULES = {
     "pgsql": "protocols.pgsql",
     "redis": "protocols.redis",
     "thrift": "protocols.thrift",
+    "dns": "protocols.dns",
+    "mongodb": "protocols.mongodb",
+    "memcache": "protocols.memcache",
+    "tls": "protocols.tls",
+    "cassandra": "protocols.cassandra",
+    "amqp": "protocols.amqp",
+    "nfs": "protocols.nfs",
+    "sip": "protocols.sip",
 }
 
 _classes: dict[str, type[Plugin]] = {}

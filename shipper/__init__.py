@@ -1,1 +1,3 @@
-"""The agent process: config, CLI, packet loop, publisher, queue, outputs, setup."""
+"""The agent process, in rooms (see ``shipper/README.md``): ``agent`` (CLI, settings, packet loop),
+``pipeline`` (envelope, queues, publisher), ``outputs`` (where events go) and ``setup`` (templates,
+ILM, dashboards)."""

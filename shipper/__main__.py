@@ -1,3 +1,3 @@
-from shipper.cli import main
+from shipper.agent.cli import main
 
 main()

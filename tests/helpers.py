@@ -24,6 +24,37 @@ SHARED_PCAPS = SHARED / "pcaps" / "packetbeat"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+#: The beats module scripts/build-packetbeat downloads (Packetbeat 9.3.0's sources and test data).
+BEATS_VERSION = "v7.0.0-alpha2.0.20251031181001-be9871f5dab9"
+
+
+def beats_dir() -> Path | None:
+    """Packetbeat 9.3.0's source tree in the Go module cache, if downloaded."""
+    roots = []
+    if os.environ.get("GOMODCACHE"):
+        roots.append(Path(os.environ["GOMODCACHE"]))
+    if os.environ.get("GOPATH"):
+        roots.append(Path(os.environ["GOPATH"].split(os.pathsep)[0]) / "pkg" / "mod")
+    roots.append(Path.home() / "go" / "pkg" / "mod")
+    for r in roots:
+        d = r / "github.com" / "elastic" / "beats" / f"v7@{BEATS_VERSION}"
+        if d.is_dir():
+            return d
+    return None
+
+
+def beats_pcap(name: str) -> Path:
+    """A capture of Packetbeat's own system tests, read from the beats module (never copied
+    into this repository); fails under CI=true when the module is missing."""
+    fname = name if name.endswith(".pcap") else name + ".pcap"
+    d = beats_dir()
+    if d is not None:
+        for p in sorted((d / "packetbeat" / "tests" / "system" / "pcaps").rglob(fname)):
+            return p
+    need(f"Packetbeat's test capture {fname} (scripts/build-packetbeat downloads the beats module)")
+    raise AssertionError  # unreachable: need() fails or skips
+
+
 def shared_pcap(name: str) -> Path:
     p = SHARED_PCAPS / (name if name.endswith(".pcap") else name + ".pcap")
     if not p.exists():

@@ -20,7 +20,7 @@ import yaml
 
 from tests.helpers import ROOT, free_port, need, need_tool
 
-WIREBEAT = [sys.executable, "-c", "from shipper.cli import main; main()"]
+WIREBEAT = [sys.executable, "-c", "from shipper.agent.cli import main; main()"]
 
 
 def env() -> dict[str, str]:

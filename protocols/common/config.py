@@ -54,7 +54,7 @@ class ProtocolConfig:
     ports: list[int] = attrs.field(factory=list, validator=validate_ports)
     send_request: bool = False
     send_response: bool = False
-    transaction_timeout: Duration = Duration(10.0)
+    transaction_timeout: Duration = attrs.field(default=Duration(10.0), validator=non_negative)
     keep_null: bool = False
     index: str = ""
     #: Extra fields and tags for this protocol's events (libbeat processors-lite).

@@ -7,7 +7,7 @@ import re
 import zlib
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote_plus, unquote, urlsplit
+from urllib.parse import quote_plus, unquote_to_bytes, urlsplit
 
 from protocols.common.digits import ascii_uint
 from protocols.common.event import ERROR, OK, add_notes, add_related, transaction_event
@@ -53,7 +53,7 @@ def to_event(plugin: HttpPlugin, txn: HttpTransaction) -> dict[str, Any]:
         if req.encodings:
             _decode_body(plugin, req, req_notes)
         uri = req.uri
-        if not req.save_body and "?" not in uri and "%" not in uri and "#" not in uri and uri[:1] == "/":
+        if not req.save_body and _PLAIN_URI.fullmatch(uri) and uri[:1] == "/" and uri[1:2] != "/":
             path = raw_path = uri  # nothing to decode or re-encode (most requests)
             params = ""
         else:
@@ -110,7 +110,9 @@ def to_event(plugin: HttpPlugin, txn: HttpTransaction) -> dict[str, Any]:
             evt["request"] = _raw_message(req)
         evt["method"] = req.method
         evt["query"] = f"{req.method} {path}"
-        if req.authorization and not cfg.redact_authorization:
+        # Like Packetbeat, the user name comes only from a captured Authorization header:
+        # with the default config no user name is indexed.
+        if req.authorization and not cfg.redact_authorization and _keeps_authorization(cfg):
             user = basic_auth_user(req.authorization)
             if user:
                 evt["user"] = {"name": user}
@@ -210,11 +212,51 @@ def _decode_one(body: bytes, enc: str, limit: int) -> bytes:
     return out
 
 
+#: A request target with nothing to decode: printable ASCII without ``?``, ``%`` or ``#``.
+_PLAIN_URI = re.compile(r"[^\x00-\x20#%?\x7f-\U0010ffff]*")
+#: A ``%`` that does not start an escape: Go's unescaping fails on it.
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
 def _extract_parameters(hide: list[str], m: Message) -> tuple[str, str, str]:
-    """(decoded path, re-encoded sorted params, raw path) as Packetbeat derives them."""
-    uri = m.uri
-    if uri.startswith("/"):
+    """(decoded path, re-encoded sorted params, raw path) as Packetbeat derives them with Go's
+    net/url, on the target's bytes: the path decoded (UTF-8 shown as such), query pairs Go
+    cannot parse (a ``;``, a broken escape) dropped, the rest re-encoded byte for byte."""
+    if m.uri.isascii() and "%" not in m.uri and not m.save_body:
+        return _extract_plain(hide, m.uri)
+    uri = m.uri.encode("latin-1")  # the parser keeps the request line's bytes as latin-1
+    if uri[:1] == b"/" and uri[1:2] != b"/":
         # origin-form (nearly every request): no need for the general URL parser
+        raw_path, _, query = uri.partition(b"?")
+        query = query.partition(b"#")[0]
+        raw_path = raw_path.partition(b"#")[0]
+    else:
+        try:
+            parts = urlsplit(uri)
+        except ValueError:
+            return "", "", ""
+        raw_path, query = parts.path, parts.query
+    path_bytes = unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path
+    path = path_bytes.decode("utf-8", "replace")
+    values: dict[str, list[str]] = {}
+    if query:
+        for k, v in _parse_query(query):
+            values.setdefault(k, []).append("xxxxx" if k.lower() in hide else v)
+    if m.content_length > 0 and m.save_body and m.body is not None and "urlencoded" in m.content_type.lower():
+        body_values: dict[str, list[str]] = {}
+        for k, v in _parse_query(bytes(m.body)):
+            body_values.setdefault(k, []).append("xxxxx" if k.lower() in hide else v)
+        values.update(body_values)
+    raw = raw_path.decode("latin-1")
+    if not values:
+        return path, "", raw
+    params = "&".join(f"{_escape(k)}={_escape(v)}" for k in sorted(values) for v in values[k])
+    return path, params, raw
+
+
+def _extract_plain(hide: list[str], uri: str) -> tuple[str, str, str]:
+    """``_extract_parameters`` for an ASCII target without escapes (nearly every request)."""
+    if uri[:1] == "/" and uri[1:2] != "/":
         raw_path, _, query = uri.partition("?")
         query = query.partition("#")[0]
         raw_path = raw_path.partition("#")[0]
@@ -224,40 +266,48 @@ def _extract_parameters(hide: list[str], m: Message) -> tuple[str, str, str]:
         except ValueError:
             return "", "", ""
         raw_path, query = parts.path, parts.query
-    path = unquote(raw_path) if "%" in raw_path else raw_path
+    if not query:
+        return raw_path, "", raw_path
     values: dict[str, list[str]] = {}
-    if query:
-        for k, v in _parse_query(query):
-            values.setdefault(k, []).append("xxxxx" if k.lower() in hide else v)
-    if m.content_length > 0 and m.save_body and m.body is not None and "urlencoded" in m.content_type.lower():
-        body_values: dict[str, list[str]] = {}
-        for k, v in _parse_query(bytes(m.body).decode("utf-8", "replace")):
-            body_values.setdefault(k, []).append("xxxxx" if k.lower() in hide else v)
-        values.update(body_values)
+    for part in query.split("&"):
+        if not part or ";" in part:
+            continue
+        k, _, v = part.partition("=")
+        if "+" in part:
+            k, v = k.replace("+", " "), v.replace("+", " ")
+        values.setdefault(k, []).append("xxxxx" if k.lower() in hide else v)
     if not values:
-        return path, "", raw_path
+        return raw_path, "", raw_path
     params = "&".join(f"{_escape(k)}={_escape(v)}" for k in sorted(values) for v in values[k])
-    return path, params, raw_path
+    return raw_path, params, raw_path
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
-def _parse_query(query: str) -> list[tuple[str, str]]:
-    """Go's url.ParseQuery semantics for ``&``-separated pairs (blank values kept)."""
-    if "%" in query or "+" in query:
-        return parse_qsl(query, keep_blank_values=True)
+def _parse_query(query: bytes) -> list[tuple[str, str]]:
+    """Go's url.ParseQuery: ``&``-separated pairs, ``+`` a space, blank values kept; a pair with
+    a ``;`` or a broken escape is skipped. Keys and values keep their bytes (surrogateescape)."""
     out = []
-    for part in query.split("&"):
-        if part:
-            k, _, v = part.partition("=")
-            out.append((k, v))
+    for part in query.split(b"&"):
+        if not part or b";" in part or (b"%" in part and _BAD_ESCAPE.search(part)):
+            continue
+        k, _, v = part.partition(b"=")
+        out.append((_query_unescape(k), _query_unescape(v)))
     return out
 
 
+def _query_unescape(b: bytes) -> str:
+    if b"+" in b:
+        b = b.replace(b"+", b" ")
+    if b"%" in b:
+        b = unquote_to_bytes(b)
+    return b.decode("utf-8", "surrogateescape")
+
+
 def _escape(s: str) -> str:
-    """Go's url.QueryEscape."""
-    return s if _PLAIN.fullmatch(s) else quote_plus(s, safe="")
+    """Go's url.QueryEscape (of the original bytes)."""
+    return s if _PLAIN.fullmatch(s) else quote_plus(s, safe="", errors="surrogateescape")
 
 
 @lru_cache(maxsize=4096)
@@ -269,8 +319,7 @@ def _split_host(header: str) -> tuple[str, int]:
     host, port = header, 0
     pos = header.rfind(":")
     if pos != -1:
-        tail = header[pos + 1 :]
-        n = ascii_uint(tail, 5)
+        n = ascii_uint(header[pos + 1 :], 5)
         if n is not None and 0 < n < 65536:
             host, port = header[:pos], n
     if len(host) > 2 and host[0] == "[" and host[-1] == "]" and _is_ip(host[1:-1]):
@@ -298,10 +347,41 @@ def _full_url(host: str, port: int, raw_path: str, query: str) -> str:
         netloc = f"[{host}]"
     else:
         netloc = host
-    path = raw_path
+    netloc = _escape_host(netloc)
+    path = _escape_path(raw_path)
     if path and not path.startswith("/"):
         path = "/" + path
     url = f"http://{netloc}{path}"
     if query:
         url += "?" + query
     return url
+
+
+#: What Go's url.URL.String() leaves unescaped in a host (sub-delims, ``:``, brackets).
+_HOST_PLAIN = re.compile(r"[A-Za-z0-9\-_.~!$&'()*+,;=:\[\]<>\"]*")
+_ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_HOST_SAFE = frozenset(_ALNUM + b"-_.~!$&'()*+,;=:[]<>\"")
+#: What Go's url.URL.String() leaves unescaped in a path (RFC 3986 §3.3 as net/url reads it).
+_PATH_PLAIN = re.compile(r"[A-Za-z0-9\-_.~$&+,/:;=@]*")
+_PATH_SAFE = frozenset(_ALNUM + b"-_.~$&+,/:;=@")
+
+
+@lru_cache(maxsize=4096)
+def _escape_host(netloc: str) -> str:
+    if _HOST_PLAIN.fullmatch(netloc):
+        return netloc
+    return "".join(chr(c) if c in _HOST_SAFE else f"%{c:02X}" for c in netloc.encode("utf-8"))
+
+
+@lru_cache(maxsize=4096)
+def _escape_path(raw_path: str) -> str:
+    """The path as Packetbeat's ``url.full`` has it: decoded, then escaped by Go's net/url
+    (``*``, ``%2A`` and a space all come out as ``%2A``/``%20``; ``%2F`` becomes ``/``)."""
+    if _PATH_PLAIN.fullmatch(raw_path) or raw_path == "*":
+        return raw_path
+    raw = unquote_to_bytes(raw_path.encode("latin-1"))
+    return "".join(chr(c) if c in _PATH_SAFE else f"%{c:02X}" for c in raw)
+
+
+def _keeps_authorization(cfg: Any) -> bool:
+    return bool(cfg.send_all_headers or "authorization" in cfg.send_headers)

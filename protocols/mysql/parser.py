@@ -57,7 +57,7 @@ _FIXED_INT = {
 }
 _FLOAT = struct.Struct("<f")
 _DOUBLE = struct.Struct("<d")
-_DATES = frozenset({T_TIMESTAMP, T_DATE, T_DATETIME, T_NEWDATE, T_TIMESTAMP2, T_DATETIME2})
+_DATES = DATE_TYPES = frozenset({T_TIMESTAMP, T_DATE, T_DATETIME, T_NEWDATE, T_TIMESTAMP2, T_DATETIME2})
 _TIMES = frozenset({T_TIME, T_TIME2})
 
 

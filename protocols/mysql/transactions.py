@@ -54,6 +54,31 @@ CLOSED_NOTE = "Response incomplete at end of stream"
 _DECODE_ERRORS = (ParseError, IndexError, struct.error)
 
 
+def packetbeat_params(values: list[str], types: list[tuple[int, bool]] | None) -> list[str]:
+    """Execute parameters in Packetbeat's renderings where they are a convention, not an error:
+    dates as ``year/month/day hour:minute:second`` without padding or fraction
+    (``2017/7/28 0:0:0``), a value of type NULL as ``TYPE_NULL``."""
+    if not types:
+        return values
+    out = list(values)
+    for i, (type_, _unsigned) in enumerate(types[: len(out)]):
+        if type_ == p.T_NULL:
+            out[i] = "TYPE_NULL"
+        elif type_ in p.DATE_TYPES and out[i] != "NULL":
+            out[i] = _packetbeat_date(out[i])
+    return out
+
+
+def _packetbeat_date(value: str) -> str:
+    day, _, clock = value.partition(" ")
+    y, m, d = (int(x) for x in day.split("-"))
+    text = f"{y}/{m}/{d}"
+    if clock:
+        h, mi, sec = (int(float(x)) for x in clock.split(":"))
+        text += f" {h}:{mi}:{sec}"
+    return text
+
+
 class Statement:
     __slots__ = ("nparams", "query", "types")
 
@@ -360,9 +385,10 @@ class MysqlHandler(ConnectionHandler):
             txn = MysqlTransaction(self.conn, ts, p.COM_STMT_EXECUTE, stmt.query, 4 + n)
             if stmt.nparams:
                 try:
-                    txn.params, stmt.types = p.execute_params(
+                    params, stmt.types = p.execute_params(
                         payload, stmt.nparams, stmt.types, session.query_attributes()
                     )
+                    txn.params = packetbeat_params(params, stmt.types)
                 except _DECODE_ERRORS:
                     stats.incr("mysql.param_errors")
         self.pending = txn
@@ -424,7 +450,8 @@ class MysqlHandler(ConnectionHandler):
                 self.plugin.stats.incr("mysql.unmatched_responses")
             return
         txn.resp_size += 4 + n
-        txn.end_ts = ts
+        if not txn.responded:
+            txn.end_ts = ts  # Packetbeat's response time: the response's first packet
         txn.responded = True
         if cont or not payload:
             return
@@ -507,7 +534,7 @@ class MysqlHandler(ConnectionHandler):
             ncols, _ = p.lenenc_int(payload, 0)
             if ncols > MAX_COLUMNS:
                 self.plugin.stats.incr("mysql.too_many_columns")
-                txn.notes.append("Malformed response")
+                txn.notes.append("More than 4096 columns")
                 self._finish()
                 return
             if self.first_result:

@@ -375,7 +375,8 @@ class PgsqlHandler(ConnectionHandler):
                 txn = op.txn
                 txn.num_rows += 1
                 txn.resp_size += size
-                txn.end_ts = ts
+                if not txn.responded:
+                    txn.end_ts = ts
                 txn.responded = True
                 if len(txn.rows) < self.plugin.config.max_rows:
                     cap = self.plugin.config.max_row_length + ROW_SLACK + 4 * txn.num_fields
@@ -386,7 +387,8 @@ class PgsqlHandler(ConnectionHandler):
             if op is not None and op.txn is not None:
                 txn = op.txn
                 txn.resp_size += size
-                txn.end_ts = ts
+                if not txn.responded:
+                    txn.end_ts = ts
                 txn.responded = True
                 ops.popleft()
                 self.out.append(txn)
@@ -421,6 +423,8 @@ class PgsqlHandler(ConnectionHandler):
             if op is not None and op.txn is not None:
                 op.txn.num_rows += 1
                 op.txn.resp_size += size
+                if not op.txn.responded:
+                    op.txn.end_ts = ts
                 op.txn.responded = True
         # N, S, A, K, R, v, G, H, W, c: asynchronous or informational
 
@@ -447,7 +451,8 @@ class PgsqlHandler(ConnectionHandler):
         target.formats = formats
         target.num_fields = len(names)
         target.resp_size += size
-        target.end_ts = ts
+        if not target.responded:
+            target.end_ts = ts  # Packetbeat's response time: the response's first message
         target.responded = True
 
     def _ready(self, ts: int) -> None:
@@ -489,7 +494,8 @@ class PgsqlHandler(ConnectionHandler):
         target.error_message = fields.get("M", "")
         target.error_severity = fields.get("S", "")
         target.resp_size += size
-        target.end_ts = ts
+        if not target.responded:
+            target.end_ts = ts
         target.responded = True
         self.out.append(target)
         # The server skips the rest of the query string, or everything up to Sync.

@@ -18,7 +18,8 @@ class ThriftConfig(ProtocolConfig):
     #: ``binary`` or ``compact``; detected per connection the same way.
     protocol_type: str = attrs.field(default="binary", validator=one_of("binary", "compact"))
     #: .thrift files read once at start: field names replace ids, methods get a service.
-    idl_files: list[str] = attrs.field(factory=list)
+    #: (The loader checks each file exists and is readable: ``path_kind``.)
+    idl_files: list[str] = attrs.field(factory=list, metadata={"path_kind": "file"})
     string_max_size: int = attrs.field(default=200, validator=non_negative)
     collection_max_size: int = attrs.field(default=15, validator=non_negative)
     capture_reply: bool = True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import logging
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,15 +13,47 @@ import attrs
 import orjson
 
 from protocols.stats import Counters
-from shipper.backoff import Backoff
+from shipper.outputs.backoff import Backoff
+
+log = logging.getLogger("output")
 
 
 class OutputError(Exception):
-    """Publishing failed. ``retriable`` says whether trying again can help."""
+    """Publishing a batch failed after it was handed to the receiver (or the receiver
+    answered with an error). The pipeline charges the failure to the batch: it is
+    retried at most ``max_retries`` times (libbeat: ``batch.RetryEvents`` → ``reduceTTL``).
 
-    def __init__(self, message: str, retriable: bool = True) -> None:
+    ``acked``: events from the start of the batch that the receiver acknowledged before
+    the failure (they are done). ``unacked``: events after those that were sent and may
+    have arrived all the same; resending them may duplicate them (counted in
+    ``output.unacked``, the bound on duplicates). ``retriable`` False: the receiver said
+    trying again cannot help (counted in ``output.fatal_errors``; still retried up to
+    ``max_retries``, as libbeat does).
+    """
+
+    def __init__(self, message: str, retriable: bool = True, *, acked: int = 0, unacked: int = 0) -> None:
         super().__init__(message)
         self.retriable = retriable
+        self.acked = acked
+        self.unacked = unacked
+
+
+class ConnectError(OutputError):
+    """The receiver could not be reached (dial refused or timed out, name resolution,
+    TLS handshake, authentication on connect): nothing of the batch was sent.
+
+    The batch is *cancelled*, not failed: it goes back to the front of the queue and no
+    retry is charged, however long the receiver stays away (libbeat's
+    ``netClientWorker.run``: ``batch.Cancelled()`` while (re)connecting). The pipeline
+    waits out the back-off before the next attempt.
+    """
+
+
+class OutputClosed(Exception):
+    """The output's destination is gone for good (stdout closed by the reader: ``| head``).
+
+    The pipeline stops at once, quietly; the process ends like a Unix tool whose
+    reader went away."""
 
 
 @attrs.frozen
@@ -68,12 +102,16 @@ class EncodedEvent(Mapping[str, Any]):
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> EncodedEvent:
-        """Encode ``event`` (it loses its ``@metadata`` key to the new object)."""
+        """Encode ``event`` (it loses its ``@metadata`` key to the new object).
+
+        Raises :class:`EventEncodingError` for an event JSON cannot carry (see
+        :func:`dumps_event`); the caller drops and counts it."""
         meta = event.pop("@metadata", None) or {}
-        try:
-            data = orjson.dumps(event, option=orjson.OPT_SORT_KEYS, default=json_default)
-        except TypeError:  # a non-string key somewhere (rare): the slower option copes
-            data = orjson.dumps(event, option=_OPTS, default=json_default)
+        if not isinstance(meta, dict):
+            raise EventEncodingError("@metadata is not an object")
+        data = dumps_event(event, orjson.OPT_SORT_KEYS)
+        if meta:
+            dumps_event(meta, _OPTS)  # json() encodes it later: make sure it can
         return cls(data, meta)
 
     def json(self) -> bytes:
@@ -120,20 +158,93 @@ def _meta_prefix(meta_json: bytes) -> bytes:
     return b'{"@metadata":' + meta_json + b","
 
 
+class EventEncodingError(ValueError):
+    """An event JSON cannot carry: dropped and counted by whoever encodes it, never fatal."""
+
+
+#: Lone surrogates: what ``bytes.decode(..., "surrogateescape")`` makes of invalid UTF-8.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1
+
+
+def dumps_event(obj: Any, option: int = _OPTS) -> bytes:
+    """``orjson.dumps`` that copes with what a decoder may leave in an event.
+
+    Strings with lone surrogates (invalid UTF-8 carried through ``surrogateescape``) are
+    encoded with U+FFFD in their place, one per byte, as Go's encoder does for libbeat;
+    NaN and infinities become ``null`` (orjson's rule); keys that are not strings are
+    written as strings. What has no JSON form — integers beyond 64 bits, nesting deeper
+    than 254 levels, objects of unknown types — raises :class:`EventEncodingError`.
+    """
+    try:
+        return orjson.dumps(obj, option=option, default=json_default)
+    except TypeError:  # orjson.JSONEncodeError: the slower, careful path below
+        pass
+    try:
+        return orjson.dumps(_repaired(obj, 0), option=option | orjson.OPT_NON_STR_KEYS, default=json_default)
+    except TypeError as exc:
+        raise EventEncodingError(str(exc)) from None
+
+
+def _repaired(obj: Any, depth: int) -> Any:
+    """A copy of ``obj`` without lone surrogates; checks integer ranges and depth."""
+    if depth > 250:
+        raise EventEncodingError("nested more than 250 levels deep")
+    if isinstance(obj, str):
+        return _SURROGATES.sub("\ufffd", obj)
+    if isinstance(obj, bool) or obj is None or isinstance(obj, float):
+        return obj
+    if isinstance(obj, int):
+        if not _INT_MIN <= obj <= _INT_MAX:
+            raise EventEncodingError(f"integer {str(obj)[:24]}... exceeds 64 bits")
+        return obj
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if isinstance(k, str):
+                key = k
+            elif isinstance(k, int | float | bool) or k is None:
+                key = str(k)
+            else:
+                raise EventEncodingError(f"object key of type {type(k).__name__}")
+            out[_SURROGATES.sub("\ufffd", key)] = _repaired(v, depth + 1)
+        return out
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [_repaired(v, depth + 1) for v in obj]
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return bytes(obj).decode("utf-8", "replace")
+    raise EventEncodingError(f"cannot encode a value of type {type(obj).__name__}")
+
+
 def encode_event(event: Mapping[str, Any], pretty: bool = False, escape_html: bool = False) -> bytes:
-    """One event as JSON (keys sorted, like libbeat's encoder)."""
+    """One event as JSON (keys sorted, like libbeat's encoder).
+
+    Raises :class:`EventEncodingError` for a plain dict JSON cannot carry; an
+    :class:`EncodedEvent` (what the pipeline hands outputs) always encodes."""
     if isinstance(event, EncodedEvent):
         data = event.json()
         if pretty:
             data = orjson.dumps(orjson.loads(data), option=_OPTS | orjson.OPT_INDENT_2)
     else:
-        opts = _OPTS | orjson.OPT_INDENT_2 if pretty else _OPTS
-        data = orjson.dumps(event, option=opts, default=json_default)
+        data = dumps_event(event, _OPTS | orjson.OPT_INDENT_2 if pretty else _OPTS)
     if escape_html:
         # Inside JSON these characters only occur in strings, so replacing them is safe.
         for a, b in _HTML:
             data = data.replace(a, b)
     return data
+
+
+def encode_lines(events: list[Any], pretty: bool, escape_html: bool, stats: Counters) -> list[bytes]:
+    """Each event as one JSON line; an event that cannot be encoded (possible only for
+    plain dicts) is left out, counted (``output.dropped_unencodable``) and logged."""
+    lines = []
+    for e in events:
+        try:
+            lines.append(encode_event(e, pretty, escape_html) + b"\n")
+        except EventEncodingError as exc:
+            stats.incr("output.dropped_unencodable")
+            log.warning("dropping an event that cannot be encoded: %s", exc)
+    return lines
 
 
 def json_default(obj: Any) -> Any:
@@ -146,14 +257,39 @@ def json_default(obj: Any) -> Any:
 
 
 class Output:
-    """Base class; subclasses implement ``publish``."""
+    """Base class; subclasses implement ``publish`` (and ``connect``/``close`` if they hold
+    connections).
+
+    The delivery contract every output gets from the pipeline (libbeat's at-least-once,
+    ``publisher/pipeline/client_worker.go``, ``ttl_batch.go``, ``consumer.go``):
+
+    * ``publish(events)`` returns how many events *from the start* are done (acknowledged,
+      or given up on by the output itself with a counted reason, e.g. a document
+      Elasticsearch can never index); the rest goes back to the front of the queue and
+      is charged one retry.
+    * raising :class:`ConnectError` (nothing was sent: the receiver is down, late, or
+      refused the connection) cancels the batch: back to the front, **no retry charged**,
+      back-off, try again. A receiver that is down for hours loses nothing.
+    * raising :class:`OutputError` (the connection broke with the batch in flight, or the
+      receiver answered with an error) acknowledges ``acked`` events and charges one
+      retry to the rest; after ``max_retries`` the events are dropped and counted
+      (``queue.dropped_max_retries``). ``-1`` retries for ever.
+    * ``OSError`` is taken as :class:`OutputError` (a network failure nobody wrapped).
+    * raising :class:`OutputClosed` stops the pipeline quietly (console reader gone).
+    * any other exception is an internal error: the pipeline stops, says so in one line
+      and the process exits non-zero, without waiting on the output again.
+
+    A new network output (Kafka ...) only has to raise :class:`ConnectError` for what
+    fails before anything is sent and :class:`OutputError` for the rest.
+    """
 
     name = ""
     #: How many ``publish`` calls may be in flight at once (workers × hosts × pipelining).
     concurrency = 1
     #: Events per batch (``bulk_max_size``); 0 = the queue's batches as they come.
     batch_size = 2048
-    #: Failed attempts before a batch is dropped; -1 = retry forever.
+    #: Failed attempts before a batch is dropped; -1 = retry forever. Connection failures
+    #: (:class:`ConnectError`) never count.
     max_retries = -1
     #: The output's reconnect back-off (``backoff.init``/``backoff.max``); None: the pipeline's default.
     backoff: Backoff | None = None

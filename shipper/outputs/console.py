@@ -7,7 +7,14 @@ from typing import Any, BinaryIO
 
 import attrs
 
-from shipper.outputs.base import CodecSettings, Output, OutputContext, encode_event
+from shipper.outputs.base import (
+    CodecSettings,
+    Output,
+    OutputClosed,
+    OutputContext,
+    OutputError,
+    encode_lines,
+)
 
 
 @attrs.frozen
@@ -26,16 +33,25 @@ class ConsoleOutput(Output):
 
     def __init__(self, config: ConsoleConfig, ctx: OutputContext, stream: BinaryIO | None = None) -> None:
         self.config = config
+        self.stats = ctx.stats
         self.stream = stream if stream is not None else sys.stdout.buffer
         self.pretty = config.pretty or config.codec.json.pretty
         self.escape = config.codec.json.escape_html
-        self.batch_size = config.bulk_max_size
+        self.batch_size = max(0, config.bulk_max_size)
 
     async def publish(self, events: list[dict[str, Any]]) -> int:
         out = self.stream
-        pretty, escape = self.pretty, self.escape
-        out.write(b"".join(encode_event(e, pretty, escape) + b"\n" for e in events))
-        out.flush()
+        data = b"".join(encode_lines(events, self.pretty, self.escape, self.stats))
+        try:
+            out.write(data)
+            out.flush()
+        except BrokenPipeError:
+            # The reader went away (``| head``): nothing can ever be written again.
+            raise OutputClosed("stdout was closed by its reader") from None
+        except ValueError as exc:  # the stream object itself was closed
+            raise OutputClosed(f"stdout is closed: {exc}") from None
+        except OSError as exc:
+            raise OutputError(f"cannot write to stdout: {exc.strerror or exc}") from exc
         return len(events)
 
 

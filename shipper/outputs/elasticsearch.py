@@ -35,10 +35,20 @@ from typing import Any
 import attrs
 import orjson
 
-from protocols.common.config import Duration
-from shipper.backoff import Backoff
-from shipper.outputs.base import EncodedEvent, Output, OutputContext, OutputError, encode_event
-from shipper.setup.http import HttpClient, SslSettings, TransportError
+from protocols.common.config import Duration, one_of
+from shipper.agent.config import ConfigError, at_least, between, greater_than
+from shipper.agent.settings import SslSettings
+from shipper.outputs.backoff import Backoff
+from shipper.outputs.base import (
+    ConnectError,
+    EncodedEvent,
+    EventEncodingError,
+    Output,
+    OutputContext,
+    OutputError,
+    encode_event,
+)
+from shipper.outputs.http import HttpClient, TransportError, normalize_host
 
 log = logging.getLogger("elasticsearch")
 
@@ -47,15 +57,22 @@ DEFAULT_INDEX = "%{[@metadata][beat]}-%{[@metadata][version]}"
 
 @attrs.frozen
 class BackoffSettings:
-    init: Duration = Duration(1.0)
-    max: Duration = Duration(60.0)
+    init: Duration = attrs.field(default=Duration(1.0), validator=greater_than(0))
+    max: Duration = attrs.field(default=Duration(60.0), validator=greater_than(0))
+
+
+def _hosts(_inst: Any, _attr: Any, value: list[str]) -> None:
+    if not value:
+        raise ValueError("at least one host is required")
+    for h in value:
+        normalize_host(h, "http", 9200)  # ValueError names the bad entry
 
 
 @attrs.frozen
 class ElasticsearchConfig:
     enabled: bool = True
-    hosts: list[str] = attrs.field(factory=lambda: ["localhost:9200"])
-    protocol: str = "http"
+    hosts: list[str] = attrs.field(factory=lambda: ["localhost:9200"], validator=_hosts)
+    protocol: str = attrs.field(default="http", validator=one_of("http", "https"))
     path: str = ""
     username: str = ""
     password: str = ""
@@ -66,14 +83,15 @@ class ElasticsearchConfig:
     #: The target index (format string); named ``index`` in the config.
     target_index: str = attrs.field(default="", metadata={"key": "index"})
     pipeline: str = ""
-    worker: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    worker: int = attrs.field(default=1, validator=between(1, 1024))
+    #: <= 0: the queue's batches are sent unsplit (libbeat).
     bulk_max_size: int = 1600
-    max_retries: int = 3
+    #: -1: retry for ever. Connection failures never count; documents Elasticsearch
+    #: rejects for good (4xx other than 429) are dropped at once, as in libbeat.
+    max_retries: int = attrs.field(default=3, validator=at_least(-1))
     backoff: BackoffSettings = BackoffSettings()
-    timeout: Duration = Duration(90.0)
-    compression_level: int = attrs.field(
-        default=1, validator=[attrs.validators.ge(0), attrs.validators.le(9)]
-    )
+    timeout: Duration = attrs.field(default=Duration(90.0), validator=greater_than(0))
+    compression_level: int = attrs.field(default=1, validator=between(0, 9))
     escape_html: bool = False
     allow_older_versions: bool = attrs.field(default=True, metadata={"ignored": True})
     proxy_url: str = attrs.field(default="", metadata={"ignored": True})
@@ -167,14 +185,17 @@ class ElasticsearchOutput(Output):
         self.config = config
         self.ctx = ctx
         self.stats = ctx.stats
-        self.batch_size = config.bulk_max_size
+        self.batch_size = max(0, config.bulk_max_size)
         self.max_retries = config.max_retries
         self.concurrency = config.worker * max(1, len(config.hosts))
         #: ``backoff.init``/``backoff.max`` for a pipeline that asks its output for the back-off.
         self.backoff = Backoff(config.backoff.init, config.backoff.max)
-        self.client = client or http_client(
-            config, params=config.parameters, maxsize=max(2, self.concurrency)
-        )
+        try:
+            self.client = client or http_client(
+                config, params=config.parameters, maxsize=max(2, self.concurrency)
+            )
+        except (TransportError, ValueError) as exc:
+            raise ConfigError("output.elasticsearch", getattr(exc, "message", None) or str(exc)) from None
         self.index = IndexFormat(config.target_index or DEFAULT_INDEX)
         self._rr = itertools.count()
         #: Events indexed while an earlier one in their batch still waits for a retry.
@@ -217,7 +238,7 @@ class ElasticsearchOutput(Output):
                 continue
             try:
                 lines.append(self._action(e))
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, EventEncodingError) as exc:
                 outcome[i] = _DROP
                 self.stats.incr("output.elasticsearch.events.not_indexable")
                 log.error("cannot encode event for the bulk request (dropped): %s", _brief(exc))
@@ -264,7 +285,14 @@ class ElasticsearchOutput(Output):
             )
         except TransportError as exc:
             self.stats.incr("output.elasticsearch.connection_errors")
-            raise OutputError(f"bulk request failed: {exc.message}", retriable=True) from None
+            if exc.connect_failed:
+                # Nothing was sent (libbeat: Connect fails, the batch is cancelled).
+                raise ConnectError(f"bulk request failed: {exc.message}") from None
+            # The request may have been indexed before the connection broke: a resend
+            # can duplicate these events (libbeat: RetryEvents, one retry charged).
+            raise OutputError(
+                f"bulk request failed: {exc.message}", retriable=True, unacked=len(events)
+            ) from None
         if resp.status == 413 and len(events) > 1:
             return None
         if not resp.ok:
@@ -288,7 +316,9 @@ class ElasticsearchOutput(Output):
         counts = {"acked": 0, "duplicates": 0, "not_indexable": 0, "retried": 0}
         for item in items:
             res = next(iter(item.values())) if isinstance(item, dict) and item else {}
-            status = int(res.get("status", 0)) if isinstance(res, dict) else 0
+            status = res.get("status", 0) if isinstance(res, dict) else 0
+            if not isinstance(status, int) or isinstance(status, bool):
+                status = 0  # a garbled answer: retried
             if 200 <= status < 300:
                 out.append(_DONE)
                 counts["acked"] += 1

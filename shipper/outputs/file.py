@@ -15,23 +15,26 @@ from typing import Any, BinaryIO
 
 import attrs
 
-from protocols.common.config import positive
-from shipper.outputs.base import CodecSettings, Output, OutputContext, OutputError, encode_event
+from shipper.agent.config import PATH_KIND, at_least, between
+from shipper.outputs.base import CodecSettings, Output, OutputContext, OutputError, encode_lines
 
 
-def _file_count(_inst: Any, _attr: attrs.Attribute[Any], value: int) -> None:
-    if not 2 <= value <= 1024:
-        raise ValueError(f"number_of_files must be between 2 and 1024 (libbeat's limits), got {value}")
+def _filename(_inst: Any, _attr: Any, value: str) -> None:
+    if "/" in value or value in (".", ".."):
+        raise ValueError(f"must be a file name without '/' (got {value!r})")
 
 
 @attrs.frozen
 class FileConfig:
     enabled: bool = True
-    path: str = ""
-    filename: str = ""
-    rotate_every_kb: int = attrs.field(default=10 * 1024, validator=positive)
-    number_of_files: int = attrs.field(default=7, validator=_file_count)
-    permissions: int = 0o600
+    #: The directory (created if missing; it, or the parent it is created in, must be writable).
+    path: str = attrs.field(default="", metadata={PATH_KIND: "dir"})
+    filename: str = attrs.field(default="", validator=_filename)
+    #: libbeat: validate:"min=1".
+    rotate_every_kb: int = attrs.field(default=10 * 1024, validator=at_least(1))
+    #: libbeat's limits.
+    number_of_files: int = attrs.field(default=7, validator=between(2, 1024))
+    permissions: int = attrs.field(default=0o600, validator=between(0, 0o777))
     rotate_on_startup: bool = True
     codec: CodecSettings = CodecSettings()
     bulk_max_size: int = 2048
@@ -45,10 +48,11 @@ class FileOutput(Output):
 
     def __init__(self, config: FileConfig, ctx: OutputContext) -> None:
         self.config = config
+        self.stats = ctx.stats
         self.dir = Path(config.path or ctx.data_path)
         self.base = config.filename or ctx.index
         self.limit = config.rotate_every_kb * 1024
-        self.batch_size = config.bulk_max_size
+        self.batch_size = max(0, config.bulk_max_size)
         self.pretty = config.codec.json.pretty
         self.escape = config.codec.json.escape_html
         self._fh: BinaryIO | None = None
@@ -109,8 +113,7 @@ class FileOutput(Output):
     async def publish(self, events: list[dict[str, Any]]) -> int:
         if self._fh is None:
             self._open_next()
-        for e in events:
-            line = encode_event(e, self.pretty, self.escape) + b"\n"
+        for line in encode_lines(events, self.pretty, self.escape, self.stats):
             if self._size and self._size + len(line) > self.limit:
                 self._open_next()
             assert self._fh is not None

@@ -21,12 +21,20 @@ from typing import Any
 import attrs
 
 from protocols.common.config import Duration
-from shipper.backoff import Backoff
-from shipper.config import ConfigError
-from shipper.lumberjack.client import LumberjackClient, LumberjackError
-from shipper.outputs.base import Output, OutputContext, OutputError, encode_event
+from shipper.agent.config import ConfigError, at_least, between, greater_than
+from shipper.agent.settings import SslSettings
+from shipper.outputs.backoff import Backoff
+from shipper.outputs.base import (
+    ConnectError,
+    EventEncodingError,
+    Output,
+    OutputContext,
+    OutputError,
+    encode_event,
+)
 from shipper.outputs.hosts import format_host, parse_host
-from shipper.tlsconfig import SSLConfig, TLSConfigError, client_context
+from shipper.outputs.lumberjack.client import LumberjackClient, LumberjackError
+from shipper.outputs.tlsconfig import TLSConfigError, client_context
 
 log = logging.getLogger("logstash")
 
@@ -41,22 +49,6 @@ def _hosts(_inst: Any, _attr: attrs.Attribute[Any], value: list[str]) -> None:
         parse_host(h, DEFAULT_PORT)
 
 
-def _range(lo: int, hi: int) -> Any:
-    def check(_inst: Any, attr: attrs.Attribute[Any], value: int) -> None:
-        if not lo <= value <= hi:
-            raise ValueError(f"{attr.name}: must be between {lo} and {hi}, got {value}")
-
-    return check
-
-
-def _min(lo: float) -> Any:
-    def check(_inst: Any, attr: attrs.Attribute[Any], value: float) -> None:
-        if value < lo:
-            raise ValueError(f"{attr.name}: must be >= {lo:g}, got {value!r}")
-
-    return check
-
-
 def _no_proxy(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:
     if value:
         raise ValueError("proxy_url: SOCKS5 proxies are not supported by wirebeat")
@@ -64,8 +56,8 @@ def _no_proxy(_inst: Any, _attr: attrs.Attribute[Any], value: str) -> None:
 
 @attrs.frozen
 class BackoffSettings:
-    init: Duration = attrs.field(default=Duration(1.0), validator=_min(0))
-    max: Duration = attrs.field(default=Duration(60.0), validator=_min(0))
+    init: Duration = attrs.field(default=Duration(1.0), validator=greater_than(0))
+    max: Duration = attrs.field(default=Duration(60.0), validator=greater_than(0))
 
 
 @attrs.frozen
@@ -73,18 +65,21 @@ class LogstashConfig:
     enabled: bool = True
     hosts: list[str] = attrs.field(factory=list, validator=_hosts)
     loadbalance: bool = False
-    worker: int = attrs.field(default=1, validator=_min(1))
-    pipelining: int = attrs.field(default=2, validator=_min(0))
+    #: Connections per host; libbeat has no upper bound, wirebeat keeps it sane.
+    worker: int = attrs.field(default=1, validator=between(1, 1024))
+    pipelining: int = attrs.field(default=2, validator=between(0, 1024))
+    #: <= 0: the queue's batches are sent unsplit (libbeat).
     bulk_max_size: int = 2048
     slow_start: bool = False
-    compression_level: int = attrs.field(default=3, validator=_range(0, 9))
-    timeout: Duration = attrs.field(default=Duration(30.0), validator=_min(0.001))
-    ttl: Duration = attrs.field(default=Duration(0.0), validator=_min(0))
-    max_retries: int = 3
+    compression_level: int = attrs.field(default=3, validator=between(0, 9))
+    timeout: Duration = attrs.field(default=Duration(30.0), validator=greater_than(0))
+    ttl: Duration = attrs.field(default=Duration(0.0), validator=at_least(0))
+    #: -1: retry for ever (libbeat validate:"min=-1"). Connection failures never count.
+    max_retries: int = attrs.field(default=3, validator=at_least(-1))
     backoff: BackoffSettings = BackoffSettings()
     escape_html: bool = False
     index: str = ""
-    ssl: SSLConfig | None = None
+    ssl: SslSettings | None = None
     #: libbeat's SOCKS5 proxy: refused rather than ignored, so traffic never bypasses it.
     proxy_url: str = attrs.field(default="", validator=_no_proxy)
     proxy_use_local_resolver: bool = False
@@ -183,7 +178,8 @@ class Worker:
                 self.output.stats.incr("output.connect_errors")
                 if self.failover is not None:
                     self.failover.failed(idx)
-                raise OutputError(f"failed to connect to {self.output.url(idx)}: {exc}") from exc
+                # Nothing was sent: the pipeline cancels the batch without charging a retry.
+                raise ConnectError(f"failed to connect to {self.output.url(idx)}: {exc}") from exc
             log.info("Connection to %s established", self.output.url(idx))
             self.client, self.host_index = c, idx
             return c
@@ -196,31 +192,35 @@ class Worker:
         acked = 0
         while acked < total:
             n = self.window.take(total - acked)
-            payloads = [encode_event(e, escape_html=escape) for e in events[acked : acked + n]]
+            window = events[acked : acked + n]
+            payloads, kept = _encode_window(window, escape, stats)
+            if not payloads:  # every event of the window was unencodable (dropped, counted)
+                acked += n
+                continue
             try:
                 got = await client.send(payloads)
             except LumberjackError as exc:
-                acked += exc.acked
-                if exc.written:
-                    # Sent but not acknowledged: the receiver may have them, so the resend
-                    # can duplicate them (at-least-once).
-                    stats.incr("output.unacked", n - exc.acked)
+                # The acknowledged prefix of the window, mapped back to its events.
+                done = kept[exc.acked - 1] + 1 if exc.acked else 0
+                acked += done
                 self.window.failure()
                 stats.incr("output.window_errors")
                 if self.failover is not None:
                     self.failover.failed(self.host_index)
                 await client.close()
+                # The connection broke with the window in flight (libbeat's sync/async
+                # clients call batch.RetryEvents here: one retry charged). Sent but not
+                # acknowledged: the receiver may have them, so the resend can duplicate
+                # them (at-least-once; counted by the pipeline as output.unacked).
+                unacked = len(payloads) - exc.acked if exc.written else 0
+                if not exc.written and acked == 0:
+                    # The connection was already gone: nothing of the batch left us.
+                    raise ConnectError(f"{self.output.url(self.host_index)}: {exc}") from exc
+                where = f"{self.output.url(self.host_index)}: {exc}"
                 if acked:
-                    log.warning(
-                        "%s: %s (%d of %d events acknowledged; resending the rest)",
-                        self.output.url(self.host_index),
-                        exc,
-                        acked,
-                        total,
-                    )
-                    return acked
-                raise OutputError(str(exc), retriable=True) from exc
-            acked += got
+                    where += f" ({acked} of {total} events acknowledged; resending the rest)"
+                raise OutputError(where, retriable=True, acked=acked, unacked=unacked) from exc
+            acked += n
             self.window.success(got)
         return acked
 
@@ -228,6 +228,23 @@ class Worker:
         if self.client is not None:
             await self.client.close()
             self.client = None
+
+
+def _encode_window(window: list[Any], escape: bool, stats: Any) -> tuple[list[bytes], list[int]]:
+    """The window's payloads and, for each, the index of its event; an event that cannot
+    be encoded (only possible for plain dicts, never for the pipeline's events) is
+    dropped and counted (``output.dropped_unencodable``)."""
+    payloads: list[bytes] = []
+    kept: list[int] = []
+    for i, e in enumerate(window):
+        try:
+            payloads.append(encode_event(e, escape_html=escape))
+        except EventEncodingError as exc:
+            stats.incr("output.dropped_unencodable")
+            log.warning("dropping an event that cannot be encoded: %s", exc)
+            continue
+        kept.append(i)
+    return payloads, kept
 
 
 class LogstashOutput(Output):
@@ -243,7 +260,7 @@ class LogstashOutput(Output):
         except TLSConfigError as exc:
             raise ConfigError("output.logstash", str(exc)) from None
         self.scheme = "tls" if self.ssl_context is not None else "tcp"
-        self.batch_size = config.bulk_max_size if config.bulk_max_size > 0 else 0
+        self.batch_size = max(0, config.bulk_max_size)
         self.max_retries = config.max_retries
         self.backoff = Backoff(config.backoff.init, config.backoff.max)
         failover = None if config.loadbalance or len(self.hosts) == 1 else _Failover(len(self.hosts))

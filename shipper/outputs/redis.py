@@ -26,8 +26,16 @@ from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from protocols.common.config import Duration, one_of
-from shipper.backoff import Backoff
-from shipper.outputs.base import Output, OutputContext, OutputError, encode_event
+from shipper.agent.config import at_least, between, greater_than
+from shipper.outputs.backoff import Backoff
+from shipper.outputs.base import (
+    ConnectError,
+    EventEncodingError,
+    Output,
+    OutputContext,
+    OutputError,
+    encode_event,
+)
 from shipper.outputs.hosts import format_host, parse_host
 from shipper.outputs.logstash import BackoffSettings
 
@@ -43,14 +51,6 @@ def _hosts(_inst: Any, _attr: attrs.Attribute[Any], value: list[str]) -> None:
         parse_host(h, DEFAULT_PORT)
 
 
-def _at_least(lo: float) -> Any:
-    def check(_inst: Any, attr: attrs.Attribute[Any], value: float) -> None:
-        if value < lo:
-            raise ValueError(f"{attr.name}: must be >= {lo:g}, got {value!r}")
-
-    return check
-
-
 @attrs.frozen
 class RedisConfig:
     enabled: bool = True
@@ -58,13 +58,15 @@ class RedisConfig:
     index: str = ""
     key: str = ""
     password: str = ""
-    db: int = attrs.field(default=0, validator=_at_least(0))
+    db: int = attrs.field(default=0, validator=between(0, 1 << 31))
     datatype: str = attrs.field(default="list", validator=one_of("list", "channel"))
-    timeout: Duration = attrs.field(default=Duration(5.0), validator=_at_least(0.001))
-    worker: int = attrs.field(default=1, validator=_at_least(1))
+    timeout: Duration = attrs.field(default=Duration(5.0), validator=greater_than(0))
+    worker: int = attrs.field(default=1, validator=between(1, 1024))
     loadbalance: bool = True
+    #: <= 0: the queue's batches are sent unsplit (libbeat).
     bulk_max_size: int = 2048
-    max_retries: int = 3
+    #: -1: retry for ever. Connection failures never count.
+    max_retries: int = attrs.field(default=3, validator=at_least(-1))
     backoff: BackoffSettings = BackoffSettings()
     escape_html: bool = False
 
@@ -93,10 +95,24 @@ class _Conn:
         )
 
     async def ensure(self) -> aioredis.Redis:
+        """A connected, authenticated client on the right db (libbeat's redis Connect:
+        dial, AUTH, SELECT). Failing here sends nothing: :class:`ConnectError`."""
         if self.client is None:
             if self.output.failover is not None:
                 self.host_index = self.output.failover
-            self.client = self._new_client()
+            client = self._new_client()
+            try:
+                await client.initialize()  # single_connection_client: dials, AUTH, SELECT
+            except (RedisError, OSError) as exc:
+                self.output.stats.incr("output.redis.connect_errors")
+                try:
+                    await client.aclose()
+                except (RedisError, OSError):
+                    pass
+                self.output.moved_on(self.host_index)
+                retriable = not isinstance(exc, AuthenticationError | ResponseError)
+                raise ConnectError(f"{self.output.url(self.host_index)}: {exc}", retriable) from exc
+            self.client = client
         return self.client
 
     async def reset(self) -> None:
@@ -117,7 +133,7 @@ class RedisOutput(Output):
         self.stats = ctx.stats
         self.hosts = [parse_host(h, DEFAULT_PORT) for h in config.hosts]
         self.key = config.key or config.index or ctx.index
-        self.batch_size = config.bulk_max_size if config.bulk_max_size > 0 else 0
+        self.batch_size = max(0, config.bulk_max_size)
         self.max_retries = config.max_retries
         self.backoff = Backoff(config.backoff.init, config.backoff.max)
         #: Without loadbalance: the index of the one host in use (moves on after a failure).
@@ -167,11 +183,24 @@ class RedisOutput(Output):
         finally:
             self._slots.put_nowait(conn)
 
+    def moved_on(self, idx: int) -> None:
+        """Without loadbalance, the host after ``idx`` is used once ``idx`` failed."""
+        if self.failover is not None and len(self.hosts) > 1 and self.failover == idx:
+            self.failover = (idx + 1) % len(self.hosts)
+
     async def _send(self, conn: _Conn, events: list[dict[str, Any]]) -> int:
         escape = self.config.escape_html
-        payloads = [encode_event(e, escape_html=escape) for e in events]
+        payloads = []
+        for e in events:
+            try:
+                payloads.append(encode_event(e, escape_html=escape))
+            except EventEncodingError as exc:
+                self.stats.incr("output.dropped_unencodable")
+                log.warning("dropping an event that cannot be encoded: %s", exc)
+        if not payloads:
+            return len(events)
+        client = await conn.ensure()
         try:
-            client = await conn.ensure()
             if self.config.datatype == "list":
                 await client.rpush(self.key, *payloads)
             else:
@@ -183,10 +212,12 @@ class RedisOutput(Output):
             self.stats.incr("output.redis.errors")
             idx = conn.host_index
             await conn.reset()
-            if self.failover is not None and len(self.hosts) > 1 and self.failover == idx:
-                self.failover = (idx + 1) % len(self.hosts)
+            self.moved_on(idx)
             retriable = not isinstance(exc, AuthenticationError | ResponseError)
-            raise OutputError(f"{self.url(idx)}: {exc}", retriable=retriable) from exc
+            # An error reply stored nothing (RPUSH is atomic); a lost connection may
+            # have stored the batch before the reply was lost: a resend duplicates it.
+            unacked = 0 if isinstance(exc, ResponseError) else len(payloads)
+            raise OutputError(f"{self.url(idx)}: {exc}", retriable=retriable, unacked=unacked) from exc
         self.stats.incr("output.sent", len(events))
         return len(events)
 

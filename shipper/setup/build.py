@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from shipper.settings import Settings
+from shipper.agent.settings import Settings
+from shipper.agent.version import VERSION
 from shipper.setup.fields import FieldsError, FieldSet, field_files, load_fields
 from shipper.setup.ilm import load_policy
 from shipper.setup.kibana import DEFAULT_PATTERN, saved_objects
@@ -21,7 +22,6 @@ from shipper.setup.template import (
     build_template,
     format_name,
 )
-from shipper.version import VERSION
 
 
 def field_set(settings: Settings) -> FieldSet:

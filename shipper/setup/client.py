@@ -4,7 +4,7 @@ ILM policies and write aliases.
 - Elasticsearch 8 and 9: the official ``elasticsearch`` client (its product check insists
   on ``X-Elastic-Product: Elasticsearch``), asking for the server's own major version's
   compatible API.
-- OpenSearch (any version) and Elasticsearch 6/7: plain HTTP (``shipper.setup.http``); the
+- OpenSearch (any version) and Elasticsearch 6/7: plain HTTP (``shipper.outputs.http``); the
   official 8/9 clients refuse those servers.
 """
 
@@ -16,7 +16,7 @@ from urllib.parse import quote
 import attrs
 
 from shipper.outputs.elasticsearch import ElasticsearchConfig, http_client
-from shipper.setup.http import HttpClient, HttpResponse, TransportError, ssl_context
+from shipper.outputs.http import HttpClient, HttpResponse, TransportError, ssl_context
 from shipper.setup.template import Target, Template, parse_version
 
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shipper.settings import Settings
+from shipper.agent.settings import Settings
 from shipper.setup import build
 from shipper.setup.fields import FieldsError, fields_markdown
 from shipper.setup.ilm import PolicyError

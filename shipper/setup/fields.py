@@ -21,6 +21,8 @@ import attrs
 import yaml
 
 import protocols.registry
+from protocols.common.digits import is_ascii_digits
+from shipper.agent.config import ConfigError, safe_yaml
 
 #: Types whose values are searched by default (``index.query.default_field``).
 TEXT_TYPES = frozenset({"keyword", "text", "match_only_text", "wildcard", "constant_keyword"})
@@ -81,6 +83,9 @@ class Field:
     enabled: bool | None = None
     scaling_factor: int | None = None
     default_field: bool | None = None
+    #: Events may carry values Elasticsearch coerces into the type (a number into a
+    #: keyword, a string of digits into a long): the schema check accepts them here only.
+    coerce: bool = False
 
 
 @attrs.frozen
@@ -142,9 +147,11 @@ def load_fields(files: Iterable[Path] | None = None) -> FieldSet:
     for path in files:
         try:
             with open(path, encoding="utf-8") as fh:
-                doc = yaml.safe_load(fh)
+                doc = safe_yaml(fh, str(path))  # setup.template.fields may be anyone's file
         except (OSError, yaml.YAMLError) as exc:
             raise FieldsError(f"{path}: {exc}") from exc
+        except ConfigError as exc:
+            raise FieldsError(str(exc)) from None
         if doc is None:
             continue
         if not isinstance(doc, list):
@@ -211,6 +218,7 @@ def _walk(items: list[Any], prefix: str, src: str) -> Iterator[Field]:
             enabled=item.get("enabled"),
             scaling_factor=item.get("scaling_factor"),
             default_field=item.get("default_field"),
+            coerce=bool(item.get("coerce", False)),
         )
 
 
@@ -281,11 +289,13 @@ def check_event(event: dict[str, Any], fields: FieldSet) -> list[str]:
 def _check(path: str, value: Any, fields: FieldSet, problems: list[str]) -> None:
     f, how = fields.lookup(path)
     if how == "group":
-        if isinstance(value, dict):
-            for k, v in value.items():
-                _check(f"{path}.{k}", v, fields, problems)
-        else:
-            problems.append(f"{path}: is a group of fields, got {type(value).__name__} {value!r:.60}")
+        # A list of objects is an array of that group (tls.detailed.alerts, certificate chains).
+        for item in value if isinstance(value, list) and value else [value]:
+            if isinstance(item, dict):
+                for k, v in item.items():
+                    _check(f"{path}.{k}", v, fields, problems)
+            else:
+                problems.append(f"{path}: is a group of fields, got {type(item).__name__} {item!r:.60}")
         return
     if f is None:
         problems.append(f"{path}: not defined in any fields.yml (value {value!r:.60})")
@@ -297,17 +307,35 @@ def _check(path: str, value: Any, fields: FieldSet, problems: list[str]) -> None
         problems.append(f"{path}: is an alias of {f.alias_path}; events must not write to it")
         return
     if f.type == "object":
-        if not isinstance(value, dict):
-            problems.append(f"{path}: object expected, got {type(value).__name__}")
-            return
-        for k, v in value.items():
-            _check_object_leaf(f"{path}.{k}", f, v, problems)
+        # An array of objects (dns.answers ...) is mapped like one object; declared
+        # sub-fields (dns.answers.ttl) are checked by their own definitions.
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, dict):
+                problems.append(f"{path}: object expected, got {type(item).__name__}")
+                continue
+            for k, v in item.items():
+                sub, _ = fields.lookup(f"{path}.{k}")
+                if sub is not None and sub is not f:
+                    _check(f"{path}.{k}", v, fields, problems)
+                else:
+                    _check_object_leaf(f"{path}.{k}", f, v, problems)
         return
     if f.type in ("flattened", "nested"):
         return
     for v in value if isinstance(value, list) else [value]:
-        if isinstance(v, dict) or not value_matches(f.type, v):
+        if isinstance(v, dict) or not (value_matches(f.type, v) or (f.coerce and coerces(f.type, v))):
             problems.append(f"{path}: {f.type} expected, got {type(v).__name__} {v!r:.60}")
+
+
+def coerces(ftype: str, value: Any) -> bool:
+    """Elasticsearch's default ``coerce``: a number into a keyword field, a string of
+    digits into an integer field (Packetbeat sends ``dns.id``, record TTLs and SIP's
+    ``sip.contact.q`` that way; fields that carry such values say ``coerce: true``)."""
+    if ftype in ("keyword", "constant_keyword"):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if ftype in ("long", "integer", "short", "byte", "unsigned_long"):
+        return isinstance(value, str) and is_ascii_digits(value.removeprefix("-"))
+    return False
 
 
 def _check_object_leaf(path: str, parent: Field, value: Any, problems: list[str]) -> None:

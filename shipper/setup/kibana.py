@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
+from shipper.outputs.http import HttpClient, TransportError
 from shipper.setup.fields import FieldSet
-from shipper.setup.http import HttpClient, TransportError
 
 DEFAULT_PATTERN = "packetbeat-*"
 CORE_MIGRATION_VERSION = "8.8.0"
@@ -47,6 +47,8 @@ AGGREGATABLE = frozenset(
         "boolean",
     }
 )
+#: Metrics with several values per bucket: a terms aggregation cannot be ordered by them.
+MULTI_VALUE_METRICS = frozenset({"percentiles", "percentile_ranks"})
 NUMERIC = frozenset(
     {"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float", "unsigned_long"}
 )
@@ -142,7 +144,9 @@ def _metric_agg(i: int, m: dict[str, Any], schema: str) -> dict[str, Any]:
     return {"id": str(i), "enabled": True, "type": m["agg"], "params": params, "schema": schema}
 
 
-def _bucket_agg(i: int, b: dict[str, Any], schema: str, metric_ids: list[str]) -> dict[str, Any]:
+def _bucket_agg(
+    i: int, b: dict[str, Any], schema: str, metric_ids: list[str], metric_types: list[str]
+) -> dict[str, Any]:
     agg = b["agg"]
     params: dict[str, Any]
     if agg == "date_histogram":
@@ -161,11 +165,30 @@ def _bucket_agg(i: int, b: dict[str, Any], schema: str, metric_ids: list[str]) -
             "field": b["field"],
             "size": b.get("size", 10),
             "order": "desc",
-            # Kibana orders terms by a metric agg id (the first metric by default) or _key.
-            "orderBy": "_key" if order_by == "key" else metric_ids[int(order_by)],
             "otherBucket": False,
             "missingBucket": False,
         }
+        # Kibana orders terms by a single-value metric agg id (the first metric by default),
+        # by _key, or by a "custom" sub-aggregation (here: the document count).
+        if order_by == "key":
+            params["orderBy"] = "_key"
+        elif order_by == "count":
+            params["orderBy"] = "custom"
+            params["orderAgg"] = {
+                "id": f"{i}-orderAgg",
+                "enabled": True,
+                "type": "count",
+                "params": {},
+                "schema": "orderAgg",
+            }
+        else:
+            k = int(order_by)
+            if metric_types[k] in MULTI_VALUE_METRICS:
+                raise ValueError(
+                    f"terms on {b['field']!r} cannot be ordered by a {metric_types[k]} metric; "
+                    "use order_by: count, key or a single-value metric"
+                )
+            params["orderBy"] = metric_ids[k]
     elif agg == "histogram":
         params = {
             "field": b["field"],
@@ -261,7 +284,7 @@ def visualization(vid: str, panel: dict[str, Any], base_query: str, pattern_id: 
             schema = "bucket" if b.get("split", "rows") == "rows" else "split"
         else:
             schema = "group"
-        aggs.append(_bucket_agg(n + j + 1, b, schema, metric_ids))
+        aggs.append(_bucket_agg(n + j + 1, b, schema, metric_ids, [m["agg"] for m in metrics]))
     params: dict[str, Any]
     if vis_type in ("line", "area", "bar"):
         params = _xy_params(vis_type, title)

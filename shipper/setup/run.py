@@ -14,12 +14,12 @@ import argparse
 import logging
 import sys
 
+from shipper.agent.settings import Settings
 from shipper.outputs.elasticsearch import ElasticsearchConfig
-from shipper.settings import Settings
+from shipper.outputs.http import HttpClient
 from shipper.setup import build
 from shipper.setup.client import IndexAdmin, SetupError, connect
 from shipper.setup.fields import FieldsError
-from shipper.setup.http import HttpClient
 from shipper.setup.ilm import PolicyError
 from shipper.setup.kibana import KibanaError, import_objects, kibana_version, to_ndjson
 from shipper.setup.template import TemplateError, parse_version

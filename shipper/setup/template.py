@@ -17,8 +17,8 @@ from typing import Any
 
 import attrs
 
+from shipper.agent.version import VERSION
 from shipper.setup.fields import TEXT_TYPES, Field, FieldSet, load_fields
-from shipper.version import VERSION
 
 DEFAULT_ES_VERSION = "8.17.0"
 KEYWORD_IGNORE_ABOVE = 1024

@@ -280,7 +280,7 @@ def capture_live_http(tmp: Path) -> LiveCapture:
     if "capture" not in _CACHE:
         log = tmp / "server.jsonl"
         pcap = tmp / "live-http.pcap"
-        with http_server(log) as port, live_capture(pcap, port):
+        with http_server(log) as port, live_capture(pcap, port, protocol="http"):
             t0 = time.monotonic()
             rec = run_workload(port)
             elapsed = time.monotonic() - t0

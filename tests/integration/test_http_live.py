@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from capture import CaptureFile
-from shipper.envelope import Envelope
+from shipper.pipeline.envelope import Envelope
 from tests.helpers import decode_packets
 from tests.integration.http_workload import LiveCapture, live_http_capture  # noqa: F401 (fixture)
 from tests.protocols.test_http_pcaps import run_wirebeat

@@ -327,7 +327,7 @@ def test_missing_privilege_is_one_clear_error(tmp_path: Path, kind: str) -> None
         assert "cannot" in line and "lo" in line and "CAP_NET_RAW" in line, line
         # Root without CAP_NET_RAW fails the same way.
         code = " ".join(
-            ["exec", sys.executable, "-c", "'from shipper.cli import main; main()'", "-c", str(cfg)]
+            ["exec", sys.executable, "-c", "'from shipper.agent.cli import main; main()'", "-c", str(cfg)]
         )
         out = subprocess.run(
             [capsh, "--drop=cap_net_raw", "--", "-c", code],

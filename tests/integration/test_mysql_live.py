@@ -142,7 +142,7 @@ def test_pymysql_and_prepared_statements(server: MysqlServer, tmp_path: Path) ->
     pymysql, _ = _modules()
     rec = Recorder()
     pcap = tmp_path / "mysql.pcap"
-    with live_capture(pcap, server.port):
+    with live_capture(pcap, server.port, protocol="mysql"):
         conn = _pymysql(server)
         with conn.cursor() as cur:
             rec.query(
@@ -225,7 +225,7 @@ def test_compressed_and_tls_connections_are_counted_not_decoded(
     server: MysqlServer, cert_dir: Path, tmp_path: Path
 ) -> None:
     pcap = tmp_path / "mysql-special.pcap"
-    with live_capture(pcap, server.port):
+    with live_capture(pcap, server.port, protocol="mysql"):
         conn = _connector(server, compress=True)
         cur = conn.cursor()
         for i in range(3):

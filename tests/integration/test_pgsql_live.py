@@ -98,7 +98,7 @@ def test_psycopg_workload(server: PgServer, tmp_path: Path) -> None:
     rec = Recorder()
     pcap = tmp_path / "pgsql.pcap"
     with (
-        live_capture(pcap, server.port),
+        live_capture(pcap, server.port, protocol="pgsql"),
         psycopg.connect(server.dsn(sslmode="disable"), autocommit=True) as conn,
     ):
         cur = conn.cursor()
@@ -198,7 +198,7 @@ def test_psycopg_workload(server: PgServer, tmp_path: Path) -> None:
 def test_tls_connection_is_counted_not_decoded(server: PgServer, tmp_path: Path) -> None:
     psycopg = _psycopg()
     pcap = tmp_path / "pgsql-tls.pcap"
-    with live_capture(pcap, server.port):
+    with live_capture(pcap, server.port, protocol="pgsql"):
         with psycopg.connect(server.dsn(sslmode="require"), autocommit=True) as conn:
             assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (
                 True,

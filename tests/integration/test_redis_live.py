@@ -15,6 +15,7 @@ import pytest
 from capture import CaptureFile
 from tests.helpers import make_decoder, need, tcpdump
 from tests.integration.redis_server import redis_server
+from tests.oracle.recordings import record_for_oracle
 
 pytestmark = pytest.mark.integration
 
@@ -279,6 +280,7 @@ def test_redis_live_workload(tmp_path: Path) -> None:
         pcap = tmp_path / "redis.pcap"
         with tcpdump(pcap, f"tcp port {port}", settle=2.5):
             recorders, pushes = workload(port)
+        record_for_oracle(pcap, [{"type": "redis", "ports": [port]}])
         dec = make_decoder({"redis": {"ports": [port]}})
         events: list[dict[str, Any]] = []
         for ts, lt, frame, _ in CaptureFile(str(pcap)):

@@ -12,6 +12,7 @@ import pytest
 
 from capture import CaptureFile
 from tests.helpers import free_port, make_decoder, need, tcpdump
+from tests.oracle.recordings import record_for_oracle
 
 pytestmark = pytest.mark.integration
 
@@ -142,6 +143,10 @@ def test_thrift_live_all_transports_and_protocols(tmp_path: Path) -> None:
             server.close()
             th.join(timeout=5)
             time.sleep(0.2)
+    # Packetbeat decodes one transport per config and no compact protocol: compare twice.
+    for transport in ("socket", "framed"):
+        thrift = {"type": "thrift", "ports": ports, "transport_type": transport, "idl_files": [str(IDL)]}
+        record_for_oracle(pcap, [thrift], label=f"thrift-live-{transport}")
     dec = make_decoder({"thrift": {"ports": ports, "idl_files": [str(IDL)]}})
     events: list[dict[str, Any]] = []
     for ts, lt, frame, _ in CaptureFile(str(pcap)):

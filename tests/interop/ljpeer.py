@@ -122,7 +122,7 @@ def wirebeat(
     """Run ``wirebeat`` from this checkout (not whatever is installed)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     r = subprocess.run(
-        [sys.executable, "-c", "from shipper.cli import main; main()", *args],
+        [sys.executable, "-c", "from shipper.agent.cli import main; main()", *args],
         capture_output=True,
         timeout=timeout,
         env=env,
@@ -138,7 +138,7 @@ def wirebeat(
 def wirebeat_popen(*args: str, **kw: Any) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.Popen(
-        [sys.executable, "-c", "from shipper.cli import main; main()", *args], env=env, **kw
+        [sys.executable, "-c", "from shipper.agent.cli import main; main()", *args], env=env, **kw
     )
 
 

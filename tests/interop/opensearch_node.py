@@ -125,3 +125,80 @@ def opensearch_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ope
                 proc.kill()
                 proc.wait()
         print(f"\nOpenSearch stopped in {time.monotonic() - t1:.1f}s")
+
+
+class KillableNode:
+    """An OpenSearch node of one test's own, to be SIGKILLed and restarted on the same port
+    and data directory (the session node above is shared and must stay up)."""
+
+    def __init__(self, base: Path, port: int | None = None) -> None:
+        java = shutil.which("java")
+        if java is None:
+            need("java (Java 17) for the OpenSearch test node")
+        assert java is not None
+        _build_if_needed()
+        self.java = java
+        self.base = base
+        self.port = port or free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> subprocess.Popen[bytes]:
+        """Launch without waiting (the caller polls :meth:`ready`)."""
+        self.starts += 1
+        log = self.base / f"node-{self.starts}.log"
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [
+                    self.java,
+                    "-Xms512m",
+                    "-Xmx512m",
+                    "-XX:+UseSerialGC",
+                    # C1 only: starts in about half the time; these tests index little.
+                    "-XX:TieredStopAtLevel=1",
+                    "-Djava.awt.headless=true",
+                    "-cp",
+                    f"{JAR}:{LIB}/*",
+                    "wirebeat.testnode.OpenSearchNode",
+                    str(self.port),
+                    str(self.base / "home"),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.log = log
+        return self.proc
+
+    def ready(self) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"OpenSearch is not running:\n{self.log.read_text()[-3000:]}")
+        return b"READY " in self.log.read_bytes()
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"OpenSearch did not start in {timeout}s:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def request(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201)) -> Any:
+        return OpenSearchNode(self.port, self.proc, self.log, 0.0).request(method, path, body, ok)  # type: ignore[arg-type]
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from protocols.stats import Counters
-from shipper.envelope import Envelope
 from shipper.outputs.base import OutputContext
 from shipper.outputs.logstash import LogstashConfig, LogstashOutput
-from shipper.pipeline import Pipeline
-from shipper.queue import MemQueue
+from shipper.pipeline.envelope import Envelope
+from shipper.pipeline.publisher import Pipeline
+from shipper.pipeline.queue import MemQueue
 from tests.interop.ljpeer import Receiver, http_capture, wirebeat, wirebeat_popen
 
 TOTAL = 200_000

@@ -6,6 +6,9 @@ every compression level, across several load-balanced hosts and over verified TL
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ import orjson
 import pytest
 
 from tests.helpers import shared_pcap
-from tests.interop.ljpeer import Receiver, http_capture, wirebeat
+from tests.interop.ljpeer import Receiver, http_capture, wirebeat, wirebeat_popen
 
 
 def console_events(pcap: Path, home: Path) -> list[dict[str, Any]]:
@@ -147,8 +150,11 @@ def test_tls_with_verification(
 
 
 def run_refused(r: Receiver, tmp_path: Path, *opts: str) -> str:
-    """A replay that cannot deliver: max_retries 0 so it ends; returns its log."""
-    res = wirebeat(
+    """A replay that cannot deliver; returns its log once the refusal is in it.
+
+    A TLS handshake that fails is a connection failure: like libbeat, wirebeat keeps
+    retrying (no retry is charged, nothing is dropped) until it is stopped."""
+    proc = wirebeat_popen(
         "-I",
         str(shared_pcap("http_post")),
         "-t",
@@ -156,14 +162,27 @@ def run_refused(r: Receiver, tmp_path: Path, *opts: str) -> str:
         "-E",
         f"path.home={tmp_path}",
         "-E",
-        "output.logstash.max_retries=0",
-        "-E",
         "output.logstash.backoff.init=10ms",
+        "-E",
+        "output.logstash.backoff.max=50ms",
         *[x for o in opts for x in ("-E", o)],
-        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
+    assert proc.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    try:
+        for raw in proc.stderr:
+            lines.append(raw.decode())
+            if "no retry charged" in lines[-1] or time.monotonic() > deadline:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
     assert r.events() == []
-    return res.stderr.decode()
+    return "".join(lines)
 
 
 def test_tls_wrong_ca_is_refused_with_a_clear_error(

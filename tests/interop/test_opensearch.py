@@ -16,11 +16,11 @@ import pytest
 
 from protocols.registry import available, plugin_class
 from protocols.stats import Counters
+from shipper.agent.version import VERSION
 from shipper.outputs.base import OutputContext
 from shipper.outputs.elasticsearch import ElasticsearchConfig, ElasticsearchOutput
 from shipper.setup.fields import load_fields
 from shipper.setup.kibana import saved_objects
-from shipper.version import VERSION
 from tests.helpers import ROOT, decode_file, shared_pcap
 from tests.interop.opensearch_node import OpenSearchNode, opensearch_fixture  # noqa: F401 (the fixture)
 
@@ -39,7 +39,7 @@ CAPTURES = {
 
 def wirebeat(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from shipper.cli import main; main()", *args],
+        [sys.executable, "-c", "from shipper.agent.cli import main; main()", *args],
         cwd=cwd,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
         capture_output=True,

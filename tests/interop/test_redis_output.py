@@ -11,13 +11,13 @@ import pytest
 import redis
 
 from protocols.stats import Counters
-from shipper.config import ConfigError, expand_dotted
-from shipper.envelope import Envelope
+from shipper.agent.config import ConfigError, expand_dotted
+from shipper.agent.settings import build_settings
 from shipper.outputs.base import OutputContext, OutputError
 from shipper.outputs.redis import RedisConfig, RedisOutput
-from shipper.pipeline import Pipeline
-from shipper.queue import MemQueue
-from shipper.settings import build_settings
+from shipper.pipeline.envelope import Envelope
+from shipper.pipeline.publisher import Pipeline
+from shipper.pipeline.queue import MemQueue
 from tests.helpers import free_port, shared_pcap
 from tests.interop.ljpeer import redis_server, wirebeat
 

@@ -351,7 +351,8 @@ def expected_event(txn: Txn, *, send_all_headers: bool = False, hide: tuple[str,
         if ua:
             e["user_agent.original"] = ua
         auth = req.header("authorization") or ""
-        if auth.lower().startswith("basic "):
+        # Packetbeat 9.3 reads the user name only from a captured Authorization header.
+        if send_all_headers and auth.lower().startswith("basic "):
             user = base64.b64decode(auth[6:]).decode().partition(":")[0]
             e["user.name"] = user
             e["related.user"] = [user]

@@ -237,8 +237,12 @@ def test_hide_keywords_in_query_and_form_body() -> None:
 def test_basic_auth_user_and_redaction() -> None:
     req = b"GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic dXNlcjpwYXNz\r\nX-Secret: s3\r\n\r\n"
     (e,) = run(plugin(send_request=True), [(FROM_CLIENT, req), (FROM_SERVER, RESP)])
-    assert e["user"] == {"name": "user"} and e["related"]["user"] == ["user"]
+    # Packetbeat 9.3 takes the user name only from a captured Authorization header.
+    assert "user" not in e and "user" not in e["related"]
     assert "dXNlcjpwYXNz" in e["request"]
+    for opts in ({"send_headers": ["Authorization"]}, {"send_all_headers": True}):
+        (e,) = run(plugin(**opts), [(FROM_CLIENT, req), (FROM_SERVER, RESP)])
+        assert e["user"] == {"name": "user"} and e["related"]["user"] == ["user"]
     p = plugin(
         send_request=True, redact_authorization=True, send_all_headers=True, redact_headers=["x-secret"]
     )
@@ -322,3 +326,36 @@ def test_upgrade_stops_parsing() -> None:
     events = run(p, [(FROM_CLIENT, req), (FROM_SERVER, resp), (FROM_CLIENT, b"\x81\x85binaryframe")])
     assert [e["http"]["response"]["status_code"] for e in events] == [101]
     assert "http.parse_errors" not in p.stats
+
+
+def test_full_url_path_escaped_like_packetbeat() -> None:
+    """url.full is built by Go's net/url in Packetbeat: the decoded path escaped again."""
+    for raw, full in [
+        ("/logstash-*/_search", "/logstash-%2A/_search"),
+        ("/a%20b/caf%C3%A9", "/a%20b/caf%C3%A9"),
+        ("/x%2Fy;p=1,2:@$&+", "/x/y;p=1,2:@$&+"),
+        ("/plain-path_1.~", "/plain-path_1.~"),
+    ]:
+        req = f"GET {raw} HTTP/1.1\r\nHost: h\r\n\r\n".encode()
+        (e,) = run(plugin(), [(FROM_CLIENT, req), (FROM_SERVER, RESP)])
+        assert e["url"]["full"] == f"http://h:8080{full}", raw
+
+
+def test_target_bytes_and_query_pairs_like_go_net_url() -> None:
+    """Packetbeat's url.* come from Go's net/url on the target's bytes (checked against
+    Packetbeat 9.3 on synthetic captures): UTF-8 paths stay UTF-8, pairs ParseQuery rejects
+    (a ``;``, a broken escape) are dropped, other bytes are re-escaped as they were."""
+    cases = [
+        ("/caf\u00e9/x".encode(), "h", "/café/x", None, "http://h:8080/caf%C3%A9/x"),
+        (b"/x?a=1;b=2&c=3", "h", "/x", "c=3", "http://h:8080/x?c=3"),
+        (b"/x?k%zz=1&b=2", "h", "/x", "b=2", "http://h:8080/x?b=2"),
+        (b"/x?%E9=%FF", "h", "/x", "%E9=%FF", "http://h:8080/x?%E9=%FF"),
+        (b"/v", "b\u00fccher.example", "/v", None, "http://b%C3%BCcher.example:8080/v"),
+    ]
+    for target, host, path, query, full in cases:
+        req = b"GET " + target + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\n\r\n"
+        (e,) = run(plugin(), [(FROM_CLIENT, req), (FROM_SERVER, RESP)])
+        assert e["url"]["path"] == path, target
+        assert e["url"].get("query") == query, target
+        assert e["url"]["full"] == full, target
+        assert e["query"] == f"GET {path}"

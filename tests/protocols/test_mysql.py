@@ -153,10 +153,11 @@ def test_prepared_statement_lifecycle() -> None:
     assert prep["method"] == "SELECT"
     assert prep["error"]["message"] == [sql]
     assert prep["mysql"]["num_fields"] == 1
-    assert ex1["query"] == sql and ex1["params"] == ["A1224638", "2.5", "2017-07-28 00:00:00"]
+    # Dates as Packetbeat 9.3 prints them (mysql_prepare_statement.pcap of its tests).
+    assert ex1["query"] == sql and ex1["params"] == ["A1224638", "2.5", "2017/7/28 0:0:0"]
     assert ex1["mysql"]["num_rows"] == 1
-    assert ex2["params"] == ["B", "NULL", "2017-07-28 00:00:00"]  # types remembered from the first execute
-    assert ex3["params"] == ["-3", "2.5", "2017-07-28 00:00:00"]
+    assert ex2["params"] == ["B", "NULL", "2017/7/28 0:0:0"]  # types remembered from the first execute
+    assert ex3["params"] == ["-3", "2.5", "2017/7/28 0:0:0"]
     assert unknown["query"] == "Request Execute Statement"
     assert unknown["error"]["message"] == ["The actual query being used is unknown"]
     assert stats["mysql.unknown_statements"] == 1
@@ -298,3 +299,22 @@ def test_response_rendered_from_first_100k_only() -> None:
     # Header packets (~60 bytes) plus rows of 1,005 bytes: the 102nd row crosses 100 KiB.
     assert len(lines) == 1 + 102
     assert lines[-1].startswith("0101")
+
+
+def test_parameters_in_packetbeat_renderings() -> None:
+    from protocols.mysql import parser as p
+    from protocols.mysql.transactions import packetbeat_params
+
+    types = [(p.T_DATETIME, False), (p.T_DATE, False), (p.T_TIMESTAMP, False), (p.T_NULL, False)]
+    types += [(p.T_DATETIME, False), (p.T_TIME, False), (p.T_LONG, False)]
+    values = ["2017-07-28 09:05:03.250000", "2017-10-28", "0000-00-00 00:00:00", "NULL", "NULL"]
+    values += ["-01:02:03", "-1"]
+    assert packetbeat_params(values, types) == [
+        "2017/7/28 9:5:3",
+        "2017/10/28",
+        "0/0/0 0:0:0",
+        "TYPE_NULL",
+        "NULL",  # a NULL from the null bitmap keeps its name
+        "-01:02:03",
+        "-1",
+    ]

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from shipper.version import VERSION
+from shipper.agent.version import VERSION
 from tests.helpers import free_port
 from tests.setup.fakehttp import FakeServer, Request, fake_server
 from tests.setup.test_kibana import run

@@ -12,7 +12,7 @@ import pytest
 
 from capture import CaptureFile
 from protocols.registry import available
-from shipper.envelope import Envelope
+from shipper.pipeline.envelope import Envelope
 from shipper.setup.fields import (
     FieldsError,
     check_event,

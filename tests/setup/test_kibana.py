@@ -7,11 +7,12 @@ import json
 import logging
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shipper.cli import Exit, dispatch
+from shipper.agent.cli import Exit, dispatch
 from shipper.setup.fields import load_fields
 from shipper.setup.kibana import AGGREGATABLE, NUMERIC, dashboard_id, fields_used, saved_objects
 from tests.setup.fakehttp import Request, fake_server
@@ -74,7 +75,8 @@ def check_objects(objects: list[dict[str, Any]]) -> None:
 def test_saved_objects_are_valid_and_references_resolve() -> None:
     check_objects(OBJECTS)
     types = [o["type"] for o in OBJECTS]
-    assert types[0] == "index-pattern" and types.count("dashboard") == 7
+    files = list((Path(__file__).resolve().parents[2] / "shipper" / "setup" / "dashboards").glob("*.yml"))
+    assert types[0] == "index-pattern" and types.count("dashboard") == len(files) >= 8
 
 
 def test_visualizations_only_use_fields_the_template_defines() -> None:
@@ -278,3 +280,24 @@ def test_kibana_too_old_or_unreachable(capsys: pytest.CaptureFixture[str]) -> No
     code, _out, err = run(capsys, "setup", "--dashboards", "-E", f"setup.kibana.host=127.0.0.1:{free_port()}")
     assert code == 1
     assert "Exiting: Kibana at http://127.0.0.1:" in err and "not reachable" in err
+
+
+def test_terms_order_by_a_percentiles_metric_is_refused_and_count_order_is_custom() -> None:
+    """Elasticsearch and OpenSearch cannot order terms by a multi-value metric ("Invalid
+    aggregation order path"): the generator says so instead of emitting a broken panel."""
+    from shipper.setup.kibana import visualization
+
+    panel: dict[str, Any] = {
+        "id": "p",
+        "title": "t",
+        "type": "line",
+        "metrics": [{"agg": "percentiles", "field": "event.duration", "percents": [50]}],
+        "buckets": [{"agg": "terms", "field": "method", "split": "series"}],
+    }
+    with pytest.raises(ValueError, match="cannot be ordered by a percentiles metric"):
+        visualization("v", panel, "", "packetbeat-*")
+    panel["buckets"][0]["order_by"] = "count"
+    state = json.loads(visualization("v", panel, "", "packetbeat-*")["attributes"]["visState"])
+    terms = next(a for a in state["aggs"] if a["type"] == "terms")
+    assert terms["params"]["orderBy"] == "custom"
+    assert terms["params"]["orderAgg"]["type"] == "count"

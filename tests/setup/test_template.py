@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from shipper.agent.version import VERSION
 from shipper.setup.fields import load_fields
 from shipper.setup.ilm import PolicyError, default_policy, load_policy
 from shipper.setup.template import Target, TemplateError, TemplateOptions, build_template, parse_version
-from shipper.version import VERSION
 from tests.helpers import ROOT
 
 FIELDS = load_fields()
@@ -170,7 +170,7 @@ def test_ilm_policy(tmp_path: Path) -> None:
 
 def wirebeat(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from shipper.cli import main; main()", *args],
+        [sys.executable, "-c", "from shipper.agent.cli import main; main()", *args],
         cwd=cwd,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
         capture_output=True,

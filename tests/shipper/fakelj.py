@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 import orjson
 
-from shipper.lumberjack import codec
+from shipper.outputs.lumberjack import codec
 
 N = -1  # placeholder for "the window size" in Act.acks
 

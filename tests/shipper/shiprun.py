@@ -72,7 +72,7 @@ def wirebeat(
     data, logs = tmp / "data", tmp / "logs"
     argv = [str(a) for a in args] + ["--path.data", str(data), "--path.logs", str(logs)]
     if prelude:
-        cmd = [sys.executable, "-c", f"{prelude}\nfrom shipper.cli import main\nmain({argv!r})"]
+        cmd = [sys.executable, "-c", f"{prelude}\nfrom shipper.agent.cli import main\nmain({argv!r})"]
     else:
         cmd = [sys.executable, "-m", "shipper", *argv]
     child_env = dict(os.environ)

@@ -16,7 +16,7 @@ import yaml
 from benchmarks.synth import Conversation
 from capture import CaptureFile, PcapWriter
 from protocols.registry import available
-from shipper.version import VERSION
+from shipper.agent.version import VERSION
 from tests.helpers import ROOT, shared_pcap
 from tests.shipper.shiprun import REQUIRED, Run, missing_required, wirebeat
 

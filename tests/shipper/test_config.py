@@ -12,8 +12,8 @@ import pytest
 
 from protocols import registry
 from protocols.registry import available, plugin_class
-from shipper.config import ConfigError, parse_duration, parse_size
-from shipper.settings import PACKETBEAT_PROTOCOLS, Settings, load_settings
+from shipper.agent.config import ConfigError, parse_duration, parse_size
+from shipper.agent.settings import PACKETBEAT_PROTOCOLS, Settings, load_settings
 from tests.helpers import ROOT
 
 DATA = ROOT / "tests" / "data"
@@ -376,7 +376,7 @@ def test_unknown_keys_are_warnings_naming_the_full_path(tmp_path: Path) -> None:
         ("queue.mem.events: lots", "queue.mem.events", "integer"),
         ("queue.mem.flush.timeout: later", "queue.mem.flush.timeout", "duration"),
         ("queue: {mem: {}, disk: {}}", "queue", "either queue.mem or queue.disk"),
-        ("output.file.rotate_every_kb: 0", "output.file.rotate_every_kb", "> 0"),
+        ("output.file.rotate_every_kb: 0", "output.file.rotate_every_kb", "requires value >= 1"),
         ("output.file.number_of_files: many", "output.file.number_of_files", "integer"),
         ("output.console.pretty: [1]", "output.console.pretty", "true or false"),
         ("output: [console]", "output", "mapping"),

@@ -4,12 +4,23 @@ adds (@timestamp, agent, host, ecs, @metadata)."""
 from __future__ import annotations
 
 import copy
+import datetime
+import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from shipper.envelope import Envelope, TimeFormatter, community_id
-from shipper.version import ECS_VERSION, VERSION
+from shipper.agent.version import ECS_VERSION, VERSION
+from shipper.pipeline.envelope import (
+    MAX_TIMESTAMP_NS,
+    MIN_TIMESTAMP_NS,
+    Envelope,
+    EventRejected,
+    TimeFormatter,
+    community_id,
+)
 from tests.helpers import decode_file, shared_pcap
 from tests.shipper.shiprun import REQUIRED
 
@@ -346,3 +357,89 @@ def test_envelope_is_idempotent_on_derived_fields() -> None:
     first = copy.deepcopy(evt)
     e.apply(evt)
     assert evt == first
+
+
+# -- any integer timestamp: formatted, or rejected with a reason; never a crash ----------------
+
+_RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3}|\d{6}|\d{9})Z")
+
+
+@pytest.mark.parametrize(
+    ("ts", "text"),
+    [
+        (-1, "1969-12-31T23:59:59.999999999Z"),  # once came out as ".999999999Z"
+        (-999_999_999, "1969-12-31T23:59:59.000000001Z"),
+        (-1_000_000_000, "1969-12-31T23:59:59.000000000Z"),
+        (-(10**18), "1938-04-24T22:13:20.000000000Z"),
+        (MIN_TIMESTAMP_NS, "0001-01-01T00:00:00.000000000Z"),
+        (MAX_TIMESTAMP_NS, "9999-12-31T23:59:59.999999999Z"),
+        (2**63, "2262-04-11T23:47:16.854775808Z"),
+    ],
+)
+def test_times_before_1970_and_at_the_ends_of_rfc3339(ts: int, text: str) -> None:
+    assert TimeFormatter("nanosecond")(ts) == text
+    # The same second again (the formatter caches per second) gives the same answer.
+    assert TimeFormatter("nanosecond")(ts) == TimeFormatter("nanosecond")(ts)
+
+
+@pytest.mark.parametrize(
+    "ts", [MAX_TIMESTAMP_NS + 1, MIN_TIMESTAMP_NS - 1, 10**30, -(10**30), 2**200, -(2**200)]
+)
+def test_timestamps_beyond_the_years_1_to_9999_are_rejected_with_a_reason(ts: int) -> None:
+    with pytest.raises(EventRejected) as info:
+        TimeFormatter("millisecond")(ts)
+    assert info.value.reason == "bad_timestamp"
+    evt = tcp_event(start=ts, end=ts)
+    before = copy.deepcopy(evt)
+    with pytest.raises(EventRejected):
+        env().apply(evt)
+    assert evt == before  # rejected before anything was changed
+
+
+@given(st.integers(), st.sampled_from(["millisecond", "microsecond", "nanosecond"]))
+@settings(max_examples=400, deadline=None)
+def test_any_integer_timestamp_formats_exactly_or_is_rejected(ts: int, precision: str) -> None:
+    fmt = TimeFormatter(precision)
+    try:
+        text = fmt(ts)
+    except EventRejected as exc:
+        assert exc.reason == "bad_timestamp"
+        assert not MIN_TIMESTAMP_NS <= ts <= MAX_TIMESTAMP_NS
+        return
+    m = _RFC3339.fullmatch(text)
+    assert m, text
+    sec, frac = divmod(ts, 1_000_000_000)
+    back = datetime.datetime(*map(int, m.groups()[:6])) - datetime.datetime(1970, 1, 1)
+    assert back.days * 86400 + back.seconds == sec
+    digits = m.group(7)
+    assert int(digits) == frac // 10 ** (9 - len(digits))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda e: e.update({"@timestamp": 10**30}), "bad_timestamp"),
+        (lambda e: e["event"].update({"end": -(10**30)}), "bad_timestamp"),
+        (lambda e: e.update({"@timestamp": 1.5}), "invalid"),
+        (lambda e: e.update({"event": "start"}), "invalid"),
+        (lambda e: e.update({"network": ["tcp"]}), "invalid"),
+        (lambda e: e.update({"source": "10.0.0.1"}), "invalid"),
+        (lambda e: e["source"].update({"ip": 167772161}), "invalid"),
+    ],
+)
+def test_malformed_events_are_rejected_with_a_reason(mutate: Any, reason: str) -> None:
+    evt = tcp_event()
+    mutate(evt)
+    with pytest.raises(EventRejected) as info:
+        env().apply(evt)
+    assert info.value.reason == reason
+
+
+def test_odd_endpoint_values_do_not_break_the_envelope() -> None:
+    evt = tcp_event()
+    evt["source"]["port"] = 70000  # not a port: no community id, no crash
+    evt["source"]["bytes"] = "many"
+    evt["destination"]["ip"] = "10.0.0.\x00"
+    env().apply(evt)
+    assert "community_id" not in evt["network"]
+    assert evt["network"]["bytes"] == 250

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shipper.config import ConfigError
-from shipper.live import capture_filter, capture_type, check_interfaces
-from shipper.settings import Settings, build_settings
+from shipper.agent.config import ConfigError
+from shipper.agent.live import capture_filter, capture_type, check_interfaces
+from shipper.agent.settings import Settings, build_settings
 
 
 def settings(**tree: object) -> Settings:
@@ -49,7 +49,6 @@ def test_capture_types() -> None:
             "packetbeat.interfaces.0.bpf_filter",
             "syntax error",
         ),
-        ({"device": "lo", "fanout_group": 70000}, {}, "packetbeat.interfaces.0.fanout_group", "65535"),
         ({"device": "lo"}, {"run_as": "no-such-user-x"}, "packetbeat.run_as", "no such user"),
     ],
 )
@@ -58,6 +57,14 @@ def test_check_interfaces_names_the_setting(iface: dict, extra: dict, key: str, 
     with pytest.raises(ConfigError) as err:
         check_interfaces(s)
     assert err.value.path == key and message in err.value.message
+
+
+def test_out_of_range_interface_numbers_fail_when_the_config_is_loaded() -> None:
+    for key, value in (("fanout_group", 70000), ("snaplen", 0), ("buffer_size_mb", -1)):
+        with pytest.raises(ConfigError) as err:
+            settings(interfaces=[{"device": "lo", key: value}])
+        assert err.value.path == f"packetbeat.interfaces.0.{key}"
+        assert "requires value" in err.value.message
 
 
 def test_device_by_index_and_any_pass() -> None:

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from protocols.stats import Counters
-from shipper.lumberjack.client import LumberjackClient, LumberjackError
+from shipper.outputs.lumberjack.client import LumberjackClient, LumberjackError
 from tests.shipper.fakelj import ACK, Act, FakeLumberjack, N
 
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shipper.lumberjack import codec
-from shipper.lumberjack.codec import Ack, FrameDecoder, JsonData, KVData, ProtocolError, Window
+from shipper.outputs.lumberjack import codec
+from shipper.outputs.lumberjack.codec import Ack, FrameDecoder, JsonData, KVData, ProtocolError, Window
 
 
 def decode_all(data: bytes, chunks: list[int] | None = None, **kw: int) -> list[codec.Frame]:

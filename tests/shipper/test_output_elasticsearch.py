@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 
 from protocols.stats import Counters
-from shipper.backoff import Backoff
-from shipper.envelope import Envelope
+from shipper.agent.settings import load_settings
+from shipper.agent.version import VERSION
+from shipper.outputs.backoff import Backoff
 from shipper.outputs.base import OutputContext, OutputError
 from shipper.outputs.elasticsearch import ElasticsearchConfig, ElasticsearchOutput, IndexFormat
-from shipper.pipeline import Pipeline
-from shipper.queue import MemQueue
-from shipper.settings import load_settings
-from shipper.version import VERSION
+from shipper.pipeline.envelope import Envelope
+from shipper.pipeline.publisher import Pipeline
+from shipper.pipeline.queue import MemQueue
 from tests.helpers import free_port
 from tests.setup.fakehttp import FakeServer, Request, fake_server
 

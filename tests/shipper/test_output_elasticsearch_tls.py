@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from shipper.agent.settings import SslSettings
 from shipper.outputs.base import OutputError
-from shipper.setup.http import SslSettings
 from tests.shipper.test_output_elasticsearch import bulk_server, event, output
 
 

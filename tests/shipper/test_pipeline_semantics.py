@@ -5,6 +5,7 @@ everything exactly once, ``max_retries`` drops are counted, ``close()`` drains."
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from typing import Any
@@ -12,11 +13,11 @@ from typing import Any
 import pytest
 
 from protocols.stats import Counters
-from shipper.backoff import Backoff
-from shipper.envelope import Envelope
-from shipper.outputs.base import Output, OutputError
-from shipper.pipeline import Pipeline
-from shipper.queue import MemQueue, QueueClosed
+from shipper.outputs.backoff import Backoff
+from shipper.outputs.base import ConnectError, Output, OutputError
+from shipper.pipeline.envelope import Envelope
+from shipper.pipeline.publisher import Pipeline
+from shipper.pipeline.queue import MemQueue, QueueClosed
 
 T0 = 1_700_000_000_000_000_000
 
@@ -400,3 +401,134 @@ def test_published_events_carry_the_envelope() -> None:
     assert e["@metadata"]["beat"] == "packetbeat"
     assert e["network"]["community_id"].startswith("1:")
     assert e["event"]["duration"] == 500
+
+
+# -- the delivery contract: connection failures cost no retries ---------------------------------
+
+
+class UnreachableFor(RecordingOutput):
+    """The receiver cannot be reached for the first ``n`` attempts (down, or late)."""
+
+    def __init__(self, n: int, max_retries: int) -> None:
+        super().__init__(batch_size=5)
+        self.n = n
+        self.max_retries = max_retries
+
+    async def publish(self, events: list[dict[str, Any]]) -> int:
+        if self.n > 0:
+            self.n -= 1
+            raise ConnectError("dial 127.0.0.1:5044: connection refused")
+        return await super().publish(events)
+
+
+def test_connection_failures_cancel_the_batch_without_spending_its_retries() -> None:
+    # A receiver down for 25 attempts with max_retries 1: libbeat cancels the batch while
+    # it reconnects (client_worker.go) — nothing is dropped, however long it takes.
+    stats = Counters()
+    out = UnreachableFor(25, max_retries=1)
+    q = MemQueue(max_events=64, flush_min_events=0, flush_timeout=0.01, stats=stats)
+    p = Pipeline(out, q, envelope(), stats, backoff=fast_backoff())
+    p.start()
+    for i in range(20):
+        assert p.publish(proto_event(i))
+    assert p.close(10)
+    assert out.received == list(range(20))
+    assert stats["output.cancelled_batches"] == 25
+    assert stats.get("output.failed_batches", 0) == 0
+    assert not [k for k in stats if k.startswith("queue.dropped")]
+
+
+def test_a_failure_in_flight_is_charged_and_the_acked_prefix_kept() -> None:
+    # The connection broke after 2 of 5 events were acknowledged and 3 were written.
+    class BreaksOnce(RecordingOutput):
+        def __init__(self) -> None:
+            super().__init__(batch_size=5)
+            self.max_retries = 0
+            self.broke = False
+
+        async def publish(self, events: list[dict[str, Any]]) -> int:
+            if not self.broke:
+                self.broke = True
+                self.received += [e["seq"] for e in events[:2]]
+                raise OutputError("connection reset", acked=2, unacked=3)
+            return await super().publish(events)
+
+    stats = Counters()
+    out = BreaksOnce()
+    p = Pipeline(out, MemQueue(64, 5, 1, stats), envelope(), stats, backoff=fast_backoff())
+    p.start()
+    for i in range(5):
+        p.publish(proto_event(i))
+    p.close(10)
+    # max_retries 0: the three unacknowledged events are dropped after their one attempt.
+    assert out.received == [0, 1]
+    assert stats["queue.dropped_max_retries"] == 3
+    assert stats["output.unacked"] == 3
+    assert stats["output.acked"] == 2
+
+
+def test_an_unexpected_exception_in_an_output_stops_the_pipeline_cleanly() -> None:
+    class Buggy(RecordingOutput):
+        async def publish(self, events: list[dict[str, Any]]) -> int:
+            if self.calls == 2:
+                raise ZeroDivisionError("division by zero")
+            return await super().publish(events)
+
+    stats = Counters()
+    told = threading.Event()
+    out = Buggy(batch_size=4)
+    q = MemQueue(64, 4, 0.05, stats)
+    p = Pipeline(out, q, envelope(), stats, backoff=fast_backoff(), on_fatal=told.set)
+    p.start()
+    for i in range(12):
+        p.publish(proto_event(i))
+    assert told.wait(5)
+    assert p.fatal == "output fake failed with an internal error: ZeroDivisionError: division by zero"
+    t0 = time.monotonic()
+    assert p.close(30) is False  # nobody drains a failed pipeline: no waiting for the timeout
+    assert time.monotonic() - t0 < 5
+    assert out.received == list(range(8))  # the two batches before the bug stay delivered
+    assert stats["publisher.unacked_at_shutdown"] == 4
+    with pytest.raises(QueueClosed):
+        q.put(proto_event(12))
+
+
+def test_one_bad_event_is_dropped_and_counted_never_the_run() -> None:
+    stats = Counters()
+    got: list[Any] = []
+
+    class Keep(RecordingOutput):
+        async def publish(self, events: list[Any]) -> int:
+            got.extend(events)
+            return len(events)
+
+    p = Pipeline(Keep(), MemQueue(100, 0, 0.01, stats), envelope(), stats, backoff=fast_backoff())
+    p.start()
+    bad: list[Any] = []
+    for mutate in (
+        lambda e: e.update({"@timestamp": 10**30}),  # beyond year 9999
+        lambda e: e.update({"@timestamp": -(10**20)}),  # before year 1
+        lambda e: e["event"].update({"start": 2**200}),
+        lambda e: e.update({"big": 2**70}),  # no 64-bit JSON form
+        lambda e: e.update({"obj": object()}),
+        lambda e: e.update({"deep": functools.reduce(lambda a, _: [a], range(300), [])}),
+        lambda e: e.update({"network": "tcp"}),
+        lambda e: e.update({"source": ["10.0.0.1"]}),
+    ):
+        e = proto_event(len(bad))
+        mutate(e)
+        bad.append(e)
+    odd = proto_event(100)
+    odd.update({"path": "/caf\udce9", "ratio": float("nan"), "keys": {1: "one"}})
+    events = [proto_event(50), *bad, odd, "not an event", proto_event(51)]
+    assert p.publish_all(events) == 3  # type: ignore[arg-type]
+    assert p.close(5)
+    assert [e["seq"] for e in got] == [50, 100, 51]
+    repaired = got[1]
+    # Invalid UTF-8 carried as a lone surrogate becomes U+FFFD (what Go's encoder writes).
+    assert repaired["path"] == "/caf\ufffd"
+    assert repaired["ratio"] is None and repaired["keys"] == {"1": "one"}
+    assert stats["publisher.dropped_bad_timestamp"] == 3
+    assert stats["publisher.dropped_unencodable"] == 3
+    assert stats["publisher.dropped_invalid"] == 3
+    assert stats["publisher.published"] == 3

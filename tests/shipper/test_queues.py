@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from protocols.stats import Counters
-from shipper.diskqueue import DiskQueue, DiskQueueError
-from shipper.queue import MemQueue, Queue, QueueClosed
-from shipper.settings import DiskQueueSettings
+from shipper.agent.settings import DiskQueueSettings
+from shipper.pipeline.diskqueue import DiskQueue, DiskQueueError
+from shipper.pipeline.queue import MemQueue, Queue, QueueClosed
 
 
 def ev(i: int, pad: int = 0) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shipper.tlsconfig import SSLConfig, TLSConfigError, client_context
+from shipper.agent.settings import SslSettings
+from shipper.outputs.tlsconfig import TLSConfigError, client_context
 from tests.interop.ljpeer import make_pki
 
 
@@ -18,12 +19,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_off_unless_configured() -> None:
     assert client_context(None) is None
-    assert client_context(SSLConfig()) is None
-    assert client_context(SSLConfig(enabled=False, certificate_authorities=["x"])) is None
+    assert client_context(SslSettings()) is None
+    assert client_context(SslSettings(enabled=False, certificate_authorities=["x"])) is None
 
 
 def test_full_verification_by_default(pki: dict[str, Path]) -> None:
-    ctx = client_context(SSLConfig(certificate_authorities=[str(pki["ca"])]))
+    ctx = client_context(SslSettings(certificate_authorities=[str(pki["ca"])]))
     assert ctx is not None
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
     assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
@@ -32,7 +33,7 @@ def test_full_verification_by_default(pki: dict[str, Path]) -> None:
 
 
 def test_inline_pem_authority(pki: dict[str, Path]) -> None:
-    ctx = client_context(SSLConfig(certificate_authorities=[pki["ca"].read_text()]))
+    ctx = client_context(SslSettings(certificate_authorities=[pki["ca"].read_text()]))
     assert ctx is not None and len(ctx.get_ca_certs()) == 1
 
 
@@ -46,13 +47,13 @@ def test_inline_pem_authority(pki: dict[str, Path]) -> None:
     ],
 )
 def test_verification_modes(mode: str, verify: ssl.VerifyMode, hostname: bool) -> None:
-    ctx = client_context(SSLConfig(enabled=True, verification_mode=mode))
+    ctx = client_context(SslSettings(enabled=True, verification_mode=mode))
     assert ctx is not None
     assert (ctx.verify_mode, ctx.check_hostname) == (verify, hostname)
 
 
 def test_supported_protocols() -> None:
-    ctx = client_context(SSLConfig(enabled=True, supported_protocols=["TLSv1.3"]))
+    ctx = client_context(SslSettings(enabled=True, supported_protocols=["TLSv1.3"]))
     assert ctx is not None
     assert ctx.minimum_version == ctx.maximum_version == ssl.TLSVersion.TLSv1_3
 
@@ -69,14 +70,14 @@ def test_client_certificate_with_passphrase(pki: dict[str, Path], tmp_path: Path
             serialization.BestAvailableEncryption(b"pass phrase"),
         )
     )
-    good = SSLConfig(certificate=str(pki["cert"]), key=str(enc), key_passphrase="pass phrase")
+    good = SslSettings(certificate=str(pki["cert"]), key=str(enc), key_passphrase="pass phrase")
     assert client_context(good) is not None
     with pytest.raises(TLSConfigError, match=r"ssl.certificate/ssl.key"):
-        client_context(SSLConfig(certificate=str(pki["cert"]), key=str(enc), key_passphrase="wrong"))
+        client_context(SslSettings(certificate=str(pki["cert"]), key=str(enc), key_passphrase="wrong"))
     with pytest.raises(TLSConfigError, match="together"):
-        client_context(SSLConfig(certificate=str(pki["cert"])))
+        client_context(SslSettings(certificate=str(pki["cert"])))
 
 
 def test_missing_authority_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(TLSConfigError, match=r"ssl\.certificate_authorities: cannot load"):
-        client_context(SSLConfig(certificate_authorities=[str(tmp_path / "nope.crt")]))
+        client_context(SslSettings(certificate_authorities=[str(tmp_path / "nope.crt")]))

@@ -1,0 +1,386 @@
+"""Wiring: settings → decoder, envelope, queue, output, pipeline; the packet loops."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import gc
+import io
+import itertools
+import logging
+import signal
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from capture import CaptureFile, PcapWriter
+from capture.devices import local_addresses
+from protocols.decoder import Decoder, DecoderLimits
+from protocols.registry import build_plugins
+from protocols.stats import Counters
+from protocols.tcp import TcpLimits
+from shipper.agent.hostinfo import agent_id, host_metadata
+from shipper.agent.monitor import Monitor
+from shipper.agent.settings import Settings, output_module
+from shipper.agent.version import VERSION
+from shipper.outputs.base import Output, OutputContext
+from shipper.pipeline.envelope import Envelope
+from shipper.pipeline.publisher import Pipeline
+from shipper.pipeline.queue import MemQueue, Queue
+
+log = logging.getLogger("beat")
+
+NS = 1_000_000_000
+
+
+class Beat:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stats = Counters()
+        self.decoder_stats = Counters()
+        self.stop_event = threading.Event()
+        self.monitor = Monitor(settings.logging.metrics.period if settings.logging.metrics.enabled else 0)
+        self.output: Output | None = None
+        self.queue: Queue | None = None
+        self.pipeline: Pipeline | None = None
+
+    # -- construction ------------------------------------------------------------------
+
+    def decoder_limits(self) -> DecoderLimits:
+        t = self.settings.packetbeat.tcp
+        return DecoderLimits(
+            tcp=TcpLimits(
+                max_connections=t.max_connections,
+                reorder_window=t.reorder_window,
+                reorder_timeout_ns=int(t.reorder_timeout * NS),
+                reorder_buffer=t.reorder_buffer,
+            )
+        )
+
+    def new_decoder(self) -> Decoder:
+        plugins = build_plugins(self.settings.packetbeat.protocols, self.decoder_stats)
+        if not plugins:
+            log.warning("no protocol is enabled: nothing will be decoded")
+        return Decoder(plugins, self.decoder_limits(), self.decoder_stats)
+
+    def output_context(self) -> OutputContext:
+        s = self.settings
+        return OutputContext(
+            beat_name=s.beat_name,
+            version=VERSION,
+            stats=self.stats,
+            data_path=s.data_path,
+            index="packetbeat",
+        )
+
+    def build_output(self) -> Output:
+        s = self.settings
+        name = s.output_name()
+        mod = output_module(name)
+        cfg = s.output_config() or mod.CONFIG()
+        out: Output = mod.create(cfg, self.output_context())
+        return out
+
+    def build_queue(self) -> Queue:
+        s = self.settings
+        if s.queue.disk is not None:
+            from shipper.pipeline.diskqueue import DiskQueue  # type: ignore[import-not-found,unused-ignore]
+
+            q: Queue = DiskQueue(s.queue.disk, s.data_path, self.stats)
+            return q
+        mem = s.queue.mem
+        if mem is None:
+            return MemQueue(stats=self.stats)
+        return MemQueue(mem.events, mem.flush_min_events, mem.flush_timeout, self.stats)
+
+    def dry_build(self) -> None:
+        """Construct what a run constructs (decoder with its limits, queue, output client)
+        without side effects, so `test config` fails where `run` would (ConfigError)."""
+        self.new_decoder()
+        if self.settings.queue.disk is None:
+            self.build_queue()
+        name = self.settings.output_name()
+        if name not in ("file", "console", "discard"):  # those open files or stdout
+            out = self.build_output()
+            close = getattr(out, "close", None)
+            if close is not None:
+                import asyncio
+
+                asyncio.run(close())
+
+    def index_name(self) -> str:
+        cfg = self.settings.output_config()
+        index = getattr(cfg, "index", "") if cfg is not None else ""
+        return index or "packetbeat"
+
+    def build_envelope(self) -> Envelope:
+        s = self.settings
+        ifaces = s.packetbeat.interfaces
+        internal = [n for i in ifaces for n in i.internal_networks]
+        per_proto: dict[str, dict[str, Any]] = {}
+        for name, cfg in s.packetbeat.protocols.items():
+            if cfg.index or cfg.fields or cfg.tags:
+                per_proto[name] = {
+                    "index": cfg.index,
+                    "fields": cfg.fields,
+                    "fields_under_root": cfg.fields_under_root,
+                    "tags": cfg.tags,
+                }
+        return Envelope(
+            beat_name=s.beat_name,
+            index=self.index_name(),
+            precision=s.timestamp.precision,
+            local_ips=local_addresses(),
+            internal_networks=internal,
+            agent_id=agent_id(s.data_path),
+            ephemeral_id=str(uuid.uuid4()),
+            host=host_metadata(s.beat_name),
+            fields=s.fields,
+            fields_under_root=s.fields_under_root,
+            tags=s.tags,
+            per_protocol=per_proto,
+        )
+
+    def auto_setup(self) -> None:
+        """Like libbeat with the Elasticsearch output: load the index template and ILM policy
+        (``setup.template.enabled``, default on) and dashboards (``setup.dashboards.enabled``)
+        before publishing. A failure is logged and publishing goes on."""
+        s = self.settings
+        if s.output_name() != "elasticsearch":
+            return
+        from shipper.setup import run as setup_run
+
+        steps = []
+        if s.setup.template.enabled or s.setup.ilm.enabled:
+            steps.append(
+                (
+                    "index template/ILM policy",
+                    lambda: setup_run.setup_index_management(
+                        s, template=s.setup.template.enabled, ilm=s.setup.ilm.enabled
+                    ),
+                )
+            )
+        if s.setup.dashboards.enabled:
+            steps.append(("Kibana dashboards", lambda: setup_run.setup_dashboards(s)))
+        for what, step in steps:
+            said = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(said):
+                    step()
+            except Exception as exc:
+                log.warning("%s not loaded: %s", what, exc)
+            for line in said.getvalue().splitlines():
+                log.info("setup: %s", line)
+
+    def start_pipeline(self, live: bool) -> Pipeline:
+        s = self.settings
+        self.auto_setup()
+        self.output = self.build_output()
+        self.queue = self.build_queue()
+        ignore = s.packetbeat.ignore_outgoing or any(i.ignore_outgoing for i in s.packetbeat.interfaces)
+        self.pipeline = Pipeline(
+            self.output,
+            self.queue,
+            self.build_envelope(),
+            self.stats,
+            live=live,
+            ignore_outgoing=ignore,
+            backoff=self.output.backoff,
+            on_fatal=self.stop_event.set,
+        )
+        self.pipeline.start()
+        self.monitor.add("", lambda: dict(self.decoder_stats))
+        self.monitor.add("pipeline", lambda: dict(self.stats))
+        return self.pipeline
+
+    @staticmethod
+    def tune_gc() -> None:
+        """The packet path allocates many short-lived dicts and no reference cycles, so the
+        default gen-0 threshold (700) makes the cyclic collector re-scan in-flight events and
+        connection state over and over. Freeze what setup allocated and collect rarely."""
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
+
+    def install_signals(self) -> None:
+        def handler(signum: int, _frame: Any) -> None:
+            log.info("received signal %d, stopping", signum)
+            self.stop_event.set()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
+            signal.signal(signal.SIGTERM, handler)
+
+    # -- capture file replay (-I) --------------------------------------------------------
+
+    def run_file(
+        self, path: str, *, topspeed: bool, loops: int = 1, one_at_a_time: bool = False, dump_prefix: str = ""
+    ) -> int:
+        """Replay a capture file. Capture timestamps are always kept (Packetbeat overwrites
+        them with the wall clock unless ``-t``); without ``-t`` packets are paced at the
+        capture's own rate."""
+        CaptureFile(path).close()  # fail early: CaptureError says what is wrong with the file
+        pipeline = self.start_pipeline(live=False)
+        self.install_signals()
+        self.tune_gc()
+        self.monitor.start()
+        dumper = Dumper(dump_prefix) if dump_prefix else None
+        reader: CaptureFile | None = None
+        n = 0
+        internal: BaseException | None = None
+        try:
+            while not self.stop_event.is_set() and (loops == 0 or n < loops):
+                n += 1
+                decoder = self.new_decoder()
+                reader = CaptureFile(path)
+                self.monitor.add("pcap", reader.stats.as_dict)
+                packets: Iterable[tuple[int, int, bytes, int]] = reader
+                if not topspeed:
+                    packets = _paced(packets, self.stop_event)
+                if one_at_a_time:
+                    packets = _one_at_a_time(packets)
+                if dumper is not None:
+                    packets = dumper.wrap(packets)
+                self._loop(decoder, packets, pipeline)
+                if pipeline.failed.is_set():
+                    break
+                pipeline.publish_all(decoder.flush())
+                if reader.error:
+                    self.stats.incr("pcap.truncated_files")
+                    log.warning("capture file problem: %s", reader.error)
+        except Exception as exc:
+            # A bug in the packet loop. Stop reading, but ship what was already published
+            # (bounded by the shutdown timeout), then say what happened in one line.
+            internal = exc
+            self.stats.incr("beat.internal_errors")
+            log.error(
+                "internal error in the packet loop: %s",
+                describe_error(exc),
+                exc_info=exc if log.isEnabledFor(logging.DEBUG) else None,
+            )
+            self.stop_event.set()
+        finally:
+            if dumper is not None:
+                dumper.close()
+        drained = self._drain(pipeline)
+        self.monitor.stop()
+        self.monitor.log_now(final=True)
+        return self.exit_code(pipeline, drained, internal)
+
+    def exit_code(self, pipeline: Pipeline, drained: bool, internal: BaseException | None) -> int:
+        """The process's exit status once the pipeline is closed, with at most one
+        ``Exiting:`` line on stderr."""
+        if internal is not None:
+            print(f"Exiting: internal error: {describe_error(internal)}{_trace_hint()}", file=sys.stderr)
+            if _tracebacks():
+                traceback.print_exception(internal, file=sys.stderr)
+            return 1
+        if pipeline.closed_by_peer:
+            return EXIT_SIGPIPE
+        if pipeline.fatal:
+            exc = pipeline.fatal_exc
+            print(f"Exiting: {pipeline.fatal}{_trace_hint() if exc else ''}", file=sys.stderr)
+            if _tracebacks() and exc is not None:
+                traceback.print_exception(exc, file=sys.stderr)
+            return 1
+        return 0 if drained or self.stop_event.is_set() else 1
+
+    def _drain(self, pipeline: Pipeline) -> bool:
+        """Wait until the output has acknowledged everything. A signal (or an internal
+        error), before or during the wait, bounds it by the shutdown timeout; an output
+        that has failed ends it."""
+        pipeline.queue.close()  # nothing more is coming: partial batches go out at once
+        while not self.stop_event.is_set() and not pipeline.failed.is_set():
+            if pipeline.queue.wait_empty(0.2):
+                break
+        return pipeline.close(self._shutdown_timeout() if self.stop_event.is_set() else 0.0)
+
+    def _shutdown_timeout(self) -> float:
+        return max(self.settings.packetbeat.shutdown_timeout, 5.0)
+
+    def _loop(
+        self, decoder: Decoder, packets: Iterable[tuple[int, int, bytes, int]], pipeline: Pipeline
+    ) -> None:
+        feed_many = decoder.feed_many
+        publish_all = pipeline.publish_all
+        stop = self.stop_event
+        it = iter(packets)
+        # Chunks keep events flowing to the queue promptly and the stop flag checked (a
+        # signal, or the pipeline stopping on its own, sets it).
+        while not stop.is_set():
+            chunk = list(itertools.islice(it, 256))
+            if not chunk:
+                break
+            evs = feed_many(chunk)
+            if evs:
+                publish_all(evs)
+
+
+#: Exit status when stdout's reader went away: what a shell reports for a process killed
+#: by SIGPIPE (128 + 13), as ``yes | head -1`` does.
+EXIT_SIGPIPE = 128 + signal.SIGPIPE
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _tracebacks() -> bool:
+    from shipper.agent.logs import tracebacks_enabled
+
+    return tracebacks_enabled()
+
+
+def _trace_hint() -> str:
+    return "" if _tracebacks() else " (run with -d '*' for the traceback)"
+
+
+def _paced(
+    packets: Iterable[tuple[int, int, bytes, int]], stop: threading.Event
+) -> Iterable[tuple[int, int, bytes, int]]:
+    first_ts = None
+    start = 0.0
+    for pkt in packets:
+        ts = pkt[0]
+        if first_ts is None:
+            first_ts, start = ts, time.monotonic()
+        else:
+            due = start + (ts - first_ts) / NS
+            delay = due - time.monotonic()
+            if delay > 0 and stop.wait(delay):
+                return
+        yield pkt
+
+
+def _one_at_a_time(packets: Iterable[tuple[int, int, bytes, int]]) -> Iterable[tuple[int, int, bytes, int]]:
+    for pkt in packets:
+        print("Press enter to read packet", file=sys.stderr)
+        sys.stdin.readline()
+        yield pkt
+
+
+class Dumper:
+    """``-dump prefix``: write what is read to ``prefix-YYYYMMDDhhmmss.pcap``."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.writer: PcapWriter | None = None
+
+    def wrap(self, packets: Iterable[tuple[int, int, bytes, int]]) -> Iterable[tuple[int, int, bytes, int]]:
+        for pkt in packets:
+            w = self.writer
+            if w is None:
+                stamp = datetime.datetime.now().strftime("%Y%m%d%H%M%S")
+                w = self.writer = PcapWriter(f"{self.prefix}-{stamp}.pcap", pkt[1])
+            if pkt[1] == w.linktype:
+                w.write(pkt[0], pkt[2], pkt[3])
+            yield pkt
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

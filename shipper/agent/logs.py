@@ -1,0 +1,118 @@
+"""Logging in libbeat's manner: ECS JSON lines (or plain text), ``-e`` to stderr,
+``-d selectors`` turning on debug for named loggers (``*`` for all)."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import logging.handlers
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ts = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+        doc: dict[str, Any] = {
+            "log.level": record.levelname.lower(),
+            "@timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z",
+            "log.logger": record.name,
+            "log.origin": {"file.name": f"{record.module}.py", "file.line": record.lineno},
+            "message": record.getMessage(),
+            "service.name": "wirebeat",
+            "ecs.version": "1.6.0",
+        }
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, dict):
+            doc.update(extra)
+        if record.exc_info:
+            doc["error.stack_trace"] = self.formatException(record.exc_info)
+        return orjson.dumps(doc).decode()
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s\t%(levelname)s\t[%(name)s]\t%(message)s")
+
+
+class SelectorFilter(logging.Filter):
+    """Debug records pass only for selected loggers (libbeat's ``-d``)."""
+
+    def __init__(self, selectors: set[str]) -> None:
+        super().__init__()
+        self.selectors = selectors
+        self.all = "*" in selectors
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.DEBUG or self.all:
+            return True
+        return record.name.split(".")[0] in self.selectors
+
+
+_tracebacks = False
+
+
+def tracebacks_enabled() -> bool:
+    """``-d '*'``: internal errors come with their traceback."""
+    return _tracebacks
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
+    """stderr that may be a pipe whose reader is gone (``2>&1 | head``): stop writing
+    instead of reporting a logging error for every record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, BrokenPipeError | ValueError):
+            self.setStream(open(os.devnull, "w"))  # noqa: SIM115 (lives as long as the process)
+            return
+        super().handleError(record)
+
+
+def setup_logging(
+    *,
+    level: str = "info",
+    selectors: list[str] | None = None,
+    to_stderr: bool = False,
+    to_files: bool = True,
+    json_format: bool = True,
+    log_dir: Path | None = None,
+    name: str = "wirebeat",
+    rotate_bytes: int = 10 * 1024 * 1024,
+    keep: int = 7,
+) -> None:
+    global _tracebacks
+    sels = {s.strip() for s in (selectors or []) if s.strip()}
+    _tracebacks = "*" in sels
+    lvl = logging.DEBUG if sels else _LEVELS.get(level, logging.INFO)
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.setLevel(lvl)
+    fmt: logging.Formatter = JsonFormatter() if json_format else TextFormatter()
+    handler: logging.Handler
+    if to_stderr or not to_files or log_dir is None:
+        handler = _StderrHandler(sys.stderr)
+    else:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        day = datetime.date.today().strftime("%Y%m%d")
+        handler = logging.handlers.RotatingFileHandler(
+            log_dir / f"{name}-{day}.ndjson", maxBytes=rotate_bytes, backupCount=keep
+        )
+    handler.setFormatter(fmt)
+    if sels:
+        handler.addFilter(SelectorFilter(sels))
+    root.addHandler(handler)

@@ -1,0 +1,157 @@
+"""``wirebeat test output``: per host, the steps and a verdict, as libbeat prints them.
+
+For ``output.logstash``: parse host, DNS lookup, dial up, TLS handshake, then a one-event
+round trip (a window of one event, tagged ``wirebeat_test_output``, acknowledged by the
+server). For ``output.redis``: dial, AUTH/SELECT, PING and the key's type. Exit code 0 when
+every host passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import socket
+import sys
+from typing import Any, TextIO
+
+from protocols.stats import Counters
+from shipper.agent.config import ConfigError
+from shipper.agent.settings import Settings, output_module
+from shipper.agent.version import VERSION
+from shipper.outputs.base import OutputContext, OutputError, encode_event
+from shipper.outputs.hosts import format_host
+from shipper.outputs.lumberjack.client import LumberjackClient, LumberjackError, describe_os_error
+
+
+class Reporter:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.ok = True
+
+    def line(self, indent: int, text: str) -> None:
+        self.out.write("  " * indent + text + "\n")
+        self.out.flush()
+
+    def step(self, indent: int, text: str, error: str | None = None) -> bool:
+        if error is None:
+            self.line(indent, f"{text}... OK")
+            return True
+        self.ok = False
+        self.line(indent, f"{text}... ERROR {error}")
+        return False
+
+
+def test_event(index: str) -> dict[str, Any]:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return {
+        "@timestamp": now,
+        "@metadata": {"beat": index, "type": "_doc", "version": VERSION},
+        "message": "wirebeat test output",
+        "tags": ["wirebeat_test_output"],
+        "event": {"kind": "event", "dataset": "wirebeat.test_output"},
+        "agent": {"type": "packetbeat", "version": VERSION},
+    }
+
+
+async def _resolve(r: Reporter, host: str, port: int) -> bool:
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return r.step(2, "dns lookup", f"lookup {host}: {exc.strerror or exc}")
+    r.step(2, "dns lookup")
+    r.line(2, "addresses: " + ", ".join(sorted({str(i[4][0]) for i in infos})))
+    return True
+
+
+async def _dial(r: Reporter, host: str, port: int, timeout: float) -> bool:
+    try:
+        _, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except TimeoutError:
+        return r.step(2, "dial up", f"dial tcp {format_host(host, port)}: i/o timeout")
+    except OSError as exc:
+        return r.step(2, "dial up", f"dial tcp {format_host(host, port)}: {describe_os_error(exc)}")
+    w.transport.abort()
+    return r.step(2, "dial up")
+
+
+async def _logstash(r: Reporter, settings: Settings) -> None:
+    mod = output_module("logstash")
+    cfg = settings.output_config()
+    ctx = OutputContext(settings.beat_name, VERSION, Counters(), settings.data_path)
+    try:
+        out = mod.create(cfg, ctx)
+    except (OutputError, ConfigError) as exc:
+        r.ok = False
+        r.line(0, f"logstash: ERROR {exc}")
+        return
+    index = cfg.index or "packetbeat"
+    for host, port in out.hosts:
+        r.line(0, f"logstash: {format_host(host, port)}...")
+        r.line(1, "connection...")
+        r.step(2, "parse host")
+        if not await _resolve(r, host, port) or not await _dial(r, host, port, cfg.timeout):
+            continue
+        client = LumberjackClient(
+            host,
+            port,
+            timeout=cfg.timeout,
+            compression_level=cfg.compression_level,
+            ssl_context=out.ssl_context,
+        )
+        if out.ssl_context is None:
+            r.line(1, "TLS... WARN secure connection disabled")
+        else:
+            r.line(1, "TLS...")
+            mode = cfg.ssl.verification_mode if cfg.ssl is not None else "full"
+            r.line(2, f"security: verification mode {mode}")
+        try:
+            await client.connect()
+        except LumberjackError as exc:
+            r.step(2, "handshake" if out.ssl_context is not None else "dial up", str(exc))
+            continue
+        if out.ssl_context is not None:
+            r.step(2, "handshake")
+            r.line(2, f"TLS version: {client.tls_version}")
+        try:
+            await client.send([encode_event(test_event(index), escape_html=cfg.escape_html)])
+        except LumberjackError as exc:
+            r.step(1, "talk to server", str(exc))
+        else:
+            r.step(1, "talk to server")
+        finally:
+            await client.close()
+
+
+async def _redis(r: Reporter, settings: Settings) -> None:
+    mod = output_module("redis")
+    cfg = settings.output_config()
+    out = mod.create(cfg, OutputContext(settings.beat_name, VERSION, Counters(), settings.data_path))
+    for i, (host, port) in enumerate(out.hosts):
+        r.line(0, f"redis: {format_host(host, port)}...")
+        r.line(1, "connection...")
+        r.step(2, "parse host")
+        if not await _resolve(r, host, port) or not await _dial(r, host, port, cfg.timeout):
+            continue
+        try:
+            await out.ping(i)
+        except (OutputError, Exception) as exc:
+            r.step(1, "talk to server", str(exc) or type(exc).__name__)
+        else:
+            r.step(1, "talk to server")
+
+
+def test_output(settings: Settings, out: TextIO | None = None) -> int:
+    r = Reporter(out or sys.stdout)
+    name = settings.output_name()
+    if name == "logstash":
+        asyncio.run(_logstash(r, settings))
+    elif name == "redis":
+        asyncio.run(_redis(r, settings))
+    else:
+        hook = getattr(output_module(name), "test_output", None)
+        if hook is None:
+            r.line(0, f"{name}: no connection to test")
+            return 0
+        code: int = hook(settings)
+        return code
+    return 0 if r.ok else 1

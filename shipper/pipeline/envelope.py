@@ -1,0 +1,422 @@
+"""The event envelope: what Packetbeat's publisher and libbeat add to every transaction.
+
+Protocols hand over dicts with capture times as integer nanoseconds; here they get
+``@timestamp`` (ms precision unless ``timestamp.precision`` says otherwise), the
+derived ECS fields (``network.bytes``, ``community_id``, ``type``, ``direction``,
+``client``/``server`` mirrors, ``event.duration`` in ns, ``event.dataset``), ``agent``,
+``host``, ``ecs`` and ``@metadata`` (``beat: packetbeat`` by default, so existing Logstash
+pipelines and the ``packetbeat-*`` index pattern work unchanged).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import ipaddress
+import socket
+import struct
+from functools import lru_cache
+from typing import Any
+
+from shipper.agent.version import ECS_VERSION, VERSION
+
+_CATEGORY = ["network"]
+_TYPE = ["connection", "protocol"]
+_PROTO_NUM = {"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58, "sctp": 132}
+_DIGITS = {"millisecond": 3, "microsecond": 6, "nanosecond": 9}
+
+
+def _pairs(*pairs: tuple[int, int]) -> dict[int, int]:
+    return {a: b for x, y in pairs for a, b in ((x, y), (y, x))}
+
+
+#: ICMP request/reply types (echo, router solicitation/advertisement, timestamp, info, mask).
+_ICMP4_PAIRS = _pairs((8, 0), (10, 9), (13, 14), (15, 16), (17, 18))
+#: ICMPv6: echo, MLD query/report, router and neighbor discovery, who-are-you, HA address discovery.
+_ICMP6_PAIRS = _pairs((128, 129), (130, 131), (133, 134), (135, 136), (139, 140), (144, 145))
+
+
+#: RFC 3339 writes four-digit years: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z
+#: (year 0 is left out: Python's calendar starts at year 1).
+MIN_TIMESTAMP_NS = -62_135_596_800 * 1_000_000_000
+MAX_TIMESTAMP_NS = 253_402_300_800 * 1_000_000_000 - 1
+_EPOCH = datetime.datetime(1970, 1, 1)
+
+
+class EventRejected(ValueError):
+    """An event the envelope cannot complete; ``reason`` names the drop counter
+    (``publisher.dropped_<reason>``)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class TimeFormatter:
+    """Integer nanoseconds → RFC 3339 UTC with 3, 6 or 9 fractional digits.
+
+    Any integer is handled: a time outside the years 1..9999 has no RFC 3339 form (and
+    no Elasticsearch ``date``), so it raises :class:`EventRejected` (reason
+    ``bad_timestamp``) rather than writing a five-digit or negative year; the pipeline
+    drops and counts such an event, as libbeat drops an event its encoder cannot write.
+    """
+
+    __slots__ = ("_base", "_digits", "_div", "_sec")
+
+    def __init__(self, precision: str = "millisecond") -> None:
+        self._digits = _DIGITS[precision]
+        self._div = 10 ** (9 - self._digits)
+        self._sec: int | None = None
+        self._base = ""
+
+    def __call__(self, ts: int) -> str:
+        sec, frac = divmod(ts, 1_000_000_000)
+        if sec != self._sec:
+            if not MIN_TIMESTAMP_NS <= ts <= MAX_TIMESTAMP_NS:
+                raise EventRejected("bad_timestamp", f"timestamp {ts} ns is outside the years 1..9999")
+            t = _EPOCH + datetime.timedelta(seconds=sec)
+            self._base = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+            self._sec = sec
+        return f"{self._base}.{frac // self._div:0{self._digits}d}Z"
+
+
+@lru_cache(maxsize=65536)
+def _ip_bytes(ip: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+
+
+@lru_cache(maxsize=65536)
+def community_id(
+    transport: str, src_ip: str, src_port: int, dst_ip: str, dst_port: int, seed: int = 0
+) -> str | None:
+    """Community ID v1 (https://github.com/corelight/community-id-spec) for TCP/UDP/SCTP.
+
+    For ``icmp`` and ``ipv6-icmp`` pass the ICMP type and code as the ports."""
+    proto = _PROTO_NUM.get(transport)
+    if proto is None:
+        return None
+    try:
+        s, d = _ip_bytes(src_ip), _ip_bytes(dst_ip)
+    except (OSError, ValueError):
+        return None
+    one_way = False
+    if proto in (1, 58):
+        # Spec "ICMP": a request/reply type pair hashes like a port pair (the type of
+        # the counterpart message stands in for the destination port); other types are
+        # one-way, use the code as destination port and keep the endpoints unordered.
+        counterpart = (_ICMP4_PAIRS if proto == 1 else _ICMP6_PAIRS).get(src_port)
+        if counterpart is None:
+            one_way = True
+        else:
+            dst_port = counterpart
+    # Order the endpoints so both directions hash the same.
+    if not one_way and (s, src_port) > (d, dst_port):
+        s, d, src_port, dst_port = d, s, dst_port, src_port
+    data = struct.pack(">H", seed) + s + d + struct.pack(">BBHH", proto, 0, src_port, dst_port)
+    return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+
+@lru_cache(maxsize=65536)
+def _ip_class(ip: str) -> tuple[bool, Any]:
+    """(loopback or link-local, parsed address or None) — cached per address string."""
+    if ":" not in ip:
+        # IPv4 fast path: no ipaddress object needed for the special ranges.
+        if ip.startswith(("127.", "169.254.", "224.0.0.")):
+            return True, None
+        return False, None
+    try:
+        a = ipaddress.ip_address(ip)
+    except ValueError:
+        return False, None
+    special = a.is_loopback or a.is_link_local or (a.is_multicast and _link_local_multicast(a))
+    return special, a
+
+
+def _link_local_multicast(a: Any) -> bool:
+    if a.version == 4:
+        return a in ipaddress.ip_network("224.0.0.0/24")
+    return a in ipaddress.ip_network("ff02::/16")
+
+
+def _u16(n: Any) -> bool:
+    return type(n) is int and 0 <= n <= 0xFFFF
+
+
+def _icmp_type_code(evt: dict[str, Any]) -> tuple[int, int]:
+    """ICMP type and code for the Community ID: the request's, else the response's."""
+    icmp = evt.get("icmp")
+    msg = (icmp.get("request") or icmp.get("response") or {}) if isinstance(icmp, dict) else {}
+    if not isinstance(msg, dict):
+        return 0, 0
+    try:
+        return int(msg.get("type", 0)), int(msg.get("code", 0))
+    except (TypeError, ValueError):
+        return 0, 0
+
+
+_NAMED_NETWORKS = {
+    "loopback": ["127.0.0.0/8", "::1/128"],
+    "private": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8"],
+    "link_local_unicast": ["169.254.0.0/16", "fe80::/10"],
+    "interface_local_multicast": ["ff01::/16"],
+    "link_local_multicast": ["224.0.0.0/24", "ff02::/16"],
+    "multicast": ["224.0.0.0/4", "ff00::/8"],
+    "unspecified": ["0.0.0.0/32", "::/128"],
+}
+_BROADCAST = ipaddress.ip_address("255.255.255.255")
+
+
+def _named(name: str) -> list[Any]:
+    return [ipaddress.ip_network(n) for n in _NAMED_NETWORKS[name]]
+
+
+def _in_any(a: Any, nets: list[Any]) -> bool:
+    return any(a.version == n.version and a in n for n in nets)
+
+
+_PRIVATE = _named("private")
+_NOT_PUBLIC = [
+    *_PRIVATE,
+    *_named("loopback"),
+    *_named("unspecified"),
+    *_named("link_local_unicast"),
+    *_named("link_local_multicast"),
+    *_named("interface_local_multicast"),
+]
+
+
+def _global_unicast(a: Any) -> bool:
+    """Go's ``IP.IsGlobalUnicast`` (private addresses included)."""
+    return not (a.is_unspecified or a.is_loopback or a.is_multicast or a.is_link_local or a == _BROADCAST)
+
+
+def _public(a: Any) -> bool:
+    """libbeat's ``public``: neither private, loopback, unspecified, broadcast nor link-local."""
+    return a != _BROADCAST and not _in_any(a, _NOT_PUBLIC)
+
+
+#: Named networks that are predicates rather than CIDR lists (libbeat conditions/network.go).
+_NAMED_PREDICATES = {"global_unicast": _global_unicast, "unicast": _global_unicast, "public": _public}
+NETWORK_NAMES = tuple(sorted([*_NAMED_NETWORKS, *_NAMED_PREDICATES]))
+
+
+def parse_networks(specs: list[str]) -> list[Any]:
+    """CIDRs, addresses and libbeat's named networks → networks or predicates.
+
+    Raises ValueError naming the bad entry."""
+    nets: list[Any] = []
+    for spec in specs:
+        if spec in _NAMED_NETWORKS:
+            nets.extend(_named(spec))
+        elif spec in _NAMED_PREDICATES:
+            nets.append(_NAMED_PREDICATES[spec])
+        else:
+            try:
+                nets.append(ipaddress.ip_network(str(spec).strip(), strict=False))
+            except ValueError:
+                raise ValueError(
+                    f"invalid network {spec!r}: use a CIDR such as 10.0.0.0/8 or one of "
+                    + ", ".join(NETWORK_NAMES)
+                ) from None
+    return nets
+
+
+class Envelope:
+    """Completes protocol event dicts into publishable events (in place)."""
+
+    def __init__(
+        self,
+        *,
+        beat_name: str,
+        index: str = "packetbeat",
+        precision: str = "millisecond",
+        local_ips: list[str] | None = None,
+        internal_networks: list[str] | None = None,
+        agent_id: str = "",
+        ephemeral_id: str = "",
+        host: dict[str, Any] | None = None,
+        fields: dict[str, Any] | None = None,
+        fields_under_root: bool = False,
+        tags: list[str] | None = None,
+        per_protocol: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.fmt = TimeFormatter(precision)
+        self.index = index
+        self.local_ips = {str(ipaddress.ip_address(i)) for i in (local_ips or [])}
+        self.internal = parse_networks(internal_networks or [])
+        self.agent = {
+            "type": "packetbeat",
+            "name": beat_name,
+            "version": VERSION,
+            "build": {"original": f"wirebeat {VERSION}"},
+        }
+        if agent_id:
+            self.agent["id"] = agent_id
+        if ephemeral_id:
+            self.agent["ephemeral_id"] = ephemeral_id
+        self.host = host or {"name": beat_name}
+        self.ecs = {"version": ECS_VERSION}
+        self.fields = fields or {}
+        self.fields_under_root = fields_under_root
+        self.tags = list(tags or [])
+        #: protocol → {"index", "fields", "fields_under_root", "tags"} from its config.
+        self.per_protocol = per_protocol or {}
+        self._dir_cache: dict[tuple[str | None, str | None], str] = {}
+        #: One ``@metadata`` object per index name, shared by the events (outputs only read it).
+        self._metadata: dict[str, dict[str, str]] = {}
+
+    def direction(self, src: str | None, dst: str | None) -> str:
+        key = (src, dst)
+        d = self._dir_cache.get(key)
+        if d is None:
+            if len(self._dir_cache) > 65536:
+                self._dir_cache.clear()
+            d = self._dir_cache[key] = self._direction(src, dst)
+        return d
+
+    def _direction(self, src: str | None, dst: str | None) -> str:
+        if dst:
+            special, _ = _ip_class(dst)
+            if special or dst in self.local_ips:
+                return "ingress"
+        if src:
+            special, _ = _ip_class(src)
+            if special or src in self.local_ips:
+                return "egress"
+        if self.internal:
+            s_in = self._internal(src)
+            d_in = self._internal(dst)
+            if s_in and d_in:
+                return "internal"
+            if s_in:
+                return "outbound"
+            if d_in:
+                return "inbound"
+            return "external"
+        return "unknown"
+
+    def _internal(self, ip: str | None) -> bool:
+        if not ip:
+            return False
+        try:
+            a = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(n(a) if callable(n) else (a.version == n.version and a in n) for n in self.internal)
+
+    def apply(self, evt: dict[str, Any]) -> dict[str, Any]:
+        """Complete ``evt`` in place. Raises :class:`EventRejected` for an event that
+        cannot be published (a timestamp outside the years 1..9999, a section of the
+        wrong type); the caller drops and counts it."""
+        fmt = self.fmt
+        event = evt.get("event")
+        if event is None:
+            event = evt["event"] = {}
+        elif not isinstance(event, dict):
+            raise EventRejected("invalid", "'event' is not an object")
+        start: Any = event.get("start")
+        end: Any = event.get("end")
+        ts = evt.get("@timestamp")
+        # Format first: an event with a time out of range is rejected before it is changed.
+        if type(ts) is int:
+            stamp = fmt(ts)
+        elif not isinstance(ts, str):
+            raise EventRejected("invalid", f"@timestamp is neither an integer nor a string: {ts!r:.40}")
+        start_text = fmt(start) if type(start) is int else None
+        end_text = fmt(end) if type(end) is int else None
+        if start_text is not None and end_text is not None and "duration" not in event and end >= start:
+            event["duration"] = end - start
+        if start_text is not None:
+            event["start"] = start_text
+        if end_text is not None:
+            event["end"] = end_text
+        # Shared, never mutated: the same list objects serve every event.
+        if "kind" not in event:
+            event["kind"] = "event"
+        if "category" not in event:
+            event["category"] = _CATEGORY
+        if "type" not in event:
+            event["type"] = _TYPE
+        network = evt.get("network")
+        if network is None:
+            network = evt["network"] = {}
+        elif not isinstance(network, dict):
+            raise EventRejected("invalid", "'network' is not an object")
+        if "dataset" not in event and network.get("protocol"):
+            event["dataset"] = network["protocol"]
+
+        src = evt.get("source")
+        dst = evt.get("destination")
+        if not isinstance(src, dict | None) or not isinstance(dst, dict | None):
+            raise EventRejected("invalid", "'source' or 'destination' is not an object")
+        src_ip = src.get("ip") if src else None
+        dst_ip = dst.get("ip") if dst else None
+        if not isinstance(src_ip, str | None) or not isinstance(dst_ip, str | None):
+            raise EventRejected("invalid", "an endpoint 'ip' is not a string")
+        sbytes = src.get("bytes", 0) if src else 0
+        dbytes = dst.get("bytes", 0) if dst else 0
+        nbytes = (sbytes if type(sbytes) is int else 0) + (dbytes if type(dbytes) is int else 0)
+        if nbytes:
+            network["bytes"] = nbytes
+        if "community_id" not in network and src_ip and dst_ip:
+            transport = network.get("transport", "")
+            if transport in ("icmp", "ipv6-icmp"):
+                sport, dport = _icmp_type_code(evt)
+            else:
+                sport = src.get("port", 0) if src else 0
+                dport = dst.get("port", 0) if dst else 0
+            if isinstance(transport, str) and _u16(sport) and _u16(dport):
+                cid = community_id(transport, src_ip, sport, dst_ip, dport)
+                if cid:
+                    network["community_id"] = cid
+        if "type" not in network and (src_ip or dst_ip):
+            network["type"] = "ipv6" if ":" in (src_ip or dst_ip or "") else "ipv4"
+        if "direction" not in network:
+            network["direction"] = self.direction(src_ip, dst_ip)
+        if src is not None and "client" not in evt:
+            evt["client"] = dict(src)
+        if dst is not None and "server" not in evt:
+            evt["server"] = dict(dst)
+
+        err = evt.get("error")
+        if isinstance(err, dict):
+            msgs = err.get("message")
+            if isinstance(msgs, list):
+                if not msgs:
+                    del evt["error"]
+                elif len(msgs) == 1:
+                    err["message"] = msgs[0]
+
+        if type(ts) is int:
+            evt["@timestamp"] = stamp
+        index = self.index
+        if self.per_protocol:
+            proto = self.per_protocol.get(evt.get("type", ""))
+            if proto:
+                index = proto.get("index") or index
+                self._add_fields(
+                    evt, proto.get("fields"), proto.get("fields_under_root", False), proto.get("tags")
+                )
+        if self.fields or self.tags:
+            self._add_fields(evt, self.fields, self.fields_under_root, self.tags)
+        meta = self._metadata.get(index)
+        if meta is None:
+            meta = self._metadata[index] = {"beat": index, "type": "_doc", "version": VERSION}
+        evt["@metadata"] = meta
+        evt["agent"] = self.agent
+        evt["host"] = self.host
+        evt["ecs"] = self.ecs
+        return evt
+
+    @staticmethod
+    def _add_fields(evt: dict[str, Any], fields: Any, under_root: bool, tags: Any) -> None:
+        if fields:
+            if under_root:
+                for k, v in fields.items():
+                    evt[k] = v
+            else:
+                evt.setdefault("fields", {}).update(fields)
+        if tags:
+            existing = evt.setdefault("tags", [])
+            existing.extend(t for t in tags if t not in existing)
