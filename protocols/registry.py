@@ -44,6 +44,7 @@ _BUILTIN_MODULES = {
     "amqp": "protocols.amqp",
     "nfs": "protocols.nfs",
     "sip": "protocols.sip",
+    "dhcpv4": "protocols.dhcpv4",
 }
 
 _classes: dict[str, type[Plugin]] = {}

@@ -3,7 +3,9 @@
 APT_PACKAGES+=(openssl tshark tcpdump)
 
 setup_tls() {
-  if ! tshark -G fields 2>/dev/null | grep -q $'\ttls.handshake.ja3s\t'; then
+  # grep -c reads everything (grep -q would close the pipe early and, under scripts/test's
+  # pipefail, tshark's SIGPIPE would fail the check).
+  if [ "$(tshark -G fields 2>/dev/null | grep -c $'\ttls.handshake.ja3s\t')" = 0 ]; then
     echo "tshark does not expose tls.handshake.ja3s (Wireshark 3.6 or later needed)" >&2
     return 1
   fi

@@ -479,6 +479,7 @@ OUTPUT_MODULES = {
     "logstash": "shipper.outputs.logstash",
     "elasticsearch": "shipper.outputs.elasticsearch",
     "redis": "shipper.outputs.redis",
+    "kafka": "shipper.outputs.kafka",
 }
 
 

@@ -2,8 +2,13 @@
 
 For ``output.logstash``: parse host, DNS lookup, dial up, TLS handshake, then a one-event
 round trip (a window of one event, tagged ``wirebeat_test_output``, acknowledged by the
-server). For ``output.redis``: dial, AUTH/SELECT, PING and the key's type. Exit code 0 when
-every host passed.
+server). For ``output.redis``: dial, AUTH/SELECT, PING and the key's type. For
+``output.elasticsearch`` (libbeat's ``eslegclient.Connection.Test``): parse url, DNS
+lookup, dial up, TLS, then ``GET /`` with the configured credentials and the server's
+version. For ``output.kafka`` (libbeat only dials; wirebeat also talks Kafka): parse
+host, DNS lookup, dial up per host, then the cluster: metadata (the SASL/TLS handshake
+included), the brokers, and each topic that does not depend on the event. Exit code 0
+when every check passed, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import datetime
 import socket
 import sys
+from functools import partial
 from typing import Any, TextIO
 
 from protocols.stats import Counters
@@ -140,6 +146,109 @@ async def _redis(r: Reporter, settings: Settings) -> None:
             r.step(1, "talk to server")
 
 
+async def _elasticsearch(r: Reporter, settings: Settings) -> None:
+    from urllib.parse import urlsplit
+
+    from shipper.outputs.http import TransportError
+
+    mod = output_module("elasticsearch")
+    cfg = settings.output_config()
+    try:
+        client = mod.http_client(cfg, timeout=min(cfg.timeout, 30.0))
+    except (TransportError, ValueError, ConfigError) as exc:
+        r.ok = False
+        r.line(0, f"elasticsearch: ERROR {getattr(exc, 'message', None) or exc}")
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        for i, url in enumerate(client.urls):
+            r.line(0, f"elasticsearch: {url}...")
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+            port = parts.port or (443 if parts.scheme == "https" else 9200)
+            r.step(1, "parse url")
+            r.line(1, "connection...")
+            r.step(2, "parse host")
+            if not await _resolve(r, host, port) or not await _dial(r, host, port, min(cfg.timeout, 30.0)):
+                continue
+            if parts.scheme != "https":
+                r.line(1, "TLS... WARN secure connection disabled")
+            else:
+                r.line(1, "TLS...")
+                mode = cfg.ssl.verification_mode if cfg.ssl is not None else "full"
+                r.line(2, f"security: verification mode {mode}")
+            try:
+                resp = await loop.run_in_executor(None, partial(client.request, "GET", "/", host_index=i))
+            except TransportError as exc:
+                r.step(1, "talk to server", exc.message)
+                continue
+            if not resp.ok:
+                r.step(1, "talk to server", f"{resp.status} {resp.error_reason()}")
+                continue
+            info = resp.json() if resp.body else {}
+            version = info.get("version", {}) if isinstance(info, dict) else {}
+            number = version.get("number", "unknown") if isinstance(version, dict) else "unknown"
+            r.step(1, "talk to server")
+            dist = version.get("distribution") if isinstance(version, dict) else None
+            r.line(1, f"version: {number}" + (f" ({dist})" if dist else ""))
+    finally:
+        client.close()
+
+
+async def _kafka(r: Reporter, settings: Settings) -> None:
+    from shipper.outputs.base import ConnectError
+
+    mod = output_module("kafka")
+    cfg = settings.output_config()
+    try:
+        out = mod.create(cfg, OutputContext(settings.beat_name, VERSION, Counters(), settings.data_path))
+    except (OutputError, ConfigError) as exc:
+        r.ok = False
+        r.line(0, f"kafka: ERROR {exc}")
+        return
+    reachable = 0
+    for host, port in out.hosts:
+        r.line(0, f"Kafka: {format_host(host, port)}...")
+        r.line(1, "connection...")
+        r.step(2, "parse host")
+        if await _resolve(r, host, port) and await _dial(r, host, port, min(cfg.timeout, 30.0)):
+            reachable += 1
+    r.line(0, f"Kafka cluster: {out.describe()}...")
+    security = out.conf["security.protocol"]
+    if out.ssl_context is None:
+        r.line(1, "TLS... WARN secure connection disabled")
+    else:
+        mode = cfg.ssl.verification_mode if cfg.ssl is not None else "full"
+        r.line(1, f"TLS... security: verification mode {mode}")
+    if cfg.username:
+        r.line(1, f"SASL: {out.conf['sasl.mechanism']} as {cfg.username!r} ({security})")
+    if not reachable:
+        r.step(1, "talk to server", "no broker could be reached")
+        return
+    try:
+        md = await out.check_cluster(min(cfg.timeout, 10.0))
+    except ConnectError as exc:
+        r.step(1, "talk to server", str(exc))
+        await out.close()
+        return
+    try:
+        r.step(1, "talk to server")
+        brokers = sorted(md.brokers.values(), key=lambda b: b.id)
+        r.line(1, "brokers: " + ", ".join(f"{b.host}:{b.port} (id {b.id})" for b in brokers))
+        topics = out.test_topics()
+        if not topics:
+            r.line(1, "topics: chosen per event (format strings or rules); not checked")
+        for topic in topics:
+            info = await out._topic(topic)
+            if info.error or not info.all:
+                r.step(1, f"topic {topic}", info.error or "no partitions")
+            else:
+                r.step(1, f"topic {topic}")
+                r.line(2, f"partitions: {len(info.all)} ({len(info.writable)} with a leader)")
+    finally:
+        await out.close()
+
+
 def test_output(settings: Settings, out: TextIO | None = None) -> int:
     r = Reporter(out or sys.stdout)
     name = settings.output_name()
@@ -147,6 +256,10 @@ def test_output(settings: Settings, out: TextIO | None = None) -> int:
         asyncio.run(_logstash(r, settings))
     elif name == "redis":
         asyncio.run(_redis(r, settings))
+    elif name == "elasticsearch":
+        asyncio.run(_elasticsearch(r, settings))
+    elif name == "kafka":
+        asyncio.run(_kafka(r, settings))
     else:
         hook = getattr(output_module(name), "test_output", None)
         if hook is None:

@@ -22,9 +22,12 @@ from shipper.setup.fields import (
     load_fields,
     protocols_dir,
 )
-from tests.helpers import SHARED_PCAPS, decode_file, need
+from tests.helpers import SHARED_PCAPS, beats_pcap, decode_file, need
 
 FIELDS = load_fields()
+#: Packetbeat's own test captures (read from the beats module) for protocols that no shared
+#: capture has.
+BEATS_CAPTURES = ("dhcp",)
 
 
 def test_every_available_protocol_declares_its_fields() -> None:
@@ -218,6 +221,7 @@ def test_every_emitted_field_is_defined_with_its_type() -> None:
     pcaps = sorted(SHARED_PCAPS.glob("*.pcap"))
     if not pcaps:
         need(f"shared captures in {SHARED_PCAPS}")
+    pcaps += [beats_pcap(name) for name in BEATS_CAPTURES]
     env = _envelope()
     problems: Counter[str] = Counter()
     events_by_proto: Counter[str] = Counter()

@@ -44,6 +44,7 @@ SPECIAL = {"packetbeat", "output", "queue", "raw"}
 OUTPUT_BASE = {
     "logstash": ["output.logstash.hosts=[localhost]"],
     "redis": ["output.redis.hosts=[localhost]"],
+    "kafka": ["output.kafka.hosts=[localhost]", "output.kafka.topic=t"],
 }
 #: What the sweep feeds each numeric setting.
 VALUES = ["0", "-1", str((1 << 63) - 1), str(1 << 70), "[1, 2]", "abc"]
