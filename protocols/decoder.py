@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from protocols.flows import FlowConfig, FlowTable
 from protocols.handler import FROM_CLIENT, FROM_SERVER, ConnInfo, Plugin
 from protocols.net import (
     ETH_IPV4,
@@ -76,6 +77,7 @@ class Decoder:
         plugins: list[Plugin] | Registry,
         limits: DecoderLimits | None = None,
         stats: Counters | None = None,
+        flows: FlowConfig | None = None,
     ) -> None:
         self.registry = plugins if isinstance(plugins, Registry) else Registry(plugins)
         self.limits = limits or DecoderLimits()
@@ -96,6 +98,11 @@ class Decoder:
         self.bytes = 0
         self.last_ts = 0
         self._next_tick = 0
+        #: Flow table (``packetbeat.flows``); every frame is counted into it before decoding.
+        self.flows: FlowTable | None = None
+        if flows is not None:
+            timeouts = {port: p.timeout_ns for port, p in self.registry.tcp_ports.items()}
+            self.flows = FlowTable(flows, self._out, timeouts, self.stats)
 
     # -- seam: feed / tick / flush -----------------------------------------------------
 
@@ -112,9 +119,12 @@ class Decoder:
         """
         tcp_process = self.tcp.process
         unpack = _IP4_TCP.unpack_from
+        flows = self.flows
+        flows_tcp = flows.tcp if flows is not None else None
+        flows_eth = flows is not None and flows.eth
         count = 0
         nbytes = 0
-        for ts, linktype, frame, _wl in packets:
+        for ts, linktype, frame, wl in packets:
             count += 1
             n = len(frame)
             nbytes += n
@@ -135,11 +145,16 @@ class Decoder:
                                 end = n
                             doff = (doff >> 4) << 2
                             if doff >= 20 and p + doff <= end:
+                                if flows_tcp is not None:
+                                    l2 = frame[:12] if off == 14 and flows_eth else b""
+                                    flows_tcp(ts, wl, l2, src, dst, sport, dport, flags, seq)
                                 if p + doff < end or flags & 0x07 or missing:
                                     payload = frame[p + doff : end]
                                     tcp_process(ts, src, dst, sport, dport, seq, ack, flags, payload, missing)
                                 # else a pure ACK: nothing to reassemble (Packetbeat skips these too)
                                 continue
+                if flows is not None:
+                    flows.update(ts, linktype, frame, wl)
                 self._general(ts, linktype, frame)
             except (IndexError, struct.error, ValueError) as exc:
                 self.stats.incr("decoder.malformed")
@@ -183,6 +198,8 @@ class Decoder:
         self.tcp.flush()
         for p in self.registry.plugins:
             self._emit(p, self._safe(p, p.flush))
+        if self.flows is not None:
+            self.flows.flush()
         return self._take()
 
     # -- internals ---------------------------------------------------------------------
@@ -203,6 +220,12 @@ class Decoder:
         self.frags.expire(ts)
         for p in self.registry.plugins:
             self._emit(p, self._safe(p, p.tick, ts))
+        flows = self.flows
+        if flows is not None:
+            flows.tick(ts)
+            # Flow reports fall due at their own instants: tick again before the first
+            # packet at or after the next one.
+            self._next_tick = min(self._next_tick, flows.next_tick)
 
     def _safe(self, plugin: Plugin, fn: Any, *args: Any) -> list[Any]:
         try:

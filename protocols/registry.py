@@ -39,6 +39,7 @@ _BUILTIN_MODULES = {
     "dns": "protocols.dns",
     "mongodb": "protocols.mongodb",
     "memcache": "protocols.memcache",
+    "icmp": "protocols.icmp",
     "tls": "protocols.tls",
     "cassandra": "protocols.cassandra",
     "amqp": "protocols.amqp",

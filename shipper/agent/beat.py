@@ -65,7 +65,9 @@ class Beat:
         plugins = build_plugins(self.settings.packetbeat.protocols, self.decoder_stats)
         if not plugins:
             log.warning("no protocol is enabled: nothing will be decoded")
-        return Decoder(plugins, self.decoder_limits(), self.decoder_stats)
+        flows = self.settings.packetbeat.flows
+        flow_config = flows.flow_config() if flows is not None and flows.enabled else None
+        return Decoder(plugins, self.decoder_limits(), self.decoder_stats, flows=flow_config)
 
     def output_context(self) -> OutputContext:
         s = self.settings
@@ -130,6 +132,17 @@ class Beat:
                     "fields_under_root": cfg.fields_under_root,
                     "tags": cfg.tags,
                 }
+        flows = s.packetbeat.flows
+        if flows is not None and flows.enabled:
+            # Flow events (type: flow) get the flows section's index, fields and tags; the
+            # processors ride along for the processors stage to pick up.
+            per_proto["flow"] = {
+                "index": flows.index,
+                "fields": flows.fields,
+                "fields_under_root": flows.fields_under_root,
+                "tags": flows.tags,
+                "processors": flows.processors,
+            }
         return Envelope(
             beat_name=s.beat_name,
             index=self.index_name(),

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from protocols.common.config import ByteSize, Duration, ProtocolConfig, one_of
+from protocols.flows import FlowConfig, FlowConfigError
 from protocols.registry import ProtocolConfigError, available, plugin_class
 from protocols.stats import Counters
 from shipper.agent.config import (
@@ -91,16 +92,37 @@ class TcpSettings:
 
 @attrs.frozen
 class FlowsSettings:
+    """``packetbeat.flows`` (enabled when the section exists)."""
+
     enabled: bool = True
+    #: A flow idle this long (capture time) is reported ``final``; at least 1s.
     timeout: Duration = attrs.field(default=Duration(30.0), validator=greater_than(0))
-    #: -1: report flows only when they end (Packetbeat's rule).
+    #: Report every flow this often; ``-1s`` (or 0): only when it ends. Else at least 1s.
     period: Duration = attrs.field(default=Duration(10.0), validator=at_least(-1))
     keep_null: bool = False
     index: str = ""
     enable_delta_flow_reports: bool = False
+    #: Leave the MAC addresses out of the flow key (Packetbeat ``allow_mismatched_eth``).
+    allow_mismatched_eth: bool = False
     fields: dict[str, Any] = attrs.field(factory=dict)
+    fields_under_root: bool = False
     tags: list[str] = attrs.field(factory=list)
+    #: Accepted and handed to the shipper with the flow events' settings
+    #: (``Beat.build_envelope``, ``per_protocol["flow"]["processors"]``); applied once
+    #: processors are supported.
     processors: list[Any] = attrs.field(factory=list)
+    #: wirebeat: most flows tracked at once; past it the oldest is reported and dropped.
+    max_flows: int = attrs.field(default=100_000, validator=at_least(1))
+
+    def flow_config(self) -> FlowConfig:
+        """The flow table's config (raises FlowConfigError for Packetbeat's invalid timings)."""
+        return FlowConfig.from_seconds(
+            float(self.timeout),
+            float(self.period),
+            delta=self.enable_delta_flow_reports,
+            allow_mismatched_eth=self.allow_mismatched_eth,
+            max_flows=self.max_flows,
+        )
 
 
 @attrs.frozen
@@ -586,7 +608,10 @@ def build_settings(tree: dict[str, Any]) -> tuple[Settings, list[str]]:
     flows_raw = pb_raw.pop("flows", None)
     flows = b.build(FlowsSettings, flows_raw, "packetbeat.flows") if flows_raw is not None else None
     if flows is not None and flows.enabled:
-        b.warnings.append("packetbeat.flows: flow events are not produced by this wirebeat build (ignored)")
+        try:
+            flows.flow_config()
+        except FlowConfigError as exc:
+            raise ConfigError("packetbeat.flows", str(exc)) from None
     pb = b.build(PacketbeatSettings, pb_raw, "packetbeat")
     pb = attrs.evolve(pb, protocols=protocols, interfaces=interfaces, flows=flows)
     rest = {k: v for k, v in tree.items() if k not in ("packetbeat", "output")}

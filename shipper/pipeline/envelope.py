@@ -10,31 +10,19 @@ pipelines and the ``packetbeat-*`` index pattern work unchanged).
 
 from __future__ import annotations
 
-import base64
 import datetime
-import hashlib
 import ipaddress
-import socket
-import struct
 from functools import lru_cache
 from typing import Any
 
+from protocols.common.flowhash import community_id
 from shipper.agent.version import ECS_VERSION, VERSION
+
+__all__ = ["NETWORK_NAMES", "Envelope", "TimeFormatter", "community_id", "parse_networks"]
 
 _CATEGORY = ["network"]
 _TYPE = ["connection", "protocol"]
-_PROTO_NUM = {"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58, "sctp": 132}
 _DIGITS = {"millisecond": 3, "microsecond": 6, "nanosecond": 9}
-
-
-def _pairs(*pairs: tuple[int, int]) -> dict[int, int]:
-    return {a: b for x, y in pairs for a, b in ((x, y), (y, x))}
-
-
-#: ICMP request/reply types (echo, router solicitation/advertisement, timestamp, info, mask).
-_ICMP4_PAIRS = _pairs((8, 0), (10, 9), (13, 14), (15, 16), (17, 18))
-#: ICMPv6: echo, MLD query/report, router and neighbor discovery, who-are-you, HA address discovery.
-_ICMP6_PAIRS = _pairs((128, 129), (130, 131), (133, 134), (135, 136), (139, 140), (144, 145))
 
 
 #: RFC 3339 writes four-digit years: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z
@@ -60,61 +48,29 @@ class TimeFormatter:
     no Elasticsearch ``date``), so it raises :class:`EventRejected` (reason
     ``bad_timestamp``) rather than writing a five-digit or negative year; the pipeline
     drops and counts such an event, as libbeat drops an event its encoder cannot write.
-    """
 
-    __slots__ = ("_base", "_digits", "_div", "_sec")
+    The date-and-seconds part is cached per second: one event often carries several times
+    (a flow report's ``@timestamp``, ``event.start`` and ``event.end`` are seconds apart)."""
+
+    __slots__ = ("_bases", "_digits", "_div")
 
     def __init__(self, precision: str = "millisecond") -> None:
         self._digits = _DIGITS[precision]
         self._div = 10 ** (9 - self._digits)
-        self._sec: int | None = None
-        self._base = ""
+        self._bases: dict[int, str] = {}
 
     def __call__(self, ts: int) -> str:
         sec, frac = divmod(ts, 1_000_000_000)
-        if sec != self._sec:
+        base = self._bases.get(sec)
+        if base is None:
             if not MIN_TIMESTAMP_NS <= ts <= MAX_TIMESTAMP_NS:
                 raise EventRejected("bad_timestamp", f"timestamp {ts} ns is outside the years 1..9999")
+            if len(self._bases) >= 4096:
+                self._bases.clear()
             t = _EPOCH + datetime.timedelta(seconds=sec)
-            self._base = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-            self._sec = sec
-        return f"{self._base}.{frac // self._div:0{self._digits}d}Z"
-
-
-@lru_cache(maxsize=65536)
-def _ip_bytes(ip: str) -> bytes:
-    return socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
-
-
-@lru_cache(maxsize=65536)
-def community_id(
-    transport: str, src_ip: str, src_port: int, dst_ip: str, dst_port: int, seed: int = 0
-) -> str | None:
-    """Community ID v1 (https://github.com/corelight/community-id-spec) for TCP/UDP/SCTP.
-
-    For ``icmp`` and ``ipv6-icmp`` pass the ICMP type and code as the ports."""
-    proto = _PROTO_NUM.get(transport)
-    if proto is None:
-        return None
-    try:
-        s, d = _ip_bytes(src_ip), _ip_bytes(dst_ip)
-    except (OSError, ValueError):
-        return None
-    one_way = False
-    if proto in (1, 58):
-        # Spec "ICMP": a request/reply type pair hashes like a port pair (the type of
-        # the counterpart message stands in for the destination port); other types are
-        # one-way, use the code as destination port and keep the endpoints unordered.
-        counterpart = (_ICMP4_PAIRS if proto == 1 else _ICMP6_PAIRS).get(src_port)
-        if counterpart is None:
-            one_way = True
-        else:
-            dst_port = counterpart
-    # Order the endpoints so both directions hash the same.
-    if not one_way and (s, src_port) > (d, dst_port):
-        s, d, src_port, dst_port = d, s, dst_port, src_port
-    data = struct.pack(">H", seed) + s + d + struct.pack(">BBHH", proto, 0, src_port, dst_port)
-    return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
+            base = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+            self._bases[sec] = base
+        return f"{base}.{frac // self._div:0{self._digits}d}Z"
 
 
 @lru_cache(maxsize=65536)
@@ -338,6 +294,34 @@ class Envelope:
             event["category"] = _CATEGORY
         if "type" not in event:
             event["type"] = _TYPE
+        if evt.get("type") != "flow":
+            # Flow reports come complete from the flow table (Packetbeat publishes them
+            # without the transaction publisher's derived fields).
+            self._derive(evt, event)
+
+        if type(ts) is int:
+            evt["@timestamp"] = stamp
+        index = self.index
+        if self.per_protocol:
+            proto = self.per_protocol.get(evt.get("type", ""))
+            if proto:
+                index = proto.get("index") or index
+                self._add_fields(
+                    evt, proto.get("fields"), proto.get("fields_under_root", False), proto.get("tags")
+                )
+        if self.fields or self.tags:
+            self._add_fields(evt, self.fields, self.fields_under_root, self.tags)
+        meta = self._metadata.get(index)
+        if meta is None:
+            meta = self._metadata[index] = {"beat": index, "type": "_doc", "version": VERSION}
+        evt["@metadata"] = meta
+        evt["agent"] = self.agent
+        evt["host"] = self.host
+        evt["ecs"] = self.ecs
+        return evt
+
+    def _derive(self, evt: dict[str, Any], event: dict[str, Any]) -> None:
+        """Packetbeat's ``pb.Fields.ComputeValues`` and the publisher's transaction fields."""
         network = evt.get("network")
         if network is None:
             network = evt["network"] = {}
@@ -387,27 +371,6 @@ class Envelope:
                     del evt["error"]
                 elif len(msgs) == 1:
                     err["message"] = msgs[0]
-
-        if type(ts) is int:
-            evt["@timestamp"] = stamp
-        index = self.index
-        if self.per_protocol:
-            proto = self.per_protocol.get(evt.get("type", ""))
-            if proto:
-                index = proto.get("index") or index
-                self._add_fields(
-                    evt, proto.get("fields"), proto.get("fields_under_root", False), proto.get("tags")
-                )
-        if self.fields or self.tags:
-            self._add_fields(evt, self.fields, self.fields_under_root, self.tags)
-        meta = self._metadata.get(index)
-        if meta is None:
-            meta = self._metadata[index] = {"beat": index, "type": "_doc", "version": VERSION}
-        evt["@metadata"] = meta
-        evt["agent"] = self.agent
-        evt["host"] = self.host
-        evt["ecs"] = self.ecs
-        return evt
 
     @staticmethod
     def _add_fields(evt: dict[str, Any], fields: Any, under_root: bool, tags: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from capture import CaptureFile
-from protocols.registry import available
+from protocols.registry import available, plugin_class
 from shipper.pipeline.envelope import Envelope
 from shipper.setup.fields import (
     FieldsError,
@@ -228,10 +228,12 @@ def test_every_emitted_field_is_defined_with_its_type() -> None:
     fields_seen: set[str] = set()
     for pcap in pcaps:
         ports = [p for p in _ports(pcap) if p < 65536]
-        if not ports:
-            continue
         for proto in available():
-            events = decode_file(pcap, {proto: {"ports": ports, **_options(proto)}})
+            portless = not plugin_class(proto).transports  # icmp
+            if not ports and not portless:
+                continue
+            opts = _options(proto) if portless else {"ports": ports, **_options(proto)}
+            events = decode_file(pcap, {proto: opts})
             for evt in events:
                 env.apply(evt)
                 events_by_proto[proto] += 1
@@ -244,6 +246,35 @@ def test_every_emitted_field_is_defined_with_its_type() -> None:
     # The check really walked the interesting parts.
     for f in ("source.ip", "event.duration", "network.community_id", "http.response.status_code", "url.full"):
         assert f in fields_seen
+
+
+def test_every_flow_field_is_defined_with_its_type() -> None:
+    """Flow reports (periodic and final) of every shared capture, flows keyed every way."""
+    from protocols.decoder import Decoder
+    from protocols.flows import FlowConfig
+
+    pcaps = sorted(SHARED_PCAPS.glob("*.pcap"))
+    if not pcaps:
+        need(f"shared captures in {SHARED_PCAPS}")
+    env = _envelope()
+    problems: Counter[str] = Counter()
+    seen: set[str] = set()
+    for pcap in pcaps:
+        for delta in (False, True):
+            dec = Decoder([], flows=FlowConfig.from_seconds(1, 1, delta=delta))
+            events = []
+            for ts, lt, frame, wl in CaptureFile(str(pcap)):
+                events += dec.feed_many([(ts, lt, frame, wl)])
+            events += dec.flush()
+            for evt in events:
+                env.apply(evt)
+                seen.update(flatten({k: v for k, v in evt.items() if k != "@metadata"}))
+                for p in check_event(evt, FIELDS):
+                    problems[f"flow ({pcap.name}): {p.split(' (value')[0]}"] += 1
+    assert not problems, "\n".join(f"{n}x {p}" for p, n in problems.most_common(40))
+    for f in ("flow.id", "flow.final", "flow.vlan", "source.mac", "source.packets", "destination.bytes"):
+        assert f in seen
+    assert {"network.packets", "network.community_id", "event.duration", "event.action"} <= seen
 
 
 def test_required_fields_are_present_in_events() -> None:

@@ -127,7 +127,7 @@ def test_thrift_dashboard_has_the_talks_panels() -> None:
 
 def test_dashboards_have_navigation_and_titles() -> None:
     dash = {o["id"]: o for o in OBJECTS if o["type"] == "dashboard"}
-    for short in ("overview", "http", "mysql", "pgsql", "redis", "thrift", "flows"):
+    for short in ("overview", "http", "mysql", "pgsql", "redis", "thrift", "icmp", "flows"):
         d = dash[dashboard_id(short)]
         assert d["attributes"]["title"].startswith("[Packetbeat] ") and d["attributes"]["title"].endswith(
             " ECS"

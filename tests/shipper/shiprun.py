@@ -32,6 +32,28 @@ REQUIRED = [
     "network.community_id",
 ]
 
+#: Fields every flow report of an IP flow carries (Packetbeat's FLOWS_REQUIRED_FIELDS).
+FLOWS_REQUIRED = [
+    "@timestamp",
+    "type",
+    "agent.type",
+    "agent.name",
+    "agent.version",
+    "event.kind",
+    "event.category",
+    "event.dataset",
+    "event.action",
+    "event.start",
+    "event.end",
+    "event.duration",
+    "source.ip",
+    "destination.ip",
+    "flow.id",
+    "network.type",
+    "network.transport",
+    "network.community_id",
+]
+
 
 class Run:
     def __init__(self, proc: subprocess.CompletedProcess[str], elapsed: float) -> None:

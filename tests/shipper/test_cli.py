@@ -18,7 +18,7 @@ from capture import CaptureFile, PcapWriter
 from protocols.registry import available
 from shipper.agent.version import VERSION
 from tests.helpers import ROOT, shared_pcap
-from tests.shipper.shiprun import REQUIRED, Run, missing_required, wirebeat
+from tests.shipper.shiprun import FLOWS_REQUIRED, REQUIRED, Run, missing_required, wirebeat
 
 DATA = ROOT / "tests" / "data"
 PB8 = DATA / "packetbeat.yml"
@@ -91,7 +91,7 @@ def test_test_config_accepts_the_shipped_8x_yml_and_logs_the_warnings(tmp_path: 
     assert run.rc == 0, run
     assert run.stdout == "Config OK\n"
     warnings = run.messages("warning")
-    assert "packetbeat.flows: flow events are not produced by this wirebeat build (ignored)" in warnings
+    assert not [m for m in warnings if "flows" in m or "icmp" in m]
     assert "processors are not supported yet; the 'processors' section is ignored" in warnings
     skipped = {m.split("'")[1] for m in warnings if m.startswith("protocol ")}
     assert skipped == {
@@ -106,7 +106,7 @@ def test_test_config_accepts_the_shipped_8x_yml_and_logs_the_warnings(tmp_path: 
         "tls",
         "sip",
     } - set(available())
-    assert len(warnings) == 2 + len(skipped)
+    assert len(warnings) == 1 + len(skipped)
     assert all(r["log.logger"] == "config" for r in run.logs)
 
 
@@ -345,9 +345,11 @@ def test_required_fields_on_every_event(tmp_path: Path, pcap: str) -> None:
     assert run.rc == 0, run
     assert run.events, run
     orphan_required = [f for f in REQUIRED if f != "event.start"] + ["event.end"]
+    assert any(e["type"] == "flow" for e in run.events)  # the shipped yml enables flows
     for e in run.events:
         orphan = e.get("error", {}).get("message") == "Unmatched response"
-        assert missing_required(e, orphan_required if orphan else REQUIRED) == [], e
+        required = FLOWS_REQUIRED if e["type"] == "flow" else orphan_required if orphan else REQUIRED
+        assert missing_required(e, required) == [], e
 
 
 def test_logs_go_to_stderr_with_e_and_to_files_without(tmp_path: Path) -> None:
