@@ -10,13 +10,15 @@ from __future__ import annotations
 
 
 class FramedStream:
-    __slots__ = ("buf", "need", "prefix", "skip")
+    __slots__ = ("buf", "need", "oversized", "prefix", "skip")
 
     def __init__(self, prefix: int = 64 << 10) -> None:
         self.buf = bytearray()
         self.need = 0
         self.skip = 0
         self.prefix = prefix
+        #: Frames handed over cut to their prefix (the handler counts them).
+        self.oversized = 0
 
     def reset(self) -> None:
         self.buf = bytearray()

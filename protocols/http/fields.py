@@ -329,7 +329,7 @@ def _split_host(header: str) -> tuple[str, int]:
 
 @lru_cache(maxsize=4096)
 def _is_ip(s: str) -> bool:
-    if not s or (":" not in s and not s[-1].isdigit()):
+    if not s or (":" not in s and not "0" <= s[-1] <= "9"):
         return False  # a host name: IPv4 ends in a digit, IPv6 has colons
     try:
         ipaddress.ip_address(s)

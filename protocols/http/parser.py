@@ -5,6 +5,13 @@ Feed bytes, get back finished ``Message`` objects; a stream that is not HTTP rai
 are consumed as they arrive and only kept when an event needs them (``include_body_for``
 or a urlencoded form), and never beyond ``max_message_size``: a 1 GB download costs
 constant memory.
+
+Linear time on any input: a header block, trailer or chunk-size line that arrives in
+many segments is searched from where the previous search stopped, never from its start.
+Caps (each overflow drops the message with a reason the handler counts as
+``http.<reason>``): the header block and a trailer line at ``max_message_size``
+(Packetbeat's option), the start line at 8 KiB, ``MAX_HEADERS`` lines per header block,
+``MAX_ENCODINGS`` content/transfer codings per message.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from collections import deque
 from typing import Any
 
 import attrs
+
+from protocols.common.digits import ascii_hex, is_ascii_digits, leading_uint
 
 START, HEADERS, BODY, BODY_TO_CLOSE, CHUNK_SIZE, CHUNK_DATA, CHUNK_CRLF, TRAILERS, UPGRADED = range(9)
 
@@ -62,8 +71,30 @@ _PLAIN_FIELDS = {
 }
 
 
+#: Longest start line accepted (request target included).
+MAX_START_LINE = 8192
+#: Longest chunk-size line (extensions included).
+MAX_CHUNK_LINE = 1024
+#: Header lines per header block: beyond it the message is dropped (``too_many_headers``).
+#: No real peer comes near it (Apache refuses more than 100 request fields, Node.js keeps
+#: 2000); it bounds the per-header objects a 10 MB block could otherwise make.
+MAX_HEADERS = 10_000
+_HEADER_BLOCK_CHECK = 2 * MAX_HEADERS
+#: Content and transfer codings kept per message; past it the chain ends in ``...``,
+#: which the body decoder refuses (a 10,000-layer gzip chain is not decoded).
+MAX_ENCODINGS = 16
+#: Header blocks up to this size are remembered in the fields cache.
+_CACHE_BLOCK_MAX = 4096
+
+_CRLFS = re.compile(rb"[\r\n]*")
+
+
 class ParseError(Exception):
-    """The bytes are not an HTTP message."""
+    """The bytes are not an HTTP message. ``reason``: a counter name for the caps."""
+
+    def __init__(self, detail: str, reason: str = "") -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 @attrs.frozen
@@ -157,7 +188,7 @@ def _parse_version(s: str) -> tuple[int, int]:
     if v is not None:
         return v
     # Packetbeat: "x.y" with x <= 1 and y <= 2, anything else is treated as 1.0.
-    if len(s) >= 3 and s[0].isdigit() and s[2].isdigit():
+    if len(s) >= 3 and "0" <= s[0] <= "9" and "0" <= s[2] <= "9":
         major, minor = ord(s[0]) - 48, ord(s[2]) - 48
         if major <= 1 and minor <= 2:
             return major, minor
@@ -165,24 +196,45 @@ def _parse_version(s: str) -> tuple[int, int]:
 
 
 def _csv_lower(value: str) -> list[str]:
-    return [v.strip(" ").lower() for v in value.split(",")]
+    # At most MAX_ENCODINGS + 1 items, whatever the value holds.
+    return [v.strip(" ").lower() for v in value.split(",", MAX_ENCODINGS)]
+
+
+def _add_encodings(msg: Message, encs: list[str], front: bool) -> None:
+    encs = [e for e in encs if e and e != "identity"]
+    if not encs:
+        return
+    have = msg.encodings
+    if len(have) + len(encs) <= MAX_ENCODINGS:
+        if front:
+            have[:0] = encs
+        else:
+            have.extend(encs)
+        return
+    chain = encs + have if front else have + encs
+    msg.encodings = [*chain[: MAX_ENCODINGS - 1], "..."]
 
 
 class StreamParser:
     """Parser state for one direction."""
 
     __slots__ = (
+        "_answered",
+        "_counted",
         "_done",
         "buf",
         "cfg",
         "errors",
+        "incomplete",
         "last_error",
+        "last_reason",
         "msg",
         "need_more",
         "needed",
         "remaining",
         "requests",
         "resync",
+        "scan",
         "state",
     )
 
@@ -194,8 +246,16 @@ class StreamParser:
         self.remaining = 0
         self.need_more = False
         self.errors = 0
+        self.incomplete = 0
         self.last_error = ""
+        self.last_reason = ""
+        #: Bytes after the current position already searched in vain for the end of the
+        #: header block / the line being read (the search resumes there).
+        self.scan = 0
         self._done: list[Message] = []
+        #: Of ``_done``: how many were looked at, how many are final responses.
+        self._counted = 0
+        self._answered = 0
         self.needed = _needed_regex(cfg.real_ip_header)
         #: The connection's requests still waiting for a response: a response to HEAD (or
         #: a 2xx to CONNECT) has no body whatever its headers say.
@@ -213,6 +273,7 @@ class StreamParser:
         self.state = START
         self.msg = None
         self.remaining = 0
+        self.scan = 0
 
     def upgrade(self) -> None:
         """The connection switched protocols (101, CONNECT): stop parsing HTTP."""
@@ -230,6 +291,7 @@ class StreamParser:
             self.resync = False
         done: list[Message] = []
         self._done = done
+        self._counted = self._answered = 0
         buf: bytes | bytearray
         if self.buf:
             self.buf += data
@@ -268,18 +330,18 @@ class StreamParser:
                     msg.end_ts = ts
                     pos = len(buf)
                 elif state == CHUNK_SIZE:
-                    eol = buf.find(b"\n", pos)
+                    eol = buf.find(b"\n", pos + self.scan)
                     if eol < 0:
-                        if len(buf) - pos > 1024:
-                            raise ParseError("chunk size line too long")
+                        if len(buf) - pos > MAX_CHUNK_LINE:
+                            raise ParseError("chunk size line too long", "chunk_line_too_long")
+                        self.scan = len(buf) - pos
                         break
+                    self.scan = 0
                     line = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
-                    try:
-                        n = int(line, 16)
-                    except ValueError:
-                        raise ParseError(f"bad chunk size {line[:20]!r}") from None
-                    if n < 0:
-                        raise ParseError("negative chunk size")
+                    size = ascii_hex(line)
+                    if size is None:
+                        raise ParseError(f"bad chunk size {line[:20]!r}")
+                    n = size
                     msg = self.msg
                     assert msg is not None
                     msg.size += eol + 1 - pos
@@ -311,11 +373,13 @@ class StreamParser:
                         raise ParseError("expected CRLF after chunk")
                     self.state = CHUNK_SIZE
                 elif state == TRAILERS:
-                    eol = buf.find(b"\n", pos)
+                    eol = buf.find(b"\n", pos + self.scan)
                     if eol < 0:
                         if len(buf) - pos > self.cfg.max_message_size:
-                            raise ParseError("trailers too large")
+                            raise ParseError("trailer line too large", "trailer_too_large")
+                        self.scan = len(buf) - pos
                         break
+                    self.scan = 0
                     msg = self.msg
                     assert msg is not None
                     msg.size += eol + 1 - pos
@@ -329,6 +393,7 @@ class StreamParser:
             # Not HTTP (or lost sync): drop what is buffered; the next segment starts over.
             self.errors += 1
             self.last_error = str(exc)
+            self.last_reason = exc.reason
             self.reset()
             self.resync = True
             return done
@@ -376,8 +441,11 @@ class StreamParser:
         self.need_more = False
         if self.state == START:
             # Validate the start line as soon as it is there, so garbage is refused early.
-            while pos < len(buf) and buf[pos] in (0x0D, 0x0A):
-                pos += 1  # tolerate stray CRLF between messages (RFC 9112 §2.2)
+            if buf[pos] in (0x0D, 0x0A):
+                # Tolerate stray CRLF between messages (RFC 9112 §2.2).
+                m = _CRLFS.match(buf, pos)
+                assert m is not None
+                pos = m.end()
             if pos >= len(buf):
                 self.need_more = True
                 return pos
@@ -385,8 +453,8 @@ class StreamParser:
                 raise ParseError("not an HTTP start line")
             eol = buf.find(b"\n", pos)
             if eol < 0:
-                if len(buf) - pos > 8192:
-                    raise ParseError("start line too long")
+                if len(buf) - pos > MAX_START_LINE:
+                    raise ParseError("start line too long", "start_line_too_long")
                 self.need_more = True
                 return pos
             line = bytes(buf[pos:eol]).rstrip(b"\r")
@@ -394,16 +462,24 @@ class StreamParser:
             self._start_line(first, line)
             self.msg = first
             self.state = HEADERS
+            self.scan = 0
             # Header parsing starts over from the start line once the block is complete.
         msg = self.msg
         assert msg is not None
-        end = _find_header_end(buf, pos)
+        # Resume the search where the last one stopped; 3 bytes back so that a blank
+        # line split between segments is found.
+        end = _find_header_end(buf, pos + self.scan - 3 if self.scan > 3 else pos)
         if end < 0:
             if len(buf) - pos > self.cfg.max_message_size:
-                raise ParseError("headers larger than max_message_size")
+                raise ParseError("headers larger than max_message_size", "headers_too_large")
+            self.scan = len(buf) - pos
             self.need_more = True
             return pos
+        self.scan = 0
         raw = bytes(buf[pos:end])
+        # Lines: the start line, the headers, the blank line (each header line >= 2 bytes).
+        if len(raw) > _HEADER_BLOCK_CHECK and raw.count(b"\n") - 2 > MAX_HEADERS:
+            raise ParseError("too many header lines", "too_many_headers")
         msg.raw_headers = raw
         msg.size = len(raw)
         self._header_fields(msg, raw)
@@ -418,7 +494,7 @@ class StreamParser:
             msg.version = _parse_version(text[5:8])
             rest = text[9:]
             code, _, phrase = rest.partition(" ")
-            if not code.isdigit() or len(code) != 3:
+            if len(code) != 3 or not is_ascii_digits(code):
                 raise ParseError(f"bad status line {text[:40]!r}")
             msg.status_code = int(code)
             msg.status_phrase = phrase.strip()
@@ -475,6 +551,8 @@ class StreamParser:
                 msg.encodings = list(encodings)
             return
         self._scan_needed(msg, raw)
+        if len(block) > _CACHE_BLOCK_MAX:
+            return  # keys are kept: bound what the cache holds
         if len(_FIELDS_CACHE) >= _FIELDS_CACHE_MAX:
             _FIELDS_CACHE.clear()
         _FIELDS_CACHE[key] = (
@@ -507,39 +585,43 @@ class StreamParser:
         cfg = self.cfg
         text = raw.decode("utf-8", "replace")
         lines = text.split("\n")
-        # lines[0] is the start line; the block ends with an empty line.
+        # lines[0] is the start line; the block ends with an empty line. Folded and
+        # repeated headers are joined once at the end (joining as they come is quadratic).
         name = ""
-        value = ""
-        pending: list[tuple[str, str]] = []
+        pending: list[list[str]] = []  # [name, value, continuation lines...]
         for line in lines[1:]:
             if line.endswith("\r"):
                 line = line[:-1]
             if not line:
                 continue
             if line[0] in " \t" and name:
-                value = value + " " + line.strip()
-                pending[-1] = (name, value)
+                pending[-1].append(line.strip())
                 continue
             colon = line.find(":")
             if colon <= 0:
                 continue  # Packetbeat ignores lines without a colon
             name = line[:colon].strip().lower()
-            value = line[colon + 1 :].strip()
-            pending.append((name, value))
-        headers = msg.headers
-        for name, value in pending:
+            pending.append([name, line[colon + 1 :].strip()])
+        collected: dict[str, list[str]] = {}
+        for item in pending:
+            name = item[0]
+            value = item[1] if len(item) == 2 else " ".join(item[1:])
             self._apply(msg, name, value)
             if collect and (cfg.send_all_headers or name in cfg.send_headers):
-                old = headers.get(name)
-                headers[name] = value if old is None else old + ", " + value
+                values = collected.get(name)
+                if values is None:
+                    collected[name] = [value]
+                else:
+                    values.append(value)
+        headers = msg.headers
+        for name, values in collected.items():
+            headers[name] = values[0] if len(values) == 1 else ", ".join(values)
 
     def _apply(self, msg: Message, name: str, value: str) -> None:
         if name == "content-length":
             msg.has_content_length = True
-            try:
-                msg.content_length = max(0, int(value.split(",")[0].strip()))
-            except ValueError:
-                msg.content_length = 0
+            # Packetbeat: the leading ASCII digits (a bad value counts as 0).
+            msg.content_length = leading_uint(value.partition(",")[0].strip()) or 0
         elif name == "content-type":
             msg.content_type = value
         elif name == "transfer-encoding":
@@ -547,9 +629,9 @@ class StreamParser:
             if encs and encs[-1] == "chunked":
                 msg.chunked = True
                 encs = encs[:-1]
-            msg.encodings.extend(e for e in encs if e and e != "identity")
+            _add_encodings(msg, encs, False)
         elif name == "content-encoding":
-            msg.encodings[:0] = [e for e in _csv_lower(value) if e and e != "identity"]
+            _add_encodings(msg, _csv_lower(value), True)
         elif name == "connection":
             msg.connection = value.lower()
         elif name == "host":
@@ -569,12 +651,15 @@ class StreamParser:
             if 100 <= code < 200 or code == 204 or code == 304:
                 self.state = UPGRADED if code == 101 else START
                 return end
-            # Responses finished earlier in this same feed have not been paired yet.
-            answered = (
-                sum(1 for m in self._done if not m.is_request and not 100 <= m.status_code < 200)
-                if self._done
-                else 0
-            )
+            # Responses finished earlier in this same feed have not been paired yet
+            # (counted incrementally: a feed may hold thousands of small responses).
+            done = self._done
+            if len(done) > self._counted:
+                for m in done[self._counted :]:
+                    if not m.is_request and not 100 <= m.status_code < 200:
+                        self._answered += 1
+                self._counted = len(done)
+            answered = self._answered
             if self.requests is not None and len(self.requests) > answered:
                 method = self.requests[answered][0].method
                 if method == "HEAD" or (method == "CONNECT" and 200 <= code < 300):
@@ -638,6 +723,8 @@ class StreamParser:
         """The direction ended (FIN or teardown): hand over a message whose headers are in."""
         msg = self.msg
         if msg is None or self.state in (START, HEADERS):
+            if msg is not None or self.buf.strip(b"\r\n"):
+                self.incomplete += 1  # a start line or header block cut short
             self.reset()
             return None
         self.msg = None

@@ -76,6 +76,8 @@ class HttpHandler(ConnectionHandler):
         lost_sync = parser.errors != errors
         if lost_sync:
             self.plugin.stats.incr("http.parse_errors")
+            if parser.last_reason:
+                self.plugin.stats.incr("http." + parser.last_reason)
         if not msgs and not self.deferred and not lost_sync:
             return []
         out = self._take_deferred()
@@ -104,17 +106,13 @@ class HttpHandler(ConnectionHandler):
 
     def on_fin(self, direction: int, ts: int) -> list[Any]:
         out = self._take_deferred()
-        msg = self.parsers[direction].finish()
-        if msg is not None:
-            self._handle(msg, direction, out)
+        self._finish(direction, out)
         return out
 
     def on_close(self, reason: str) -> list[Any]:
         out = self._take_deferred()
-        for d, parser in enumerate(self.parsers):
-            msg = parser.finish()
-            if msg is not None:
-                self._handle(msg, d, out)
+        for d in range(len(self.parsers)):
+            self._finish(d, out)
         self._correlate(out)
         while self.requests:
             req, d = self.requests.popleft()
@@ -122,6 +120,15 @@ class HttpHandler(ConnectionHandler):
             out.append(HttpTransaction(self.conn, req, None, d))
         self._flush_responses(out)
         return out
+
+    def _finish(self, direction: int, out: list[Any]) -> None:
+        parser = self.parsers[direction]
+        incomplete = parser.incomplete
+        msg = parser.finish()
+        if msg is not None:
+            self._handle(msg, direction, out)
+        elif parser.incomplete != incomplete:
+            self.plugin.stats.incr("http.incomplete_messages")
 
     # -- pairing -------------------------------------------------------------------------
 
@@ -211,11 +218,12 @@ def _redact_raw_authorization(raw: bytes) -> bytes:
         if i < 0:
             break
         start = i + len(needle)
-        end = raw.find(b"\r\n", start)
-        if end < 0:
-            end = raw.find(b"\n", start)
+        # The end of this line (looking for CRLF first would scan past bare-LF lines).
+        end = raw.find(b"\n", start)
         if end < 0:
             end = len(raw)
+        elif end > start and raw[end - 1] == 0x0D:
+            end -= 1
         out[start:end] = b"*" * (end - start)
         pos = end
     return bytes(out)

@@ -102,6 +102,7 @@ class PacketStream(FramedStream):
                     break
                 start = pos + 4 + self.prefix
                 out.append((data[pos + 3], data[pos + 4 : start], n, cont))
+                self.oversized += 1
                 rest = n - self.prefix
                 if end - start >= rest:
                     pos = start + rest

@@ -34,6 +34,10 @@ MAX_STATEMENTS = 4096
 ROW_SLACK = 256
 #: Rows that start past this many bytes of the response are counted, not kept.
 MAX_RESPONSE_BYTES = 100 * 1024
+#: Columns of a result set: MySQL's and MariaDB's hard limit (a select list or table
+#: with more fails with ER_TOO_MANY_FIELDS). A response announcing more is malformed:
+#: it is closed with a note and counted (``mysql.too_many_columns``).
+MAX_COLUMNS = 4096
 
 COM_CHANGE_USER = 0x11
 COM_RESET_CONNECTION = 0x1F
@@ -156,7 +160,8 @@ class MysqlTransaction:
         self.insert_id = 0
         self.num_rows = 0
         self.num_fields = 0
-        self.tables: list[str] = []
+        #: ``schema.table`` of the columns, in order (a dict: a set that keeps order).
+        self.tables: dict[str, None] = {}
         self.fields: list[str] = []
         self.columns: list[ColumnDef] = []
         self.rows: list[bytes] = []
@@ -221,6 +226,7 @@ class MysqlHandler(ConnectionHandler):
         else:
             if not self.server_synced:
                 if self.pending is None and not self._looks_like_greeting(data):
+                    self.plugin.stats.incr("mysql.unsynced_segments")
                     return self._take()
                 self.server_synced = True
             for seq, payload, n, cont in stream.feed(data):
@@ -230,6 +236,9 @@ class MysqlHandler(ConnectionHandler):
                     self._server_parse_error()
                 if session.mode != MODE_PLAIN:
                     break
+        if stream.oversized:
+            self.plugin.stats.incr("mysql.oversized_packets", stream.oversized)
+            stream.oversized = 0
         return self._take()
 
     def on_gap(self, direction: int, nbytes: int) -> bool:
@@ -244,6 +253,9 @@ class MysqlHandler(ConnectionHandler):
         return True
 
     def on_close(self, reason: str) -> list[Any]:
+        for stream in self.streams:
+            if stream.pending:
+                self.plugin.stats.incr("mysql.incomplete_messages")
         out = self._take()
         txn = self.pending
         if txn is not None:
@@ -457,8 +469,7 @@ class MysqlHandler(ConnectionHandler):
             if self.first_result:
                 txn.columns.append(col)
                 txn.fields.append(col.name)
-            if col.path not in txn.tables:
-                txn.tables.append(col.path)
+            txn.tables[col.path] = None
             self.left -= 1
             if self.left <= 0:
                 self.rstate = R_ROWS if self.session.deprecate_eof() else R_COLS_EOF
@@ -521,6 +532,11 @@ class MysqlHandler(ConnectionHandler):
             pass  # LOCAL INFILE request: the client sends the file, then the server answers
         else:
             ncols, _ = p.lenenc_int(payload, 0)
+            if ncols > MAX_COLUMNS:
+                self.plugin.stats.incr("mysql.too_many_columns")
+                txn.notes.append("More than 4096 columns")
+                self._finish()
+                return
             if self.first_result:
                 txn.num_fields = ncols
             self.left = ncols

@@ -9,6 +9,7 @@ GSSENCRequest with a single unframed byte. Decoders raise ``ParseError`` (or let
 
 from __future__ import annotations
 
+import re
 import struct
 
 from protocols.common.framing import FramedStream
@@ -27,6 +28,9 @@ FRONTEND_TYPES = frozenset(b"QPBDESCHFXdcfp")
 BACKEND_TYPES = frozenset(b"RKSZTDCEIN123ntsGHWdcVAv")
 
 _I32 = struct.Struct(">i")
+#: A dollar-quote delimiter as PostgreSQL's lexer reads it (scan.l ``dolqdelim``): ASCII
+#: letters, ``_`` and every non-ASCII character may start the tag, ASCII digits continue it.
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
 _H = struct.Struct(">H")
 _HH = struct.Struct(">HH")
 
@@ -106,6 +110,7 @@ class MessageStream(FramedStream):
                     break
                 start = pos + 5 + self.prefix
                 out.append((typ, data[pos + 5 : start], size))
+                self.oversized += 1
                 rest = size - 5 - self.prefix
                 if end - start >= rest:
                     pos = start + rest
@@ -248,7 +253,7 @@ def split_statements(query: str) -> list[str]:
         elif c == "$":
             j = query.find("$", i + 1)
             tag = query[i : j + 1] if j != -1 else ""
-            if tag and (len(tag) == 2 or tag[1:-1].replace("_", "a").isalnum()) and not tag[1:2].isdigit():
+            if tag and _DOLLAR_TAG.fullmatch(tag):
                 k = query.find(tag, j + 1)
                 i = n if k == -1 else k + len(tag)
             else:

@@ -14,6 +14,10 @@ head of the queue (PostgreSQL docs, "Message Flow"):
   (the rest of a simple query, or up to ``Sync``), so the error belongs to the first
   transaction before that point and the others were never executed.
 
+Every backend message costs O(1) whatever is queued (the number of sync points queued is
+counted, not searched for), so a flood of errors or ReadyForQuery against a full queue
+stays linear.
+
 Pipelined executes therefore pair correctly, and asynchronous messages (notices,
 parameter status, notifications) never disturb the pairing. Named prepared statements
 and TLS state outlive the handler (idle expiry, gaps) in a plugin-owned ``Session``.
@@ -126,6 +130,7 @@ class PgsqlHandler(ConnectionHandler):
         "session",
         "streams",
         "synced",
+        "syncs",
     )
 
     plugin: PgsqlPlugin
@@ -135,6 +140,8 @@ class PgsqlHandler(ConnectionHandler):
         self.session = plugin.session(conn)
         self.streams = (MessageStream(p.FRONTEND_TYPES, True), MessageStream(p.BACKEND_TYPES, False))
         self.ops: deque[Op] = deque()
+        #: OP_SYNC entries in ``ops``.
+        self.syncs = 0
         self.portals: dict[str, str | None] = {}
         #: Extended-protocol bytes and first timestamp since the last Execute/Sync.
         self.acc_bytes = 0
@@ -156,6 +163,8 @@ class PgsqlHandler(ConnectionHandler):
         stream = self.streams[direction]
         if not self.synced[direction] and not stream.pending:
             if not self._plausible(direction, data):
+                # The middle of a message (a handler created mid-stream): skipped, counted.
+                self.plugin.stats.incr("pgsql.unsynced_segments")
                 return self._take()
             self.synced[direction] = True
         try:
@@ -164,6 +173,9 @@ class PgsqlHandler(ConnectionHandler):
             msgs = []
             self._stream_error(direction)
         handle = self._client_message if direction == FROM_CLIENT else self._server_message
+        if stream.oversized:
+            self.plugin.stats.incr("pgsql.oversized_messages", stream.oversized)
+            stream.oversized = 0
         for typ, body, size in msgs:
             try:
                 handle(typ, body, size, ts)
@@ -187,6 +199,10 @@ class PgsqlHandler(ConnectionHandler):
 
     def on_close(self, reason: str) -> list[Any]:
         stats = self.plugin.stats
+        for stream in self.streams:
+            if stream.pending:
+                stats.incr("pgsql.incomplete_messages")
+        self.syncs = 0
         while self.ops:
             op = self.ops.popleft()
             txn = op.txn
@@ -212,8 +228,11 @@ class PgsqlHandler(ConnectionHandler):
             return []
         self.out = []
         if self.hidden:
-            out = [t for t in out if not t.hidden]
-            self.hidden = sum(1 for op in self.ops if op.txn is not None and op.txn.hidden)
+            kept = [t for t in out if not t.hidden]
+            # Hidden transactions dropped unpublished keep the count high: that only
+            # costs this filter, never a scan of the queue.
+            self.hidden = max(0, self.hidden - (len(out) - len(kept)))
+            out = kept
         return out
 
     def _plausible(self, direction: int, data: bytes) -> bool:
@@ -241,8 +260,12 @@ class PgsqlHandler(ConnectionHandler):
     def _push(self, op: Op) -> None:
         ops = self.ops
         ops.append(op)
+        if op.kind == OP_SYNC:
+            self.syncs += 1
         if len(ops) > MAX_PENDING:
             old = ops.popleft()
+            if old.kind == OP_SYNC:
+                self.syncs -= 1
             self.plugin.stats.incr("pgsql.pending_overflow")
             if old.txn is not None:
                 self.plugin.stats.incr("pgsql.unmatched_requests")
@@ -369,6 +392,8 @@ class PgsqlHandler(ConnectionHandler):
                 txn.responded = True
                 ops.popleft()
                 self.out.append(txn)
+            else:
+                self.plugin.stats.incr("pgsql.unmatched_responses")
             return
         if typ == 0x54:  # T
             self._row_description(body, size, ts)
@@ -432,11 +457,12 @@ class PgsqlHandler(ConnectionHandler):
 
     def _ready(self, ts: int) -> None:
         ops = self.ops
-        if not any(op.kind == OP_SYNC for op in ops):
+        if not self.syncs:
             return  # end of the startup phase, or pairing state was lost
         while ops:
             op = ops.popleft()
             if op.kind == OP_SYNC:
+                self.syncs -= 1
                 break
             if op.txn is not None:
                 self.plugin.stats.incr("pgsql.unanswered_statements")
@@ -459,6 +485,9 @@ class PgsqlHandler(ConnectionHandler):
             target = PgsqlTransaction(self.conn, parse_op.ts, parse_op.query, self.acc_bytes)
         if target is None:
             self.plugin.stats.incr("pgsql.unmatched_responses")
+            # The server still skips what is queued before the next sync point.
+            while ops and ops[0].kind != OP_SYNC:
+                ops.popleft()
             return
         target.is_error = True
         target.error_code = fields.get("C", "")

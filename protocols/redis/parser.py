@@ -13,13 +13,22 @@ RESP3 types (which Packetbeat does not know) follow the same spirit: ``_`` → `
 
 Memory is bounded: at most ``max_bytes`` of leaf content is kept per message (beyond
 it the message is still followed to its end but its content is dropped and
-``truncated`` is set), a bulk string longer than what is left of that budget is skipped
-as it streams by, header lines are capped, and nesting is capped at ``max_depth``.
+``truncated`` is set; every kept element also counts what holding it costs beyond its
+bytes, so a million empty strings are bounded too), a bulk string longer than
+what is left of that budget is skipped as it streams by, header lines are capped, and
+nesting is capped at ``max_depth``.
+
+Time is linear: a line still waiting for its CRLF is searched from where the last search
+stopped. Lengths and counts are ASCII decimals (``protocols.common.digits``) within
+Redis' own limits (``MAX_BULK``, ``MAX_COUNT``). A broken rule drops the message with a
+reason the handler counts (``redis.<reason>`` for the caps).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from protocols.common.digits import ascii_int, is_ascii_float, is_ascii_integer
 
 # Type bytes (https://redis.io/docs/latest/develop/reference/protocol-spec/).
 ARRAY, BULK, INT, SIMPLE, ERROR = 0x2A, 0x24, 0x3A, 0x2B, 0x2D  # * $ : + -
@@ -42,11 +51,23 @@ _ERROR_TYPES = frozenset({ERROR, BLOB_ERROR})
 MAX_HEADER_LINE = 32
 #: Longest inline command (Redis' own PROTO_INLINE_MAX_SIZE).
 MAX_INLINE = 64 * 1024
+#: Largest bulk string length accepted: Redis' default ``proto-max-bulk-len`` and the
+#: documented largest string value (512 MiB). Longer is a lying length: dropped.
+MAX_BULK = 512 * 1024 * 1024
+#: Largest aggregate count accepted (Redis refuses a multibulk count above INT_MAX).
+MAX_COUNT = 0x7FFFFFFF
+#: What a kept element costs beyond its bytes: a small ``bytes`` object and its list
+#: slot (about 40 bytes in CPython), so ``max_bytes`` bounds memory, not just text.
+_ELEMENT_COST = 40
 _CMD_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.|")
 
 
 class ParseError(Exception):
-    """The bytes are not RESP."""
+    """The bytes are not RESP. ``reason``: a counter name for the caps."""
+
+    def __init__(self, detail: str, reason: str = "") -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 class Message:
@@ -107,10 +128,12 @@ class RespParser:
         "inline",
         "kept",
         "last_error",
+        "last_reason",
         "max_bytes",
         "max_depth",
         "msg_ts",
         "rest",
+        "scan",
         "skip",
         "stack",
         "truncated",
@@ -128,8 +151,11 @@ class RespParser:
         self.kept = 0  # leaf bytes stored for the current message
         self.truncated = False
         self.skip = 0  # bytes of an oversized bulk string still to skip (CRLF included)
+        #: Bytes of the value being read already searched in vain for its line end.
+        self.scan = 0
         self.errors = 0
         self.last_error = ""
+        self.last_reason = ""
 
     @property
     def in_message(self) -> bool:
@@ -143,6 +169,7 @@ class RespParser:
         self.kept = 0
         self.truncated = False
         self.skip = 0
+        self.scan = 0
 
     def feed(self, data: bytes, ts: int) -> list[Message]:
         """Parse what ``data`` completes. On bad input the state is dropped (counted in
@@ -160,6 +187,7 @@ class RespParser:
         except (ParseError, ValueError, IndexError) as exc:
             self.errors += 1
             self.last_error = str(exc) or type(exc).__name__
+            self.last_reason = exc.reason if isinstance(exc, ParseError) else ""
             self.reset()
             return out
         if pos < len(buf):
@@ -199,7 +227,13 @@ class RespParser:
                         if n - pos >= MAX_HEADER_LINE:
                             raise ParseError("bulk length line too long")
                         break
-                    length = int(buf[pos + 1 : eol])
+                    raw = buf[pos + 1 : eol]
+                    # bytes.isdigit is ASCII-only: the common case without a call.
+                    length = int(raw) if raw.isdigit() else ascii_int(raw)
+                    if length is None:
+                        raise ParseError("bad bulk length")
+                    if length > MAX_BULK:
+                        raise ParseError("bulk length beyond 512 MiB", "bulk_too_large")
                     if length < 0:
                         if t != BULK:
                             raise ParseError("negative length")
@@ -223,18 +257,25 @@ class RespParser:
                             leaf = leaf[4:]
                         pos = end + 2
                 elif t in _LINE_TYPES:
-                    limit = max(self.max_bytes - self.kept, 0) + 1024
-                    eol = buf.find(b"\r\n", pos + 1)
+                    # Resume the search one byte back: a CR may end the searched part.
+                    eol = buf.find(b"\r\n", pos + self.scan if self.scan > 1 else pos + 1)
                     if eol < 0:
-                        if n - pos > limit:
-                            raise ParseError("line too long")
+                        if n - pos > max(self.max_bytes - self.kept, 0) + 1024:
+                            raise ParseError("line too long", "line_too_long")
+                        self.scan = n - pos - 1
                         break
+                    self.scan = 0
                     leaf = bytes(buf[pos + 1 : eol])
                     pos = eol + 2
-                    if t in (INT, BIGNUM):
-                        int(leaf)
+                    if t == INT:
+                        if not leaf.isdigit() and ascii_int(leaf) is None:
+                            raise ParseError("bad integer")
+                    elif t == BIGNUM:
+                        if not is_ascii_integer(leaf):
+                            raise ParseError("bad big number")
                     elif t == DOUBLE:
-                        float(leaf)
+                        if not is_ascii_float(leaf):
+                            raise ParseError("bad double")
                     elif t == NULL:
                         if leaf:
                             raise ParseError("bad null")
@@ -252,7 +293,12 @@ class RespParser:
                         if n - pos >= MAX_HEADER_LINE:
                             raise ParseError("aggregate length line too long")
                         break
-                    count = int(buf[pos + 1 : eol])
+                    raw = buf[pos + 1 : eol]
+                    count = int(raw) if raw.isdigit() else ascii_int(raw)
+                    if count is None:
+                        raise ParseError("bad aggregate count")
+                    if count > MAX_COUNT:
+                        raise ParseError("aggregate count beyond 2**31-1", "count_too_large")
                     pos = eol + 2
                     if count < 0:
                         if t != ARRAY:
@@ -268,15 +314,17 @@ class RespParser:
                             continue
                     else:
                         if len(stack) >= self.max_depth:
-                            raise ParseError("nesting too deep")
+                            raise ParseError("nesting too deep", "nesting_too_deep")
                         stack.append([t, count * 2 if t in (MAP, ATTRIBUTE) else count, [], False])
                         continue
                 elif self.inline and not stack:
-                    eol = buf.find(b"\n", pos)
+                    eol = buf.find(b"\n", pos + self.scan)
                     if eol < 0:
                         if n - pos > MAX_INLINE:
-                            raise ParseError("inline command too long")
+                            raise ParseError("inline command too long", "inline_too_long")
+                        self.scan = n - pos
                         break
+                    self.scan = 0
                     parts = bytes(buf[pos:eol]).split()
                     pos = eol + 1
                     if not parts:  # Redis ignores empty lines
@@ -300,9 +348,10 @@ class RespParser:
                     out.append(self._finish(ts, pos - start, t, leaf, None, truncated))
                     break
                 frame = stack[-1]
-                if not self.truncated and self.kept + len(leaf) <= self.max_bytes:
+                cost = len(leaf) + _ELEMENT_COST
+                if not self.truncated and self.kept + cost <= self.max_bytes:
                     frame[2].append(leaf)
-                    self.kept += len(leaf)
+                    self.kept += cost
                 else:
                     self.truncated = True
                     frame[3] = True

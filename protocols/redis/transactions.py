@@ -123,6 +123,8 @@ class RedisHandler(ConnectionHandler):
                     return out
         if parser.errors != errors:
             self.plugin.stats.incr("redis.parse_errors")
+            if parser.last_reason:
+                self.plugin.stats.incr("redis." + parser.last_reason)
         return out
 
     def on_gap(self, direction: int, nbytes: int) -> bool:

@@ -11,6 +11,15 @@ rendered: strings keep their first ``string_max_size`` bytes (the rest streams p
 without being buffered) and collections their first ``collection_max_size`` elements
 (the rest are walked, fixed-size binary elements skipped in one step).
 
+Caps, each overflow dropping the message with a reason the handler counts as
+``thrift.<reason>``: Apache Thrift's default ``max_message_size`` (100 MiB, its
+TConfiguration) bounds a frame, an unframed message, a string and what a collection's
+declared size implies (size times the smallest encoding of its elements, the check
+Thrift's own readers make), so a lying length is refused before anything is skipped or
+allocated; nesting stops at ``max_depth`` and structs at ``drop_after_n_struct_fields``
+fields. The rendered text of one message is capped at ``MAX_RENDERED``; containers past
+it render as ``...``.
+
 Values render as Packetbeat's ``thrift.go``: numbers as decimals, doubles in Go's
 shortest ``'f'`` form, strings Go-quoted (hex when not UTF-8, ``"*"`` when obfuscated),
 lists ``[a, b]``, sets ``{a, b}``, maps ``{k: v}``, structs ``(1: a, 2: b)``, and ``...``
@@ -20,6 +29,7 @@ as unsigned, so -1 became 255/65535/4294967295), and UUID (type 16) is understoo
 
 from __future__ import annotations
 
+import re
 import struct
 from decimal import Decimal
 from typing import Any
@@ -40,6 +50,13 @@ _BIN_INT = {
     T_I64: struct.Struct(">q"),
 }
 _BIN_SIZE = {T_BOOL: 1, T_BYTE: 1, T_DOUBLE: 8, T_I16: 2, T_I32: 4, T_I64: 8, T_UUID: 16}
+#: Compact protocol: elements of fixed size (a bool in a collection is one byte), and
+#: integers written as varints.
+_COMPACT_SIZE = {T_BOOL: 1, T_BYTE: 1, T_DOUBLE: 8, T_UUID: 16}
+_VARINT_TYPES = frozenset({T_I16, T_I32, T_I64})
+_HIGH_BYTES = bytes(range(0x80, 0x100))
+_LOW_BYTES = bytes(range(0x80))
+_LONG_VARINT = re.compile(rb"[\x80-\xff]{10}")
 _U32 = struct.Struct(">I")
 _I32 = struct.Struct(">i")
 _I16 = struct.Struct(">h")
@@ -62,13 +79,29 @@ _COMPACT_TYPES = {
 }
 #: Longest method name accepted (a longer one means this is not Thrift).
 MAX_NAME = 64 * 1024
-#: Largest frame accepted.
-MAX_FRAME = 1 << 30
+#: Largest message (and frame, string, collection payload) accepted: Apache Thrift's
+#: default TConfiguration ``max_message_size``.
+MAX_MESSAGE = 100 * 1024 * 1024
+MAX_FRAME = MAX_MESSAGE
+#: Characters of rendered values kept per message (beyond, containers render ``...``).
+MAX_RENDERED = 1024 * 1024
+#: Smallest encoding of one element, by type: binary protocol, compact protocol.
+_MIN_BINARY = {
+    T_BOOL: 1, T_BYTE: 1, T_DOUBLE: 8, T_I16: 2, T_I32: 4, T_I64: 8, T_STRING: 4,
+    T_STRUCT: 1, T_MAP: 6, T_SET: 5, T_LIST: 5, T_UUID: 16,
+}  # fmt: skip
+_MIN_COMPACT = {**{t: 1 for t in _MIN_BINARY}, T_DOUBLE: 8, T_UUID: 16}
+#: Smaller collections cannot exceed MAX_MESSAGE (an element takes at most 32 bytes).
+_CHECKED_SIZE = MAX_MESSAGE // 32
 _NO_KEY = object()
 
 
 class ParseError(Exception):
-    """The bytes are not a Thrift message."""
+    """The bytes are not a Thrift message. ``reason``: a counter name for the caps."""
+
+    def __init__(self, detail: str, reason: str = "") -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 class _Need(Exception):
@@ -197,6 +230,23 @@ def _uuid(b: bytes) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def _skip_varints(buf: bytes | bytearray, pos: int, n: int, limit: int) -> tuple[int, int]:
+    """Skip the complete varints in ``buf[pos:n]`` in a few C passes (an unrendered
+    compact list of integers). Returns (count, end); count 0: none complete yet; -1: more
+    than ``limit`` are there (the caller walks them one by one)."""
+    block = bytes(buf[pos:n])
+    end = len(block.rstrip(_HIGH_BYTES))  # just past the last complete varint
+    if not end:
+        return 0, pos
+    body = block[:end]
+    count = end - len(body.translate(None, _LOW_BYTES))
+    if count > limit:
+        return -1, pos
+    if _LONG_VARINT.search(body) is not None:
+        raise ParseError("varint too long")
+    return count, pos + end
+
+
 def _zigzag(n: int) -> int:
     return (n >> 1) ^ -(n & 1)
 
@@ -238,7 +288,9 @@ class ThriftParser:
         "msg",
         "msg_start_abs",
         "msg_ts",
+        "reasons",
         "render_replies",
+        "rendered",
         "rest",
         "resume_pos",
         "skip",
@@ -264,6 +316,10 @@ class ThriftParser:
         self.carried = 0
         self.errors = 0
         self.last_error = ""
+        #: Reasons of dropped or cut messages since the handler last took them.
+        self.reasons: list[str] = []
+        #: Characters rendered for the current message (negative: budget spent, noted).
+        self.rendered = 0
 
     @property
     def in_message(self) -> bool:
@@ -279,6 +335,7 @@ class ThriftParser:
         self.msg_ts = -1
         self.frame_len = -1
         self.frame_end = -1
+        self.rendered = 0
 
     def take_partial(self) -> ThriftMessage | None:
         """The message being read (its header was complete), dropping the parse state."""
@@ -307,6 +364,8 @@ class ThriftParser:
             except _Error as err:
                 self.errors += 1
                 self.last_error = err.reason
+                if err.slug:
+                    self.reasons.append(err.slug)
                 end = self.frame_end
                 self.reset_message()
                 self.skip = 0
@@ -353,7 +412,7 @@ class ThriftParser:
                 except _Need:
                     return pos
                 except ParseError as exc:
-                    raise _Error(str(exc), pos) from None
+                    raise _Error(str(exc), pos, exc.reason) from None
                 msg = self.msg
                 assert msg is not None
                 render = msg.is_request or self.render_replies
@@ -364,10 +423,12 @@ class ThriftParser:
             try:
                 pos = self._body(buf, pos, limit)
             except ParseError as exc:
-                raise _Error(str(exc), self.resume_pos) from None
+                raise _Error(str(exc), self.resume_pos, exc.reason) from None
             if self.stack:
                 if limit < n and not self.skip:
                     raise _Error("message overruns its frame", pos)
+                if self.frame_end < 0 and self.base + pos - self.msg_start_abs > MAX_MESSAGE:
+                    raise _Error("message larger than 100 MiB", pos, "message_too_large")
                 return pos  # waiting for more bytes
             pos = self._complete(pos, out)
 
@@ -402,8 +463,10 @@ class ThriftParser:
             if p + 4 > n:
                 raise _Need
             flen = _I32.unpack_from(buf, p)[0]
-            if flen <= 0 or flen > MAX_FRAME:
+            if flen <= 0:
                 raise ParseError(f"bad frame length {flen}")
+            if flen > MAX_FRAME:
+                raise ParseError(f"frame length {flen} beyond 100 MiB", "frame_too_large")
             p += 4
             self.frame_len = flen
             self.frame_end = self.base + pos + 4 + flen
@@ -572,8 +635,22 @@ class ThriftParser:
                     continue
                 t = f.etype
                 render = f.render and f.count < cmax
-                if not render and not compact:
-                    size = _BIN_SIZE.get(t)
+                if not render:
+                    if compact:
+                        size = _COMPACT_SIZE.get(t)
+                        if size is None and t in _VARINT_TYPES:
+                            k, end = _skip_varints(buf, pos, n, f.remaining)
+                            if k > 0:
+                                pos = end
+                                f.remaining -= k
+                                if f.count <= cmax:
+                                    f.more = f.more or f.count + k > cmax
+                                f.count += k
+                                continue
+                            if k == 0:
+                                raise _Need
+                    else:
+                        size = _BIN_SIZE.get(t)
                     if size is not None:
                         k = min(f.remaining, (n - pos) // size)
                         if k:
@@ -594,7 +671,7 @@ class ThriftParser:
     def _open(self, buf: bytes | bytearray, pos: int, n: int, t: int, render: bool) -> int:
         stack = self.stack
         if len(stack) >= self.fmt.max_depth:
-            raise ParseError("nesting too deep")
+            raise ParseError("nesting too deep", "nesting_too_deep")
         f = _Frame(t, render)
         if t == T_STRUCT:
             stack.append(f)
@@ -642,6 +719,11 @@ class ThriftParser:
                 raise ParseError(f"unknown element type {f.etype}")
         if size < 0 or size > 0x7FFFFFFF:
             raise ParseError("bad collection size")
+        if size > _CHECKED_SIZE:
+            mins = _MIN_COMPACT if self.compact else _MIN_BINARY
+            each = mins[f.etype] + mins[f.vtype] if t == T_MAP else mins[f.etype]
+            if size * each > MAX_MESSAGE:
+                raise ParseError(f"collection of {size} beyond 100 MiB", "collection_too_large")
         f.remaining = size * 2 if t == T_MAP else size
         stack.append(f)
         return p
@@ -661,6 +743,8 @@ class ThriftParser:
                 p = pos + 4
             if self.frame_end >= 0 and self.base + p + length > self.frame_end:
                 raise ParseError("string overruns its frame")
+            if length > MAX_MESSAGE:
+                raise ParseError(f"string of {length} bytes beyond 100 MiB", "string_too_large")
             if not render:
                 self.skip = length
                 return "", p
@@ -732,7 +816,7 @@ class ThriftParser:
         if kind == T_STRUCT:
             f.count += 1
             if f.count > self.fmt.max_struct_fields:
-                raise ParseError("too many fields in struct")
+                raise ParseError("too many fields in struct", "too_many_fields")
             if f.render:
                 if len(f.items) < cmax:
                     f.items.append((f.field_id, value))
@@ -776,24 +860,36 @@ class ThriftParser:
             parts = [f"{fid}: {v}" for fid, v in items]
             if f.more:
                 parts.append("...")
-            return "(" + ", ".join(parts) + ")"
-        if f.more:
-            items = [*items, "..."]
-        body = ", ".join(items)
-        if kind == T_MAP:
-            return "{" + body + "}"
-        if not body:
-            return ""
-        if kind == T_SET:
-            return "{" + body + "}"
-        return "[" + body + "]"
+            text = "(" + ", ".join(parts) + ")"
+        else:
+            if f.more:
+                items = [*items, "..."]
+            body = ", ".join(items)
+            if kind == T_MAP:
+                text = "{" + body + "}"
+            elif not body:
+                return ""
+            elif kind == T_SET:
+                text = "{" + body + "}"
+            else:
+                text = "[" + body + "]"
+        # The message's rendering budget (negative once spent).
+        rendered = self.rendered + len(text)
+        if self.rendered >= 0 and rendered <= MAX_RENDERED:
+            self.rendered = rendered
+            return text
+        if self.rendered >= 0:
+            self.rendered = -1
+            self.reasons.append("render_truncated")
+        return "..."
 
 
 class _Error(Exception):
-    def __init__(self, reason: str, pos: int) -> None:
+    def __init__(self, reason: str, pos: int, slug: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
         self.pos = pos
+        self.slug = slug
 
 
 def format_struct(fields: list[tuple[int, str]], more: bool, names: dict[int, str] | None) -> str:

@@ -187,5 +187,10 @@ def test_redis_thrift_deep_nesting_is_bounded_without_recursion() -> None:
     p = RespParser()
     assert p.feed(b"*2000000000\r\n:1\r\n", 0) == [] and p.errors == 0 and len(p.stack[0][2]) == 1
     t = ThriftParser(Format())
-    big = b"\x80\x01\x00\x01\x00\x00\x00\x01m\x00\x00\x00\x00\x0f\x00\x01\x08" + struct.pack(">i", 2**31 - 1)
-    assert t.feed(big + b"\x00" * 400, 0) == [] and t.errors == 0
+    head = b"\x80\x01\x00\x01\x00\x00\x00\x01m\x00\x00\x00\x00\x0f\x00\x01\x08"
+    big = head + struct.pack(">i", 20_000_000)  # 80 MB of i32: allowed, nothing allocated
+    assert t.feed(big + b"\x00" * 400, 0) == [] and t.errors == 0 and len(t.stack[-1].items) == 15
+    # 2**31-1 i32 claim 8 GB: beyond Thrift's 100 MiB message limit, refused at once.
+    t = ThriftParser(Format())
+    assert t.feed(head + struct.pack(">i", 2**31 - 1), 0) == [] and t.errors == 1
+    assert t.reasons == ["collection_too_large"]
