@@ -179,15 +179,13 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def deep_update(dst: dict[str, Any], src: dict[str, Any], overwrite: bool = True) -> None:
     """mapstr's ``DeepUpdate`` (``overwrite=False``: ``DeepUpdateNoOverwrite``): objects
-    merge key by key; anything else replaces (or, without overwrite, only fills a gap)."""
+    merge key by key; anything else replaces (or, without overwrite, only fills a gap).
+    ``src``'s objects are taken, not copied: pass a copy where ``src`` is shared."""
     for k, v in src.items():
         old = dst.get(k, MISSING)
-        if isinstance(v, dict):
-            if isinstance(old, dict):
-                deep_update(old, v, overwrite)
-            elif old is MISSING or overwrite:
-                node: dict[str, Any] = {}
-                deep_update(node, v, True)
-                dst[k] = node
-        elif old is MISSING or overwrite:
+        if old is MISSING:
+            dst[k] = v
+        elif isinstance(v, dict) and isinstance(old, dict):
+            deep_update(old, v, overwrite)
+        elif overwrite:
             dst[k] = v
