@@ -78,6 +78,10 @@ class FieldPath:
     def put(self, data: dict[str, Any], value: Any) -> Any:
         """Set the value, creating objects on the way; returns the old value or MISSING.
         Raises :class:`FieldError` when a non-object value is in the way."""
+        if len(self.steps) == 1:  # a top-level key: no walk
+            old = data.get(self.key, MISSING)
+            data[self.key] = value
+            return old
         found = self._find(data, True)
         assert found is not None
         holder, k = found
