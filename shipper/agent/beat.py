@@ -23,12 +23,13 @@ from protocols.decoder import Decoder, DecoderLimits
 from protocols.registry import build_plugins
 from protocols.stats import Counters
 from protocols.tcp import TcpLimits
-from shipper.agent.hostinfo import agent_id, host_metadata
+from shipper.agent.hostinfo import agent_id
 from shipper.agent.monitor import Monitor
 from shipper.agent.settings import Settings, output_module
 from shipper.agent.version import VERSION
 from shipper.outputs.base import Output, OutputContext
 from shipper.pipeline.envelope import Envelope
+from shipper.pipeline.processors import Context, Processing
 from shipper.pipeline.publisher import Pipeline
 from shipper.pipeline.queue import MemQueue, Queue
 
@@ -103,6 +104,7 @@ class Beat:
         """Construct what a run constructs (decoder with its limits, queue, output client)
         without side effects, so `test config` fails where `run` would (ConfigError)."""
         self.new_decoder()
+        self.build_processing()
         if self.settings.queue.disk is None:
             self.build_queue()
         name = self.settings.output_name()
@@ -134,14 +136,13 @@ class Beat:
                 }
         flows = s.packetbeat.flows
         if flows is not None and flows.enabled:
-            # Flow events (type: flow) get the flows section's index, fields and tags; the
-            # processors ride along for the processors stage to pick up.
+            # Flow events (type: flow) get the flows section's index, fields and tags (its
+            # processors are compiled by build_processing, for the same event type).
             per_proto["flow"] = {
                 "index": flows.index,
                 "fields": flows.fields,
                 "fields_under_root": flows.fields_under_root,
                 "tags": flows.tags,
-                "processors": flows.processors,
             }
         return Envelope(
             beat_name=s.beat_name,
@@ -151,12 +152,33 @@ class Beat:
             internal_networks=internal,
             agent_id=agent_id(s.data_path),
             ephemeral_id=str(uuid.uuid4()),
-            host=host_metadata(s.beat_name),
+            # Like libbeat: host.name only; the rest comes from add_host_metadata.
+            host={"name": s.beat_name},
             fields=s.fields,
             fields_under_root=s.fields_under_root,
             tags=s.tags,
             per_protocol=per_proto,
+            processing=self.build_processing(),
+            ignore_outgoing=s.packetbeat.ignore_outgoing,
         )
+
+    def build_processing(self) -> Processing | None:
+        """Compile the processors of every level once (validated already at load)."""
+        s = self.settings
+        per_type: dict[str, tuple[str, Any]] = {}
+        for name, cfg in s.packetbeat.protocols.items():
+            if cfg.enabled and cfg.processors:
+                per_type[name] = (f"packetbeat.protocols.{name}.processors", cfg.processors)
+        flows = s.packetbeat.flows
+        if flows is not None and flows.processors:
+            per_type["flow"] = ("packetbeat.flows.processors", flows.processors)
+        ctx = Context(
+            beat_name=s.beat_name,
+            stats=self.stats,
+            warn=lambda _msg: None,  # said once already, when the config was loaded
+            config_dir=s.path.config or ".",
+        )
+        return Processing.build(s.processors, per_type, ctx)
 
     def auto_setup(self) -> None:
         """Like libbeat with the Elasticsearch output: load the index template and ILM policy
@@ -204,11 +226,27 @@ class Beat:
             ignore_outgoing=ignore,
             backoff=self.output.backoff,
             on_fatal=self.stop_event.set,
+            enrich=self.process_watcher(live),
         )
         self.pipeline.start()
         self.monitor.add("", lambda: dict(self.decoder_stats))
         self.monitor.add("pipeline", lambda: dict(self.stats))
         return self.pipeline
+
+    def process_watcher(self, live: bool) -> Any:
+        """``packetbeat.procs``: the enrichment hook for live capture (None otherwise)."""
+        procs = self.settings.packetbeat.procs
+        if not procs.enabled:
+            return None
+        if not live:
+            log.info("process watcher disabled when file input is used (packetbeat.procs)")
+            return None
+        from shipper.agent.procs import ProcessWatcher
+
+        log.info("process watcher enabled (packetbeat.procs)")
+        watcher = ProcessWatcher(procs, local_addresses())
+        self.monitor.add("procs", lambda: {"lookups": watcher.lookups, "scans": watcher.scans})
+        return watcher.enrich
 
     @staticmethod
     def tune_gc() -> None:

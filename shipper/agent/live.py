@@ -189,6 +189,9 @@ def _preload(beat: Beat) -> None:
 
     output_module(beat.settings.output_name())
     beat.new_decoder()  # imports the protocol modules
+    beat.build_processing()  # imports what the configured processors need (quickjs, dnspython …)
+    if beat.settings.packetbeat.procs.enabled:
+        import shipper.agent.procs  # noqa: F401
 
 
 # -- the capture threads ---------------------------------------------------------------------

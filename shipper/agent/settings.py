@@ -35,6 +35,7 @@ from shipper.agent.config import (
     set_path,
 )
 from shipper.pipeline.envelope import parse_networks
+from shipper.pipeline.processors import Context, compile_list
 
 #: Protocols in Packetbeat's shipped yml that this build does not decode (yet).
 PACKETBEAT_PROTOCOLS = [
@@ -107,9 +108,8 @@ class FlowsSettings:
     fields: dict[str, Any] = attrs.field(factory=dict)
     fields_under_root: bool = False
     tags: list[str] = attrs.field(factory=list)
-    #: Accepted and handed to the shipper with the flow events' settings
-    #: (``Beat.build_envelope``, ``per_protocol["flow"]["processors"]``); applied once
-    #: processors are supported.
+    #: The flow events' own processors (``type: flow``), run before the global ones
+    #: (``Beat.build_processing``).
     processors: list[Any] = attrs.field(factory=list)
     #: wirebeat: most flows tracked at once; past it the oldest is reported and dropped.
     max_flows: int = attrs.field(default=100_000, validator=at_least(1))
@@ -126,6 +126,30 @@ class FlowsSettings:
 
 
 @attrs.frozen
+class MonitoredProcess:
+    """``packetbeat.procs.monitored``: processes whose command line contains
+    ``cmdline_grep`` are named ``process``."""
+
+    process: str = ""
+    cmdline_grep: str = ""
+
+
+@attrs.frozen
+class ProcsSettings:
+    """``packetbeat.procs``: ``client.process``/``server.process`` from the local socket
+    tables (live capture only; a no-op under ``-I``)."""
+
+    enabled: bool = False
+    monitored: list[MonitoredProcess] = attrs.field(factory=list)
+    #: How long the details of a process are kept (Packetbeat: 30 s).
+    refresh_process_info_every: Duration = attrs.field(default=Duration(30.0), validator=greater_than(0))
+    #: Fewest seconds between two scans of /proc on a lookup miss.
+    max_proc_read_freq: Duration = attrs.field(default=Duration(0.1), validator=at_least(0))
+    #: How long a port → process mapping is trusted (Packetbeat: 10 s).
+    refresh_pids_freq: Duration = attrs.field(default=Duration(10.0), validator=greater_than(0))
+
+
+@attrs.frozen
 class PacketbeatSettings:
     interfaces: list[InterfaceSettings] = attrs.field(factory=lambda: [InterfaceSettings()])
     protocols: dict[str, ProtocolConfig] = attrs.field(factory=dict)
@@ -135,7 +159,7 @@ class PacketbeatSettings:
     tcp: TcpSettings = TcpSettings()
     #: wirebeat extension: open the capture sockets as root, then drop to this user.
     run_as: str = ""
-    procs: dict[str, Any] = attrs.field(factory=dict, metadata={"ignored": True})
+    procs: ProcsSettings = ProcsSettings()
 
 
 @attrs.frozen
@@ -458,6 +482,7 @@ def _build_protocols(b: Builder, raw: Any, path: str) -> dict[str, ProtocolConfi
         except ProtocolConfigError as exc:
             raise ConfigError(sub, str(exc)) from None
         cfg = b.build(cls.config_class, body, sub)
+        check_processors(b, cfg.processors, f"{sub}.processors")
         if cfg.enabled:
             # Build the plugin once now, so what only its constructor checks (a Thrift IDL
             # that does not parse ...) fails here, in `test config` too, not at run time.
@@ -588,7 +613,13 @@ def load_settings(
         set_path(tree, key, expand_dotted(value) if isinstance(value, dict) else value)
     tree = expand_dotted(tree)
     tree = expand_vars(tree)
-    return build_settings(tree)
+    global _config_dir
+    pc = (tree.get("path") or {}).get("config") if isinstance(tree.get("path"), dict) else None
+    _config_dir = str(pc) if pc else (str(Path(path).resolve().parent) if path else ".")
+    try:
+        return build_settings(tree)
+    finally:
+        _config_dir = "."
 
 
 def build_settings(tree: dict[str, Any]) -> tuple[Settings, list[str]]:
@@ -622,6 +653,30 @@ def build_settings(tree: dict[str, Any]) -> tuple[Settings, list[str]]:
             b.warnings.append(f"config section {section!r} is not supported by wirebeat (ignored)")
     settings = b.build(Settings, rest, "")
     settings = attrs.evolve(settings, packetbeat=pb, output=output, raw=tree)
-    if settings.processors:
-        b.warnings.append("processors are not supported yet; the 'processors' section is ignored")
+    check_processors(b, settings.processors, "processors")
+    if flows is not None:
+        check_processors(b, flows.processors, "packetbeat.flows.processors")
     return settings, b.warnings
+
+
+def processor_context(settings: Settings | None = None, *, check_only: bool = False, **kw: Any) -> Context:
+    config_dir = settings.path.config if settings is not None and settings.path.config else "."
+    return Context(
+        beat_name=settings.beat_name if settings is not None else "",
+        check_only=check_only,
+        config_dir=config_dir,
+        **kw,
+    )
+
+
+def check_processors(b: Builder, cfgs: list[Any], where: str) -> None:
+    """Compile a processors list once at load time, so that ``test config`` (and ``run``)
+    fail on an unknown processor, a bad option, condition or regexp, naming its key path."""
+    if not cfgs:
+        return
+    ctx = Context(check_only=True, warn=b.warnings.append, config_dir=_config_dir)
+    compile_list(cfgs, where, ctx, group=True)
+
+
+#: ``path.config`` (or the config file's directory) while a config is being loaded.
+_config_dir = "."

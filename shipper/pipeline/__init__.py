@@ -1,2 +1,2 @@
-"""The event pipeline: envelope (common fields), queues (memory and disk) and the publisher
-that feeds an output. Processors will run here too, before the queue."""
+"""The event pipeline: envelope (common fields), processors and conditions (compiled once,
+run before the queue), queues (memory and disk) and the publisher that feeds an output."""

@@ -17,6 +17,8 @@ from typing import Any
 
 from protocols.common.flowhash import community_id
 from shipper.agent.version import ECS_VERSION, VERSION
+from shipper.pipeline.processors.base import clone
+from shipper.pipeline.processors.chain import Processing
 
 __all__ = ["NETWORK_NAMES", "Envelope", "TimeFormatter", "community_id", "parse_networks"]
 
@@ -38,6 +40,15 @@ class EventRejected(ValueError):
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
+        self.reason = reason
+
+
+class EventFiltered(Exception):
+    """An event dropped on purpose (``ignore_outgoing``, a processor); ``reason`` names
+    the counter (``publisher.<reason>``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
         self.reason = reason
 
 
@@ -196,6 +207,8 @@ class Envelope:
         fields_under_root: bool = False,
         tags: list[str] | None = None,
         per_protocol: dict[str, dict[str, Any]] | None = None,
+        processing: Processing | None = None,
+        ignore_outgoing: bool = False,
     ) -> None:
         self.fmt = TimeFormatter(precision)
         self.index = index
@@ -211,6 +224,7 @@ class Envelope:
             self.agent["id"] = agent_id
         if ephemeral_id:
             self.agent["ephemeral_id"] = ephemeral_id
+        self._agent_build: dict[str, str] = self.agent["build"]  # type: ignore[assignment]
         self.host = host or {"name": beat_name}
         self.ecs = {"version": ECS_VERSION}
         self.fields = fields or {}
@@ -221,6 +235,11 @@ class Envelope:
         self._dir_cache: dict[tuple[str | None, str | None], str] = {}
         #: One ``@metadata`` object per index name, shared by the events (outputs only read it).
         self._metadata: dict[str, dict[str, str]] = {}
+        #: The compiled processors (None: none configured, nothing is copied per event).
+        self.processing = processing
+        #: packetbeat.ignore_outgoing: transactions this host sent (egress) are dropped,
+        #: before any processor runs (packetbeat/publish).
+        self.ignore_outgoing = ignore_outgoing
 
     def direction(self, src: str | None, dst: str | None) -> str:
         key = (src, dst)
@@ -262,9 +281,10 @@ class Envelope:
         return any(n(a) if callable(n) else (a.version == n.version and a in n) for n in self.internal)
 
     def apply(self, evt: dict[str, Any]) -> dict[str, Any]:
-        """Complete ``evt`` in place. Raises :class:`EventRejected` for an event that
-        cannot be published (a timestamp outside the years 1..9999, a section of the
-        wrong type); the caller drops and counts it."""
+        """Complete ``evt`` (in place, unless a processor replaces it) and return it.
+        Raises :class:`EventRejected` for an event that cannot be published (a timestamp
+        outside the years 1..9999, a section of the wrong type) and :class:`EventFiltered`
+        for one that ``ignore_outgoing`` or a processor drops; the caller counts both."""
         fmt = self.fmt
         event = evt.get("event")
         if event is None:
@@ -314,11 +334,49 @@ class Envelope:
         meta = self._metadata.get(index)
         if meta is None:
             meta = self._metadata[index] = {"beat": index, "type": "_doc", "version": VERSION}
-        evt["@metadata"] = meta
-        evt["agent"] = self.agent
-        evt["host"] = self.host
-        evt["ecs"] = self.ecs
-        return evt
+        processing = self.processing
+        if processing is None:
+            evt["@metadata"] = meta
+            evt["agent"] = self.agent
+            evt["host"] = self.host
+            evt["ecs"] = self.ecs
+            return evt
+        return self._process(evt, meta, processing)
+
+    def _process(self, evt: dict[str, Any], meta: dict[str, str], processing: Processing) -> dict[str, Any]:
+        """libbeat's order: per-protocol processors, then ``agent``/``ecs``/``host.name``
+        where they did not set them, then the global processors. Every event gets its own
+        copies of the shared parts, since processors may change them."""
+        w = processing.writes
+        evt["@metadata"] = dict(meta) if w is None or "@metadata" in w else meta
+        out = processing.client(evt.get("type"), evt)
+        if out is None:
+            raise EventFiltered("filtered")
+        evt = out
+        # Shared objects where no processor may change them, copies where one may.
+        if "agent" not in evt:
+            if w is None or "agent" in w:
+                agent = evt["agent"] = self.agent.copy()
+                agent["build"] = self._agent_build.copy()
+            else:
+                evt["agent"] = self.agent
+        if "ecs" not in evt:
+            evt["ecs"] = self.ecs.copy() if w is None or "ecs" in w else self.ecs
+        host = evt.get("host")
+        if host is None:
+            evt["host"] = clone(self.host) if w is None or "host" in w else self.host
+        elif isinstance(host, dict) and "name" not in host:
+            host["name"] = self.host.get("name")
+        ev = evt.get("event")
+        if type(ev) is dict and (w is None or "event" in w):
+            if ev.get("category") is _CATEGORY:
+                ev["category"] = ["network"]
+            if ev.get("type") is _TYPE:
+                ev["type"] = ["connection", "protocol"]
+        out = processing.run_global(evt)
+        if out is None:
+            raise EventFiltered("filtered")
+        return out
 
     def _derive(self, evt: dict[str, Any], event: dict[str, Any]) -> None:
         """Packetbeat's ``pb.Fields.ComputeValues`` and the publisher's transaction fields."""
@@ -358,6 +416,8 @@ class Envelope:
             network["type"] = "ipv6" if ":" in (src_ip or dst_ip or "") else "ipv4"
         if "direction" not in network:
             network["direction"] = self.direction(src_ip, dst_ip)
+        if self.ignore_outgoing and network["direction"] == "egress":
+            raise EventFiltered("dropped_outgoing")
         if src is not None and "client" not in evt:
             evt["client"] = dict(src)
         if dst is not None and "server" not in evt:
@@ -375,11 +435,12 @@ class Envelope:
     @staticmethod
     def _add_fields(evt: dict[str, Any], fields: Any, under_root: bool, tags: Any) -> None:
         if fields:
+            # Copies: processors, or the outputs, must never change the configured values.
             if under_root:
                 for k, v in fields.items():
-                    evt[k] = v
+                    evt[k] = clone(v)
             else:
-                evt.setdefault("fields", {}).update(fields)
+                evt.setdefault("fields", {}).update(clone(fields))
         if tags:
             existing = evt.setdefault("tags", [])
             existing.extend(t for t in tags if t not in existing)

@@ -37,7 +37,7 @@ from shipper.outputs.base import (
     OutputError,
     dumps_event,
 )
-from shipper.pipeline.envelope import Envelope, EventRejected
+from shipper.pipeline.envelope import Envelope, EventFiltered, EventRejected
 from shipper.pipeline.queue import Entry, Queue, QueueClosed
 
 log = logging.getLogger("publisher")
@@ -59,6 +59,7 @@ class Pipeline:
         ignore_outgoing: bool = False,
         backoff: Backoff | None = None,
         on_fatal: Callable[[], None] | None = None,
+        enrich: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.output = output
         self.queue = queue
@@ -66,8 +67,12 @@ class Pipeline:
         self.stats = stats
         self.live = live
         self.ignore_outgoing = ignore_outgoing
+        if ignore_outgoing:
+            envelope.ignore_outgoing = True  # applied by the envelope, before any processor
         self.backoff = backoff or Backoff(1.0, 60.0)
         self.on_fatal = on_fatal
+        #: Runs on each protocol event before the envelope (packetbeat.procs).
+        self.enrich = enrich
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main_task: asyncio.Task[None] | None = None
@@ -99,15 +104,14 @@ class Pipeline:
             ):
                 self.stats.incr("publisher.dropped_invalid")
                 return None
-            self.envelope.apply(evt)
-            if self.ignore_outgoing:
-                network = evt.get("network")
-                if isinstance(network, dict) and network.get("direction") == "egress":
-                    self.stats.incr("publisher.dropped_outgoing")
-                    return None
+            if self.enrich is not None:
+                self.enrich(evt)
+            evt = self.envelope.apply(evt)
             if self._debug:
                 publish_log.debug("Publish event: %s", dumps_event(evt).decode())
             return EncodedEvent.from_event(evt)
+        except EventFiltered as exc:  # on purpose (ignore_outgoing, a processor): counted only
+            self.stats.incr(f"publisher.{exc.reason}")
         except EventRejected as exc:
             self._dropped(exc.reason, exc, evt)
         except EventEncodingError as exc:

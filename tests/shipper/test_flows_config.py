@@ -60,8 +60,9 @@ def test_flows_section_is_read_without_warnings(tmp_path: Path) -> None:
         "fields": {"site": "lab"},
         "fields_under_root": True,
         "tags": ["flows"],
-        "processors": [{"drop_fields": {"fields": ["source.mac"]}}],
     }
+    # The flows' processors run on flow events (type: flow) only.
+    assert env.processing is not None and set(env.processing.per_type) == {"flow"}
 
 
 def test_flows_disabled_or_absent_means_no_flow_table(tmp_path: Path) -> None:
