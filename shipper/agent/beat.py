@@ -301,8 +301,8 @@ class Beat:
                     break
                 pipeline.publish_all(decoder.flush())
                 if reader.error:
-                    self.stats.incr("pcap.truncated_files")
-                    log.warning("capture file problem: %s", reader.error)
+                    self.stats.incr("pcap.damaged_files")
+                    log.warning("capture file problem: %s%s", reader.error, _more_problems(reader))
         except Exception as exc:
             # A bug in the packet loop. Stop reading, but ship what was already published
             # (bounded by the shutdown timeout), then say what happened in one line.
@@ -374,6 +374,18 @@ class Beat:
 #: Exit status when stdout's reader went away: what a shell reports for a process killed
 #: by SIGPIPE (128 + 13), as ``yes | head -1`` does.
 EXIT_SIGPIPE = 128 + signal.SIGPIPE
+
+
+def _more_problems(reader: CaptureFile) -> str:
+    """The first problem is in ``reader.error``; the counts of all of them (pcap.* metrics)."""
+    st = reader.stats
+    if st.problems() <= 1:
+        return ""
+    counts = {k: v for k, v in st.as_dict().items() if v and k in _PROBLEM_COUNTERS}
+    return " (in all: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")"
+
+
+_PROBLEM_COUNTERS = ("truncated", "corrupt", "malformed_blocks", "bad_timestamps")
 
 
 def describe_error(exc: BaseException) -> str:
