@@ -62,8 +62,11 @@ class DecoderLimits:
     tcp: TcpLimits = TcpLimits()
     max_vlan_tags: int = 2
     max_ip_layers: int = 2
-    fragment_max_bytes: int = 100_000
+    #: Largest reassembled IP datagram (Packetbeat's cap).
+    fragment_max_datagram: int = 100_000
+    #: Incomplete datagrams held at once, and the memory they may hold (``packetbeat.ip_fragments``).
     fragment_max_pending: int = 4096
+    fragment_max_bytes: int = 32 << 20
     fragment_timeout_ns: int = 30 * NS
     #: How often (capture time) expiry runs while packets flow.
     tick_interval_ns: int = NS
@@ -90,9 +93,10 @@ class Decoder:
         self.icmp = self.registry.icmp_plugin
         self.frags = FragmentReassembler(
             self.stats,
-            self.limits.fragment_max_bytes,
+            self.limits.fragment_max_datagram,
             self.limits.fragment_max_pending,
             self.limits.fragment_timeout_ns,
+            self.limits.fragment_max_bytes,
         )
         self.packets = 0
         self.bytes = 0
@@ -195,6 +199,7 @@ class Decoder:
 
     def flush(self) -> list[dict[str, Any]]:
         """End of input: publish what can be completed; open requests come out unmatched."""
+        self.frags.flush()
         self.tcp.flush()
         for p in self.registry.plugins:
             self._emit(p, self._safe(p, p.flush))

@@ -53,13 +53,17 @@ class Beat:
 
     def decoder_limits(self) -> DecoderLimits:
         t = self.settings.packetbeat.tcp
+        f = self.settings.packetbeat.ip_fragments
         return DecoderLimits(
             tcp=TcpLimits(
                 max_connections=t.max_connections,
                 reorder_window=t.reorder_window,
                 reorder_timeout_ns=int(t.reorder_timeout * NS),
                 reorder_buffer=t.reorder_buffer,
-            )
+            ),
+            fragment_max_pending=f.max_datagrams,
+            fragment_max_bytes=f.max_bytes,
+            fragment_timeout_ns=int(f.timeout * NS),
         )
 
     def new_decoder(self) -> Decoder:
