@@ -139,6 +139,11 @@ class CaptureFile:
         if self.format == "unknown":
             self._fh.close()
             raise CaptureError(f"{path}: not a pcap or pcapng file (magic {head.hex() or 'empty'})")
+        if self.format == "pcap":
+            head += self._fh.read(20)
+            if len(head) < 24:
+                self._fh.close()
+                raise CaptureError(f"{path}: pcap file header is truncated ({len(head)} of 24 bytes)")
         self._head = head
 
     def close(self) -> None:
@@ -169,8 +174,7 @@ class CaptureFile:
 
     def _read_pcap(self) -> Iterator[Packet]:
         rd = _Chunked(self._fh, self._head)
-        if not rd.ensure(24):
-            raise CaptureError(f"{self.path}: pcap file header is truncated")
+        rd.ensure(24)
         endian, ts_mult = PCAP_MAGIC[rd.buf[:4]]
         _maj, _min, _zone, _sig, _snap, network = struct.unpack_from(endian + "HHiIII", rd.buf, 4)
         linktype = network & 0x03FFFFFF
