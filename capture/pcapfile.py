@@ -128,12 +128,13 @@ class CaptureFile:
     framing holds but whose content does not is skipped and reading goes on.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, fileobj: BinaryIO | None = None) -> None:
+        """``fileobj``: read this open binary file instead (``path`` then only names it)."""
         self.path = path
         self.stats = ReaderStats()
         self.error: str | None = None
         self.linktypes: list[int] = []
-        self._fh = _open(path)
+        self._fh = fileobj if fileobj is not None else _open(path)
         head = self._fh.read(4)
         self.format = sniff_format(head)
         if self.format == "unknown":
