@@ -255,7 +255,6 @@ class KafkaConfig:
     kerberos: dict[str, Any] | None = attrs.field(default=None, validator=_no_kerberos)
     channel_buffer_size: int = attrs.field(default=256, validator=at_least(1), metadata={"ignored": True})
     enable_krb5_fast: bool = attrs.field(default=False, metadata={"ignored": True})
-    queue: dict[str, Any] = attrs.field(factory=dict, metadata={"ignored": True})
 
     def __attrs_post_init__(self) -> None:
         if not self.topic and not self.topics:
