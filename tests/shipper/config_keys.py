@@ -20,8 +20,18 @@ import attrs
 from protocols.registry import available, plugin_class
 from shipper.agent import settings as S
 
-#: Mappings whose keys are fixed names (not free text): their names, per key path.
-NAMED_SECTIONS = {"output.kafka.partition": ("random", "round_robin", "hash")}
+#: Mappings whose keys are fixed names (not free text): each name and the settings it takes.
+NAMED_SECTIONS = {
+    "output.kafka.partition": {
+        "random": ("reachable_only", "group_events"),
+        "round_robin": ("reachable_only", "group_events"),
+        "hash": ("reachable_only", "hash", "random"),
+    }
+}
+
+
+#: Keys whose value is a list of sections (each documented as ``[]`` plus prose).
+KNOWN_LISTS: set[str] = set()
 
 
 def _unwrap(tp: Any) -> Any:
@@ -53,10 +63,13 @@ def walk(cls: type, prefix: str, out: dict[str, tuple[Any, Any]]) -> None:
         if isinstance(tp, type) and attrs.has(tp):
             walk(tp, key, out)
         elif origin is list and args and isinstance(args[0], type) and attrs.has(args[0]):
+            KNOWN_LISTS.add(key)
             walk(args[0], key, out)  # a list of sections (kafka topics, procs.monitored ...)
         elif origin is dict and key in NAMED_SECTIONS and attrs.has(args[1]):
-            for name in NAMED_SECTIONS[key]:
-                walk(args[1], f"{key}.{name}", out)
+            for name, wanted in NAMED_SECTIONS[key].items():
+                sub: dict[str, tuple[Any, Any]] = {}
+                walk(args[1], f"{key}.{name}", sub)
+                out.update({k: v for k, v in sub.items() if k.rsplit(".", 1)[1] in wanted})
         else:
             out[key] = (f, _default(f))
 
@@ -95,14 +108,17 @@ if __name__ == "__main__":
 _SETTING = re.compile(r"^(\s*)(- )?([a-z_][a-z0-9_.]*):(\s.*|)$")
 
 
-def commented_settings(text: str) -> list[tuple[str, str]]:
+def commented_settings(text: str, *, strict: bool = False) -> list[tuple[str, str]]:
     """``(dotted key, value text)`` for every setting of a reference file, commented out
-    (``#key: value``, ``# key: value``) or not, its path taken from the indentation; the
-    entries of ``packetbeat.protocols`` are named by their ``- type:``."""
+    (``#key: value``, and unless ``strict`` also ``# key: value``) or not, its path taken
+    from the indentation; the entries of ``packetbeat.protocols`` are named by their
+    ``- type:``."""
     stack: list[tuple[int, str]] = []
     out: list[tuple[str, str]] = []
     for line in text.splitlines():
-        m0 = re.match(r"^(\s*)#(.*)$", line)
+        m0 = re.match(r"^(\s*)#(?=[a-z_])(.*)$" if strict else r"^(\s*)#(.*)$", line)
+        if strict and m0 is None and line.lstrip().startswith("#"):
+            continue  # prose
         s = m0.group(1) + m0.group(2) if m0 else line
         m = _SETTING.match(s)
         if not m:
@@ -124,4 +140,4 @@ def commented_settings(text: str) -> list[tuple[str, str]]:
 def uncomment(text: str) -> str:
     """A reference file with its settings switched on: ``#key: value`` lines lose their
     ``#`` (prose is written ``# text``, with a space, and stays a comment)."""
-    return "\n".join(re.sub(r"^(\s*)#(?=[a-z_-])", r"\1", line) for line in text.splitlines()) + "\n"
+    return "\n".join(re.sub(r"^(\s*)#(?=[a-z_])", r"\1", line) for line in text.splitlines()) + "\n"
