@@ -46,7 +46,7 @@ def _unwrap(tp: Any) -> Any:
 def _default(f: Any) -> Any:
     d = f.default
     if isinstance(d, attrs.Factory):  # type: ignore[arg-type]
-        return d.factory()  # type: ignore[call-arg]
+        return d.factory()
     return d
 
 

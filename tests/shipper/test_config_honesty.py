@@ -23,7 +23,7 @@ from tests.shipper.config_keys import commented_settings, known_keys
 
 KNOWN = known_keys()
 #: What an output needs before any of its other keys can be loaded.
-OUTPUT_BASE = {
+OUTPUT_BASE: dict[str, dict[str, Any]] = {
     "logstash": {"hosts": ["127.0.0.1:5044"]},
     "redis": {"hosts": ["127.0.0.1:6379"]},
     "kafka": {"hosts": ["127.0.0.1:9092"], "topic": "t"},
