@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import ast
 import http.server
+import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from capture import CaptureFile
 from shipper.agent.config import ConfigError, expand_dotted, set_path
 from shipper.agent.settings import ES_PRESETS, build_settings, load_settings
 from shipper.outputs.http import HttpClient
@@ -110,11 +114,14 @@ def test_every_key_of_packetbeat_reference_yml_is_implemented_or_warned() -> Non
     assert silently_ignored(settings) == []
 
 
-def test_stock_packetbeat_yml_has_no_silently_ignored_key() -> None:
-    text = (ROOT / "tests" / "data" / "packetbeat.yml").read_text()
+@pytest.mark.parametrize("name", ["packetbeat.yml", "packetbeat6.yml"])
+def test_stock_packetbeat_yml_has_no_silently_ignored_key(name: str) -> None:
+    """Packetbeat 9.3's shipped packetbeat.yml (and 6.x's), every setting in it, commented
+    out or not."""
+    text = (ROOT / "tests" / "data" / name).read_text()
     assert silently_ignored(commented_settings(text)) == []
     # And as a whole file, as users load it.
-    _settings, warnings = load_settings(str(ROOT / "tests" / "data" / "packetbeat.yml"), [], required=True)
+    _settings, warnings = load_settings(str(ROOT / "tests" / "data" / name), [], required=True)
     assert all("unknown config setting" not in w for w in warnings), warnings
 
 
@@ -313,3 +320,42 @@ def test_reference_keys_cover_the_preset_keys() -> None:
 
 def test_paths_exist() -> None:
     assert Path(ROOT / "tests" / "data" / "packetbeat.yml").exists()
+
+
+# -- keys that were accepted without effect and now work ----------------------------------------
+
+
+def _run(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from shipper.agent.cli import main; main()", "-c", str(cfg), *args],
+        cwd=cfg.parent,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_dumpfile_key_writes_what_was_read(tmp_path: Path) -> None:
+    cfg = tmp_path / "wirebeat.yml"
+    cfg.write_text(
+        f"packetbeat.interfaces.dumpfile: {tmp_path / 'dump'}\noutput.discard: {{}}\nlogging.to_files: false\n"
+    )
+    r = _run(cfg, "-e", "-t", "-I", str(ROOT / "samples" / "sample.pcap"))
+    assert r.returncode == 0, r.stderr
+    (dump,) = tmp_path.glob("dump-*.pcap")
+    assert len(list(CaptureFile(str(dump)))) == len(list(CaptureFile(str(ROOT / "samples" / "sample.pcap"))))
+
+
+def test_log_files_path_and_permissions(tmp_path: Path) -> None:
+    cfg = tmp_path / "wirebeat.yml"
+    cfg.write_text(
+        f"logging.files.path: {tmp_path / 'mylogs'}\nlogging.files.permissions: 0640\n"
+        f"path.logs: {tmp_path / 'other'}\noutput.discard: {{}}\n"
+    )
+    r = _run(cfg, "-t", "-I", str(ROOT / "samples" / "sample.pcap"))
+    assert r.returncode == 0, r.stderr
+    (log,) = (tmp_path / "mylogs").glob("wirebeat-*.ndjson")
+    assert "starting" in log.read_text()
+    assert stat.S_IMODE(log.stat().st_mode) == 0o640
+    assert not (tmp_path / "other").exists()
