@@ -141,6 +141,24 @@ def test_unimplemented_keys_warn_by_name() -> None:
         assert named(key, warnings), (key, warnings)
 
 
+def test_kafka_partitioner_settings_of_another_partitioner_warn() -> None:
+    kafka = {"hosts": ["127.0.0.1:9092"], "topic": "t"}
+    _s, warnings = build_settings(
+        {"output": {"kafka": {**kafka, "partition": {"round_robin": {"hash": ["a"], "group_events": 2}}}}}
+    )
+    assert warnings == [
+        "config setting output.kafka.partition.round_robin.hash only applies under hash (ignored)"
+    ]
+    _s, warnings = build_settings(
+        {"output": {"kafka": {**kafka, "partition": {"hash": {"group_events": 2}}}}}
+    )
+    assert warnings == [
+        "config setting output.kafka.partition.hash.group_events only applies under random or round_robin (ignored)"
+    ]
+    _s, warnings = build_settings({"output": {"kafka": {**kafka, "partition": {"hash": {"hash": ["a"]}}}}})
+    assert warnings == []
+
+
 def _config_field_names() -> set[str]:
     return {f.name for f, _d in KNOWN.values() if not f.metadata.get("ignored")}
 
