@@ -257,7 +257,7 @@ def servers(opensearch: OpenSearchNode) -> Iterator[dict[str, Any]]:
 
 
 def test_walkthrough(servers: dict[str, Any], tmp_path: Path) -> None:
-    need_capture("af_packet")
+    need_capture("pcap")  # the walkthrough's config keeps the default type
     node: OpenSearchNode = servers["opensearch"]
     kb = servers["kibana"]
     work = tmp_path / "wirebeat"
