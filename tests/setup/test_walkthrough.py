@@ -268,11 +268,11 @@ def test_walkthrough(servers: dict[str, Any], tmp_path: Path) -> None:
     )
     beats_port, www_port = free_port(), free_port()
     subs = [
+        (r"\b8000\b", str(www_port)),  # first: a server's port may contain 8000 too
         (r"\bhttp://localhost:9200\b", node.url),
         (r"\blocalhost:9200\b", node.host),
         (r"\blocalhost:5601\b", kb.host),
         (r"\blocalhost:5044\b", f"127.0.0.1:{beats_port}"),
-        (r"\b8000\b", str(www_port)),
         (r"(^|\n)sudo ", r"\1"),
     ]
 
