@@ -9,7 +9,7 @@ each case runs in its own child process, and the peak RSS above the child's base
 reported with the time per fragment and the reassembler's counters.
 
     python benchmarks/bench_fragments.py                 # current code
-    python benchmarks/bench_fragments.py --old main      # and the reassembler of main, for comparison
+    python benchmarks/bench_fragments.py --old 3525d63   # and the reassembler before the byte cap
 """
 
 from __future__ import annotations
