@@ -561,6 +561,7 @@ def test_c_is_relative_to_path_config(tmp_path: Path) -> None:
 
 def test_loop_forever_until_sigterm(tmp_path: Path) -> None:
     import os
+    import select
     import signal
     import subprocess
     import sys
@@ -571,10 +572,17 @@ def test_loop_forever_until_sigterm(tmp_path: Path) -> None:
     cmd += ["-E", HTTP_8080, "--path.data", str(tmp_path / "data"), "--path.logs", str(tmp_path / "logs")]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.5)
+        # The first event shows the replay (and so the signal handlers) has started, however
+        # slowly a loaded machine starts the interpreter; then it must keep replaying.
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "no event within 60 s"
+        first = proc.stdout.readline()
+        time.sleep(1.0)
         assert proc.poll() is None, "-l 0 must keep replaying"
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=15)
+        out = first + out
     finally:
         if proc.poll() is None:
             proc.kill()
