@@ -7,6 +7,7 @@ records why in ``error`` and counts it in ``stats`` instead of raising.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -30,6 +31,9 @@ PCAPNG_BOM = 0x1A2B3C4D
 
 
 class ReaderStats:
+    """``bytes_read``: the file's bytes consumed so far, headers included (the file's size
+    once a clean file is read to its end)."""
+
     __slots__ = ("bytes_read", "packets", "skipped_blocks", "truncated")
 
     def __init__(self) -> None:
@@ -92,6 +96,10 @@ class CaptureFile:
         self.linktypes: list[int] = []
         self._fh = _open(path)
         head = self._fh.read(4)
+        try:
+            self.size = os.fstat(self._fh.fileno()).st_size
+        except (OSError, ValueError):
+            self.size = 0
         self.format = sniff_format(head)
         if self.format == "unknown":
             self._fh.close()
@@ -131,6 +139,7 @@ class CaptureFile:
         linktype = network & 0x03FFFFFF
         self.linktypes = [linktype]
         rd.pos = 24
+        self.stats.bytes_read = 24
         rec = struct.Struct(endian + "IIII")
         unpack = rec.unpack_from
         stats = self.stats
@@ -150,6 +159,7 @@ class CaptureFile:
                 if nxt > end:
                     break
                 stats.packets += 1
+                stats.bytes_read += nxt - pos
                 yield ts_sec * sec_ns + ts_frac * ts_mult, linktype, buf[pos + 16 : nxt], orig
                 pos = nxt
             # The record that straddles the chunk end is completed with an exact read, so
@@ -173,6 +183,7 @@ class CaptureFile:
                     self._truncated("file ends inside a packet record")
                     return
             stats.packets += 1
+            stats.bytes_read += 16 + incl
             yield ts_sec * sec_ns + ts_frac * ts_mult, linktype, tail[16 : 16 + incl], orig
             buf = fh.read(CHUNK)
             pos = 0
@@ -213,6 +224,7 @@ class CaptureFile:
                 return
             buf, pos = rd.buf, rd.pos
             body = pos + 8
+            stats.bytes_read += blen
             if btype == 6:  # enhanced packet block
                 iface, ts_hi, ts_lo, caplen, wirelen = struct.unpack_from(endian + "IIIII", buf, body)
                 if iface >= len(ifaces) or 28 + caplen > blen:

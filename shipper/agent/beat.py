@@ -25,6 +25,7 @@ from protocols.stats import Counters
 from protocols.tcp import TcpLimits
 from shipper.agent.hostinfo import agent_id
 from shipper.agent.monitor import Monitor
+from shipper.agent.progress import Publish, ReplayReport
 from shipper.agent.settings import Settings, output_module
 from shipper.agent.version import VERSION
 from shipper.outputs.base import Output, OutputContext
@@ -279,6 +280,9 @@ class Beat:
         self.install_signals()
         self.tune_gc()
         self.monitor.start()
+        report = self.replay_report(loops)
+        publish = report.counting(pipeline.publish_all)
+        report.start()
         dumper = Dumper(dump_prefix) if dump_prefix else None
         reader: CaptureFile | None = None
         n = 0
@@ -289,6 +293,7 @@ class Beat:
                 decoder = self.new_decoder()
                 reader = CaptureFile(path)
                 self.monitor.add("pcap", reader.stats.as_dict)
+                report.reader(reader.stats, reader.size, decoder.unclaimed)
                 packets: Iterable[tuple[int, int, bytes, int]] = reader
                 if not topspeed:
                     packets = _paced(packets, self.stop_event)
@@ -296,10 +301,10 @@ class Beat:
                     packets = _one_at_a_time(packets)
                 if dumper is not None:
                     packets = dumper.wrap(packets)
-                self._loop(decoder, packets, pipeline)
+                self._loop(decoder, packets, pipeline, publish)
                 if pipeline.failed.is_set():
                     break
-                pipeline.publish_all(decoder.flush())
+                publish(decoder.flush())
                 if reader.error:
                     self.stats.incr("pcap.truncated_files")
                     log.warning("capture file problem: %s", reader.error)
@@ -317,10 +322,16 @@ class Beat:
         finally:
             if dumper is not None:
                 dumper.close()
+        report.stop()
         drained = self._drain(pipeline)
         self.monitor.stop()
         self.monitor.log_now(final=True)
-        return self.exit_code(pipeline, drained, internal)
+        return report.finish(self.exit_code(pipeline, drained, internal))
+
+    def replay_report(self, loops: int) -> ReplayReport:
+        """Progress line (on a terminal), summary and hints of a replay (docs/replay.md)."""
+        enabled = frozenset(n for n, c in self.settings.packetbeat.protocols.items() if c.enabled)
+        return ReplayReport(self.stats, loops=loops, enabled_protocols=enabled)
 
     def exit_code(self, pipeline: Pipeline, drained: bool, internal: BaseException | None) -> int:
         """The process's exit status once the pipeline is closed, with at most one
@@ -354,10 +365,14 @@ class Beat:
         return max(self.settings.packetbeat.shutdown_timeout, 5.0)
 
     def _loop(
-        self, decoder: Decoder, packets: Iterable[tuple[int, int, bytes, int]], pipeline: Pipeline
+        self,
+        decoder: Decoder,
+        packets: Iterable[tuple[int, int, bytes, int]],
+        pipeline: Pipeline,
+        publish: Publish | None = None,
     ) -> None:
         feed_many = decoder.feed_many
-        publish_all = pipeline.publish_all
+        publish_all = publish or pipeline.publish_all
         stop = self.stop_event
         it = iter(packets)
         # Chunks keep events flowing to the queue promptly and the stop flag checked (a
