@@ -30,6 +30,7 @@ from benchmarks.synth import decode_timed, ip_frame, udp_datagram
 from capture import CaptureFile, PcapWriter
 from protocols.decoder import Decoder
 from protocols.registry import build_plugins, default_config
+from shipper.agent.monitor import flatten
 
 OUT = Path(__file__).resolve().parent / "out"
 RESOLVER = "10.53.0.1"
@@ -190,7 +191,7 @@ def run_cli(pcap: Path) -> dict[str, float]:
         metrics = {}
         for line in proc.stderr.splitlines():
             if '"Total metrics"' in line:
-                metrics = json.loads(line)["monitoring"]["metrics"]
+                metrics = flatten(json.loads(line)["monitoring"]["metrics"])
         return {
             "wall": wall,
             "cpu": usage.ru_utime + usage.ru_stime - (before.ru_utime + before.ru_stime),

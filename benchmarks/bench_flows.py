@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.synth import Conversation, ip_frame, udp_datagram
 from capture import CaptureFile, PcapWriter
+from shipper.agent.monitor import flatten
 
 OUT = Path(__file__).resolve().parent / "out"
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,7 +156,7 @@ def run(pcap: Path, flows: str, output: str) -> dict[str, float]:
         metrics = {}
         for line in proc.stderr.splitlines():
             if '"Total metrics"' in line:
-                metrics = json.loads(line)["monitoring"]["metrics"]
+                metrics = flatten(json.loads(line)["monitoring"]["metrics"])
         return {
             "wall": wall,
             "cpu": usage.ru_utime + usage.ru_stime - (before.ru_utime + before.ru_stime),

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.synth import Conversation
 from capture import PcapWriter
+from shipper.agent.monitor import flatten
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -133,7 +134,7 @@ def run(pcap: Path, extra: list[str]) -> dict[str, float]:
         metrics = {}
         for line in proc.stderr.splitlines():
             if '"Total metrics"' in line:
-                metrics = json.loads(line)["monitoring"]["metrics"]
+                metrics = flatten(json.loads(line)["monitoring"]["metrics"])
         return {
             "wall": wall,
             "maxrss_mb": usage.ru_maxrss / 1024,

@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_pipeline import OUT, generate
+from shipper.agent.monitor import flatten
 
 BASE = """
 packetbeat.protocols:
@@ -70,7 +71,7 @@ def run(pcap: Path, extra_cfg: str) -> dict[str, float]:
         metrics = {}
         for line in proc.stderr.splitlines():
             if '"Total metrics"' in line:
-                metrics = json.loads(line)["monitoring"]["metrics"]
+                metrics = flatten(json.loads(line)["monitoring"]["metrics"])
         return {
             "wall": wall,
             "cpu": usage.ru_utime + usage.ru_stime - (before.ru_utime + before.ru_stime),

@@ -232,6 +232,14 @@ class Beat:
         self.pipeline.start()
         self.monitor.add("", lambda: dict(self.decoder_stats))
         self.monitor.add("pipeline", lambda: dict(self.stats))
+        mem = s.queue.mem
+        self.monitor.configure(
+            name=s.beat_name,
+            version=VERSION,
+            ephemeral_id=str(self.pipeline.envelope.agent.get("ephemeral_id", "")),
+            output_type=s.output_name(),
+            queue_max=mem.events if mem is not None else (3200 if s.queue.disk is None else 0),
+        )
         return self.pipeline
 
     def process_watcher(self, live: bool) -> Any:
@@ -282,6 +290,7 @@ class Beat:
         self.monitor.start()
         report = self.replay_report(loops)
         publish = report.counting(pipeline.publish_all)
+        http = self.start_http()
         report.start()
         dumper = Dumper(dump_prefix) if dump_prefix else None
         reader: CaptureFile | None = None
@@ -326,7 +335,17 @@ class Beat:
         drained = self._drain(pipeline)
         self.monitor.stop()
         self.monitor.log_now(final=True)
+        if http is not None:
+            http.stop()
         return report.finish(self.exit_code(pipeline, drained, internal))
+
+    def start_http(self) -> Any:
+        """``http.enabled``: the stats endpoint, for replays as for live capture."""
+        if not self.settings.http.enabled:
+            return None
+        from shipper.agent.httpstats import start_stats_server
+
+        return start_stats_server(self, list)
 
     def replay_report(self, loops: int) -> ReplayReport:
         """Progress line (on a terminal), summary and hints of a replay (docs/replay.md)."""

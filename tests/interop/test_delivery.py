@@ -99,7 +99,9 @@ class Wirebeat:
     def totals(self) -> dict[str, int]:
         for rec in reversed(self.records):
             if rec.get("message") == "Total metrics":
-                metrics: dict[str, int] = rec["monitoring"]["metrics"]
+                from shipper.agent.monitor import flatten
+
+                metrics: dict[str, int] = flatten(rec["monitoring"]["metrics"])
                 return metrics
         raise AssertionError(f"no final metrics: {self.tail()}")
 
