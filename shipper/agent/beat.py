@@ -288,7 +288,7 @@ class Beat:
         self.install_signals()
         self.tune_gc()
         self.monitor.start()
-        report = self.replay_report(loops)
+        report = self.replay_report(loops, progress=not one_at_a_time)
         publish = report.counting(pipeline.publish_all)
         http = self.start_http()
         report.start()
@@ -347,10 +347,13 @@ class Beat:
 
         return start_stats_server(self, list)
 
-    def replay_report(self, loops: int) -> ReplayReport:
-        """Progress line (on a terminal), summary and hints of a replay (docs/replay.md)."""
+    def replay_report(self, loops: int, progress: bool = True) -> ReplayReport:
+        """Progress line (on a terminal; not with ``-O``, which prompts there), summary and
+        hints of a replay (docs/replay.md)."""
         enabled = frozenset(n for n, c in self.settings.packetbeat.protocols.items() if c.enabled)
-        return ReplayReport(self.stats, loops=loops, enabled_protocols=enabled)
+        return ReplayReport(
+            self.stats, loops=loops, enabled_protocols=enabled, interactive=None if progress else False
+        )
 
     def exit_code(self, pipeline: Pipeline, drained: bool, internal: BaseException | None) -> int:
         """The process's exit status once the pipeline is closed, with at most one
