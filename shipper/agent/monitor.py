@@ -170,7 +170,6 @@ class Monitor:
     def start(self) -> None:
         if self.period <= 0:
             return
-        self._last = self.metrics()
         self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
         self._thread.start()
 
@@ -242,7 +241,9 @@ def libbeat_metrics(m: dict[str, int], output_type: str, queue_max: int, clients
         "libbeat.output.events.duplicates": g("output.elasticsearch.events.duplicates", 0),
         "libbeat.output.events.toomany": g("output.elasticsearch.bulk_status_429", 0),
         "libbeat.output.events.dead_letter": 0,
-        "libbeat.output.events.active": max(0, out_total - out_acked - out_failed - gave_up),
+        # Every attempt counts in total, and ends acknowledged or failed (a batch given up
+        # after max_retries failed on its last attempt too).
+        "libbeat.output.events.active": max(0, out_total - out_acked - out_failed),
         "libbeat.output.batches.split": 0,
         "libbeat.output.read.bytes": g("output.read_bytes", 0),
         "libbeat.output.read.errors": read_errors,
