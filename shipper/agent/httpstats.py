@@ -122,7 +122,9 @@ def beat_info(name: str, version: str, ephemeral_id: str, agent_uuid: str) -> Js
     }
 
 
-def beat_state(name: str, version: str, agent_uuid: str, output: str, queue: str) -> Json:
+def beat_state(
+    name: str, version: str, agent_uuid: str, output: str, queue: str, cluster_uuid: str = ""
+) -> Json:
     """What libbeat answers on ``/state`` (the parts Metricbeat's ``beat`` module reads:
     ``output.name``, ``outputs.elasticsearch.cluster_uuid``, ``monitoring.cluster_uuid``)."""
     host = {"architecture": platform.machine(), "hostname": socket.gethostname()}
@@ -132,7 +134,7 @@ def beat_state(name: str, version: str, agent_uuid: str, output: str, queue: str
         "management": {"enabled": False},
         "monitoring": {"cluster_uuid": ""},
         "output": {"batch_size": -1, "clients": 1, "name": output},
-        "outputs": {"elasticsearch": {"cluster_uuid": ""}},
+        "outputs": {"elasticsearch": {"cluster_uuid": cluster_uuid}},
         "queue": {"name": queue},
         "service": {"id": agent_uuid, "name": "packetbeat", "version": version},
     }
@@ -151,6 +153,7 @@ def start_stats_server(beat: Beat, inputs: Callable[[], list[Json]]) -> StatsSer
     agent = env.agent if env is not None else {}
     ephemeral, uuid = str(agent.get("ephemeral_id", "")), str(agent.get("id", ""))
     queue = "disk" if s.queue.disk is not None else "mem"
+    cluster = _ClusterUUID(beat)
     try:
         server = StatsServer(
             hs.host,
@@ -158,10 +161,39 @@ def start_stats_server(beat: Beat, inputs: Callable[[], list[Json]]) -> StatsSer
             info=lambda: beat_info(s.beat_name, VERSION, ephemeral, uuid),
             metrics=beat.monitor.metrics,
             inputs=inputs,
-            state=lambda: beat_state(s.beat_name, VERSION, uuid, s.output_name(), queue),
+            state=lambda: beat_state(s.beat_name, VERSION, uuid, s.output_name(), queue, cluster()),
         )
     except OSError as exc:
         log.error("cannot start the stats endpoint on %s:%d: %s", hs.host, hs.port, exc)
         return None
     server.start()
     return server
+
+
+class _ClusterUUID:
+    """The Elasticsearch output's cluster UUID (``GET /``, asked once it answers): without
+    it Metricbeat's ``beat`` module skips a Beat that ships to Elasticsearch."""
+
+    def __init__(self, beat: Beat) -> None:
+        self.beat = beat
+        self.value = ""
+        self.lock = threading.Lock()
+
+    def __call__(self) -> str:
+        if self.value or self.beat.settings.output_name() != "elasticsearch":
+            return self.value
+        from shipper.outputs.http import HttpClient
+
+        client = getattr(self.beat.output, "client", None)
+        if not isinstance(client, HttpClient):
+            return ""
+        with self.lock:
+            if not self.value:
+                try:
+                    body = client.request("GET", "/").json()
+                except Exception as exc:  # not reachable yet: ask again next time
+                    log.debug("cluster UUID not known yet: %s", exc)
+                    return ""
+                if isinstance(body, dict):
+                    self.value = str(body.get("cluster_uuid") or "")
+        return self.value

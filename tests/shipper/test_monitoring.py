@@ -228,3 +228,61 @@ def test_deltas_follow_libbeat_counters_gauges_and_strings() -> None:
     assert {k for k in d if k.startswith(("beat.memstats", "system.load"))} <= GAUGES
     assert nest({"a.b": 1, "a.c.d": 2}) == {"a": {"b": 1, "c": {"d": 2}}}
     assert flatten(nest({"a.b": 1, "a.c.d": 2})) == {"a.b": 1, "a.c.d": 2}
+
+
+def test_state_names_the_elasticsearch_cluster_metricbeat_files_the_stats_under(tmp_path: Path) -> None:
+    """With the Elasticsearch output, Metricbeat's beat module skips a Beat whose /state has
+    no cluster UUID: wirebeat asks the cluster (``GET /``) for it."""
+    from tests.setup.fakehttp import Request, fake_server
+
+    def es(req: Request) -> tuple[int, dict[str, str], bytes]:
+        if req.method == "GET" and req.route == "/":
+            body = {"cluster_name": "fake", "cluster_uuid": "Xq3-fake-uuid", "version": {"number": "8.17.0"}}
+            return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+        if req.route.endswith("/_bulk"):
+            n = len([line for line in req.body.splitlines() if line.strip()]) // 2
+            items = [{"create": {"status": 201, "_index": "x"}}] * n
+            return (
+                200,
+                {"Content-Type": "application/json"},
+                json.dumps({"errors": False, "items": items}).encode(),
+            )
+        return 404, {"Content-Type": "application/json"}, b"{}"
+
+    port = free_port()
+    with fake_server(es) as server:
+        cmd = [sys.executable, "-m", "shipper", "-t", "-l", "0", "-I", str(shared_pcap("http_minitwit"))]
+        cmd += [
+            "-E",
+            f"output.elasticsearch.hosts=['http://{server.host}']",
+            "-E",
+            "setup.template.enabled=false",
+        ]
+        cmd += ["-E", "setup.ilm.enabled=false", "-E", "http.enabled=true", "-E", f"http.port={port}"]
+        cmd += ["--path.data", str(tmp_path / "d"), "--path.logs", str(tmp_path / "l")]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    state = _get(f"http://127.0.0.1:{port}/state")
+                    stats = _get(f"http://127.0.0.1:{port}/stats")
+                    if stats["libbeat"]["output"]["events"]["acked"] > 0:
+                        break
+                except OSError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert state["output"]["name"] == "elasticsearch"
+    assert state["outputs"]["elasticsearch"]["cluster_uuid"] == "Xq3-fake-uuid"
+    assert stats["libbeat"]["output"]["type"] == "elasticsearch"
+    assert (
+        stats["libbeat"]["output"]["write"]["bytes"] > 0 and stats["libbeat"]["output"]["read"]["bytes"] > 0
+    )
