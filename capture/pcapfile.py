@@ -9,6 +9,7 @@ is dropped and counted.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -136,6 +137,10 @@ class CaptureFile:
         self.linktypes: list[int] = []
         self._fh = fileobj if fileobj is not None else _open(path)
         head = self._fh.read(4)
+        try:
+            self.size = os.fstat(self._fh.fileno()).st_size
+        except (OSError, ValueError):
+            self.size = 0
         self.format = sniff_format(head)
         if self.format == "unknown":
             self._fh.close()
@@ -202,6 +207,7 @@ class CaptureFile:
                 if nxt > end:
                     break
                 stats.packets += 1
+                stats.bytes_read += nxt - pos
                 yield ts_sec * sec_ns + ts_frac * ts_mult, linktype, buf[pos + 16 : nxt], orig
                 pos = nxt
             # The record that straddles the chunk end is completed with an exact read, so
@@ -233,6 +239,7 @@ class CaptureFile:
                     )
                     return
             stats.packets += 1
+            stats.bytes_read += 16 + incl
             yield ts_sec * sec_ns + ts_frac * ts_mult, linktype, tail[16 : 16 + incl], orig
             base = at + 16 + incl
             stats.bytes_read = base

@@ -90,6 +90,8 @@ class Decoder:
         self._out: list[dict[str, Any]] = []
         self.tcp = TcpTracker(self.registry.tcp_ports, self.stats, self._out, self.limits.tcp)
         self.udp_ports = self.registry.udp_ports
+        #: Packets on ports no protocol claims (TCP and UDP), for the end-of-replay hint.
+        self.unclaimed = self.tcp.unclaimed
         self.icmp = self.registry.icmp_plugin
         self.frags = FragmentReassembler(
             self.stats,
@@ -428,6 +430,7 @@ class Decoder:
         plugin = self.udp_ports.get(sport) or self.udp_ports.get(dport)
         if plugin is None:
             self.stats.incr("udp.unknown_port_packets")
+            self.unclaimed.note("udp", sport, dport, 0, b[p + 8 : min(end, p + 72)])
             return
         if ulen >= 8:
             if p + ulen > end:  # cut by the snaplen (or a lying length): the decoder gets what is there

@@ -38,6 +38,7 @@ import attrs
 from protocols.handler import FROM_CLIENT, FROM_SERVER, ConnectionHandler, ConnInfo, Plugin
 from protocols.net import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, ip_to_str
 from protocols.stats import Counters
+from protocols.unclaimed import PortTally
 
 log = logging.getLogger("tcp")
 
@@ -159,6 +160,7 @@ class TcpTracker:
             OrderedDict()
         )
         self._next_id = 1
+        self.unclaimed = PortTally()
         timeouts = [p.timeout_ns for p in ports.values()] or [10 * NS]
         self.min_timeout = min(timeouts)
 
@@ -276,6 +278,7 @@ class TcpTracker:
         plugin = self.ports.get(sport) or self.ports.get(dport)
         if plugin is None:
             self.stats.incr("tcp.unknown_port_packets")
+            self.unclaimed.note("tcp", sport, dport, flags, payload)
             return None
         if self.time_wait and self._late_duplicate(ts, key, seq, flags):
             self.stats.incr("tcp.late_duplicates")
