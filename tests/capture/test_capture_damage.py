@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from capture import CaptureFile, PcapWriter
+from shipper.agent.monitor import flatten
 from tests.capture import pcapng_blocks as ng
 from tests.helpers import shared_pcap
 from tests.shipper.shiprun import Run, wirebeat
@@ -45,7 +46,7 @@ def run(path: Path, tmp: Path) -> Run:
 def metrics(r: Run) -> dict[str, Any]:
     final = [rec for rec in r.logs if rec["message"] == "Total metrics"]
     assert len(final) == 1, r
-    return final[0]["monitoring"]["metrics"]
+    return flatten(final[0]["monitoring"]["metrics"])
 
 
 def problems(r: Run) -> list[str]:
