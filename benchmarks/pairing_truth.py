@@ -207,15 +207,15 @@ def conversation(
     return conv, starts
 
 
-def damage(frames: list[Frame], rng: random.Random, d: Damage) -> tuple[list[Frame], int]:
-    """The frames as captured, and how many frames the capture missed at its start."""
+def damage(frames: list[Frame], rng: random.Random, d: Damage) -> tuple[list[Frame], set[int]]:
+    """The frames as captured, and the indexes of those kept (before reordering)."""
     cut = 0
     if rng.random() < d.mid_connection:
         cut = rng.randrange(3, max(4, len(frames) // 2))
     elif rng.random() < d.no_handshake:
         cut = 3
-    frames = frames[cut:]
-    frames = [f for f in frames if rng.random() >= d.loss]
+    kept = {i for i in range(cut, len(frames)) if rng.random() >= d.loss}
+    frames = [f for i, f in enumerate(frames) if i in kept]
     out: list[Frame] = []
     late: list[tuple[int, Frame]] = []  # (captured after this many more packets, frame)
     for f in frames:
@@ -227,7 +227,7 @@ def damage(frames: list[Frame], rng: random.Random, d: Damage) -> tuple[list[Fra
         late = [(k - 1, x) for k, x in late if k > 1]
         out += due
     out += [x for _, x in late]
-    return out, cut
+    return out, kept
 
 
 @attrs.define
@@ -251,17 +251,23 @@ def flagged(evt: dict[str, Any], req: set[int], resp: set[int]) -> bool:
     return bool(_get(evt, "error.message"))
 
 
-def backlog(starts: dict[int, list[int]], cut: int) -> bool:
-    """The capture started (``cut`` frames missed) while a response to an earlier request
-    was still to come and the client had already sent a request the capture holds."""
-    owed = [resp for req, resp in starts.values() if req < cut <= resp]
-    return bool(owed) and any(cut <= req < max(owed) for req, _ in starts.values())
+def backlog(starts: dict[int, list[int]], kept: set[int]) -> bool:
+    """Picked up mid-way (neither SYN nor SYN-ACK captured), the first request the
+    capture holds was sent while a response to an earlier request (missed or lost) was
+    still to come: nothing on the wire tells that this response is not its answer."""
+    if 0 in kept or 1 in kept:
+        return False
+    first = min((req for req, _ in starts.values() if req in kept), default=None)
+    if first is None:
+        return False
+    owed = [resp for req, resp in starts.values() if req < first <= resp]
+    return bool(owed) and any(first <= req < max(owed) for req, _ in starts.values())
 
 
 def classify(
-    proto: Proto, events: list[dict[str, Any]], tally: Tally, pickup: bool = False, keep: int = 5
+    proto: Proto, events: list[dict[str, Any]], tally: Tally, pickup: set[int] | None = None, keep: int = 5
 ) -> None:
-    """``pickup``: the connection was picked up in an undecidable state (``backlog``)."""
+    """``pickup``: ids of connections picked up in an undecidable state (``backlog``)."""
     for evt in events:
         tally.events += 1
         req, resp = proto.ids(evt)
@@ -269,7 +275,7 @@ def classify(
             tally.right += 1
         elif flagged(evt, req, resp):
             tally.flagged += 1
-        elif pickup:
+        elif pickup and (req | resp) <= pickup:
             tally.pickup += 1
         else:
             tally.wrong += 1
@@ -286,6 +292,7 @@ def run(proto: Proto, seed: int, conns: int, dmg: Damage | None = None) -> Tally
     tally = Tally()
     uid = 1
     ts = TS0
+    pickup: set[int] = set()
     for c in range(conns):
         n = rng.randint(3, 25)
         conv, starts = conversation(proto, rng, c, uid, n, ts)
@@ -293,12 +300,14 @@ def run(proto: Proto, seed: int, conns: int, dmg: Damage | None = None) -> Tally
         tally.transactions += n
         ts = conv.ts + 2_000_000_000
         events: list[dict[str, Any]] = []
-        frames, cut = damage(conv.frames, rng, dmg)
+        frames, kept = damage(conv.frames, rng, dmg)
         for t, frame in frames:
             events += dec.feed(t, 1, frame)
         events += dec.tick(ts)
-        classify(proto, events, tally, backlog(starts, cut))
-    classify(proto, dec.flush(), tally)
+        if backlog(starts, kept):
+            pickup.update(starts)
+        classify(proto, events, tally, pickup)
+    classify(proto, dec.flush(), tally, pickup)
     return tally
 
 
@@ -322,12 +331,39 @@ def main() -> None:
                 setattr(t, f, getattr(t, f) + getattr(r, f))
                 setattr(totals, f, getattr(totals, f) + getattr(r, f))
             t.examples += r.examples
-        print(f"{name:<10} {t.transactions:>12} {t.events:>8} {t.right:>8} {t.flagged:>8} {t.wrong:>6} {t.pickup:>7}")
+        print(
+            f"{name:<10} {t.transactions:>12} {t.events:>8} {t.right:>8} {t.flagged:>8} {t.wrong:>6} {t.pickup:>7}"
+        )
         if args.examples:
             for e in t.examples[:5]:
-                print("   ", json.dumps({k: v for k, v in e.items() if k in ("status", "query", "url", "http", "error", "redis", "mysql", "response", "method", "thrift", "memcache")}, default=str)[:600])
+                print(
+                    "   ",
+                    json.dumps(
+                        {
+                            k: v
+                            for k, v in e.items()
+                            if k
+                            in (
+                                "status",
+                                "query",
+                                "url",
+                                "http",
+                                "error",
+                                "redis",
+                                "mysql",
+                                "response",
+                                "method",
+                                "thrift",
+                                "memcache",
+                            )
+                        },
+                        default=str,
+                    )[:600],
+                )
     t = totals
-    print(f"{'total':<10} {t.transactions:>12} {t.events:>8} {t.right:>8} {t.flagged:>8} {t.wrong:>6} {t.pickup:>7}")
+    print(
+        f"{'total':<10} {t.transactions:>12} {t.events:>8} {t.right:>8} {t.flagged:>8} {t.wrong:>6} {t.pickup:>7}"
+    )
 
 
 if __name__ == "__main__":

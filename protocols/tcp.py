@@ -283,6 +283,7 @@ class TcpTracker:
                 and not st.buf
                 and not missing
                 and not st.tentative
+                and not (dep >= 0 and other.tentative)
                 and not (direction == FROM_CLIENT and other.buf)
             ):
                 st.next_seq = abs_seq + n
@@ -326,18 +327,21 @@ class TcpTracker:
         if flags & TCP_RST:
             return None
         _src, sport, _dst, dport = key
-        plugin = self.ports.get(sport) or self.ports.get(dport)
+        ports = self.ports
+        if flags & TCP_SYN:
+            # The SYN goes to the server and the SYN-ACK comes from it: its port decides
+            # the protocol, whatever the client's ephemeral port happens to be.
+            flipped = bool(flags & TCP_ACK)
+            plugin = ports.get(sport if flipped else dport)
+        else:
+            flipped = _source_is_server(sport, dport, ports)
+            plugin = ports.get(sport if flipped else dport)
         if plugin is None:
             self.stats.incr("tcp.unknown_port_packets")
             return None
         if self.time_wait and self._late_duplicate(ts, key, seq, flags):
             self.stats.incr("tcp.late_duplicates")
             return None
-        if flags & TCP_SYN:
-            flipped = bool(flags & TCP_ACK)
-        else:
-            pports = plugin.config.ports
-            flipped = sport in pports and dport not in pports
         if len(self.conns) >= self.limits.max_connections:
             self.expire(ts)
             while len(self.conns) >= self.limits.max_connections:
@@ -554,8 +558,8 @@ class TcpTracker:
                 if other.next_seq is None and _awaits_synack(st, conn, self.limits):
                     break
                 dep = seg[3] = _resolve(dep, other)
-            if dep >= 0 and other.next_seq is not None and dep > other.next_seq:
-                break
+            if dep >= 0 and other.next_seq is not None and (dep > other.next_seq or other.tentative):
+                break  # (a start still unsettled may move down to bytes this acknowledges)
             if direction == FROM_CLIENT and other.buf and _sent_before(other, st, abs_seq):
                 break  # the server's held segment did not answer this: it goes first
             if st.front_gap:
@@ -620,7 +624,7 @@ class TcpTracker:
             )
             if st.tentative:
                 self._settle(st)  # no earlier segment came: the stream starts here
-            elif answered and other.tentative:
+            elif (answered or (data is not None and dep >= 0)) and other.tentative:
                 self._settle(other)
             elif not ours_first and waits and (other.tentative or ohead is None or ohead[0] > other.next_seq):
                 # This segment acknowledges bytes of the other side that are missing (or
@@ -724,6 +728,18 @@ def _awaits_synack(st: Stream, conn: Connection, limits: TcpLimits) -> bool:
     acknowledge bytes of the other side wait for it, so that they come after those bytes
     (a one-sided capture is held for a few packets only)."""
     return st.isn is not None and conn.pkts <= min(SYNACK_WAIT, limits.reorder_window)
+
+
+def _source_is_server(sport: int, dport: int, ports: dict[int, Plugin]) -> bool:
+    """Without a SYN: is the sender of the first packet seen the server? The server is
+    the end whose port is configured; when both are (a client whose ephemeral port is
+    another protocol's), the well-known (< 1024) one, else the lower one."""
+    s, d = sport in ports, dport in ports
+    if s != d:
+        return s
+    if (sport < 1024) != (dport < 1024):
+        return sport < 1024
+    return sport < dport
 
 
 def _resolve(dep: int, other: Stream) -> int:

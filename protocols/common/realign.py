@@ -49,11 +49,12 @@ class Realign:
         if 0 < size < self.smallest:
             self.smallest = size
 
-    def lost(self, note: str, safe: int = 0, nbytes: int = 0, partial: bool = False) -> None:
+    def lost(self, note: str, safe: int = 0, nbytes: int = 0, partial: bool = False, owed: int = 0) -> None:
         """``nbytes`` of the request stream were lost (0: unknown, at least one request);
         ``partial``: a request was being read then. The ``safe`` requests waiting before
-        the loss pair correctly."""
-        owed = max(1, -(-nbytes // self.smallest) + partial)
+        the loss pair correctly. ``owed``: responses known to be still due besides (of
+        requests given up on)."""
+        owed += max(1, -(-nbytes // self.smallest) + partial)
         if self.note:
             self.safe = min(self.safe, safe)
             self.owed += owed
