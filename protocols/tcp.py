@@ -279,7 +279,11 @@ class TcpTracker:
                         other.ack_floor = ack
             if (
                 abs_seq == st.next_seq
-                and (dep <= onext if dep >= 0 else dep == -1 or not _awaits_synack(st, conn, self.limits))  # type: ignore[operator]
+                and (
+                    dep == -1
+                    or (dep >= 0 and onext is not None and dep <= onext)
+                    or (dep < -1 and not _awaits_synack(st, conn, self.limits))
+                )
                 and not st.buf
                 and not missing
                 and not st.tentative
@@ -597,6 +601,8 @@ class TcpTracker:
         """
         st = conn.streams[direction]
         other = conn.streams[1 - direction]
+        before = _progress(st, other)
+        stuck = False
         while st.buf:
             head = st.buf[0]
             abs_seq, data, _ts, dep = head
@@ -651,6 +657,20 @@ class TcpTracker:
             self._drain(conn, direction)
             if conn.key not in self.conns or not drain_all:
                 break
+            now = _progress(st, other)
+            if now == before:
+                # No rule above moved anything (it should not happen): stop both heads
+                # waiting on each other, and if that does not help either, give up.
+                if stuck:
+                    self.stats.incr("tcp.reorder_deadlocks")
+                    break
+                stuck = True
+                head[3] = -1
+                if other.buf:
+                    other.buf[0][3] = -1
+            else:
+                stuck = False
+            before = now
         if st.buf:
             st.blocked_pkt = conn.pkts
             st.blocked_ts = st.buf[0][2]
@@ -740,6 +760,11 @@ def _source_is_server(sport: int, dport: int, ports: dict[int, Plugin]) -> bool:
     if (sport < 1024) != (dport < 1024):
         return sport < 1024
     return sport < dport
+
+
+def _progress(st: Stream, other: Stream) -> tuple[Any, ...]:
+    """What a round of ``_force`` may change (to tell a round that changed nothing)."""
+    return (st.next_seq, other.next_seq, len(st.buf), len(other.buf), st.tentative, other.tentative)
 
 
 def _resolve(dep: int, other: Stream) -> int:
