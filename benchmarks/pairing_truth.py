@@ -14,9 +14,19 @@ decoder emits is classified:
 * **flagged**: unmatched (one side only), or carrying notes (``error.message``);
 * **silently wrong**: ids of two different transactions (or none) and no flag.
 
+A fourth column, *pickup*, counts wrong pairs on connections picked up mid-way (neither SYN
+nor SYN-ACK captured) while the server still owed a response to a request sent before the
+first one captured and the client had pipelined more: such a capture is packet for packet
+the same as one of an idle connection, so no decoder can tell (flagging every pair of every
+connection picked up mid-way would be the only way out, and Packetbeat does not either).
+
 Run: ``python benchmarks/pairing_truth.py [--conns N] [--seeds a,b,...]`` — prints
 transactions, right, flagged and silently wrong per protocol. The suite runs a bounded
 version (tests/protocols/test_pairing_truth.py).
+
+Measured with ``--conns 300 --seeds 1,2,3,4,5`` (125,556 transactions over HTTP, Redis,
+MySQL, PgSQL, Thrift, memcache): 0 silently wrong, 12,769 flagged, 367 pickup; before the
+pairing work (main at 3525d63), 3,100 silently wrong and 486 pickup.
 """
 
 from __future__ import annotations
