@@ -15,6 +15,20 @@ A stream picked up mid-connection (its SYN not seen) has no known start: its fir
 segments are held the same way, and a segment with a lower sequence number that shows up
 meanwhile becomes the start (the packets that opened the capture came out of order).
 
+Acknowledgment numbers order the two directions where a start is missing too. A SYN-ACK
+gives the other side's start even when its SYN was never captured; data that acknowledges
+a side not seen yet keeps its raw ack until that side starts (and, early in a connection
+whose SYN was seen, waits a few packets for a SYN-ACK captured late). A client segment
+waits for a held server segment that was sent before it arrived (acknowledges less): that
+segment cannot be its answer, so a capture starting with a response publishes it unmatched
+instead of pairing it with the next request. When a stream picked up mid-way settles at a
+start above what the other side acknowledged, the unseen bytes are a gap before its first
+delivery. Protocols learn through ``ConnectionHandler.resync`` which directions resume at
+an unknown point.
+
+Without a SYN, the server is the end whose port is configured (the well-known one, else
+the lower one, when both are); with one, the SYN's destination: its port picks the protocol.
+
 A RST closes the connection once the bytes it vouches for are in: its sequence number
 ends its sender's stream and its acknowledgment number says how much of the other
 stream was received. Segments captured after the RST (reordered, or in flight) up to
