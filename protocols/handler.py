@@ -72,6 +72,18 @@ class ConnectionHandler:
         """``nbytes`` were lost in ``direction``. Return True to drop the connection state."""
         return True
 
+    def resync(self, direction: int, after_loss: bool) -> None:
+        """Called on a new handler before any data: ``direction`` resumes at an unknown
+        point, so its first bytes may be the middle of a message. Parsers should skip to
+        a message start they can trust.
+
+        ``after_loss``: an earlier handler dropped its state after bytes of ``direction``
+        were lost; from the client, whole requests may be gone whose responses are still
+        to come (pairing by order is unsure until the streams realign, see
+        ``protocols.common.realign``). Otherwise the connection was picked up without
+        its SYN: the TCP layer delivers server bytes sent before a request arrived ahead
+        of that request, so they never pair with it."""
+
     def on_fin(self, direction: int, ts: int) -> list[Any]:
         """``direction`` finished sending (its FIN was reached in sequence)."""
         return []

@@ -15,6 +15,20 @@ A stream picked up mid-connection (its SYN not seen) has no known start: its fir
 segments are held the same way, and a segment with a lower sequence number that shows up
 meanwhile becomes the start (the packets that opened the capture came out of order).
 
+Acknowledgment numbers order the two directions where a start is missing too. A SYN-ACK
+gives the other side's start even when its SYN was never captured; data that acknowledges
+a side not seen yet keeps its raw ack until that side starts (and, early in a connection
+whose SYN was seen, waits a few packets for a SYN-ACK captured late). A client segment
+waits for a held server segment that was sent before it arrived (acknowledges less): that
+segment cannot be its answer, so a capture starting with a response publishes it unmatched
+instead of pairing it with the next request. When a stream picked up mid-way settles at a
+start above what the other side acknowledged, the unseen bytes are a gap before its first
+delivery. Protocols learn through ``ConnectionHandler.resync`` which directions resume at
+an unknown point.
+
+Without a SYN, the server is the end whose port is configured (the well-known one, else
+the lower one, when both are); with one, the SYN's destination: its port picks the protocol.
+
 A RST closes the connection once the bytes it vouches for are in: its sequence number
 ends its sender's stream and its acknowledgment number says how much of the other
 stream was received. Segments captured after the RST (reordered, or in flight) up to
@@ -43,6 +57,8 @@ from protocols.unclaimed import PortTally
 log = logging.getLogger("tcp")
 
 M32 = 0xFFFFFFFF
+#: Packets a connection waits for a SYN-ACK captured after the client's first data.
+SYNACK_WAIT = 8
 HALF = 0x80000000
 NS = 1_000_000_000
 _seq = itemgetter(0)  # a held segment's sequence number
@@ -63,6 +79,7 @@ class Stream:
     """One direction of a connection."""
 
     __slots__ = (
+        "ack_floor",
         "blocked_pkt",
         "blocked_ts",
         "buf",
@@ -70,6 +87,7 @@ class Stream:
         "fin_done",
         "fin_seq",
         "first",
+        "front_gap",
         "isn",
         "next_seq",
         "tentative",
@@ -78,7 +96,8 @@ class Stream:
     def __init__(self) -> None:
         self.next_seq: int | None = None  # absolute: everything before it was delivered
         # Held segments, sorted: [abs_seq, data, ts, dep] where dep is the absolute sequence
-        # of the other direction this segment acknowledges (or -1).
+        # of the other direction this segment acknowledges (-1: no ACK; ``-2 - ack``: the
+        # raw ack, while the other direction's start is unknown).
         self.buf: list[list[Any]] = []
         self.buf_bytes = 0
         self.blocked_pkt = 0
@@ -90,6 +109,12 @@ class Stream:
         #: Picked up mid-stream: ``next_seq`` is only the lowest sequence seen so far, and
         #: nothing is delivered until the start is settled (SYN, or held long enough).
         self.tentative = False
+        #: While the start is unknown or unsettled: the lowest acknowledgment (raw) the other
+        #: side sent for this direction. Bytes from there to the settled start were never
+        #: seen, and they may hold the answer to what the other side sent.
+        self.ack_floor: int | None = None
+        #: Unseen bytes before the settled start, reported as a gap before the first delivery.
+        self.front_gap = 0
 
     def absolute(self, seq: int) -> int:
         nxt = self.next_seq
@@ -108,6 +133,7 @@ class Connection:
         "last_ts",
         "pkts",
         "plugin",
+        "resync",
         "rst",
         "streams",
     )
@@ -122,6 +148,10 @@ class Connection:
         self.streams = (Stream(), Stream())
         self.handler: ConnectionHandler | None = None
         self.info: ConnInfo | None = None
+        #: Directions (bit 1 << direction) whose next bytes may start mid-message: picked
+        #: up without a SYN, or after a gap made the handler drop its state (then bit
+        #: 4 << direction marks the direction that lost bytes).
+        self.resync = 0
         #: A RST was seen: (ends of stream 0, 1 it vouches for (absolute, or None), packet count, ts).
         self.rst: tuple[int | None, int | None, int, int] | None = None
 
@@ -135,7 +165,13 @@ class Connection:
 
     def get_handler(self) -> ConnectionHandler:
         if self.handler is None:
-            self.handler = self.plugin.new_handler(self.conn_info())
+            h = self.handler = self.plugin.new_handler(self.conn_info())
+            if self.resync:
+                for d in (FROM_CLIENT, FROM_SERVER):
+                    if self.resync & (1 << d):
+                        h.resync(d, bool(self.resync & (4 << d)))
+                self.resync = 0
+            return h
         return self.handler
 
 
@@ -209,6 +245,21 @@ class TcpTracker:
         other = conn.streams[1 - direction]
 
         if flags & TCP_SYN:
+            st.ack_floor = None
+            if flags & TCP_ACK and other.isn is None:
+                # A SYN-ACK acknowledges the other side's SYN (even one never captured):
+                # that stream starts exactly at ``ack``.
+                other.isn = other.first = (ack - 1) & M32
+                other.ack_floor = None
+                if other.next_seq is None:
+                    other.next_seq = ack
+                elif other.tentative:
+                    other.tentative = False
+                    conn.resync &= ~(1 << (1 - direction))
+                    other.next_seq = other.absolute(ack)
+                    self._drain(conn, 1 - direction)
+                    if conn.key not in conns:
+                        return
             if st.next_seq is None:
                 st.next_seq = seq + 1
                 st.isn = st.first = seq
@@ -216,6 +267,7 @@ class TcpTracker:
                 st.isn = st.first = seq  # captured after data of this side (reordered)
                 if st.tentative:
                     st.tentative = False
+                    conn.resync &= ~(1 << direction)
                     st.next_seq = st.absolute((seq + 1) & M32)
                     self._drain(conn, direction)
             seq = (seq + 1) & M32
@@ -223,17 +275,39 @@ class TcpTracker:
         if st.next_seq is None:
             st.next_seq = st.first = seq  # picked up mid-stream
             st.tentative = bool(n)
+            if n:
+                conn.resync |= 1 << direction
+            else:
+                st.ack_floor = None
         if n or missing:
             nxt = st.next_seq
             d = (seq - nxt) & M32
             abs_seq = nxt + d - (1 << 32) if d >= HALF else nxt + d  # Stream.absolute, inlined
             dep = -1
             onext = other.next_seq
-            if flags & TCP_ACK and onext is not None:
-                d = (ack - onext) & M32
-                if d and d < HALF:
-                    dep = onext + d
-            if abs_seq == st.next_seq and dep < 0 and not st.buf and not missing and not st.tentative:
+            if flags & TCP_ACK:
+                if onext is None:
+                    dep = -2 - ack  # resolved once the other direction's start is known
+                else:
+                    d = (ack - onext) & M32
+                    dep = onext + d - (1 << 32) if d >= HALF else onext + d
+                if onext is None or other.tentative:
+                    fl = other.ack_floor
+                    if fl is None or (ack - fl) & M32 >= HALF:
+                        other.ack_floor = ack
+            if (
+                abs_seq == st.next_seq
+                and (
+                    dep == -1
+                    or (dep >= 0 and onext is not None and dep <= onext)
+                    or (dep < -1 and not _awaits_synack(st, conn, self.limits))
+                )
+                and not st.buf
+                and not missing
+                and not st.tentative
+                and not (dep >= 0 and other.tentative)
+                and not (direction == FROM_CLIENT and other.buf)
+            ):
                 st.next_seq = abs_seq + n
                 self._deliver(conn, direction, payload, ts)
                 if other.buf and conn.key in conns:
@@ -275,7 +349,15 @@ class TcpTracker:
         if flags & TCP_RST:
             return None
         _src, sport, _dst, dport = key
-        plugin = self.ports.get(sport) or self.ports.get(dport)
+        ports = self.ports
+        if flags & TCP_SYN:
+            # The SYN goes to the server and the SYN-ACK comes from it: its port decides
+            # the protocol, whatever the client's ephemeral port happens to be.
+            flipped = bool(flags & TCP_ACK)
+            plugin = ports.get(sport if flipped else dport)
+        else:
+            flipped = _source_is_server(sport, dport, ports)
+            plugin = ports.get(sport if flipped else dport)
         if plugin is None:
             self.stats.incr("tcp.unknown_port_packets")
             self.unclaimed.note("tcp", sport, dport, flags, payload)
@@ -283,11 +365,6 @@ class TcpTracker:
         if self.time_wait and self._late_duplicate(ts, key, seq, flags):
             self.stats.incr("tcp.late_duplicates")
             return None
-        if flags & TCP_SYN:
-            flipped = bool(flags & TCP_ACK)
-        else:
-            pports = plugin.config.ports
-            flipped = sport in pports and dport not in pports
         if len(self.conns) >= self.limits.max_connections:
             self.expire(ts)
             while len(self.conns) >= self.limits.max_connections:
@@ -418,6 +495,7 @@ class TcpTracker:
             self.stats.incr(f"{conn.plugin.name}.gap_drops")
             self._call(conn, h.on_close, "gap")
             conn.handler = None
+            conn.resync = 3 | (4 << direction)  # both sides may be mid-message when decoding resumes
 
     def _fin(self, conn: Connection, direction: int, ts: int) -> None:
         st = conn.streams[direction]
@@ -506,8 +584,19 @@ class TcpTracker:
                     self._gap(conn, direction, end - nxt)
                 moved = True
                 continue
-            if dep >= 0 and other.next_seq is not None and dep > other.next_seq:
-                break
+            if dep < -1:
+                if other.next_seq is None and _awaits_synack(st, conn, self.limits):
+                    break
+                dep = seg[3] = _resolve(dep, other)
+            if dep >= 0 and other.next_seq is not None and (dep > other.next_seq or other.tentative):
+                break  # (a start still unsettled may move down to bytes this acknowledges)
+            if direction == FROM_CLIENT and other.buf and _sent_before(other, st, abs_seq):
+                break  # the server's held segment did not answer this: it goes first
+            if st.front_gap:
+                gap, st.front_gap = st.front_gap, 0
+                self._gap(conn, direction, gap)
+                if conn.key not in self.conns:
+                    return False
             buf.pop(0)
             st.buf_bytes -= len(data)
             moved = True
@@ -538,11 +627,23 @@ class TcpTracker:
         """
         st = conn.streams[direction]
         other = conn.streams[1 - direction]
+        before = _progress(st, other)
+        stuck = False
         while st.buf:
             head = st.buf[0]
             abs_seq, data, _ts, dep = head
             assert st.next_seq is not None
+            if data is not None and dep < -1:
+                dep = head[3] = _resolve(dep, other)
             waits = data is not None and dep >= 0 and other.next_seq is not None and dep > other.next_seq
+            # The client's next bytes wait for a server segment sent before they arrived.
+            answered = (
+                direction == FROM_CLIENT
+                and not waits
+                and abs_seq <= st.next_seq
+                and bool(other.buf)
+                and _sent_before(other, st, abs_seq)
+            )
             # Both sides may miss bytes. A side's held head acknowledges what it had
             # received when it was sent: if the other side's head needs only bytes of our
             # hole, our loss came first (a lost request body before its lost response).
@@ -554,21 +655,27 @@ class TcpTracker:
                 and st.next_seq < ohead[3] <= abs_seq
             )
             if st.tentative:
-                st.tentative = False  # no earlier segment came: the stream starts here
+                self._settle(st)  # no earlier segment came: the stream starts here
+            elif (answered or (data is not None and dep >= 0)) and other.tentative:
+                self._settle(other)
             elif not ours_first and waits and (other.tentative or ohead is None or ohead[0] > other.next_seq):
                 # This segment acknowledges bytes of the other side that are missing (or
                 # held at a start still unsettled): they were sent before it; settle them.
                 assert other.next_seq is not None
                 if other.tentative:
-                    other.tentative = False
+                    self._settle(other)
                 else:
                     end = min(ohead[0], dep) if ohead is not None else dep
                     ogap = end - other.next_seq
                     other.next_seq = end
                     self._gap(conn, 1 - direction, ogap)
             elif abs_seq > st.next_seq:
-                gap = abs_seq - st.next_seq
-                st.next_seq = abs_seq
+                # When the other side's next segment acknowledges part of the hole, only
+                # that part was sent before it: report it, deliver that segment, then the
+                # rest (a request between two lost responses stays between them).
+                end = ohead[3] if ours_first and ohead is not None else abs_seq
+                gap = end - st.next_seq
+                st.next_seq = end
                 self._gap(conn, direction, gap)
             elif waits:
                 head[3] = -1  # both directions wait on each other: stop waiting
@@ -576,6 +683,20 @@ class TcpTracker:
             self._drain(conn, direction)
             if conn.key not in self.conns or not drain_all:
                 break
+            now = _progress(st, other)
+            if now == before:
+                # No rule above moved anything (it should not happen): stop both heads
+                # waiting on each other, and if that does not help either, give up.
+                if stuck:
+                    self.stats.incr("tcp.reorder_deadlocks")
+                    break
+                stuck = True
+                head[3] = -1
+                if other.buf:
+                    other.buf[0][3] = -1
+            else:
+                stuck = False
+            before = now
         if st.buf:
             st.blocked_pkt = conn.pkts
             st.blocked_ts = st.buf[0][2]
@@ -586,6 +707,21 @@ class TcpTracker:
             st.next_seq = st.fin_seq
             self._gap(conn, direction, gap)
             self._drain(conn, direction)
+
+    @staticmethod
+    def _settle(st: Stream) -> None:
+        """A stream picked up mid-way starts at its lowest sequence seen. If the other side
+        acknowledged less than that, the bytes in between were never seen: they are
+        reported as a gap before the first delivery (they may answer what the other side
+        sent, so pairing must not go on across them)."""
+        st.tentative = False
+        floor = st.ack_floor
+        if floor is not None:
+            st.ack_floor = None
+            start = st.absolute(floor)
+            assert st.next_seq is not None
+            if start < st.next_seq:
+                st.front_gap = st.next_seq - start
 
     def _check_blocked(self, conn: Connection, ts: int) -> None:
         lim = self.limits
@@ -630,6 +766,52 @@ class TcpTracker:
     def flush(self) -> None:
         for conn in list(self.conns.values()):
             self._close(conn, "flush")
+
+
+def _awaits_synack(st: Stream, conn: Connection, limits: TcpLimits) -> bool:
+    """This side's SYN was seen but nothing of the other side yet, in the first packets of
+    the connection: its SYN-ACK was captured late (reordered) or lost. Segments that
+    acknowledge bytes of the other side wait for it, so that they come after those bytes
+    (a one-sided capture is held for a few packets only)."""
+    return st.isn is not None and conn.pkts <= min(SYNACK_WAIT, limits.reorder_window)
+
+
+def _source_is_server(sport: int, dport: int, ports: dict[int, Plugin]) -> bool:
+    """Without a SYN: is the sender of the first packet seen the server? The server is
+    the end whose port is configured; when both are (a client whose ephemeral port is
+    another protocol's), the well-known (< 1024) one, else the lower one."""
+    s, d = sport in ports, dport in ports
+    if s != d:
+        return s
+    if (sport < 1024) != (dport < 1024):
+        return sport < 1024
+    return sport < dport
+
+
+def _progress(st: Stream, other: Stream) -> tuple[Any, ...]:
+    """What a round of ``_force`` may change (to tell a round that changed nothing)."""
+    return (st.next_seq, other.next_seq, len(st.buf), len(other.buf), st.tentative, other.tentative)
+
+
+def _resolve(dep: int, other: Stream) -> int:
+    """A raw acknowledgment (``-2 - ack``) held while the other direction was unknown."""
+    if other.next_seq is None:
+        return -1  # still unknown: nothing to wait for
+    return other.absolute(-2 - dep)
+
+
+def _sent_before(server: Stream, client: Stream, cseq: int) -> bool:
+    """The server's next held segment is in order and acknowledges less than ``cseq``:
+    it was sent before the client's bytes from ``cseq`` arrived, so it cannot answer them
+    (nor anything the client sent later) and must be delivered before them."""
+    head = server.buf[0]
+    nxt = server.next_seq
+    if head[1] is None or nxt is None or head[0] > nxt:
+        return False
+    dep = head[3]
+    if dep < -1:
+        dep = head[3] = _resolve(dep, client)
+    return 0 <= dep <= cseq
 
 
 def _fin_ahead(st: Stream) -> bool:

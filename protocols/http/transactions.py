@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from protocols.handler import ConnectionHandler, ConnInfo
+from protocols.common.realign import REQUEST_LOSS, RESPONSE_LOSS, Realign
+from protocols.handler import FROM_CLIENT, ConnectionHandler, ConnInfo
 from protocols.http.parser import BODY, BODY_TO_CLOSE, Message, StreamParser
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
 #: More requests than this waiting for responses: the oldest is published unmatched.
 MAX_PENDING = 1024
+#: The shortest request there can be (``GET / HTTP/1.0`` and the empty line).
+MIN_REQUEST = 18
 
 
 @attrs.define(slots=True)
@@ -45,7 +48,7 @@ class HttpTransaction:
 
 
 class HttpHandler(ConnectionHandler):
-    __slots__ = ("deferred", "parsers", "requests", "responses")
+    __slots__ = ("deferred", "parsers", "realign", "requests", "responses")
 
     plugin: HttpPlugin
 
@@ -57,6 +60,7 @@ class HttpHandler(ConnectionHandler):
         self.responses: deque[tuple[Message, int]] = deque()
         #: Transactions completed by a gap; returned by the next call that can return.
         self.deferred: list[Any] = []
+        self.realign = Realign(MIN_REQUEST)
 
     # -- seam ----------------------------------------------------------------------------
 
@@ -83,15 +87,20 @@ class HttpHandler(ConnectionHandler):
         out = self._take_deferred()
         for m in msgs:
             self._handle(m, direction, out)
-        if lost_sync and any(d != direction for _req, d in self.requests):
-            # Response boundaries are lost (a garbled response, or a body misread after a
-            # request went missing): the waiting requests can't be paired by order.
-            self._lost_responses(direction, None)
+        if lost_sync:
+            self._lost(direction, None)
             out += self._take_deferred()
         return out
 
+    def resync(self, direction: int, after_loss: bool) -> None:
+        # The parser needs no warning: text that is not a start line is a parse error,
+        # after which it looks for one (and the waiting requests come out unmatched).
+        if after_loss and direction == FROM_CLIENT:
+            self.realign.lost(REQUEST_LOSS)
+
     def on_gap(self, direction: int, nbytes: int) -> bool:
         parser = self.parsers[direction]
+        partial = parser.msg is not None or bool(parser.buf)
         in_body = parser.msg is not None and parser.state in (BODY, BODY_TO_CLOSE)
         if parser.state == BODY and nbytes > parser.remaining:
             in_body = False  # the loss runs past the body's end, into the next message(s)
@@ -100,9 +109,22 @@ class HttpHandler(ConnectionHandler):
             self.plugin.stats.incr("http.gap_lost_messages")
         if msg is not None:
             self._handle(msg, direction, self.deferred)
-        if not in_body and any(d != direction for _req, d in self.requests):
-            self._lost_responses(direction, "Packet loss while capturing the response")
+        if not in_body:
+            self._lost(direction, RESPONSE_LOSS, nbytes, partial)
         return False
+
+    def _lost(self, direction: int, note: str | None, nbytes: int = 0, partial: bool = False) -> None:
+        """Message boundaries were lost in ``direction`` (bytes lost between messages, or
+        a message that could not be parsed): responses or whole requests may be gone."""
+        if any(d != direction for _req, d in self.requests):
+            # Response boundaries are lost (a garbled response, or a body misread after a
+            # request went missing): the waiting requests can't be paired by order.
+            self._lost_responses(direction, note)
+        if direction == FROM_CLIENT:
+            # Whole requests may be gone: their responses would pair with the requests
+            # after them. Those already waiting are answered first.
+            safe = sum(1 for _req, d in self.requests if d == direction)
+            self.realign.lost(REQUEST_LOSS, safe, nbytes, partial)
 
     def on_fin(self, direction: int, ts: int) -> list[Any]:
         out = self._take_deferred()
@@ -143,6 +165,7 @@ class HttpHandler(ConnectionHandler):
         plugin = self.plugin
         self._hide_headers(msg)
         if msg.is_request:
+            self.realign.request(msg.size)
             self.requests.append((msg, direction))
             if len(self.requests) > MAX_PENDING:
                 req, d = self.requests.popleft()
@@ -183,9 +206,14 @@ class HttpHandler(ConnectionHandler):
         while self.requests and self.responses:
             req, d = self.requests.popleft()
             resp, _ = self.responses.popleft()
+            note = self.realign.pair()
+            if note and note not in req.notes:
+                req.notes.append(note)
             out.append(HttpTransaction(self.conn, req, resp, d))
 
     def _flush_responses(self, out: list[Any]) -> None:
+        if self.responses:
+            self.realign.surplus()
         while self.responses:
             resp, d = self.responses.popleft()
             self.plugin.stats.incr("http.unmatched_responses")

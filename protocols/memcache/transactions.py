@@ -36,15 +36,20 @@ from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any
 
 from protocols.common.event import ERROR, OK
-from protocols.handler import ConnectionHandler, ConnInfo
+from protocols.common.realign import REQUEST_LOSS, RESPONSE_LOSS, Realign
+from protocols.handler import FROM_CLIENT, ConnectionHandler, ConnInfo
 from protocols.memcache.codes import (
     CLIENT_ERRORS,
     END,
     KEYED_REPLIES,
+    MAGIC_REQUEST,
+    MAGIC_RESPONSE,
     OP_QUITQ,
     OP_STAT,
     SERVER_ERRORS,
     STAT,
+    TEXT_REQUESTS,
+    TEXT_RESPONSES,
     VALUE,
 )
 from protocols.memcache.parser import Message, StreamParser
@@ -58,6 +63,10 @@ SERVER_ERROR = "Server Error"
 NOTE_NO_REQUEST = "Invalid transaction. Request missing"
 NOTE_NON_QUIET = "Missing response for non-quiet request"
 NOTE_UNFINISHED = "Unfinished transaction"
+#: The shortest text request (``gat\r\n`` is not one; ``stats\r\n`` is).
+MIN_REQUEST = 7
+#: Bytes searched for a line that starts a message after a resync.
+MAX_HUNT = 64 * 1024
 
 #: Keys or stats one merged reply keeps; past it the rest are counted, not kept.
 MAX_MERGED_ITEMS = 10_000
@@ -196,7 +205,7 @@ def _same_exchange(req: Message, resp: Message) -> bool:
 class MemcacheHandler(ConnectionHandler):
     """One TCP connection."""
 
-    __slots__ = ("parsers", "requests", "responses")
+    __slots__ = ("hunt", "parsers", "realign", "requests", "responses")
 
     plugin: MemcachePlugin
 
@@ -205,8 +214,44 @@ class MemcacheHandler(ConnectionHandler):
         self.parsers: list[StreamParser | None] = [None, None]
         self.requests: deque[Message] = deque()
         self.responses: deque[Message] = deque()
+        self.realign = Realign(MIN_REQUEST)
+        #: Per direction: resuming at an unknown point, look for a message start first
+        #: (bytes carried over while looking, or None when not looking).
+        self.hunt: list[bytes | None] = [None, None]
+
+    def resync(self, direction: int, after_loss: bool) -> None:
+        self.hunt[direction] = b""
+        if after_loss and direction == FROM_CLIENT:
+            self.realign.lost(REQUEST_LOSS)
+
+    def _hunt(self, direction: int, data: bytes) -> bytes:
+        """``data`` from the first line that starts a message of ``direction``: a known
+        command (or reply) word, or a binary magic byte; b"" while none is in sight."""
+        held = self.hunt[direction]
+        buf = held + data if held else data
+        words = TEXT_REQUESTS if direction == FROM_CLIENT else TEXT_RESPONSES
+        magic = MAGIC_REQUEST if direction == FROM_CLIENT else MAGIC_RESPONSE
+        pos = 0
+        while True:
+            if pos < len(buf) and buf[pos] == magic:
+                self.hunt[direction] = None
+                return buf[pos:]
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                # Keep the start of an unfinished line (bounded: a value may be long).
+                self.hunt[direction] = buf[pos:][-MAX_HUNT:]
+                return b""
+            word = buf[pos:eol].split(b" ", 1)[0]
+            if word in words:
+                self.hunt[direction] = None
+                return buf[pos:]
+            pos = eol + 2
 
     def on_data(self, direction: int, data: bytes, ts: int) -> list[Any]:
+        if self.hunt[direction] is not None:
+            data = self._hunt(direction, data)
+            if not data:
+                return []
         parser = self.parsers[direction]
         if parser is None:
             parser = self.parsers[direction] = self.plugin.new_parser()
@@ -220,18 +265,33 @@ class MemcacheHandler(ConnectionHandler):
                 self._response(m, out)
         if err is not None:
             # As Packetbeat: publish what is pending, forget both directions, start again
-            # with the next segment.
+            # at the next line that starts a message. The responses of the requests given
+            # up on may still come: pairs are unsure until they have.
             stats = self.plugin.stats
             stats.incr(f"memcache.{err}")
             stats.incr("memcache.stream_drops")
+            given_up = len(self.requests)
             self._push_all(out)
             self.parsers = [None, None]
+            self.hunt = [b"", b""]
+            if direction == FROM_CLIENT:
+                self.realign.lost(REQUEST_LOSS, 0, 0, False, given_up)
+            elif given_up:
+                self.realign.lost(RESPONSE_LOSS, 0, 0, False, given_up - 1)
         return out
 
     def on_gap(self, direction: int, nbytes: int) -> bool:
         parser = self.parsers[direction]
         if parser is not None and parser.on_gap(nbytes):
             self.plugin.stats.incr("memcache.gaps_in_values")
+            return False
+        if direction == FROM_CLIENT:
+            # Lost requests: those waiting are answered first; the responses of the lost
+            # ones are surplus, pairs are unsure until they have come.
+            partial = parser is not None and parser.mid_message
+            self.realign.lost(REQUEST_LOSS, len(self.requests), nbytes, partial)
+            self.parsers[direction] = None
+            self.hunt[direction] = b""
             return False
         return True
 
@@ -250,6 +310,8 @@ class MemcacheHandler(ConnectionHandler):
         if (msg.noreply and not msg.is_binary) or not awaits_reply(msg):
             out.append(MemcacheTransaction(self.conn, msg, None))
             return
+        if not msg.is_binary:
+            self.realign.request(msg.size)
         requests = self.requests
         requests.append(msg)
         if len(requests) > self.plugin.config.max_pending_requests:
@@ -295,6 +357,11 @@ class MemcacheHandler(ConnectionHandler):
             if req is None:
                 resp.add_note(NOTE_NO_REQUEST)
                 stats.incr("memcache.unmatched_responses")
+                self.realign.surplus()
+            elif not resp.is_binary:
+                note = self.realign.pair()
+                if note:
+                    req.add_note(note)
             out.append(MemcacheTransaction(self.conn, req, resp))
 
     def _alone(self, req: Message, out: list[Any]) -> None:

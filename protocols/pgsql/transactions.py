@@ -29,6 +29,7 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from protocols.common.realign import REQUEST_LOSS, Realign
 from protocols.handler import FROM_CLIENT, ConnectionHandler, ConnInfo
 from protocols.pgsql import parser as p
 from protocols.pgsql.parser import MessageStream, ParseError
@@ -47,6 +48,8 @@ OP_STMT, OP_EXECUTE, OP_PARSE, OP_BIND, OP_DESCRIBE, OP_CLOSE, OP_SYNC, OP_FUNC 
 MODE_PLAIN, MODE_ENCRYPTED = "plain", "encrypted"
 
 LOSS_NOTE = "Packet loss while capturing the response"
+#: The shortest message that expects an answer (a Sync, or an empty Query).
+MIN_REQUEST = 5
 CLOSED_NOTE = "Response incomplete at end of stream"
 UNKNOWN_NOTE = "The actual query being used is unknown"
 
@@ -127,6 +130,7 @@ class PgsqlHandler(ConnectionHandler):
         "ops",
         "out",
         "portals",
+        "realign",
         "session",
         "streams",
         "synced",
@@ -152,6 +156,7 @@ class PgsqlHandler(ConnectionHandler):
         self.out: list[Any] = []
         self.deferred: list[Any] = []
         self.hidden = 0
+        self.realign = Realign(MIN_REQUEST)
 
     # -- seam ----------------------------------------------------------------------------
 
@@ -185,7 +190,25 @@ class PgsqlHandler(ConnectionHandler):
                 break
         return self._take()
 
+    def resync(self, direction: int, after_loss: bool) -> None:
+        self.synced[direction] = False
+        if after_loss and direction == FROM_CLIENT:
+            self.realign.lost(REQUEST_LOSS)
+
     def on_gap(self, direction: int, nbytes: int) -> bool:
+        if direction == FROM_CLIENT and self.session.mode == MODE_PLAIN:
+            # Lost requests: what is queued is answered first; the answers of the lost
+            # ones are surplus, and pairs are flagged until they have come.
+            stream = self.streams[direction]
+            waiting = sum(1 for op in self.ops if op.txn is not None)
+            self.realign.lost(REQUEST_LOSS, waiting, nbytes, bool(stream.pending))
+            stream.reset()
+            stream.startup = False
+            self.synced[direction] = False
+            self.acc_bytes = 0
+            self.acc_ts = -1
+            self.batch_txn = None
+            return False
         op = self._head_txn_op()
         if direction != FROM_CLIENT and op is not None:
             txn = op.txn
@@ -241,7 +264,9 @@ class PgsqlHandler(ConnectionHandler):
             return True
         if direction == FROM_CLIENT and self.streams[0].startup:
             if len(data) < 8:
-                return True  # too short to judge
+                if not data[:2].strip(b"\0"):
+                    return True  # too short to judge: a startup length starts with two zeros
+                return data[0] in p.FRONTEND_TYPES and (len(data) < 2 or not data[1])
             code = struct.unpack_from(">i", data, 4)[0]
             if code in (p.CODE_SSL, p.CODE_GSSENC, p.CODE_CANCEL) or code >> 16 == 3:
                 return True
@@ -278,6 +303,12 @@ class PgsqlHandler(ConnectionHandler):
                 return None
         return None
 
+    def _paired(self, txn: PgsqlTransaction) -> None:
+        note = self.realign.pair()
+        if note:
+            txn.notes.append(note)
+        self.out.append(txn)
+
     def _complete(self, op: Op) -> None:
         """Publish ``op``'s transaction; it is the first transaction op in the queue."""
         ops = self.ops
@@ -292,6 +323,7 @@ class PgsqlHandler(ConnectionHandler):
 
     def _client_message(self, typ: int, body: bytes, size: int, ts: int) -> None:
         if typ == 0x51:  # Q
+            self.realign.request(size)
             query, _ = p.cstring(body, 0)
             for stmt in p.split_statements(query):
                 self._push(Op(OP_STMT, PgsqlTransaction(self.conn, ts, stmt, size)))
@@ -391,9 +423,10 @@ class PgsqlHandler(ConnectionHandler):
                     txn.end_ts = ts
                 txn.responded = True
                 ops.popleft()
-                self.out.append(txn)
+                self._paired(txn)
             else:
                 self.plugin.stats.incr("pgsql.unmatched_responses")
+                self.realign.surplus()
             return
         if typ == 0x54:  # T
             self._row_description(body, size, ts)
@@ -485,6 +518,7 @@ class PgsqlHandler(ConnectionHandler):
             target = PgsqlTransaction(self.conn, parse_op.ts, parse_op.query, self.acc_bytes)
         if target is None:
             self.plugin.stats.incr("pgsql.unmatched_responses")
+            self.realign.surplus()
             # The server still skips what is queued before the next sync point.
             while ops and ops[0].kind != OP_SYNC:
                 ops.popleft()
@@ -497,7 +531,7 @@ class PgsqlHandler(ConnectionHandler):
         if not target.responded:
             target.end_ts = ts
         target.responded = True
-        self.out.append(target)
+        self._paired(target)
         # The server skips the rest of the query string, or everything up to Sync.
         while ops and ops[0].kind != OP_SYNC:
             op = ops.popleft()

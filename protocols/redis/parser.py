@@ -46,6 +46,9 @@ _LINE_TYPES = frozenset({INT, SIMPLE, ERROR, NULL, BOOL, DOUBLE, BIGNUM})
 _BULK_TYPES = frozenset({BULK, BLOB_ERROR, VERBATIM})
 _AGGREGATE_TYPES = frozenset({ARRAY, MAP, SET, ATTRIBUTE, PUSH})
 _ERROR_TYPES = frozenset({ERROR, BLOB_ERROR})
+#: Bytes a message may start with when hunting for one (a client sends command arrays).
+_CLIENT_STARTS = frozenset({ARRAY})
+_SERVER_STARTS = _LINE_TYPES | _BULK_TYPES | _AGGREGATE_TYPES
 
 #: Longest header line (``*<count>``, ``$<len>``) accepted.
 MAX_HEADER_LINE = 32
@@ -125,6 +128,7 @@ class RespParser:
     __slots__ = (
         "carried",
         "errors",
+        "hunt",
         "inline",
         "kept",
         "last_error",
@@ -156,10 +160,13 @@ class RespParser:
         self.errors = 0
         self.last_error = ""
         self.last_reason = ""
+        #: The stream resumes at an unknown point (picked up mid-way, after lost bytes or
+        #: a parse error): skip to a line that starts a message before parsing.
+        self.hunt = False
 
     @property
     def in_message(self) -> bool:
-        return self.msg_ts >= 0 or bool(self.rest)
+        return not self.hunt and (self.msg_ts >= 0 or bool(self.rest))
 
     def reset(self) -> None:
         self.rest = bytearray()
@@ -176,6 +183,10 @@ class RespParser:
         ``errors``); parsing restarts with the next call (Packetbeat retries with the next
         segment)."""
         out: list[Message] = []
+        if self.hunt:
+            data = self._hunt(data)
+            if not data:
+                return out
         rest = self.rest
         if rest:
             rest += data
@@ -189,6 +200,7 @@ class RespParser:
             self.last_error = str(exc) or type(exc).__name__
             self.last_reason = exc.reason if isinstance(exc, ParseError) else ""
             self.reset()
+            self.hunt = True  # what follows may be the rest of the bad message
             return out
         if pos < len(buf):
             if buf is rest:
@@ -198,6 +210,30 @@ class RespParser:
         elif rest:
             self.rest = bytearray()
         return out
+
+    def _hunt(self, data: bytes) -> bytes:
+        """The part of ``data`` from the first plausible message start: a command array
+        (``*``) from a client, any type byte from a server, at the start of the data or of
+        a line. The CRLF before a start may be split across calls: its tail is kept."""
+        starts = _CLIENT_STARTS if self.inline else _SERVER_STARTS
+        carried = bool(self.rest)
+        buf = bytes(self.rest) + data if carried else data
+        self.rest = bytearray()
+        if not carried and buf and buf[0] in starts:
+            self.hunt = False
+            return buf
+        pos = 0
+        while True:
+            i = buf.find(b"\r\n", pos)
+            if i < 0 or i + 2 >= len(buf):
+                tail = 2 if buf.endswith(b"\r\n") else 1 if buf.endswith(b"\r") else 0
+                if tail:
+                    self.rest = bytearray(buf[-tail:])
+                return b""
+            if buf[i + 2] in starts:
+                self.hunt = False
+                return buf[i + 2 :]
+            pos = i + 2
 
     def _parse(self, buf: bytes | bytearray, ts: int, out: list[Message]) -> int:
         n = len(buf)

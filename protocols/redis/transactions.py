@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from protocols.common.realign import REQUEST_LOSS, Realign
 from protocols.handler import FROM_CLIENT, ConnectionHandler, ConnInfo
 from protocols.redis.commands import PUSH_KINDS, SUBSCRIBE_FAMILY, split_command
 from protocols.redis.parser import ARRAY, MAP, PUSH, SIMPLE, Message, RespParser
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from protocols.redis import RedisPlugin
 
 NORMAL, MONITOR, REPLICATION = range(3)
+#: The shortest command array (``*1\r\n$4\r\nPING\r\n``).
+MIN_REQUEST = 14
 #: Subscriptions remembered per kind (beyond it UNSUBSCRIBE-all pairing may be off).
 MAX_SUBSCRIPTIONS = 100_000
 _SUB_KIND = {
@@ -89,7 +92,16 @@ class RedisTransaction:
 
 
 class RedisHandler(ConnectionHandler):
-    __slots__ = ("evicted_replies", "mode", "parsers", "queue_bytes", "requests", "resp3", "subscriptions")
+    __slots__ = (
+        "evicted_replies",
+        "mode",
+        "parsers",
+        "queue_bytes",
+        "realign",
+        "requests",
+        "resp3",
+        "subscriptions",
+    )
 
     plugin: RedisPlugin
 
@@ -103,6 +115,7 @@ class RedisHandler(ConnectionHandler):
         self.mode = NORMAL
         self.resp3 = False
         self.subscriptions: tuple[set[bytes], set[bytes], set[bytes]] = (set(), set(), set())
+        self.realign = Realign(MIN_REQUEST)
 
     # -- seam ----------------------------------------------------------------------------
 
@@ -127,9 +140,23 @@ class RedisHandler(ConnectionHandler):
                 self.plugin.stats.incr("redis." + parser.last_reason)
         return out
 
+    def resync(self, direction: int, after_loss: bool) -> None:
+        self.parsers[direction].hunt = True
+        if after_loss and direction == FROM_CLIENT:
+            self.realign.lost(REQUEST_LOSS)
+
     def on_gap(self, direction: int, nbytes: int) -> bool:
-        # Packetbeat drops the connection state on any gap: RESP has no way to find the
-        # next message boundary in the middle of a stream.
+        if direction == FROM_CLIENT and self.mode == NORMAL:
+            # Lost commands: the replies to those already waiting come first; the parser
+            # looks for the next command array; replies of lost commands are surplus.
+            parser = self.parsers[direction]
+            partial = parser.in_message
+            parser.reset()
+            parser.hunt = True
+            self.realign.lost(REQUEST_LOSS, len(self.requests), nbytes, partial)
+            return False
+        # Lost replies: as Packetbeat, drop the connection state (the commands waiting are
+        # counted unmatched); the parsers of the next handler look for a message start.
         return True
 
     def on_close(self, reason: str) -> list[Any]:
@@ -153,6 +180,7 @@ class RedisHandler(ConnectionHandler):
             msg.parts = parts
         method, resource = split_command(parts)
         query = b" ".join(parts)
+        self.realign.request(msg.size)
         req = Request(msg, method, resource, query)
         cfg = self.plugin.config
         self.requests.append(req)
@@ -195,6 +223,7 @@ class RedisHandler(ConnectionHandler):
             return
         if head is None:
             stats.incr("redis.unmatched_responses")
+            self.realign.surplus()
             return
         # Any other reply ends the request, even a subscribe-family one (an error).
         head.expected = len(head.replies) + 1
@@ -228,7 +257,11 @@ class RedisHandler(ConnectionHandler):
             return
         self.requests.popleft()
         self.queue_bytes -= len(req.query)
-        out.append(RedisTransaction(self.conn, req, req.replies))
+        txn = RedisTransaction(self.conn, req, req.replies)
+        note = self.realign.pair()
+        if note:
+            txn.notes.append(note)
+        out.append(txn)
         method = req.method
         if method == b"MONITOR" and not msg.is_error:
             self.mode = MONITOR

@@ -147,7 +147,9 @@ def test_rest_of_a_message_after_lost_headers_is_not_glued_to_the_next() -> None
     """The segment with a POST's headers is lost; its one-byte body arrives alone, then
     the next request. The stray byte used to be kept as the start of a message and
     glued to the next request line (method ``xGET``, one byte too many). After lost
-    sync a segment must open with a start line to be parsed."""
+    sync a segment must open with a start line to be parsed. The 46 bytes lost could have
+    held two more requests as short as ``GET / HTTP/1.0``, whose responses would pair
+    with ``GET /b``: the pair is right but flagged (protocols/common/realign.py)."""
     post_head = b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\n"
     get = b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"
     parts = [(0, post_head), (0, b"x"), (1, _resp("a")), (0, get), (1, _resp("b"))]
@@ -157,7 +159,8 @@ def test_rest_of_a_message_after_lost_headers_is_not_glued_to_the_next() -> None
     unmatched, pair = events
     assert unmatched["error"]["message"] == ["Unmatched response"]
     assert (pair["method"], pair["url"]["path"], pair["http"]["request"]["bytes"]) == ("GET", "/b", len(get))
-    assert pair["http"]["response"]["headers"]["x-for"] == "b" and "error" not in pair
+    assert pair["http"]["response"]["headers"]["x-for"] == "b"
+    assert pair["error"]["message"] == ["Packet loss while capturing the request"]
 
 
 def test_lost_request_body_and_lost_response_headers() -> None:

@@ -315,10 +315,25 @@ def test_gap_inside_a_value_keeps_the_stream() -> None:
     assert evt["error"]["message"] == ["Packet loss while capturing the request"]
     assert mc(evt)["request"]["count_values"] == 1 and "values" not in mc(evt)["request"]
     assert evt["status"] == "OK"
-    # Outside a value the stream is dropped and what waits is published.
+    # Outside a value, requests were lost: the one waiting is answered first and pairs as
+    # usual; the response of the lost one would pair with the next request, so that pair
+    # is flagged, until a response comes with no request (the streams are in step again).
     h = p.new_handler(CONN)
-    h.on_data(C, b"get a\r\nget", 1)
-    assert h.on_gap(C, 3) is True
+    h.on_data(C, b"get a\r\n", 1)
+    assert h.on_gap(C, 7) is False  # room for one request as short as "get a"
+    assert h.on_data(C, b"get b\r\n", 2) == []
+    out = [p.to_event(t) for t in h.on_data(S, b"END\r\nEND\r\nEND\r\n", 3)]
+    assert [mc(e)["request"]["keys"] if "request" in mc(e) else None for e in out] == [["a"], ["b"], None]
+    assert "error" not in out[0]
+    assert out[1]["error"]["message"] == ["Packet loss while capturing the request"]
+    assert out[2]["error"]["message"] == ["Invalid transaction. Request missing"]
+    (txn,) = h.on_data(C, b"get c\r\n", 4) + h.on_data(S, b"END\r\n", 5)
+    assert "error" not in p.to_event(txn)
+    # Lost responses: as Packetbeat, the stream is dropped and what waits is published.
+    h = p.new_handler(CONN)
+    h.on_data(C, b"get a\r\n", 1)
+    h.on_data(S, b"VALUE a 0 1", 2)
+    assert h.on_gap(S, 3) is True
     (txn,) = h.on_close("gap")
     assert p.to_event(txn)["error"]["message"] == ["Unfinished transaction"]
 

@@ -31,6 +31,9 @@ def run(linktype: int, frames: list[bytes]):
     dec, plugin = recorder()
     for i, fr in enumerate(frames):
         dec.feed(i, linktype, fr)
+    # The data acknowledges a SYN-ACK these captures lack: it waits a few packets for it
+    # (protocols/tcp.py, SYNACK_WAIT), and comes out at the end of the input.
+    dec.flush()
     return dec, plugin
 
 

@@ -121,8 +121,9 @@ def test_gap_resolved_by_capture_time_timeout() -> None:
     dec, plugin = recorder(reorder_window=10_000)
     frames = [
         raw(1 * NS, C, S, 100, 0, SYN),
-        raw(1 * NS, C, S, 101, 0, ACK | PSH, b"a" * 10),
-        raw(1 * NS, C, S, 121, 0, ACK | PSH, b"c" * 10),  # bytes 111..121 lost
+        raw(1 * NS, S, C, 700, 101, SYN | ACK),
+        raw(1 * NS, C, S, 101, 701, ACK | PSH, b"a" * 10),
+        raw(1 * NS, C, S, 121, 701, ACK | PSH, b"c" * 10),  # bytes 111..121 lost
     ]
     feed(dec, frames)
     h = only_handler(plugin)
@@ -130,6 +131,27 @@ def test_gap_resolved_by_capture_time_timeout() -> None:
     dec.tick(3 * NS)  # well past reorder_timeout (0.5 s of capture time)
     assert h.gaps(0) == [10]
     assert h.stream(0) == b"a" * 10 + b"c" * 10
+
+
+def test_data_before_a_late_syn_ack_waits_for_it() -> None:
+    """The server's SYN-ACK is captured after the client's second request, which
+    acknowledges the first response: that response is delivered before it (the client's
+    data used to go first, as if the server's side had not started), so pairing by order
+    stays right."""
+    dec, plugin = recorder()
+    frames = [
+        raw(1, C, S, 100, 0, SYN),
+        raw(2, C, S, 101, 701, ACK | PSH, b"Q1"),
+        raw(3, C, S, 103, 703, ACK | PSH, b"Q2"),  # sent after R1 arrived
+        raw(4, S, C, 700, 101, SYN | ACK),
+        raw(5, S, C, 701, 103, ACK | PSH, b"R1"),
+        raw(6, S, C, 703, 105, ACK | PSH, b"R2"),
+    ]
+    feed(dec, frames)
+    h = only_handler(plugin)
+    assert [(e[0], e[1], e[2]) for e in h.log if e[0] == "data"] == [
+        ("data", 0, b"Q1"), ("data", 1, b"R1"), ("data", 0, b"Q2"), ("data", 1, b"R2")
+    ]  # fmt: skip
 
 
 def test_response_before_request_in_capture_order() -> None:
@@ -265,11 +287,12 @@ def test_snaplen_truncated_segment_is_a_gap_of_the_missing_bytes() -> None:
     dec, plugin = recorder()
     frames = [
         raw(1, C, S, 100, 0, SYN),
-        raw(2, C, S, 101, 0, ACK | PSH, b"A" * 300),
-        raw(3, C, S, 401, 0, ACK | PSH, b"B" * 10),
+        raw(1, S, C, 700, 101, SYN | ACK),
+        raw(2, C, S, 101, 701, ACK | PSH, b"A" * 300),
+        raw(3, C, S, 401, 701, ACK | PSH, b"B" * 10),
     ]
-    ts, fr = frames[1]
-    frames[1] = (ts, fr[: len(fr) - 200])  # captured with a small snaplen
+    ts, fr = frames[2]
+    frames[2] = (ts, fr[: len(fr) - 200])  # captured with a small snaplen
     feed(dec, frames)
     h = only_handler(plugin)
     assert h.gaps(0) == [200]
