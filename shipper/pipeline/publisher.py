@@ -80,6 +80,7 @@ class Pipeline:
         self._done = threading.Event()
         self._debug = publish_log.isEnabledFor(logging.DEBUG)
         self._drop_logged: dict[str, int] = {}
+        self._heads = envelope.metadata_heads
         #: Why the pipeline stopped on its own (the output failed); None while it works.
         self.fatal: str | None = None
         #: The exception behind ``fatal`` (for a traceback under ``-d '*'``).
@@ -109,7 +110,7 @@ class Pipeline:
             evt = self.envelope.apply(evt)
             if self._debug:
                 publish_log.debug("Publish event: %s", dumps_event(evt).decode())
-            return EncodedEvent.from_event(evt)
+            return EncodedEvent.from_event(evt, self._heads)
         except EventFiltered as exc:  # on purpose (ignore_outgoing, a processor): counted only
             self.stats.incr(f"publisher.{exc.reason}")
         except EventRejected as exc:
