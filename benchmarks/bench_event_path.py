@@ -110,13 +110,17 @@ def main() -> None:
     packets = list(CaptureFile(str(pcap)))
     runs = [one_run(pcap, copy.copy(packets)) for _ in range(args.runs)]
     n = runs[0]["events"]
-    print(f"{len(packets):,} packets, {n:,} events, {runs[0]['bytes_per_event']:.0f} bytes/event (median of {len(runs)})")
+    print(
+        f"{len(packets):,} packets, {n:,} events, {runs[0]['bytes_per_event']:.0f} bytes/event (median of {len(runs)})"
+    )
     total = 0.0
     for stage in ("decode", "publish", "output"):
         t = statistics.median(r[stage] for r in runs)
         total += t
         print(f"  {stage:8s} {t:6.2f} s  {t / n * 1e6:6.1f} µs/event")
-    print(f"  {'total':8s} {total:6.2f} s  {total / n * 1e6:6.1f} µs/event  → {n / total:,.0f} events/s on one core")
+    print(
+        f"  {'total':8s} {total:6.2f} s  {total / n * 1e6:6.1f} µs/event  → {n / total:,.0f} events/s on one core"
+    )
     ev = sum(statistics.median(r[s] for r in runs) for s in ("publish", "output"))
     print(f"  event path alone (publish + output): {n / ev:,.0f} events/s")
 

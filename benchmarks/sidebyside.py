@@ -126,10 +126,11 @@ CAPTURES: dict[str, tuple[Callable[[Path, int], Any], int, int, bool]] = {
 }
 
 
-def capture(name: str, quick: bool) -> tuple[Path, int]:
-    """The cached capture and its packet count (generated on first use)."""
+def capture(name: str, quick: bool, size: int | None = None) -> tuple[Path, int]:
+    """The cached capture and its packet count (generated on first use); ``size``
+    overrides the full or quick size."""
     gen, full, small, _flows = CAPTURES[name]
-    size = small if quick else full
+    size = size or (small if quick else full)
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"{name}-{size}.pcap"
     count = path.with_suffix(".packets")
