@@ -304,8 +304,9 @@ class Envelope:
             stamp = fmt(ts)
         elif not isinstance(ts, str):
             raise EventRejected("invalid", f"@timestamp is neither an integer nor a string: {ts!r:.40}")
-        start_text = fmt(start) if type(start) is int else None
-        end_text = fmt(end) if type(end) is int else None
+        # A transaction's @timestamp is usually its start: format that time once.
+        start_text = (stamp if start == ts else fmt(start)) if type(start) is int else None
+        end_text = (start_text if end == start else fmt(end)) if type(end) is int else None
         if start_text is not None and end_text is not None and "duration" not in event and end >= start:
             event["duration"] = end - start
         if start_text is not None:
@@ -424,10 +425,13 @@ class Envelope:
             network["direction"] = self.direction(src_ip, dst_ip)
         if self.ignore_outgoing and network["direction"] == "egress":
             raise EventFiltered("dropped_outgoing")
+        # Without processors nothing changes the event after this: the mirrors can be the
+        # same objects (the encoder writes them twice); a processor may change one of them.
+        shared = self.processing is None
         if src is not None and "client" not in evt:
-            evt["client"] = dict(src)
+            evt["client"] = src if shared else dict(src)
         if dst is not None and "server" not in evt:
-            evt["server"] = dict(dst)
+            evt["server"] = dst if shared else dict(dst)
 
         err = evt.get("error")
         if isinstance(err, dict):
