@@ -215,17 +215,13 @@ class Envelope:
         self.index = index
         self.local_ips = {str(ipaddress.ip_address(i)) for i in (local_ips or [])}
         self.internal = parse_networks(internal_networks or [])
-        self.agent = {
-            "type": "packetbeat",
-            "name": beat_name,
-            "version": VERSION,
-            "build": {"original": f"wirebeat {VERSION}"},
-        }
+        # The keys libbeat sends (no agent.build: Packetbeat has none); agent.version is
+        # wirebeat's own, which tells its events apart (docs/differences.md).
+        self.agent: dict[str, str] = {"type": "packetbeat", "name": beat_name, "version": VERSION}
         if agent_id:
             self.agent["id"] = agent_id
         if ephemeral_id:
             self.agent["ephemeral_id"] = ephemeral_id
-        self._agent_build: dict[str, str] = self.agent["build"]  # type: ignore[assignment]
         self.host = host or {"name": beat_name}
         self.ecs = {"version": ECS_VERSION}
         self.fields = fields or {}
@@ -363,8 +359,7 @@ class Envelope:
         # Shared objects where no processor may change them, copies where one may.
         if "agent" not in evt:
             if w is None or "agent" in w:
-                agent = evt["agent"] = self.agent.copy()
-                agent["build"] = self._agent_build.copy()
+                evt["agent"] = self.agent.copy()
             else:
                 evt["agent"] = self.agent
         if "ecs" not in evt:
