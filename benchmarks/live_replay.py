@@ -11,6 +11,10 @@ stopped with SIGINT once its output has not grown for two seconds after the repl
 its events are counted. The capture holds one event per HTTP transaction, so the table
 says how many of them each tool delivered at each rate (``all`` = every transaction).
 
+On ``lo`` a packet socket sees every replayed packet twice (sent and received): wirebeat
+skips the sent copy as libpcap does; Packetbeat's ``af_packet`` reader processes both
+(its ``/inputs/`` ``socket_packets`` is twice the capture), which is part of what is measured.
+
 Needs root (or CAP_NET_RAW and CAP_NET_ADMIN), ``tcpreplay`` (``apt-get install tcpreplay``)
 and Packetbeat 9.3.0 (``scripts/build-packetbeat``). Other traffic on ``lo`` to or from
 port 80 during a run would be counted too.
