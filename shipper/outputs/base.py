@@ -102,13 +102,18 @@ class EncodedEvent(Mapping[str, Any]):
         self._decoded: dict[str, Any] | None = None
 
     @classmethod
-    def from_event(cls, event: dict[str, Any], heads: Mapping[int, bytes] | None = None) -> EncodedEvent:
+    def from_event(
+        cls,
+        event: dict[str, Any],
+        heads: dict[int, bytes] | None = None,
+        shared: Mapping[int, Any] | None = None,
+    ) -> EncodedEvent:
         """Encode ``event`` (it loses its ``@metadata`` key to the new object).
 
-        ``heads`` maps the ``id`` of ``@metadata`` objects that live as long as the run
-        and are never changed (the envelope's, one per index) to their encoded prefix
-        (:func:`metadata_head`): such an event's ``@metadata`` is neither checked nor
-        encoded again.
+        ``shared`` holds, by ``id``, ``@metadata`` objects that live as long as the run
+        and are never changed (the envelope's, one per index); ``heads`` caches their
+        encoded prefix (:func:`metadata_head`), so an event carrying one has its
+        ``@metadata`` neither checked nor encoded again.
 
         Raises :class:`EventEncodingError` for an event JSON cannot carry (see
         :func:`dumps_event`); the caller drops and counts it."""
@@ -119,6 +124,8 @@ class EncodedEvent(Mapping[str, Any]):
         data = dumps_event(event, orjson.OPT_SORT_KEYS)
         if head is None and meta:
             head = metadata_head(meta)  # json() needs it later: make sure it encodes
+            if heads is not None and shared and shared.get(id(meta)) is meta:
+                heads[id(meta)] = head
         return cls(data, meta, head)
 
     def json(self) -> bytes:

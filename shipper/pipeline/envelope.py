@@ -17,7 +17,6 @@ from typing import Any
 
 from protocols.common.flowhash import community_id
 from shipper.agent.version import ECS_VERSION, VERSION
-from shipper.outputs.base import metadata_head
 from shipper.pipeline.processors.base import clone
 from shipper.pipeline.processors.chain import Processing
 
@@ -232,10 +231,9 @@ class Envelope:
         self._dir_cache: dict[tuple[str | None, str | None], str] = {}
         #: One ``@metadata`` object per index name, shared by the events (outputs only read it).
         self._metadata: dict[str, dict[str, str]] = {}
-        #: id of each of those objects → its encoded ``{"@metadata":{...},`` (they live as
-        #: long as the envelope and are never changed, so an event carrying one needs no
-        #: check or encoding of its ``@metadata``; see ``EncodedEvent.from_event``).
-        self.metadata_heads: dict[int, bytes] = {}
+        #: The same objects by ``id``: they live as long as the envelope and are never
+        #: changed, so the encoder may encode each once (``EncodedEvent.from_event``).
+        self.shared_metadata: dict[int, dict[str, str]] = {}
         #: The compiled processors (None: none configured, nothing is copied per event).
         self.processing = processing
         #: packetbeat.ignore_outgoing: transactions this host sent (egress) are dropped,
@@ -336,7 +334,7 @@ class Envelope:
         meta = self._metadata.get(index)
         if meta is None:
             meta = self._metadata[index] = {"beat": index, "type": "_doc", "version": VERSION}
-            self.metadata_heads[id(meta)] = metadata_head(meta)
+            self.shared_metadata[id(meta)] = meta
         processing = self.processing
         if processing is None:
             evt["@metadata"] = meta
