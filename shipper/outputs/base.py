@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -93,33 +92,60 @@ class EncodedEvent(Mapping[str, Any]):
     lazily (tests, index format strings); ``@metadata`` alone never needs decoding.
     """
 
-    __slots__ = ("_decoded", "data", "meta")
+    __slots__ = ("_decoded", "_head", "data", "meta")
 
-    def __init__(self, data: bytes, meta: dict[str, Any]) -> None:
+    def __init__(self, data: bytes, meta: dict[str, Any], head: bytes | None = None) -> None:
         self.data = data
         self.meta = meta
+        #: ``{"@metadata":{...},`` already encoded (None: encoded on first use).
+        self._head = head
         self._decoded: dict[str, Any] | None = None
 
     @classmethod
-    def from_event(cls, event: dict[str, Any]) -> EncodedEvent:
+    def from_event(
+        cls,
+        event: dict[str, Any],
+        heads: dict[int, bytes] | None = None,
+        shared: Mapping[int, Any] | None = None,
+    ) -> EncodedEvent:
         """Encode ``event`` (it loses its ``@metadata`` key to the new object).
+
+        ``shared`` holds, by ``id``, ``@metadata`` objects that live as long as the run
+        and are never changed (the envelope's, one per index); ``heads`` caches their
+        encoded prefix (:func:`metadata_head`), so an event carrying one has its
+        ``@metadata`` neither checked nor encoded again.
 
         Raises :class:`EventEncodingError` for an event JSON cannot carry (see
         :func:`dumps_event`); the caller drops and counts it."""
         meta = event.pop("@metadata", None) or {}
-        if not isinstance(meta, dict):
+        head = heads.get(id(meta)) if heads else None
+        if head is None and not isinstance(meta, dict):
             raise EventEncodingError("@metadata is not an object")
         data = dumps_event(event, orjson.OPT_SORT_KEYS)
-        if meta:
-            dumps_event(meta, _OPTS)  # json() encodes it later: make sure it can
-        return cls(data, meta)
+        if head is None and meta:
+            head = metadata_head(meta)  # json() needs it later: make sure it encodes
+            if heads is not None and shared and shared.get(id(meta)) is meta:
+                heads[id(meta)] = head
+        return cls(data, meta, head)
 
     def json(self) -> bytes:
         """The whole event as sorted-key JSON, ``@metadata`` included (it sorts first)."""
         if not self.meta:
             return self.data
-        head = _meta_prefix(orjson.dumps(self.meta, option=_OPTS))
+        head = self._head
+        if head is None:
+            head = self._head = metadata_head(self.meta)
         return head + self.data[1:] if len(self.data) > 2 else head[:-1] + b"}"
+
+    def line_parts(self) -> tuple[bytes, memoryview | bytes]:
+        """``json()`` as two pieces that ``b"".join`` without an intermediate copy: the
+        ``@metadata`` head and the rest of the event, closing brace included."""
+        if not self.meta or len(self.data) <= 2:
+            return b"", self.json()
+        head = self._head
+        if head is None:
+            head = self._head = metadata_head(self.meta)
+        return head, memoryview(self.data)[1:]
 
     def as_dict(self) -> dict[str, Any]:
         if self._decoded is None:
@@ -153,9 +179,11 @@ class EncodedEvent(Mapping[str, Any]):
         return f"EncodedEvent({self.json()[:80]!r}...)"
 
 
-@functools.lru_cache(maxsize=256)
-def _meta_prefix(meta_json: bytes) -> bytes:
-    return b'{"@metadata":' + meta_json + b","
+def metadata_head(meta: dict[str, Any]) -> bytes:
+    """``{"@metadata":<meta>,``: how every event line with this ``@metadata`` starts.
+
+    Raises :class:`EventEncodingError` when ``meta`` cannot be encoded."""
+    return b'{"@metadata":' + dumps_event(meta, _OPTS) + b","
 
 
 class EventEncodingError(ValueError):
@@ -232,6 +260,33 @@ def encode_event(event: Mapping[str, Any], pretty: bool = False, escape_html: bo
         for a, b in _HTML:
             data = data.replace(a, b)
     return data
+
+
+def encode_batch(
+    events: list[Any], pretty: bool, escape_html: bool, stats: Counters
+) -> tuple[list[bytes | memoryview], list[int]]:
+    """The batch as JSON lines ready for one ``b"".join``: the pieces, and each line's
+    length (what rotating outputs need). Events of the pipeline (``EncodedEvent``, plain
+    codec) are spliced from their stored encoding without being copied on the way;
+    others go through :func:`encode_lines`."""
+    if pretty or escape_html:
+        lines = encode_lines(events, pretty, escape_html, stats)
+        return list(lines), [len(line) for line in lines]
+    parts: list[bytes | memoryview] = []
+    sizes: list[int] = []
+    add = parts.append
+    for e in events:
+        if type(e) is EncodedEvent:
+            head, body = e.line_parts()
+            add(head)
+            add(body)
+            add(b"\n")
+            sizes.append(len(head) + len(body) + 1)
+            continue
+        for line in encode_lines([e], pretty, escape_html, stats):
+            add(line)
+            sizes.append(len(line))
+    return parts, sizes
 
 
 def encode_lines(events: list[Any], pretty: bool, escape_html: bool, stats: Counters) -> list[bytes]:

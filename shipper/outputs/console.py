@@ -13,7 +13,7 @@ from shipper.outputs.base import (
     OutputClosed,
     OutputContext,
     OutputError,
-    encode_lines,
+    encode_batch,
 )
 
 
@@ -41,7 +41,7 @@ class ConsoleOutput(Output):
 
     async def publish(self, events: list[dict[str, Any]]) -> int:
         out = self.stream
-        data = b"".join(encode_lines(events, self.pretty, self.escape, self.stats))
+        data = b"".join(encode_batch(events, self.pretty, self.escape, self.stats)[0])
         try:
             out.write(data)
             out.flush()

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 import attrs
 
 from shipper.agent.config import PATH_KIND, at_least, between
-from shipper.outputs.base import CodecSettings, Output, OutputContext, OutputError, encode_lines
+from shipper.outputs.base import CodecSettings, Output, OutputContext, OutputError, encode_batch
 
 
 def _filename(_inst: Any, _attr: Any, value: str) -> None:
@@ -113,19 +113,30 @@ class FileOutput(Output):
     async def publish(self, events: list[dict[str, Any]]) -> int:
         if self._fh is None:
             self._open_next()
-        for line in encode_lines(events, self.pretty, self.escape, self.stats):
-            if self._size and self._size + len(line) > self.limit:
-                self._open_next()
-            assert self._fh is not None
-            try:
-                self._fh.write(line)
-            except OSError as exc:
-                raise OutputError(f"cannot write {self.current}: {exc.strerror}") from exc
-            self._size += len(line)
-            self.stats.incr("output.write_bytes", len(line))
+        parts, sizes = encode_batch(events, self.pretty, self.escape, self.stats)
+        data = b"".join(parts)
+        if self._size + len(data) <= self.limit:
+            self._write(data)  # no rotation within this batch: one write
+        else:
+            view = memoryview(data)
+            off = 0
+            for n in sizes:
+                if self._size and self._size + n > self.limit:
+                    self._open_next()
+                self._write(view[off : off + n])
+                off += n
+        self.stats.incr("output.write_bytes", len(data))
         assert self._fh is not None
         self._fh.flush()
         return len(events)
+
+    def _write(self, data: bytes | memoryview) -> None:
+        assert self._fh is not None
+        try:
+            self._fh.write(data)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.current}: {exc.strerror}") from exc
+        self._size += len(data)
 
     async def close(self) -> None:
         if self._fh is not None:

@@ -214,17 +214,13 @@ class Envelope:
         self.index = index
         self.local_ips = {str(ipaddress.ip_address(i)) for i in (local_ips or [])}
         self.internal = parse_networks(internal_networks or [])
-        self.agent = {
-            "type": "packetbeat",
-            "name": beat_name,
-            "version": VERSION,
-            "build": {"original": f"wirebeat {VERSION}"},
-        }
+        # The keys libbeat sends (no agent.build: Packetbeat has none); agent.version is
+        # wirebeat's own, which tells its events apart (docs/differences.md).
+        self.agent: dict[str, str] = {"type": "packetbeat", "name": beat_name, "version": VERSION}
         if agent_id:
             self.agent["id"] = agent_id
         if ephemeral_id:
             self.agent["ephemeral_id"] = ephemeral_id
-        self._agent_build: dict[str, str] = self.agent["build"]  # type: ignore[assignment]
         self.host = host or {"name": beat_name}
         self.ecs = {"version": ECS_VERSION}
         self.fields = fields or {}
@@ -235,6 +231,9 @@ class Envelope:
         self._dir_cache: dict[tuple[str | None, str | None], str] = {}
         #: One ``@metadata`` object per index name, shared by the events (outputs only read it).
         self._metadata: dict[str, dict[str, str]] = {}
+        #: The same objects by ``id``: they live as long as the envelope and are never
+        #: changed, so the encoder may encode each once (``EncodedEvent.from_event``).
+        self.shared_metadata: dict[int, dict[str, str]] = {}
         #: The compiled processors (None: none configured, nothing is copied per event).
         self.processing = processing
         #: packetbeat.ignore_outgoing: transactions this host sent (egress) are dropped,
@@ -299,8 +298,9 @@ class Envelope:
             stamp = fmt(ts)
         elif not isinstance(ts, str):
             raise EventRejected("invalid", f"@timestamp is neither an integer nor a string: {ts!r:.40}")
-        start_text = fmt(start) if type(start) is int else None
-        end_text = fmt(end) if type(end) is int else None
+        # A transaction's @timestamp is usually its start: format that time once.
+        start_text = (stamp if start == ts else fmt(start)) if type(start) is int else None
+        end_text = (start_text if end == start else fmt(end)) if type(end) is int else None
         if start_text is not None and end_text is not None and "duration" not in event and end >= start:
             event["duration"] = end - start
         if start_text is not None:
@@ -334,6 +334,7 @@ class Envelope:
         meta = self._metadata.get(index)
         if meta is None:
             meta = self._metadata[index] = {"beat": index, "type": "_doc", "version": VERSION}
+            self.shared_metadata[id(meta)] = meta
         processing = self.processing
         if processing is None:
             evt["@metadata"] = meta
@@ -356,8 +357,7 @@ class Envelope:
         # Shared objects where no processor may change them, copies where one may.
         if "agent" not in evt:
             if w is None or "agent" in w:
-                agent = evt["agent"] = self.agent.copy()
-                agent["build"] = self._agent_build.copy()
+                evt["agent"] = self.agent.copy()
             else:
                 evt["agent"] = self.agent
         if "ecs" not in evt:
@@ -418,10 +418,13 @@ class Envelope:
             network["direction"] = self.direction(src_ip, dst_ip)
         if self.ignore_outgoing and network["direction"] == "egress":
             raise EventFiltered("dropped_outgoing")
+        # Without processors nothing changes the event after this: the mirrors can be the
+        # same objects (the encoder writes them twice); a processor may change one of them.
+        shared = self.processing is None
         if src is not None and "client" not in evt:
-            evt["client"] = dict(src)
+            evt["client"] = src if shared else dict(src)
         if dst is not None and "server" not in evt:
-            evt["server"] = dict(dst)
+            evt["server"] = dst if shared else dict(dst)
 
         err = evt.get("error")
         if isinstance(err, dict):

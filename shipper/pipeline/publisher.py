@@ -80,6 +80,9 @@ class Pipeline:
         self._done = threading.Event()
         self._debug = publish_log.isEnabledFor(logging.DEBUG)
         self._drop_logged: dict[str, int] = {}
+        #: Encoded ``@metadata`` of the envelope's shared objects, filled as they appear.
+        self._heads: dict[int, bytes] = {}
+        self._shared_meta = envelope.shared_metadata
         #: Why the pipeline stopped on its own (the output failed); None while it works.
         self.fatal: str | None = None
         #: The exception behind ``fatal`` (for a traceback under ``-d '*'``).
@@ -109,7 +112,7 @@ class Pipeline:
             evt = self.envelope.apply(evt)
             if self._debug:
                 publish_log.debug("Publish event: %s", dumps_event(evt).decode())
-            return EncodedEvent.from_event(evt)
+            return EncodedEvent.from_event(evt, self._heads, self._shared_meta)
         except EventFiltered as exc:  # on purpose (ignore_outgoing, a processor): counted only
             self.stats.incr(f"publisher.{exc.reason}")
         except EventRejected as exc:

@@ -21,6 +21,7 @@ from shipper.pipeline.envelope import (
     TimeFormatter,
     community_id,
 )
+from shipper.pipeline.processors import Context, Processing
 from tests.helpers import decode_file, shared_pcap
 from tests.shipper.shiprun import REQUIRED
 
@@ -204,9 +205,22 @@ def test_client_and_server_mirror_source_and_destination() -> None:
     assert evt["client"] == evt["source"] == {"ip": "10.1.1.1", "port": 40000, "bytes": 100}
     assert evt["server"] == evt["destination"]
     assert evt["server"]["domain"] == "example.net"
-    assert evt["client"] is not evt["source"], "a mirror must be a copy, not the same dict"
     assert evt["network"]["bytes"] == 350
     assert evt["network"]["type"] == "ipv4"
+
+
+def test_mirrors_are_copies_when_a_processor_may_change_them() -> None:
+    # Without processors nothing touches the event after the envelope, so client/server
+    # may be the very source/destination objects; with them, changing one must not
+    # change the other.
+    processing = Processing.build(
+        [{"add_fields": {"target": "client", "fields": {"name": "c"}}}], {}, Context()
+    )
+    evt = tcp_event(src=("10.1.1.1", 40000), dst=("10.2.2.2", 8080))
+    out = env(processing=processing).apply(evt)
+    assert out["client"] == {"ip": "10.1.1.1", "port": 40000, "bytes": 100, "name": "c"}
+    assert out["source"] == {"ip": "10.1.1.1", "port": 40000, "bytes": 100}
+    assert out["server"] == out["destination"] and out["server"] is not out["destination"]
 
 
 def test_explicit_client_and_server_are_not_overwritten() -> None:

@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 
 from protocols.stats import Counters
-from shipper.outputs.base import CodecSettings, JsonCodec, OutputContext, OutputError, encode_event
+from shipper.outputs.base import (
+    CodecSettings,
+    EncodedEvent,
+    JsonCodec,
+    OutputContext,
+    OutputError,
+    encode_event,
+)
 from shipper.outputs.console import ConsoleConfig, ConsoleOutput
 from shipper.outputs.file import FileConfig, FileOutput
 
@@ -175,3 +182,39 @@ def test_file_a_single_event_larger_than_the_limit_still_gets_written(tmp_path: 
     publish(FileOutput(cfg, ctx(tmp_path)), [event(0, pad=10), event(1, pad=3000), event(2, pad=10)])
     files = ndjson_files(tmp_path / "out")
     assert [seqs(p) for _, p in files] == [[0], [1], [2]]
+
+
+# -- the pipeline's encoded events ----------------------------------------------------------
+
+
+def encoded(events: list[dict[str, Any]], meta: dict[str, Any]) -> list[EncodedEvent]:
+    heads: dict[int, bytes] = {}
+    shared = {id(meta): meta}
+    return [EncodedEvent.from_event(dict(e, **{"@metadata": meta}), heads, shared) for e in events]
+
+
+def test_encoded_events_are_written_as_plain_dicts_are(tmp_path: Path) -> None:
+    meta = {"beat": "packetbeat", "type": "_doc", "version": "1"}
+    plain = [dict(event(i), **{"@metadata": meta}) for i in range(20)]
+    for name, events in (("plain", plain), ("encoded", encoded([event(i) for i in range(20)], meta))):
+        cfg = FileConfig(path=str(tmp_path / name), filename="pb", rotate_every_kb=1, number_of_files=20)
+        publish(FileOutput(cfg, ctx(tmp_path)), events)  # type: ignore[arg-type]
+    for (_, a), (_, b) in zip(
+        ndjson_files(tmp_path / "plain", "pb"), ndjson_files(tmp_path / "encoded", "pb"), strict=True
+    ):
+        assert a.read_bytes() == b.read_bytes()
+    assert len(ndjson_files(tmp_path / "encoded", "pb")) > 5  # rotated within the batch
+
+
+def test_shared_metadata_is_encoded_once_and_other_metadata_each_time() -> None:
+    meta = {"beat": "packetbeat", "type": "_doc", "version": "1"}
+    heads: dict[int, bytes] = {}
+    shared = {id(meta): meta}
+    a = EncodedEvent.from_event(dict(event(1), **{"@metadata": meta}), heads, shared)
+    assert heads == {id(meta): b'{"@metadata":{"beat":"packetbeat","type":"_doc","version":"1"},'}
+    changed = dict(meta, pipeline="p")  # what a processor that writes @metadata hands over
+    b = EncodedEvent.from_event(dict(event(2), **{"@metadata": changed}), heads, shared)
+    assert len(heads) == 1
+    assert json.loads(a.json()) == dict(event(1), **{"@metadata": meta})
+    assert json.loads(b.json()) == dict(event(2), **{"@metadata": changed})
+    assert a.json() == encode_event(dict(event(1), **{"@metadata": meta}))

@@ -59,7 +59,6 @@ def expected(
         "@metadata": {"beat": "packetbeat", "type": "_doc"},
         "@timestamp": ts,
         "agent": {
-            "build": {"original": f"wirebeat {VERSION}"},
             "name": "probe-1",
             "type": "packetbeat",
             "version": VERSION,
@@ -120,7 +119,6 @@ def flow_event(
         "@metadata": {"beat": "packetbeat", "type": "_doc"},
         "@timestamp": "2013-07-22T16:29:41.347Z",
         "agent": {
-            "build": {"original": f"wirebeat {VERSION}"},
             "name": "probe-1",
             "type": "packetbeat",
             "version": VERSION,
