@@ -159,6 +159,19 @@ class Pipeline:
         self.stats.incr("publisher.published", n)
         return n
 
+    def publish_encoded(self, ready: list[EncodedEvent]) -> int:
+        """Enqueue events already enveloped and encoded elsewhere (a worker process ran
+        ``_prepare`` on them) with one queue operation."""
+        if not ready:
+            return 0
+        try:
+            n = self.queue.put_many(ready, block=not self.live)
+        except QueueClosed:
+            self.stats.incr("publisher.dropped_closed", len(ready))
+            return 0
+        self.stats.incr("publisher.published", n)
+        return n
+
     # -- consumer side -----------------------------------------------------------------
 
     def start(self) -> None:
