@@ -289,6 +289,9 @@ class WorkerPool:
         self.finished = [False] * n
         self.exit_status: list[int | None] = [None] * n
         self._threads: list[threading.Thread] = []
+        #: Called in the reply thread with (worker, message) before a message is queued;
+        #: True means it was handled (live capture publishes from there).
+        self.handler: Callable[[int, tuple[Any, ...]], bool] | None = None
 
     def start(self) -> None:
         sys.stdout.flush()
@@ -344,6 +347,8 @@ class WorkerPool:
                 if msg[0] == "E":
                     self._fail(f"worker {i} (pid {self.pids[i]}) failed: {msg[1]}")
                     return
+                if self.handler is not None and self.handler(i, msg):
+                    continue
                 with self.cond:
                     if msg[0] == "D":
                         self.finished[i] = True
@@ -401,8 +406,9 @@ class WorkerPool:
     def stop(self, timeout: float = 10.0) -> None:
         """Ask every worker to finish (``X``); wait for them; kill what does not end."""
         for i in range(self.n):
-            with contextlib.suppress(WorkerDied):
-                self.send(i, ("X",))
+            if not self.finished[i]:
+                with contextlib.suppress(WorkerDied):
+                    self.send(i, ("X",))
             with contextlib.suppress(OSError, ValueError):
                 self.out[i].close()
         self._reap(timeout)
