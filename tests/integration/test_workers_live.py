@@ -54,7 +54,8 @@ def _transactions(events: list[dict[str, Any]], port: int) -> Counter[tuple[Any,
 
 def _capture(tmp: Path, workers: int, docroot: Path) -> tuple[Counter[tuple[Any, ...]], int, LiveBeat]:
     with http_server(docroot) as port:
-        cfg = live_config(tmp, kind="af_packet", ports=[port], **{"packetbeat.workers": workers})
+        cfg = live_config(tmp, kind="af_packet", ports=[port])
+        cfg["packetbeat.workers"] = workers
         beat = LiveBeat(tmp, cfg)
         with beat:
             settle()
@@ -81,7 +82,8 @@ def test_two_workers_same_transactions_as_one(tmp_path: Path) -> None:
 def test_dead_worker_ends_live_capture(tmp_path: Path) -> None:
     need_capture("af_packet")
     with http_server(tmp_path / "www") as port:
-        cfg = live_config(tmp_path, kind="af_packet", ports=[port], **{"packetbeat.workers": 2})
+        cfg = live_config(tmp_path, kind="af_packet", ports=[port])
+        cfg["packetbeat.workers"] = 2
         beat = LiveBeat(tmp_path, cfg)
         os.environ[TEST_EXIT_ENV] = "1"
         try:
