@@ -32,7 +32,6 @@ import struct
 import sys
 import threading
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
@@ -40,6 +39,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from protocols.flows.report import flow_id_conn, flow_id_with_conn
 from protocols.stats import Counters
+from shipper.outputs.base import EncodedEvent
 
 if TYPE_CHECKING:
     from protocols.decoder import Decoder
@@ -194,11 +194,23 @@ def _ports(b: bytes, start: int, proto: int) -> bytes:
 
 
 def _sym(src: bytes, dst: bytes, ports: bytes) -> int:
-    if ports:
-        a, c = src + ports[:2], dst + ports[2:]
-    else:
-        a, c = src, dst
-    return zlib.crc32(a + c if a <= c else c + a)
+    a = int.from_bytes(src, "big") ^ int.from_bytes(dst, "big")
+    p = ((ports[0] << 8 | ports[1]) ^ (ports[2] << 8 | ports[3])) if ports else 0
+    return _mix(a, p)
+
+
+def _mix(addrs: int, ports: int) -> int:
+    """Symmetric by construction (each argument is the XOR of the two sides), mixed so the
+    low bits that pick the worker depend on every bit."""
+    h = (addrs * _K1 + ports * _K2) & _M64
+    return h ^ (h >> 31) ^ (h >> 47)
+
+
+_K1, _K2, _M64 = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0xFFFFFFFFFFFFFFFF
+
+
+#: Ethernet + IPv4: source, destination, then the two ports (at 26).
+_ETH_IP4_PORTS = struct.Struct(">IIHH")
 
 
 # -- messages ----------------------------------------------------------------------------------
@@ -236,8 +248,6 @@ def pack_event(ready: Any) -> tuple[Any, ...]:
 
 def unpack_event(data: bytes, meta: dict[str, Any]) -> Any:
     """The inverse of :func:`pack_event`, in the parent."""
-    from shipper.outputs.base import EncodedEvent
-
     return EncodedEvent(data, meta)
 
 
@@ -596,6 +606,7 @@ class Replay:
     def run(self, chunks: Iterable[list[Packet]], window: int) -> None:
         pool, n = self.pool, self.pool.n
         clock, hash_ = self.clock, self.hash
+        unpack = _ETH_IP4_PORTS.unpack_from
         stop = self.beat.stop_event
         failed = self.pipeline.failed
         for chunk in chunks:
@@ -608,7 +619,24 @@ class Replay:
                     tick = (pos, ts, -1, b"", 0)
                     for s in subs:
                         s.append(tick)
-                subs[hash_(pkt[1], pkt[2])].append((pos, *pkt))
+                b = pkt[2]
+                # Untagged Ethernet, IPv4 without options, not a fragment, TCP or UDP:
+                # inline (the same value ConnectionHash gives).
+                if (
+                    pkt[1] == 1
+                    and len(b) >= 38
+                    and b[14] == 0x45
+                    and b[12] == 8
+                    and b[13] == 0
+                    and not (b[20] & 0x3F or b[21])
+                    and (b[23] == 6 or b[23] == 17)
+                ):
+                    sa, da, sp, dp = unpack(b, 26)
+                    h = ((sa ^ da) * _K1 + (sp ^ dp) * _K2) & _M64  # _mix, inlined
+                    w = (h ^ (h >> 31) ^ (h >> 47)) % n
+                else:
+                    w = hash_(pkt[1], b)
+                subs[w].append((pos, *pkt))
                 pos += 1
             self.pos = pos
             k = self.next_batch
