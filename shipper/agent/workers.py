@@ -459,8 +459,10 @@ class WorkerPool:
 
 
 def _worker_setup(beat: Beat) -> tuple[Counters, Counters]:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C for the process group
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # The parent handles ^C and SIGTERM sent to the whole process group and tells the
+    # workers to finish; a worker whose parent is gone sees the end of its pipe and ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     beat.monitor.period = 0
     beat.stats = Counters()
     beat.decoder_stats = Counters()
