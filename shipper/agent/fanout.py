@@ -42,6 +42,7 @@ from shipper.agent.workers import (
     _preparer,
     _worker_setup,
     add_deltas,
+    log_cpu,
     recv_msg,
     send_msg,
     unpack_event,
@@ -296,6 +297,7 @@ def run_live_workers(beat: Beat, args: argparse.Namespace, n: int) -> int:
         pool.kill()
     else:
         pool.stop()
+        log_cpu(pool)
     watch.check()
     drained = pipeline.close(beat._shutdown_timeout())
     beat.monitor.stop()

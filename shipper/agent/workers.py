@@ -298,6 +298,8 @@ class WorkerPool:
         self.failure: str | None = None
         self.finished = [False] * n
         self.exit_status: list[int | None] = [None] * n
+        #: CPU seconds (user + system) of each worker that has ended.
+        self.cpu: list[float] = [0.0] * n
         self._threads: list[threading.Thread] = []
         #: Called in the reply thread with (worker, message) before a message is queued;
         #: True means it was handled (live capture publishes from there).
@@ -439,12 +441,13 @@ class WorkerPool:
         for i, pid in enumerate(self.pids):
             while self.exit_status[i] is None:
                 try:
-                    done, status = os.waitpid(pid, os.WNOHANG)
+                    done, status, usage = os.wait4(pid, os.WNOHANG)
                 except ChildProcessError:
                     self.exit_status[i] = 0
                     break
                 if done:
                     self.exit_status[i] = status
+                    self.cpu[i] = usage.ru_utime + usage.ru_stime
                     break
                 if time.monotonic() > deadline:
                     with contextlib.suppress(OSError):
@@ -753,6 +756,17 @@ class Replay:
             self.beat.stats.incr("workers.orphan_fragments", self.hash.orphan_fragments)
 
 
+def log_cpu(pool: WorkerPool) -> None:
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    log.info(
+        "CPU seconds: parent %.2f, workers %s",
+        me.ru_utime + me.ru_stime,
+        " ".join(f"{c:.2f}" for c in pool.cpu),
+    )
+
+
 def chunked(
     packets: Iterable[Packet], topspeed: bool, stop: threading.Event, size: int
 ) -> Iterator[list[Packet]]:
@@ -843,6 +857,7 @@ def run_file_workers(
                 log.warning("capture file problem: %s", reader.error)
         replay.finish()
         pool.stop()
+        log_cpu(pool)
     except WorkerDied as exc:
         died = str(exc)
         beat.stats.incr("workers.failed")
