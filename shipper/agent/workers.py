@@ -818,6 +818,7 @@ def run_file_workers(
     from shipper.agent.beat import Dumper, _one_at_a_time, describe_error
 
     CaptureFile(path).close()  # fail early: CaptureError says what is wrong with the file
+    beat.install_signals()  # at once: starting the workers takes a moment
     encoded = encodes_in_workers(beat, live=False)
     pool = WorkerPool(n, lambda i, rin, wout: replay_worker(beat, i, rin, wout))
     pool.start()  # before any thread of ours exists: fork copies only the calling thread
@@ -827,7 +828,6 @@ def run_file_workers(
     except BaseException:
         pool.kill()
         raise
-    beat.install_signals()
     beat.tune_gc()
     beat.monitor.start()
     dumper = Dumper(dump_prefix) if dump_prefix else None
