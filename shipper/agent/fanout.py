@@ -55,10 +55,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("sniffer")
 
 
-def fanout_possible(beat: Beat) -> str | None:
+def fanout_possible(beat: Beat, args: argparse.Namespace) -> str | None:
     """Why live capture cannot use worker processes (None: it can)."""
     from shipper.agent.live import capture_type
 
+    if getattr(args, "dump", ""):
+        return "-dump writes what one process reads"
     for iface in beat.settings.packetbeat.interfaces:
         if capture_type(iface) != "af_packet":
             return "worker processes need type: af_packet (PACKET_FANOUT) on every interface"
@@ -215,8 +217,6 @@ def run_live_workers(beat: Beat, args: argparse.Namespace, n: int) -> int:
             for s in srcs:
                 s.close()
         return _exit(str(exc))
-    if args.dump:
-        log.warning("-dump is not supported with several workers; nothing is written (use --workers 1)")
 
     pool = WorkerPool(n, lambda i, rin, wout: live_worker(beat, i, per_worker[i], rin, wout))
     by_device = {c.device: c for c in captures}

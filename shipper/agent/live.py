@@ -283,7 +283,7 @@ def run_live(beat: Beat, args: argparse.Namespace) -> int:
     if workers > 1:
         from shipper.agent.fanout import fanout_possible, run_live_workers
 
-        why = fanout_possible(beat)
+        why = fanout_possible(beat, args)
         if why is None:
             return run_live_workers(beat, args, workers)
         say = log.warning if settings.packetbeat.workers > 1 else log.info
