@@ -3,8 +3,10 @@ one process, for the same real HTTP workload; a dead worker ends the run clearly
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -102,3 +104,40 @@ def test_dead_worker_ends_live_capture(tmp_path: Path) -> None:
     assert len(exiting) == 1 and "worker 1" in exiting[0] and "exit code 3" in exiting[0], beat.stderr()[
         -3000:
     ]
+
+
+@pytest.mark.timeout(120)
+def test_full_queue_blocks_instead_of_dropping_and_shutdown_does_not_hang(tmp_path: Path) -> None:
+    """With workers, a full queue holds the workers back (the kernel rings absorb) instead of
+    dropping decoded transactions; a stop with an output that takes nothing still ends
+    within the shutdown timeout, and what was not shipped is counted."""
+    need_capture("af_packet")
+    stalled = socket.socket()  # a "Logstash" that never reads: the queue stays full
+    stalled.bind(("127.0.0.1", 0))
+    stalled.listen(1)
+    with stalled, http_server(tmp_path / "www") as port:
+        cfg = live_config(tmp_path, kind="af_packet", ports=[port])
+        cfg["packetbeat.workers"] = 2
+        cfg["queue.mem"] = {"events": 32, "flush.min_events": 1, "flush.timeout": "10ms"}
+        del cfg["output.file"]
+        cfg["output.logstash"] = {"hosts": [f"127.0.0.1:{stalled.getsockname()[1]}"], "timeout": "60s"}
+        with LiveBeat(tmp_path, cfg) as beat:
+            assert keepalive_requests(port, [f"/f{i % 5}.txt" for i in range(100)]) == [200] * 100
+            settle(1.5)
+            started = time.monotonic()
+            beat.stop(timeout=60)
+            assert time.monotonic() - started < 30
+    logs = beat.logs()
+    assert not [e for e in logs if "queue full: dropped" in e.get("message", "")]
+    total = [e for e in logs if e.get("message") == "Total metrics"][-1]["monitoring"]["metrics"]
+    assert total.get("pipeline.queue.dropped_full", 0) == 0
+    published = total.get("pipeline.publisher.published", 0)
+    closed = total.get("pipeline.publisher.dropped_closed", 0)
+    assert published <= 2 * 32 + 2
+    # Every transaction is published, or counted where it was lost: refused by the closed
+    # queue at shutdown, or never decoded because the kernel dropped its packets while the
+    # workers were held back (the ring was full).
+    if published + closed < 100:
+        assert total.get("capture.lo.kernel.dropped", 0) > 0, json.dumps(total)
+    else:
+        assert published + closed == 100, json.dumps(total)
