@@ -27,6 +27,7 @@ import logging
 import marshal
 import os
 import pickle
+import resource
 import signal
 import struct
 import sys
@@ -757,8 +758,6 @@ class Replay:
 
 
 def log_cpu(pool: WorkerPool) -> None:
-    import resource
-
     me = resource.getrusage(resource.RUSAGE_SELF)
     log.info(
         "CPU seconds: parent %.2f, workers %s",
