@@ -169,3 +169,36 @@ def _fragment(frame: bytes, offset: int, more: bool, ident: int) -> bytes:
     b[18:20] = ident.to_bytes(2, "big")
     b[20:22] = ((0x2000 if more else 0) | offset).to_bytes(2, "big")
     return bytes(b)
+
+
+BOOM = """
+import protocols.decoder as d
+_orig = d.Decoder.feed_many
+_calls = [0]
+def _boom(self, packets):
+    _calls[0] += 1
+    if _calls[0] > 300:
+        raise RuntimeError("injected decoder failure")
+    return _orig(self, packets)
+d.Decoder.feed_many = _boom
+"""
+
+
+@pytest.mark.timeout(120)
+def test_internal_error_in_a_worker_ends_the_run(tmp_path: Path) -> None:
+    """A bug in a worker (an exception out of the decoder) is one line naming the worker
+    and the error, exit status 1; what was published before it is written."""
+    pcap = tmp_path / "http.pcap"
+    _synthetic(pcap)
+    cfg = _stock_config(tmp_path)
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable, "-c", BOOM + "from shipper.agent.cli import main; main()", "run", "-c", str(cfg),
+        "-I", str(pcap), "-t", "--workers", "2", "-E", f"output.file.path={out}", "-E", "output.file.filename=ev",
+        "--path.data", str(tmp_path / "data"),
+    ]  # fmt: skip
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr[-2000:]
+    lines = [line for line in r.stderr.splitlines() if line.startswith("Exiting:")]
+    assert len(lines) == 1, r.stderr[-2000:]
+    assert "worker" in lines[0] and "RuntimeError: injected decoder failure" in lines[0], lines[0]
