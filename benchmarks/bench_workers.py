@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -37,7 +38,9 @@ CONFIG = """packetbeat.protocols:
   - type: http
     ports: [80]
 packetbeat.workers: {workers}
-logging.level: warning
+logging.level: info
+logging.to_stderr: true
+logging.metrics.enabled: false
 """
 
 
@@ -61,7 +64,7 @@ def synthesize(path: Path, connections: int, requests: int) -> int:
     return n
 
 
-def run_once(pcap: Path, workers: int, output: str, tmp: Path) -> tuple[float, float, int]:
+def run_once(pcap: Path, workers: int, output: str, tmp: Path) -> tuple[float, float, int, str]:
     cfg = tmp / f"w{workers}.yml"
     text = CONFIG.format(workers=workers)
     out_dir = tmp / f"out-{workers}-{output}"
@@ -74,7 +77,7 @@ def run_once(pcap: Path, workers: int, output: str, tmp: Path) -> tuple[float, f
         p.unlink()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(
+    run = subprocess.run(
         [
             sys.executable,
             "-c",
@@ -90,7 +93,10 @@ def run_once(pcap: Path, workers: int, output: str, tmp: Path) -> tuple[float, f
         ],
         cwd=ROOT,
         check=True,
+        capture_output=True,
+        text=True,
     )
+    split = re.findall(r"CPU seconds: parent ([0-9.]+), workers ([0-9. ]+)", run.stderr)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -99,7 +105,8 @@ def run_once(pcap: Path, workers: int, output: str, tmp: Path) -> tuple[float, f
         for p in out_dir.glob("ev*"):
             with open(p, "rb") as fh:
                 events += sum(1 for _ in fh)
-    return wall, cpu, events
+    how = f"parent {split[-1][0]} / workers {split[-1][1].strip()}" if split else ""
+    return wall, cpu, events, how
 
 
 def main() -> None:
@@ -125,24 +132,23 @@ def main() -> None:
         print(f"CPUs available: {len(os.sched_getaffinity(0))}")
         counts = [int(w) for w in args.workers.split(",")]
         for output in args.outputs.split(","):
-            res: dict[int, list[tuple[float, float, int]]] = {w: [] for w in counts}
+            res: dict[int, list[tuple[float, float, int, str]]] = {w: [] for w in counts}
             for _ in range(args.runs):
                 for w in counts:
                     res[w].append(run_once(pcap, w, output, tmp))
             base = statistics.median(r[0] for r in res[counts[0]])
             print(f"\noutput.{output}")
-            print(
-                f"{'workers':>8} {'wall s (median)':>16} {'all runs':>24} {'CPU s':>8} {'events':>8} {'vs ' + str(counts[0]):>8}"
-            )
+            head = f"{'workers':>8} {'wall s (median)':>16} {'all runs':>24} {'CPU s':>8} {'events':>8}"
+            print(f"{head} {'vs ' + str(counts[0]):>8}  CPU seconds, last run")
             for w in counts:
                 walls = [r[0] for r in res[w]]
                 med = statistics.median(walls)
                 cpu = statistics.median(r[1] for r in res[w])
                 ev = res[w][-1][2]
                 runs = " ".join(f"{x:.2f}" for x in walls)
-                print(
-                    f"{w:>8} {med:>16.2f} {runs:>24} {cpu:>8.2f} {ev if output == 'file' else '-':>8} {med / base:>8.2f}"
-                )
+                line = f"{w:>8} {med:>16.2f} {runs:>24} {cpu:>8.2f} {ev if output == 'file' else '-':>8}"
+                print(f"{line} {med / base:>8.2f}  {res[w][-1][3]}")
+        print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
