@@ -360,8 +360,15 @@ class WorkerPool:
                 if msg[0] == "E":
                     self._fail(f"worker {i} (pid {self.pids[i]}) failed: {msg[1]}")
                     return
-                if self.handler is not None and self.handler(i, msg):
-                    continue
+                if self.handler is not None:
+                    try:
+                        if self.handler(i, msg):
+                            continue
+                    except Exception as exc:  # a bug in the parent's handling: end the run, say so
+                        from shipper.agent.beat import describe_error
+
+                        self._fail(f"internal error with the events of worker {i}: {describe_error(exc)}")
+                        return
                 with self.cond:
                     if msg[0] == "D":
                         self.finished[i] = True
