@@ -2,7 +2,8 @@
 
 Every capture in samples/ and the shared captures is replayed with 1 and with 2 workers
 (the stock protocols and ports, flows on, ``output.file``): the same events, each
-connection's events in the same order (in fact the same order overall). A worker that
+connection's events in the same order (the global order differs at most in how the events of
+one expiry tick or of the final flush interleave across workers). A worker that
 dies ends the run with one ``Exiting:`` line and a non-zero status, without hanging.
 """
 
