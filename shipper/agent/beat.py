@@ -54,13 +54,17 @@ class Beat:
 
     def decoder_limits(self) -> DecoderLimits:
         t = self.settings.packetbeat.tcp
+        f = self.settings.packetbeat.ip_fragments
         return DecoderLimits(
             tcp=TcpLimits(
                 max_connections=t.max_connections,
                 reorder_window=t.reorder_window,
                 reorder_timeout_ns=int(t.reorder_timeout * NS),
                 reorder_buffer=t.reorder_buffer,
-            )
+            ),
+            fragment_max_pending=f.max_datagrams,
+            fragment_max_bytes=f.max_bytes,
+            fragment_timeout_ns=int(f.timeout * NS),
         )
 
     def new_decoder(self, stats: Counters | None = None) -> Decoder:
@@ -331,8 +335,8 @@ class Beat:
                     break
                 pipeline.publish_all(decoder.flush())
                 if reader.error:
-                    self.stats.incr("pcap.truncated_files")
-                    log.warning("capture file problem: %s", reader.error)
+                    self.stats.incr("pcap.damaged_files")
+                    log.warning("capture file problem: %s%s", reader.error, _more_problems(reader))
         except Exception as exc:
             # A bug in the packet loop. Stop reading, but ship what was already published
             # (bounded by the shutdown timeout), then say what happened in one line.
@@ -404,6 +408,18 @@ class Beat:
 #: Exit status when stdout's reader went away: what a shell reports for a process killed
 #: by SIGPIPE (128 + 13), as ``yes | head -1`` does.
 EXIT_SIGPIPE = 128 + signal.SIGPIPE
+
+
+def _more_problems(reader: CaptureFile) -> str:
+    """The first problem is in ``reader.error``; the counts of all of them (pcap.* metrics)."""
+    st = reader.stats
+    if st.problems() <= 1:
+        return ""
+    counts = {k: v for k, v in st.as_dict().items() if v and k in _PROBLEM_COUNTERS}
+    return " (in all: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")"
+
+
+_PROBLEM_COUNTERS = ("truncated", "corrupt", "malformed_blocks", "bad_timestamps")
 
 
 def describe_error(exc: BaseException) -> str:
