@@ -48,6 +48,8 @@ from protocols.tcp import TcpLimits, TcpTracker
 log = logging.getLogger("decoder")
 
 NS = 1_000_000_000
+#: ``next_tick`` of a decoder whose clock is held (see ``Decoder.hold_clock``).
+NEVER = 1 << 62
 _TCP_HDR = struct.Struct(">HHIIBB")
 #: IPv4 header without options followed by the TCP header, in one unpack:
 #: version/IHL, total length, flags/fragment offset, protocol, src, dst, ports, seq, ack, offset, flags.
@@ -104,6 +106,7 @@ class Decoder:
         self.bytes = 0
         self.last_ts = 0
         self._next_tick = 0
+        self._held = False
         #: Flow table (``packetbeat.flows``); every frame is counted into it before decoding.
         self.flows: FlowTable | None = None
         if flows is not None:
@@ -201,15 +204,34 @@ class Decoder:
         self._tick(ts)
         return self._take()
 
-    def flush(self) -> list[dict[str, Any]]:
-        """End of input: publish what can be completed; open requests come out unmatched."""
+    def flush(self, flows_at: int | None = None) -> list[dict[str, Any]]:
+        """End of input: publish what can be completed; open requests come out unmatched.
+
+        ``flows_at`` overrides the time of the final flow reports (see ``flows_final_at``)."""
         self.frags.flush()
         self.tcp.flush()
         for p in self.registry.plugins:
             self._emit(p, self._safe(p, p.flush))
         if self.flows is not None:
-            self.flows.flush()
+            self.flows.flush(flows_at)
         return self._take()
+
+    # -- one clock for several decoders (each sees part of one capture) ---------------------
+
+    @property
+    def next_tick(self) -> int:
+        """The capture time at or after which the next packet first runs expiry."""
+        return self._next_tick
+
+    def hold_clock(self) -> None:
+        """Never tick on the packets' own times: the caller calls ``tick`` at the instants
+        a decoder fed the whole capture would have ticked (its ``next_tick``)."""
+        self._held = True
+        self._next_tick = NEVER
+
+    def flows_final_at(self) -> int | None:
+        """The time ``flush`` would give the final flow reports (None: no flows)."""
+        return self.flows.final_at() if self.flows is not None else None
 
     # -- internals ---------------------------------------------------------------------
 
@@ -235,6 +257,8 @@ class Decoder:
             # Flow reports fall due at their own instants: tick again before the first
             # packet at or after the next one.
             self._next_tick = min(self._next_tick, flows.next_tick)
+        if self._held:
+            self._next_tick = NEVER
 
     def _safe(self, plugin: Plugin, fn: Any, *args: Any) -> list[Any]:
         try:

@@ -81,6 +81,24 @@ def encode_flow_id(f: Flow) -> str:
     return base64.b64encode(head + bytes(buf)).decode().rstrip("=")
 
 
+def flow_id_conn(flow_id: str) -> int | None:
+    """The connection number inside a ``flow.id`` (None: the id has none)."""
+    raw = base64.b64decode(flow_id + "=" * (-len(flow_id) % 4))
+    if len(raw) < 17 or not (raw[0] | raw[1] << 8) & CONN_ID:
+        return None
+    at = 17 + raw[2 + _SLOT[CONN_ID]]
+    return int.from_bytes(raw[at : at + 8], "little")
+
+
+def flow_id_with_conn(flow_id: str, conn_id: int) -> str:
+    """``flow_id`` with another connection number (flow tables that each saw part of one
+    capture number their connections apart; one number sequence is restored after)."""
+    raw = bytearray(base64.b64decode(flow_id + "=" * (-len(flow_id) % 4)))
+    at = 17 + raw[2 + _SLOT[CONN_ID]]
+    raw[at : at + 8] = conn_id.to_bytes(8, "little")
+    return base64.b64encode(bytes(raw)).decode().rstrip("=")
+
+
 @lru_cache(maxsize=4096)
 def _mac(raw: bytes) -> str:
     return raw.hex("-").upper()

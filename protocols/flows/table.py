@@ -185,6 +185,9 @@ class FlowTable:
         self.conns: dict[tuple[bytes, int, bytes, int], Conn] = {}
         self.fragments: dict[tuple[bytes, bytes, int, int], tuple[int, int, int]] = {}
         self._next_conn_id = 1
+        #: When a list: the number of each new connection is appended to it (several
+        #: tables sharing one capture renumber their connections in capture order).
+        self.new_conns: list[int] | None = None
         #: Include the MAC addresses in the key (``allow_mismatched_eth`` leaves them out).
         self.eth = not config.allow_mismatched_eth
         timeout, period = config.timeout_ns, config.period_ns
@@ -302,6 +305,8 @@ class FlowTable:
             if c is not None:
                 c.retire()
             c = Conn(self._next_conn_id, ts, timeout)
+            if self.new_conns is not None:
+                self.new_conns.append(self._next_conn_id)
             self._next_conn_id += 1
             conns[ck] = c
             conns[(key[2], key[5], key[1], key[4])] = c
@@ -564,8 +569,15 @@ class FlowTable:
             elif reports:
                 out.append(flow_event(f, at, False, delta))
 
-    def flush(self) -> None:
-        """End of input or shutdown: every flow is reported ``final``."""
+    def final_at(self) -> int | None:
+        """The time of the final reports ``flush`` would send (None: no flow is open)."""
+        if not self.flows:
+            return None
+        return max(self.now, max(f.last for f in self.flows))
+
+    def flush(self, at: int | None = None) -> None:
+        """End of input or shutdown: every flow is reported ``final``, at ``at`` if given
+        (several tables sharing one capture agree on the time), else at ``final_at()``."""
         out = self.out
         for f in self.flows:
             c = f.a.conn
@@ -573,7 +585,8 @@ class FlowTable:
                 c.flows.clear()  # no reference cycle left behind (flow → side → connection → flow)
         if not self.flows:
             return
-        at = max(self.now, max(f.last for f in self.flows))
+        if at is None:
+            at = max(self.now, max(f.last for f in self.flows))
         delta = self.config.delta
         for f in self.flows:
             out.append(flow_event(f, at, True, delta))

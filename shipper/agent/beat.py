@@ -49,6 +49,7 @@ class Beat:
         self.output: Output | None = None
         self.queue: Queue | None = None
         self.pipeline: Pipeline | None = None
+        self._envelope: Envelope | None = None
 
     # -- construction ------------------------------------------------------------------
 
@@ -67,13 +68,20 @@ class Beat:
             fragment_timeout_ns=int(f.timeout * NS),
         )
 
-    def new_decoder(self) -> Decoder:
-        plugins = build_plugins(self.settings.packetbeat.protocols, self.decoder_stats)
+    def new_decoder(self, stats: Counters | None = None) -> Decoder:
+        stats = self.decoder_stats if stats is None else stats
+        plugins = build_plugins(self.settings.packetbeat.protocols, stats)
         if not plugins:
             log.warning("no protocol is enabled: nothing will be decoded")
         flows = self.settings.packetbeat.flows
         flow_config = flows.flow_config() if flows is not None and flows.enabled else None
-        return Decoder(plugins, self.decoder_limits(), self.decoder_stats, flows=flow_config)
+        return Decoder(plugins, self.decoder_limits(), stats, flows=flow_config)
+
+    def worker_count(self) -> int:
+        """``packetbeat.workers`` (0: one per CPU)."""
+        from shipper.agent.workers import worker_count
+
+        return worker_count(self.settings.packetbeat.workers)
 
     def output_context(self) -> OutputContext:
         s = self.settings
@@ -125,6 +133,16 @@ class Beat:
         cfg = self.settings.output_config()
         index = getattr(cfg, "index", "") if cfg is not None else ""
         return index or "packetbeat"
+
+    def envelope(self) -> Envelope:
+        """The run's envelope, built once (worker processes share it: one ephemeral id)."""
+        if self._envelope is None:
+            self._envelope = self.build_envelope()
+        return self._envelope
+
+    def ignores_outgoing(self) -> bool:
+        s = self.settings
+        return s.packetbeat.ignore_outgoing or any(i.ignore_outgoing for i in s.packetbeat.interfaces)
 
     def build_envelope(self) -> Envelope:
         s = self.settings
@@ -217,15 +235,14 @@ class Beat:
                 log.info("setup: %s", line)
 
     def start_pipeline(self, live: bool) -> Pipeline:
-        s = self.settings
         self.auto_setup()
         self.output = self.build_output()
         self.queue = self.build_queue()
-        ignore = s.packetbeat.ignore_outgoing or any(i.ignore_outgoing for i in s.packetbeat.interfaces)
+        ignore = self.ignores_outgoing()
         self.pipeline = Pipeline(
             self.output,
             self.queue,
-            self.build_envelope(),
+            self.envelope(),
             self.stats,
             live=live,
             ignore_outgoing=ignore,
@@ -287,6 +304,19 @@ class Beat:
         """Replay a capture file. Capture timestamps are always kept (Packetbeat overwrites
         them with the wall clock unless ``-t``); without ``-t`` packets are paced at the
         capture's own rate."""
+        workers = self.worker_count()
+        if workers > 1:
+            from shipper.agent.workers import run_file_workers
+
+            return run_file_workers(
+                self,
+                workers,
+                path,
+                topspeed=topspeed,
+                loops=loops,
+                one_at_a_time=one_at_a_time,
+                dump_prefix=dump_prefix,
+            )
         CaptureFile(path).close()  # fail early: CaptureError says what is wrong with the file
         pipeline = self.start_pipeline(live=False)
         self.install_signals()

@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "-N", "--N", dest="no_publish", action="store_true", help="disable publishing (discard output)"
     )
+    r.add_argument(
+        "--workers",
+        dest="workers",
+        type=int,
+        default=None,
+        help="decoding processes (packetbeat.workers; 0 = one per CPU, 1 = a single process)",
+    )
     r.add_argument("-devices", dest="devices_flag", action="store_true", help=argparse.SUPPRESS)
     r.add_argument("-version", dest="version_flag", action="store_true", help=argparse.SUPPRESS)
     r.add_argument("-configtest", dest="configtest_flag", action="store_true", help=argparse.SUPPRESS)
@@ -132,6 +139,8 @@ def load(args: argparse.Namespace) -> Settings:
         value = getattr(args, flag)
         if value:
             overrides.append(f"{key}={value}")
+    if getattr(args, "workers", None) is not None:
+        overrides.append(f"packetbeat.workers={args.workers}")
     import os
 
     path = args.config

@@ -279,6 +279,15 @@ def run_live(beat: Beat, args: argparse.Namespace) -> int:
         check_interfaces(settings)
     except ConfigError as exc:
         return _exit(str(exc))
+    workers = beat.worker_count()
+    if workers > 1:
+        from shipper.agent.fanout import fanout_possible, run_live_workers
+
+        why = fanout_possible(beat, args)
+        if why is None:
+            return run_live_workers(beat, args, workers)
+        say = log.warning if settings.packetbeat.workers > 1 else log.info
+        say("%s: capturing in one process", why)
     ifaces = settings.packetbeat.interfaces
     multi = len(ifaces) > 1
     sources: list[Source] = []

@@ -176,6 +176,8 @@ class PacketbeatSettings:
     #: wirebeat extension: open the capture sockets as root, then drop to this user.
     run_as: str = ""
     procs: ProcsSettings = ProcsSettings()
+    #: wirebeat extension: processes that decode (0: one per CPU; 1: the single-process path).
+    workers: int = attrs.field(default=0, validator=between(0, 1024))
 
 
 @attrs.frozen

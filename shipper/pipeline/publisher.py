@@ -162,6 +162,19 @@ class Pipeline:
         self.stats.incr("publisher.published", n)
         return n
 
+    def publish_encoded(self, ready: list[EncodedEvent], block: bool | None = None) -> int:
+        """Enqueue events already enveloped and encoded elsewhere (a worker process ran
+        ``_prepare`` on them) with one queue operation; ``block`` overrides the live rule."""
+        if not ready:
+            return 0
+        try:
+            n = self.queue.put_many(ready, block=not self.live if block is None else block)
+        except QueueClosed:
+            self.stats.incr("publisher.dropped_closed", len(ready))
+            return 0
+        self.stats.incr("publisher.published", n)
+        return n
+
     # -- consumer side -----------------------------------------------------------------
 
     def start(self) -> None:

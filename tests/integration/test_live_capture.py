@@ -223,8 +223,9 @@ def test_metrics_line_and_stats_endpoint(tmp_path: Path, kind: str) -> None:
 
 
 def test_queue_full_drops_are_counted_and_logged(tmp_path: Path) -> None:
-    """Live capture never blocks: with the output failing and a tiny queue, events are
-    dropped, counted and reported."""
+    """In one process, live capture never blocks: with the output failing and a tiny queue,
+    events are dropped, counted and reported. (With worker processes the queue blocks and
+    the kernel rings absorb: tests/integration/test_workers_live.py.)"""
     need_capture()
     # A "Logstash" that accepts the connection (the kernel does, into the backlog) but never
     # reads or acknowledges: the output holds its batch, the queue stays full.
@@ -237,7 +238,10 @@ def test_queue_full_drops_are_counted_and_logged(tmp_path: Path) -> None:
             kind="af_packet",
             ports=[port],
             # 32 is the smallest queue libbeat (and wirebeat) accepts.
-            **{"queue.mem": {"events": 32, "flush.min_events": 1, "flush.timeout": "10ms"}},
+            **{
+                "queue.mem": {"events": 32, "flush.min_events": 1, "flush.timeout": "10ms"},
+                "packetbeat.workers": 1,
+            },
         )
         del cfg["output.file"]
         cfg["output.logstash"] = {"hosts": [f"127.0.0.1:{stalled.getsockname()[1]}"], "timeout": "60s"}

@@ -115,7 +115,9 @@ def test_an_internal_error_in_the_packet_loop_flushes_what_was_published_and_exi
     capture: Path, tmp_path: Path, debug: bool
 ) -> None:
     out = tmp_path / "out"
-    args = ["-t", "-I", capture, "-E", HTTP, "-E", f"output.file.path={out}"]
+    # One process: the injected failure counts the packet loop's chunks (worker processes:
+    # tests/shipper/test_workers.py).
+    args = ["-t", "-I", capture, "-E", HTTP, "-E", f"output.file.path={out}", "--workers", "1"]
     t0 = time.monotonic()
     # Before: a traceback, ~10 s at exit, "cannot schedule new futures after interpreter
     # shutdown", and the queued events lost.

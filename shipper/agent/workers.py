@@ -1,0 +1,888 @@
+"""Worker processes: one capture decoded on every core (``packetbeat.workers``).
+
+Replay (``-I``): the parent reads the capture (record framing only), sends each packet to
+the worker its connection hashes to (a symmetric hash of the IP pair and the port pair,
+so both directions meet in one worker; fragments follow their datagram's first fragment),
+in large batches over pipes (``marshal``, not one pickle per packet). Each worker runs a
+decoder, the envelope and the JSON encoder and sends back encoded events tagged with the
+position of the packet that completed them; the parent merges each batch by position and
+publishes it. Every worker's clock is driven by the parent: a decoder fed the whole
+capture would run expiry (``tick``) at certain packets; the parent keeps an empty decoder
+that computes exactly those instants and sends them to every worker, so connections,
+reassembly and flows expire where they expire in one process. At the end of input the
+final flow reports get one time for all workers (the one a single table would use).
+
+Metrics: each reply carries the worker's counter deltas; the parent adds them to its own
+counters, so monitoring and the end-of-run totals are the sums.
+
+A worker that dies (or fails) ends the run: the parent says which one and how, in one
+line, and exits non-zero; nothing waits for a reply that cannot come.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import marshal
+import os
+import pickle
+import resource
+import signal
+import struct
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from protocols.flows.report import flow_id_conn, flow_id_with_conn
+from protocols.stats import Counters
+from shipper.outputs.base import EncodedEvent
+
+if TYPE_CHECKING:
+    from protocols.decoder import Decoder
+    from shipper.agent.beat import Beat
+    from shipper.pipeline.publisher import Pipeline
+
+log = logging.getLogger("workers")
+
+NS = 1_000_000_000
+Packet = tuple[int, int, bytes, int]
+
+#: Packets per batch sent to the workers (replay at top speed).
+BATCH = 2048
+#: Batches in flight before the parent waits for the oldest one's results.
+WINDOW = 6
+#: Test hook: ``WIREBEAT_TEST_WORKER_EXIT=<index>`` makes that worker ``os._exit(3)``
+#: after its first batch (tests of the failure path).
+TEST_EXIT_ENV = "WIREBEAT_TEST_WORKER_EXIT"
+
+_HDR = struct.Struct("<BI")
+_MARSHAL, _PICKLE = 0, 1
+
+
+def worker_count(configured: int) -> int:
+    """``packetbeat.workers``: 0 means one per CPU this process may run on."""
+    if configured > 0:
+        return configured
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+# -- the connection hash -----------------------------------------------------------------------
+
+_LT_ETHERNET, _LT_NULL, _LT_LOOP, _LT_SLL, _LT_SLL2 = 1, 0, 108, 113, 276
+_LT_RAW = frozenset({101, 12, 14})
+_LT_IPV4, _LT_IPV6 = 228, 229
+_VLAN = frozenset({0x8100, 0x88A8, 0x9100})
+_V6_EXT = frozenset({0, 43, 60, 135, 139, 140, 253, 254})
+_MAX_FRAGMENTS = 4096
+
+
+class ConnectionHash:
+    """Frame → worker index: a symmetric hash of (IP pair, port pair) for TCP/UDP/SCTP,
+    of the IP pair for other IP protocols, worker 0 for frames that are not IP.
+
+    IP fragments: the first fragment carries the ports, so it is hashed like an unfragmented
+    packet and its datagram id remembered; later fragments of that datagram go where it
+    went. A fragment seen before its first fragment is hashed on the IP pair alone
+    (counted in ``orphan_fragments``): the worker then cannot reassemble that datagram, as
+    a single decoder could (captures with fragments out of order are rare)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.fragments: dict[tuple[bytes, bytes, int, int], int] = {}
+        self.orphan_fragments = 0
+
+    def __call__(self, lt: int, b: bytes) -> int:
+        try:
+            return self._hash(lt, b) % self.n
+        except (IndexError, struct.error):
+            return 0
+
+    def _hash(self, lt: int, b: bytes) -> int:
+        if lt == _LT_ETHERNET:
+            off, et = 14, (b[12] << 8) | b[13]
+        elif lt == _LT_SLL:
+            off, et = 16, (b[14] << 8) | b[15]
+        elif lt == _LT_SLL2:
+            off, et = 20, (b[0] << 8) | b[1]
+        elif lt == _LT_NULL or lt == _LT_LOOP:
+            fam = b[0] | b[3]  # 2 (IPv4) in either byte order; IPv6 families are 24, 28, 30
+            return self._ip(b, 4, 4 if fam == 2 else 6)
+        elif lt in _LT_RAW:
+            return self._ip(b, 0, b[0] >> 4)
+        elif lt == _LT_IPV4:
+            return self._ip(b, 0, 4)
+        elif lt == _LT_IPV6:
+            return self._ip(b, 0, 6)
+        else:
+            return 0
+        tags = 0
+        while et in _VLAN and tags < 4:
+            et = (b[off + 2] << 8) | b[off + 3]
+            off += 4
+            tags += 1
+        if et == 0x0800:
+            return self._ip(b, off, 4)
+        if et == 0x86DD:
+            return self._ip(b, off, 6)
+        return 0
+
+    def _ip(self, b: bytes, off: int, version: int) -> int:
+        if version == 4:
+            ihl = (b[off] & 0xF) << 2
+            proto = b[off + 9]
+            src, dst = b[off + 12 : off + 16], b[off + 16 : off + 20]
+            frag = ((b[off + 6] << 8) | b[off + 7]) & 0x3FFF
+            start = off + ihl
+            if frag:
+                fkey = (src, dst, proto, (b[off + 4] << 8) | b[off + 5])
+                return self._fragment(fkey, frag & 0x1FFF == 0, bool(frag & 0x2000), b, start, proto)
+        elif version == 6:
+            proto = b[off + 6]
+            src, dst = b[off + 8 : off + 24], b[off + 24 : off + 40]
+            start = off + 40
+            hops = 0
+            while (proto in _V6_EXT or proto == 44 or proto == 51) and hops < 8:
+                hops += 1
+                nxt = b[start]
+                if proto == 44:
+                    fo = (b[start + 2] << 8) | b[start + 3]
+                    ident = struct.unpack_from(">I", b, start + 4)[0]
+                    start += 8
+                    if fo & 0xFFF9:  # an offset or more fragments: a fragment
+                        fkey = (src, dst, nxt, ident)
+                        return self._fragment(fkey, fo & 0xFFF8 == 0, bool(fo & 1), b, start, nxt)
+                elif proto == 51:
+                    start += (b[start + 1] + 2) << 2
+                else:
+                    start += (b[start + 1] + 1) << 3
+                proto = nxt
+        else:
+            return 0
+        return _sym(src, dst, _ports(b, start, proto))
+
+    def _fragment(
+        self, fkey: tuple[bytes, bytes, int, int], first: bool, more: bool, b: bytes, start: int, proto: int
+    ) -> int:
+        frags = self.fragments
+        if first:
+            h = _sym(fkey[0], fkey[1], _ports(b, start, proto))
+            if more:
+                if len(frags) >= _MAX_FRAGMENTS:
+                    frags.pop(next(iter(frags)))
+                frags[fkey] = h
+            return h
+        h2 = frags.get(fkey) if more else frags.pop(fkey, None)
+        if h2 is None:
+            self.orphan_fragments += 1
+            return _sym(fkey[0], fkey[1], b"")
+        return h2
+
+
+def _ports(b: bytes, start: int, proto: int) -> bytes:
+    if proto == 6 or proto == 17 or proto == 132:
+        p = b[start : start + 4]
+        if len(p) == 4:
+            return p
+    return b""
+
+
+def _sym(src: bytes, dst: bytes, ports: bytes) -> int:
+    a = int.from_bytes(src, "big") ^ int.from_bytes(dst, "big")
+    p = ((ports[0] << 8 | ports[1]) ^ (ports[2] << 8 | ports[3])) if ports else 0
+    return _mix(a, p)
+
+
+def _mix(addrs: int, ports: int) -> int:
+    """Symmetric by construction (each argument is the XOR of the two sides), mixed so the
+    low bits that pick the worker depend on every bit."""
+    h = (addrs * _K1 + ports * _K2) & _M64
+    return h ^ (h >> 31) ^ (h >> 47)
+
+
+_K1, _K2, _M64 = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0xFFFFFFFFFFFFFFFF
+
+
+#: Ethernet + IPv4: source, destination, then the two ports (at 26).
+_ETH_IP4_PORTS = struct.Struct(">IIHH")
+
+
+# -- messages ----------------------------------------------------------------------------------
+
+
+def send_msg(fh: BinaryIO, msg: tuple[Any, ...]) -> None:
+    try:
+        data = marshal.dumps(msg)
+        codec = _MARSHAL
+    except ValueError:  # an object marshal cannot write (events in dict mode)
+        data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+        codec = _PICKLE
+    fh.write(_HDR.pack(codec, len(data)))
+    fh.write(data)
+    fh.flush()
+
+
+def recv_msg(fh: BinaryIO) -> tuple[Any, ...] | None:
+    """The next message, or None at end of file (the other side is gone)."""
+    head = fh.read(_HDR.size)
+    if len(head) < _HDR.size:
+        return None
+    codec, n = _HDR.unpack(head)
+    data = fh.read(n)
+    if len(data) < n:
+        return None
+    msg: tuple[Any, ...] = marshal.loads(data) if codec == _MARSHAL else pickle.loads(data)
+    return msg
+
+
+def pack_event(ready: Any) -> tuple[Any, ...]:
+    """An event the worker's publisher prepared (an ``EncodedEvent``) → what crosses the pipe."""
+    return (ready.data, ready.meta)
+
+
+def unpack_event(data: bytes, meta: dict[str, Any]) -> Any:
+    """The inverse of :func:`pack_event`, in the parent."""
+    return EncodedEvent(data, meta)
+
+
+class _Deltas:
+    """Counter changes since the last report (what a worker sends with each reply)."""
+
+    def __init__(self, *counters: Counters) -> None:
+        self.counters = counters
+        self.last: list[dict[str, int]] = [{} for _ in counters]
+
+    def take(self) -> list[dict[str, int]]:
+        out = []
+        for c, last in zip(self.counters, self.last, strict=True):
+            d = {}
+            for k, v in list(c.items()):
+                if last.get(k) != v:
+                    d[k] = v - last.get(k, 0)
+                    last[k] = v
+            out.append(d)
+        return out
+
+
+def add_deltas(targets: Iterable[Counters], deltas: Iterable[dict[str, int]]) -> None:
+    for c, d in zip(targets, deltas, strict=False):
+        for k, v in d.items():
+            c.incr(k, v)
+
+
+# -- the pool ----------------------------------------------------------------------------------
+
+
+class WorkerDied(Exception):
+    """A worker ended without being asked to, or reported an internal error."""
+
+
+class WorkerPool:
+    """``n`` forked worker processes, each with a pipe in and a pipe out, and one thread per
+    worker in the parent that reads its replies (so the parent never blocks writing to a
+    worker that is blocked writing to the parent)."""
+
+    def __init__(self, n: int, target: Callable[[int, BinaryIO, BinaryIO], int]) -> None:
+        self.n = n
+        self.target = target
+        self.pids: list[int] = []
+        self.out: list[BinaryIO] = []
+        self.inbox: list[deque[tuple[Any, ...]]] = [deque() for _ in range(n)]
+        self.cond = threading.Condition()
+        self.failure: str | None = None
+        self.finished = [False] * n
+        self.exit_status: list[int | None] = [None] * n
+        #: CPU seconds (user + system) of each worker that has ended.
+        self.cpu: list[float] = [0.0] * n
+        self._threads: list[threading.Thread] = []
+        #: Called in the reply thread with (worker, message) before a message is queued;
+        #: True means it was handled (live capture publishes from there).
+        self.handler: Callable[[int, tuple[Any, ...]], bool] | None = None
+
+    def start(self) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        child_ends: list[tuple[int, int]] = []
+        ins: list[int] = []
+        for i in range(self.n):
+            down_r, down_w = os.pipe()
+            up_r, up_w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the worker
+                code = 1
+                try:
+                    os.close(down_w)
+                    os.close(up_r)
+                    for a, b in child_ends:  # the parent's ends of the earlier workers' pipes
+                        os.close(a)
+                        os.close(b)
+                    rin = open(down_r, "rb", buffering=1 << 20)  # noqa: SIM115
+                    wout = open(up_w, "wb", buffering=1 << 20)  # noqa: SIM115
+                    code = self.target(i, rin, wout)
+                    with contextlib.suppress(OSError):
+                        wout.flush()
+                except BaseException:  # a worker never returns into the parent's code
+                    with contextlib.suppress(Exception):
+                        logging.getLogger("workers").exception("worker %d failed", i)
+                    code = 1
+                finally:
+                    os._exit(code)
+            os.close(down_r)
+            os.close(up_w)
+            self.pids.append(pid)
+            self.out.append(open(down_w, "wb", buffering=1 << 20))  # noqa: SIM115
+            ins.append(up_r)
+            child_ends.append((down_w, up_r))
+        for i, fd in enumerate(ins):
+            t = threading.Thread(target=self._receive, args=(i, fd), name=f"worker-{i}-replies", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _receive(self, i: int, fd: int) -> None:
+        with open(fd, "rb", buffering=1 << 20) as fh:
+            while True:
+                try:
+                    msg = recv_msg(fh)
+                except Exception as exc:  # a garbled message: the worker is broken
+                    self._fail(f"worker {i} sent an unreadable reply: {exc!r}")
+                    return
+                if msg is None:
+                    if not self.finished[i]:
+                        self._fail(f"worker {i} (pid {self.pids[i]}) {self._status(i)}")
+                    return
+                if msg[0] == "E":
+                    self._fail(f"worker {i} (pid {self.pids[i]}) failed: {msg[1]}")
+                    return
+                if self.handler is not None:
+                    try:
+                        if self.handler(i, msg):
+                            continue
+                    except Exception as exc:  # a bug in the parent's handling: end the run, say so
+                        from shipper.agent.beat import describe_error
+
+                        self._fail(f"internal error with the events of worker {i}: {describe_error(exc)}")
+                        return
+                with self.cond:
+                    if msg[0] == "D":
+                        self.finished[i] = True
+                    self.inbox[i].append(msg)
+                    self.cond.notify_all()
+
+    def _status(self, i: int) -> str:
+        try:
+            _pid, status = os.waitpid(self.pids[i], 0)
+        except ChildProcessError:
+            return "died"
+        self.exit_status[i] = status
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = str(sig)
+            return f"died: killed by signal {name}"
+        return f"died: exit code {os.WEXITSTATUS(status)}"
+
+    def _fail(self, message: str) -> None:
+        with self.cond:
+            if self.failure is None:
+                self.failure = message
+            self.cond.notify_all()
+
+    def send(self, i: int, msg: tuple[Any, ...]) -> None:
+        if self.failure is not None:
+            raise WorkerDied(self.failure)
+        try:
+            send_msg(self.out[i], msg)
+        except (BrokenPipeError, ValueError, OSError):
+            self._wait_failure(i)
+
+    def _wait_failure(self, i: int) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.failure is not None, timeout=5.0)
+        raise WorkerDied(self.failure or f"worker {i} (pid {self.pids[i]}) stopped reading")
+
+    def take(self, i: int) -> tuple[Any, ...]:
+        """The next reply of worker ``i`` (waits); WorkerDied if any worker failed."""
+        with self.cond:
+            while not self.inbox[i]:
+                if self.failure is not None:
+                    raise WorkerDied(self.failure)
+                self.cond.wait(0.5)
+            if self.failure is not None:
+                raise WorkerDied(self.failure)
+            return self.inbox[i].popleft()
+
+    def ready(self, i: int) -> bool:
+        return bool(self.inbox[i])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask every worker to finish (``X``); wait for them; kill what does not end."""
+        for i in range(self.n):
+            if not self.finished[i]:
+                with contextlib.suppress(WorkerDied):
+                    self.send(i, ("X",))
+            with contextlib.suppress(OSError, ValueError):
+                self.out[i].close()
+        self._reap(timeout)
+
+    def kill(self) -> None:
+        """A failure: end the workers that are still running (ours, by pid), close the pipes."""
+        for fh in self.out:
+            with contextlib.suppress(OSError, ValueError):
+                fh.close()
+        for i, pid in enumerate(self.pids):
+            if self.exit_status[i] is None:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        self._reap(5.0)
+
+    def _reap(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for i, pid in enumerate(self.pids):
+            while self.exit_status[i] is None:
+                try:
+                    done, status, usage = os.wait4(pid, os.WNOHANG)
+                except ChildProcessError:
+                    self.exit_status[i] = 0
+                    break
+                if done:
+                    self.exit_status[i] = status
+                    self.cpu[i] = usage.ru_utime + usage.ru_stime
+                    break
+                if time.monotonic() > deadline:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                    deadline = time.monotonic() + 5.0
+                time.sleep(0.01)
+        for t in self._threads:
+            t.join(timeout=1.0)
+
+
+# -- the worker side ---------------------------------------------------------------------------
+
+
+def _worker_setup(beat: Beat) -> tuple[Counters, Counters]:
+    # The parent handles ^C and SIGTERM sent to the whole process group and tells the
+    # workers to finish; a worker whose parent is gone sees the end of its pipe and ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    beat.monitor.period = 0
+    beat.stats = Counters()
+    beat.decoder_stats = Counters()
+    return beat.stats, beat.decoder_stats
+
+
+def encodes_in_workers(beat: Beat, live: bool) -> bool:
+    """Workers envelope and encode the events unless something must see every event in
+    the parent: processors (some keep state across events), ``packetbeat.procs`` (one
+    process table), or debug logging of each published event."""
+    from shipper.pipeline.publisher import publish_log
+
+    if beat.envelope().processing is not None:
+        return False
+    if live and beat.settings.packetbeat.procs.enabled:
+        return False
+    return not publish_log.isEnabledFor(logging.DEBUG)
+
+
+def _preparer(
+    beat: Beat, stats: Counters, live: bool, renumber: bool
+) -> Callable[[dict[str, Any]], tuple[Any, ...] | None]:
+    """What a worker does with each protocol event: the publisher's own ``_prepare``
+    (envelope + JSON), or nothing (the parent prepares it: ``(event,)``). With
+    ``renumber``, flow reports go to the parent as they are (their ``flow.id`` carries a
+    connection number only the parent can make global)."""
+    if not encodes_in_workers(beat, live):
+        return lambda evt: (evt,)
+    from shipper.pipeline.publisher import Pipeline
+
+    p = Pipeline(
+        None,  # type: ignore[arg-type]  # only the producer side is used
+        None,  # type: ignore[arg-type]
+        beat.envelope(),
+        stats,
+        live=live,
+        ignore_outgoing=beat.ignores_outgoing(),
+    )
+    prepare = p._prepare
+
+    def run(evt: dict[str, Any]) -> tuple[Any, ...] | None:
+        if renumber and evt.get("type") == "flow":
+            return (evt,)
+        ready = prepare(evt)
+        return None if ready is None else pack_event(ready)
+
+    return run
+
+
+def replay_worker(beat: Beat, idx: int, rin: BinaryIO, wout: BinaryIO) -> int:
+    pstats, dstats = _worker_setup(beat)
+    deltas = _Deltas(dstats, pstats)
+    die_after_first = os.environ.get(TEST_EXIT_ENV) == str(idx)
+    created: list[int] = []
+
+    def new_decoder() -> Decoder:
+        d = beat.new_decoder()
+        d.hold_clock()
+        if d.flows is not None:
+            d.flows.new_conns = created
+        return d
+
+    decoder = new_decoder()
+    prepare = _preparer(beat, pstats, live=False, renumber=decoder.flows is not None)
+    beat.tune_gc()
+    try:
+        while True:
+            msg = recv_msg(rin)
+            if msg is None:
+                return 0  # the parent is gone
+            kind = msg[0]
+            if kind == "B":
+                out: list[tuple[Any, ...]] = []
+                conns: list[tuple[int, int]] = []
+                feed = decoder.feed_many
+                tick = decoder.tick
+                for item in msg[2]:
+                    pos, ts, lt = item[0], item[1], item[2]
+                    if lt < 0:
+                        evs = tick(ts)
+                        key = 2 * pos
+                    else:
+                        evs = feed((item[1:],))
+                        key = 2 * pos + 1
+                        if created:
+                            conns.extend((pos, c) for c in created)
+                            created.clear()
+                    if evs:
+                        for e in evs:
+                            r = prepare(e)
+                            if r is not None:
+                                out.append((key, *r))
+                send_msg(wout, ("R", msg[1], out, deltas.take(), conns))
+                if die_after_first:
+                    os._exit(3)
+            elif kind == "Q":
+                send_msg(wout, ("A", decoder.flows_final_at()))
+            elif kind == "F":
+                out = []
+                for e in decoder.flush(msg[2]):
+                    r = prepare(e)
+                    if r is not None:
+                        out.append((0, *r))
+                if msg[3]:
+                    decoder = new_decoder()
+                send_msg(wout, ("R", msg[1], out, deltas.take(), []))
+            elif kind == "X":
+                send_msg(wout, ("D", deltas.take()))
+                return 0
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        from shipper.agent.beat import describe_error
+
+        with contextlib.suppress(Exception):
+            send_msg(wout, ("E", describe_error(exc)))
+        return 1
+
+
+# -- the parent side: replay -------------------------------------------------------------------
+
+
+class Replay:
+    """Dispatch a capture's packets to the workers, merge their events in order, publish."""
+
+    def __init__(self, beat: Beat, pool: WorkerPool, pipeline: Pipeline, encoded: bool) -> None:
+        self.beat = beat
+        self.pool = pool
+        self.pipeline = pipeline
+        self.encoded = encoded
+        self.hash = ConnectionHash(pool.n)
+        self.clock = beat.new_decoder(Counters())
+        self.renumber = self.clock.flows is not None
+        #: Per worker: its connection numbers → the ones one flow table would have given.
+        self.conn_ids: list[dict[int, int]] = [{} for _ in range(pool.n)]
+        self.next_conn = 1
+        flows = beat.settings.packetbeat.flows
+        self.max_conn_ids = 4 * (flows.flow_config().max_flows if flows is not None and flows.enabled else 1)
+        self.pos = 0
+        self.next_batch = 0
+        self.inflight: deque[int] = deque()
+
+    def run(self, chunks: Iterable[list[Packet]], window: int) -> None:
+        pool, n = self.pool, self.pool.n
+        clock, hash_ = self.clock, self.hash
+        unpack = _ETH_IP4_PORTS.unpack_from
+        stop = self.beat.stop_event
+        failed = self.pipeline.failed
+        for chunk in chunks:
+            subs: list[list[tuple[Any, ...]]] = [[] for _ in range(n)]
+            pos = self.pos
+            for pkt in chunk:
+                ts = pkt[0]
+                if ts >= clock.next_tick:
+                    clock.tick(ts)
+                    tick = (pos, ts, -1, b"", 0)
+                    for s in subs:
+                        s.append(tick)
+                b = pkt[2]
+                # Untagged Ethernet, IPv4 without options, not a fragment, TCP or UDP:
+                # inline (the same value ConnectionHash gives).
+                if (
+                    pkt[1] == 1
+                    and len(b) >= 38
+                    and b[14] == 0x45
+                    and b[12] == 8
+                    and b[13] == 0
+                    and not (b[20] & 0x3F or b[21])
+                    and (b[23] == 6 or b[23] == 17)
+                ):
+                    sa, da, sp, dp = unpack(b, 26)
+                    h = ((sa ^ da) * _K1 + (sp ^ dp) * _K2) & _M64  # _mix, inlined
+                    w = (h ^ (h >> 31) ^ (h >> 47)) % n
+                else:
+                    w = hash_(pkt[1], b)
+                subs[w].append((pos, *pkt))
+                pos += 1
+            self.pos = pos
+            k = self.next_batch
+            self.next_batch += 1
+            for i in range(n):
+                pool.send(i, ("B", k, subs[i]))
+            self.inflight.append(k)
+            while self.inflight and (len(self.inflight) > window or all(pool.ready(i) for i in range(n))):
+                self.merge_one()
+            if stop.is_set() or failed.is_set():
+                break
+        while self.inflight:
+            self.merge_one()
+
+    def merge_one(self) -> None:
+        k = self.inflight.popleft()
+        lists = []
+        beat = self.beat
+        created: list[tuple[int, int, int]] = []
+        for i in range(self.pool.n):
+            msg = self.pool.take(i)
+            if msg[0] != "R" or msg[1] != k:
+                raise WorkerDied(f"worker {i} answered {msg[0]!r} {msg[1]!r} instead of batch {k}")
+            lists.append(msg[2])
+            add_deltas((beat.decoder_stats, beat.stats), msg[3])
+            if msg[4]:
+                created.extend((pos, i, c) for pos, c in msg[4])
+        if created:
+            self._number(created)
+        items = [it for lst in lists for it in lst]
+        if not items:
+            return
+        if len(lists) > 1:
+            items.sort(key=itemgetter(0))  # stable: ties keep worker order, then each worker's
+        if self.renumber:
+            # Which worker an event came from, for its flow.id's connection number.
+            owner = {id(it): i for i, lst in enumerate(lists) for it in lst if len(it) == 2}
+        prepare = self.pipeline._prepare
+        ready = []
+        for it in items:
+            if len(it) == 3:
+                ready.append(unpack_event(it[1], it[2]))
+                continue
+            evt = it[1]
+            if self.renumber and evt.get("type") == "flow":
+                self._renumber(owner[id(it)], evt)
+            r = prepare(evt)
+            if r is not None:
+                ready.append(r)
+        self.pipeline.publish_encoded(ready)
+
+    def _number(self, created: list[tuple[int, int, int]]) -> None:
+        """New connections, in capture order, get the numbers one flow table gives them."""
+        created.sort()
+        for _pos, i, local in created:
+            m = self.conn_ids[i]
+            m[local] = self.next_conn
+            self.next_conn += 1
+            if len(m) > self.max_conn_ids:
+                m.pop(next(iter(m)))
+
+    def _renumber(self, worker: int, evt: dict[str, Any]) -> None:
+        flow = evt.get("flow")
+        fid = flow.get("id") if isinstance(flow, dict) else None
+        if not isinstance(fid, str):
+            return
+        local = flow_id_conn(fid)
+        if local is None:
+            return
+        m = self.conn_ids[worker]
+        g = m.pop(local, None)
+        if g is None:  # forgotten (more than 4 × max_flows newer connections): counted
+            self.beat.stats.incr("workers.flow_ids_unmapped")
+            return
+        m[local] = g  # least recently used goes first
+        assert isinstance(flow, dict)
+        flow["id"] = flow_id_with_conn(fid, g)
+
+    def flush(self, renew: bool) -> None:
+        """End of input: every worker flushes; final flow reports share one time."""
+        pool = self.pool
+        for i in range(pool.n):
+            pool.send(i, ("Q",))
+        ats = []
+        for i in range(pool.n):
+            msg = pool.take(i)
+            if msg[0] != "A":
+                raise WorkerDied(f"worker {i} answered {msg[0]!r} instead of its flow time")
+            if msg[1] is not None:
+                ats.append(msg[1])
+        at = max(ats) if ats else None
+        k = self.next_batch
+        self.next_batch += 1
+        for i in range(pool.n):
+            pool.send(i, ("F", k, at, renew))
+        self.inflight.append(k)
+        self.merge_one()
+        if renew:
+            self.clock = self.beat.new_decoder(Counters())
+            self.conn_ids = [{} for _ in range(pool.n)]
+            self.next_conn = 1
+
+    def finish(self) -> None:
+        pool = self.pool
+        for i in range(pool.n):
+            pool.send(i, ("X",))
+        for i in range(pool.n):
+            msg = pool.take(i)
+            if msg[0] == "D":
+                add_deltas((self.beat.decoder_stats, self.beat.stats), msg[1])
+        if self.hash.orphan_fragments:
+            self.beat.stats.incr("workers.orphan_fragments", self.hash.orphan_fragments)
+
+
+def log_cpu(pool: WorkerPool) -> None:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    log.info(
+        "CPU seconds: parent %.2f, workers %s",
+        me.ru_utime + me.ru_stime,
+        " ".join(f"{c:.2f}" for c in pool.cpu),
+    )
+
+
+def chunked(
+    packets: Iterable[Packet], topspeed: bool, stop: threading.Event, size: int
+) -> Iterator[list[Packet]]:
+    """Batches of packets; without ``-t`` paced at the capture's own rate, a batch going out
+    whenever the next packet is not due yet (events never wait for a full batch)."""
+    it = iter(packets)
+    if topspeed:
+        while not stop.is_set():
+            chunk = list(itertools.islice(it, size))
+            if not chunk:
+                return
+            yield chunk
+        return
+    first_ts = None
+    start = 0.0
+    buf: list[Packet] = []
+    for pkt in it:
+        ts = pkt[0]
+        if first_ts is None:
+            first_ts, start = ts, time.monotonic()
+        else:
+            delay = start + (ts - first_ts) / NS - time.monotonic()
+            if delay > 0:
+                if buf:
+                    yield buf
+                    buf = []
+                if stop.wait(delay):
+                    return
+        buf.append(pkt)
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def run_file_workers(
+    beat: Beat,
+    n: int,
+    path: str,
+    *,
+    topspeed: bool,
+    loops: int = 1,
+    one_at_a_time: bool = False,
+    dump_prefix: str = "",
+) -> int:
+    """``run_file`` with ``n`` worker processes (see the module docstring)."""
+    from capture import CaptureFile
+    from shipper.agent.beat import Dumper, _one_at_a_time, describe_error
+
+    CaptureFile(path).close()  # fail early: CaptureError says what is wrong with the file
+    beat.install_signals()  # at once: starting the workers takes a moment
+    encoded = encodes_in_workers(beat, live=False)
+    pool = WorkerPool(n, lambda i, rin, wout: replay_worker(beat, i, rin, wout))
+    pool.start()  # before any thread of ours exists: fork copies only the calling thread
+    log.info("decoding with %d worker processes (packetbeat.workers)", n)
+    try:
+        pipeline = beat.start_pipeline(live=False)
+    except BaseException:
+        pool.kill()
+        raise
+    beat.tune_gc()
+    beat.monitor.start()
+    dumper = Dumper(dump_prefix) if dump_prefix else None
+    replay = Replay(beat, pool, pipeline, encoded)
+    died: str | None = None
+    internal: BaseException | None = None
+    done = 0
+    try:
+        while not beat.stop_event.is_set() and (loops == 0 or done < loops):
+            done += 1
+            reader = CaptureFile(path)
+            beat.monitor.add("pcap", reader.stats.as_dict)
+            packets: Iterable[Packet] = reader
+            size = BATCH
+            if one_at_a_time:
+                packets = _one_at_a_time(packets)
+                size = 1
+            if dumper is not None:
+                packets = dumper.wrap(packets)
+            replay.run(chunked(packets, topspeed, beat.stop_event, size), WINDOW if topspeed else 0)
+            if pipeline.failed.is_set():
+                break
+            more = not beat.stop_event.is_set() and (loops == 0 or done < loops)
+            replay.flush(renew=more)
+            if reader.error:
+                beat.stats.incr("pcap.truncated_files")
+                log.warning("capture file problem: %s", reader.error)
+        replay.finish()
+        pool.stop()
+        log_cpu(pool)
+    except WorkerDied as exc:
+        died = str(exc)
+        beat.stats.incr("workers.failed")
+        log.error("%s", died)
+        beat.stop_event.set()
+        pool.kill()
+    except Exception as exc:
+        internal = exc
+        beat.stats.incr("beat.internal_errors")
+        log.error("internal error in the packet loop: %s", describe_error(exc))
+        beat.stop_event.set()
+        pool.kill()
+    finally:
+        if dumper is not None:
+            dumper.close()
+    drained = beat._drain(pipeline)
+    beat.monitor.stop()
+    beat.monitor.log_now(final=True)
+    if died is not None:
+        print(f"Exiting: {died}", file=sys.stderr)
+        return 1
+    return beat.exit_code(pipeline, drained, internal)

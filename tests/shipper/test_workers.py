@@ -1,0 +1,205 @@
+"""``packetbeat.workers``: several decoding processes give what one process gives.
+
+Every capture in samples/ and the shared captures is replayed with 1 and with 2 workers
+(the stock protocols and ports, flows on, ``output.file``): the same events, each
+connection's events in the same order (the global order differs at most in how the events of
+one expiry tick or of the final flush interleave across workers). A worker that
+dies ends the run with one ``Exiting:`` line and a non-zero status, without hanging.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.synth import exchange, interleave, ip_frame, udp_datagram
+from capture import PcapWriter
+from shipper.agent.workers import TEST_EXIT_ENV, ConnectionHash
+from tests.helpers import ROOT, SHARED_PCAPS, need
+
+DATA = ROOT / "tests" / "data"
+
+
+def _stock_config(tmp: Path, extra: str = "") -> Path:
+    """The stock packetbeat.yml's flows and protocols, nothing else."""
+    text = (DATA / "packetbeat.yml").read_text()
+    start = text.index("packetbeat.flows:")
+    end = text.index("# ======================= Elasticsearch template setting")
+    cfg = tmp / "packetbeat.yml"
+    cfg.write_text(text[start:end] + "\n" + extra)
+    return cfg
+
+
+def _run(
+    cfg: Path, pcap: Path, workers: int, out: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+    cmd = [
+        sys.executable, "-c", "from shipper.agent.cli import main; main()", "run", "-c", str(cfg),
+        "-I", str(pcap), "-t", "--workers", str(workers), "-E", f"output.file.path={out}",
+        "-E", "output.file.filename=ev", "--path.data", str(out.parent / "data"), *args,
+    ]  # fmt: skip
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240, env=env)
+    events: list[dict[str, Any]] = []
+    for p in sorted(out.glob("ev*")):
+        events += [json.loads(line) for line in p.read_text().splitlines()]
+    for e in events:
+        e["agent"].pop("ephemeral_id", None)  # one per run
+    return r, events
+
+
+def _connection(e: dict[str, Any]) -> tuple[Any, ...]:
+    s, d = e.get("source", {}), e.get("destination", {})
+    ends = sorted([(s.get("ip"), s.get("port")), (d.get("ip"), d.get("port"))], key=str)
+    return (e.get("type"), *ends)
+
+
+def _same(one: list[dict[str, Any]], many: list[dict[str, Any]]) -> None:
+    canon_one = [json.dumps(e, sort_keys=True) for e in one]
+    canon_many = [json.dumps(e, sort_keys=True) for e in many]
+    assert sorted(canon_one) == sorted(canon_many)
+    per_conn: dict[str, dict[tuple[Any, ...], list[str]]] = {"one": {}, "many": {}}
+    for name, evs, canon in (("one", one, canon_one), ("many", many, canon_many)):
+        groups: dict[tuple[Any, ...], list[str]] = collections.defaultdict(list)
+        for e, c in zip(evs, canon, strict=True):
+            groups[_connection(e)].append(c)
+        per_conn[name] = dict(groups)
+    assert per_conn["one"] == per_conn["many"]
+
+
+def _captures() -> list[Any]:
+    caps = sorted((ROOT / "samples").glob("*.pcap*"))
+    if SHARED_PCAPS.is_dir():
+        caps += sorted(p for p in SHARED_PCAPS.iterdir() if p.suffix in (".pcap", ".pcapng"))
+    return [pytest.param(p, id=p.name) for p in caps]
+
+
+def test_shared_captures_present() -> None:
+    if not SHARED_PCAPS.is_dir():
+        need(f"the shared captures in {SHARED_PCAPS}")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("pcap", _captures())
+def test_two_workers_equal_one(pcap: Path, tmp_path: Path) -> None:
+    cfg = _stock_config(tmp_path)
+    r1, one = _run(cfg, pcap, 1, tmp_path / "one")
+    r2, many = _run(cfg, pcap, 2, tmp_path / "many")
+    assert r1.returncode == 0, r1.stderr[-2000:]
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    _same(one, many)
+
+
+def _synthetic(path: Path) -> None:
+    """40 HTTP keep-alive connections, 3 requests each, interleaved (both workers busy)."""
+    req = b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n"
+    resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    convs = [
+        exchange(
+            (f"10.0.{c}.2", 40000 + c),
+            ("10.0.0.1", 80),
+            [m for r in range(3) for m in ((0, req % r), (1, resp))],
+            ts=1_700_000_000_000_000_000 + c * 7_000_000,
+        )
+        for c in range(40)
+    ]
+    w = PcapWriter(str(path), 1)
+    for ts, frame in interleave(convs):
+        w.write(ts, frame, len(frame))
+    w.close()
+
+
+@pytest.mark.timeout(300)
+def test_processors_and_loops(tmp_path: Path) -> None:
+    """Processors run in the parent (events cross the pipes unencoded); ``-l 2`` renews the
+    workers' decoders between loops."""
+    pcap = tmp_path / "http.pcap"
+    _synthetic(pcap)
+    cfg = _stock_config(tmp_path, "processors:\n  - add_fields: {target: '', fields: {lab: x}}\n")
+    r1, one = _run(cfg, pcap, 1, tmp_path / "one", "-l", "2")
+    r2, many = _run(cfg, pcap, 2, tmp_path / "many", "-l", "2")
+    assert r1.returncode == 0, r1.stderr[-2000:]
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    assert one and all(e.get("lab") == "x" for e in one)
+    assert sum(e["type"] == "http" for e in one) == 2 * 40 * 3
+    _same(one, many)
+
+
+@pytest.mark.timeout(120)
+def test_dead_worker_ends_the_run(tmp_path: Path) -> None:
+    pcap = tmp_path / "http.pcap"
+    _synthetic(pcap)
+    cfg = _stock_config(tmp_path)
+    env = dict(os.environ, **{TEST_EXIT_ENV: "1"})
+    r, _ = _run(cfg, pcap, 2, tmp_path / "out", env=env)
+    assert r.returncode == 1
+    exiting = [line for line in r.stderr.splitlines() if line.startswith("Exiting:")]
+    assert exiting == [exiting[0]]
+    assert "worker 1" in exiting[0] and "exit code 3" in exiting[0], r.stderr[-2000:]
+
+
+def test_hash_is_symmetric_and_fragments_follow_their_first() -> None:
+    h = ConnectionHash(8)
+    seen = set()
+    for c in range(64):
+        a = ip_frame(f"10.0.0.{c}", "10.9.9.9", 17, udp_datagram(1000 + c, 53, b"q"))
+        b = ip_frame("10.9.9.9", f"10.0.0.{c}", 17, udp_datagram(53, 1000 + c, b"r"))
+        assert h(1, a) == h(1, b)
+        seen.add(h(1, a))
+    assert len(seen) > 4  # spread over the workers
+    # A datagram in three fragments: the later ones go where the first went.
+    base = ip_frame("10.0.0.7", "10.9.9.9", 17, udp_datagram(1234, 53, b"x" * 64))
+    first = _fragment(base, offset=0, more=True, ident=77)
+    later = _fragment(base, offset=3, more=True, ident=77)
+    last = _fragment(base, offset=6, more=False, ident=77)
+    w = h(1, first)
+    assert w == h(1, base)
+    assert h(1, later) == w and h(1, last) == w
+    assert h.orphan_fragments == 0
+    assert h(1, b"\x00" * 14) == 0  # not IP: worker 0
+
+
+def _fragment(frame: bytes, offset: int, more: bool, ident: int) -> bytes:
+    b = bytearray(frame)
+    b[18:20] = ident.to_bytes(2, "big")
+    b[20:22] = ((0x2000 if more else 0) | offset).to_bytes(2, "big")
+    return bytes(b)
+
+
+BOOM = """
+import protocols.decoder as d
+_orig = d.Decoder.feed_many
+_calls = [0]
+def _boom(self, packets):
+    _calls[0] += 1
+    if _calls[0] > 300:
+        raise RuntimeError("injected decoder failure")
+    return _orig(self, packets)
+d.Decoder.feed_many = _boom
+"""
+
+
+@pytest.mark.timeout(120)
+def test_internal_error_in_a_worker_ends_the_run(tmp_path: Path) -> None:
+    """A bug in a worker (an exception out of the decoder) is one line naming the worker
+    and the error, exit status 1; what was published before it is written."""
+    pcap = tmp_path / "http.pcap"
+    _synthetic(pcap)
+    cfg = _stock_config(tmp_path)
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable, "-c", BOOM + "from shipper.agent.cli import main; main()", "run", "-c", str(cfg),
+        "-I", str(pcap), "-t", "--workers", "2", "-E", f"output.file.path={out}", "-E", "output.file.filename=ev",
+        "--path.data", str(tmp_path / "data"),
+    ]  # fmt: skip
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr[-2000:]
+    lines = [line for line in r.stderr.splitlines() if line.startswith("Exiting:")]
+    assert len(lines) == 1, r.stderr[-2000:]
+    assert "worker" in lines[0] and "RuntimeError: injected decoder failure" in lines[0], lines[0]
