@@ -235,6 +235,7 @@ class Beat:
                 log.info("setup: %s", line)
 
     def start_pipeline(self, live: bool) -> Pipeline:
+        s = self.settings
         self.auto_setup()
         self.output = self.build_output()
         self.queue = self.build_queue()

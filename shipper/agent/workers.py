@@ -40,11 +40,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from protocols.flows.report import flow_id_conn, flow_id_with_conn
 from protocols.stats import Counters
+from protocols.unclaimed import PortTally
 from shipper.outputs.base import EncodedEvent
 
 if TYPE_CHECKING:
     from protocols.decoder import Decoder
     from shipper.agent.beat import Beat
+    from shipper.agent.progress import ReplayReport
     from shipper.pipeline.publisher import Pipeline
 
 log = logging.getLogger("workers")
@@ -548,6 +550,7 @@ def replay_worker(beat: Beat, idx: int, rin: BinaryIO, wout: BinaryIO) -> int:
             if kind == "B":
                 out: list[tuple[Any, ...]] = []
                 conns: list[tuple[int, int]] = []
+                types: dict[str, int] = {}
                 feed = decoder.feed_many
                 tick = decoder.tick
                 for item in msg[2]:
@@ -563,23 +566,29 @@ def replay_worker(beat: Beat, idx: int, rin: BinaryIO, wout: BinaryIO) -> int:
                             created.clear()
                     if evs:
                         for e in evs:
+                            t = e.get("type", "?")
+                            types[t] = types.get(t, 0) + 1
                             r = prepare(e)
                             if r is not None:
                                 out.append((key, *r))
-                send_msg(wout, ("R", msg[1], out, deltas.take(), conns))
+                send_msg(wout, ("R", msg[1], out, deltas.take(), conns, types, None))
                 if die_after_first:
                     os._exit(3)
             elif kind == "Q":
                 send_msg(wout, ("A", decoder.flows_final_at()))
             elif kind == "F":
                 out = []
+                types = {}
                 for e in decoder.flush(msg[2]):
+                    t = e.get("type", "?")
+                    types[t] = types.get(t, 0) + 1
                     r = prepare(e)
                     if r is not None:
                         out.append((0, *r))
+                tally = decoder.unclaimed
                 if msg[3]:
                     decoder = new_decoder()
-                send_msg(wout, ("R", msg[1], out, deltas.take(), []))
+                send_msg(wout, ("R", msg[1], out, deltas.take(), [], types, tally))
             elif kind == "X":
                 send_msg(wout, ("D", deltas.take()))
                 return 0
@@ -599,8 +608,19 @@ def replay_worker(beat: Beat, idx: int, rin: BinaryIO, wout: BinaryIO) -> int:
 class Replay:
     """Dispatch a capture's packets to the workers, merge their events in order, publish."""
 
-    def __init__(self, beat: Beat, pool: WorkerPool, pipeline: Pipeline, encoded: bool) -> None:
+    def __init__(
+        self,
+        beat: Beat,
+        pool: WorkerPool,
+        pipeline: Pipeline,
+        encoded: bool,
+        report: ReplayReport | None = None,
+    ) -> None:
         self.beat = beat
+        #: The replay's progress and summary: events by type, and the workers' unclaimed
+        #: ports of the current pass (merged into ``tally`` at each pass's flush).
+        self.report = report
+        self.tally = PortTally()
         self.pool = pool
         self.pipeline = pipeline
         self.encoded = encoded
@@ -677,6 +697,10 @@ class Replay:
             add_deltas((beat.decoder_stats, beat.stats), msg[3])
             if msg[4]:
                 created.extend((pos, i, c) for pos, c in msg[4])
+            if self.report is not None and msg[5]:
+                self.report.by_type.update(msg[5])
+            if msg[6] is not None:
+                self.tally.merge(msg[6])
         if created:
             self._number(created)
         items = [it for lst in lists for it in lst]
@@ -821,7 +845,7 @@ def run_file_workers(
 ) -> int:
     """``run_file`` with ``n`` worker processes (see the module docstring)."""
     from capture import CaptureFile
-    from shipper.agent.beat import Dumper, _one_at_a_time, describe_error
+    from shipper.agent.beat import Dumper, _more_problems, _one_at_a_time, describe_error
 
     CaptureFile(path).close()  # fail early: CaptureError says what is wrong with the file
     beat.install_signals()  # at once: starting the workers takes a moment
@@ -836,8 +860,11 @@ def run_file_workers(
         raise
     beat.tune_gc()
     beat.monitor.start()
+    report = beat.replay_report(loops, progress=not one_at_a_time)
+    http = beat.start_http()
+    report.start()
     dumper = Dumper(dump_prefix) if dump_prefix else None
-    replay = Replay(beat, pool, pipeline, encoded)
+    replay = Replay(beat, pool, pipeline, encoded, report)
     died: str | None = None
     internal: BaseException | None = None
     done = 0
@@ -846,6 +873,8 @@ def run_file_workers(
             done += 1
             reader = CaptureFile(path)
             beat.monitor.add("pcap", reader.stats.as_dict)
+            replay.tally = PortTally()
+            report.reader(reader.stats, reader.size, replay.tally)
             packets: Iterable[Packet] = reader
             size = BATCH
             if one_at_a_time:
@@ -859,8 +888,8 @@ def run_file_workers(
             more = not beat.stop_event.is_set() and (loops == 0 or done < loops)
             replay.flush(renew=more)
             if reader.error:
-                beat.stats.incr("pcap.truncated_files")
-                log.warning("capture file problem: %s", reader.error)
+                beat.stats.incr("pcap.damaged_files")
+                log.warning("capture file problem: %s%s", reader.error, _more_problems(reader))
         replay.finish()
         pool.stop()
         log_cpu(pool)
@@ -879,10 +908,13 @@ def run_file_workers(
     finally:
         if dumper is not None:
             dumper.close()
+    report.stop()
     drained = beat._drain(pipeline)
     beat.monitor.stop()
     beat.monitor.log_now(final=True)
+    if http is not None:
+        http.stop()
     if died is not None:
         print(f"Exiting: {died}", file=sys.stderr)
         return 1
-    return beat.exit_code(pipeline, drained, internal)
+    return report.finish(beat.exit_code(pipeline, drained, internal))
