@@ -20,6 +20,7 @@ from typing import Any, Union
 
 import attrs
 import pytest
+import yaml
 
 from protocols.common.config import ByteSize, Duration
 from protocols.registry import available, plugin_class
@@ -32,6 +33,7 @@ from shipper.agent.settings import (
     InterfaceSettings,
     MemQueueSettings,
     Settings,
+    default_tree,
     output_module,
 )
 from tests.helpers import shared_pcap
@@ -168,6 +170,13 @@ def run_cli(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> Answer:
     return Answer(int(code or 0), out.getvalue(), err.getvalue())
 
 
+def shipped_config(tmp_path: Path) -> Path:
+    """A config file with what a config that says nothing gets (`test config` needs a file)."""
+    path = tmp_path / "wirebeat.yml"
+    path.write_text(yaml.safe_dump(default_tree()))
+    return path
+
+
 def _value(kind: str, raw: str) -> str:
     return f"[{raw}]" if kind == "list" and raw not in ("abc", "[1, 2]") else raw
 
@@ -188,7 +197,8 @@ def _check_answer(key: str, ans: Answer) -> None:
 def test_every_numeric_setting_is_accepted_or_refused_in_one_line(
     key: str, kind: str, extra: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    paths = ["--path.data", str(tmp_path / "data"), "--path.logs", str(tmp_path / "logs")]
+    paths = ["-c", str(shipped_config(tmp_path))]
+    paths += ["--path.data", str(tmp_path / "data"), "--path.logs", str(tmp_path / "logs")]
     base = [a for e in extra for a in ("-E", e)]
     accepted = []
     for raw in VALUES:
@@ -226,10 +236,22 @@ def test_every_numeric_setting_is_accepted_or_refused_in_one_line(
 @pytest.mark.parametrize(
     ("override", "fragment"),
     [
-        ("packetbeat.tcp.max_connections=0", "packetbeat.tcp.max_connections: requires value >= 1 (got 0)"),
-        ("packetbeat.tcp.max_connections=-1", "packetbeat.tcp.max_connections: requires value >= 1 (got -1)"),
-        ("queue.mem.events=99999999999999999999999", "queue.mem.events: integer"),
-        ("output.file.number_of_files=1", "output.file.number_of_files: requires value between 2 and 1024"),
+        (
+            "packetbeat.tcp.max_connections=0",
+            "requires value >= 1 accessing 'packetbeat.tcp.max_connections' (got 0, from -E)",
+        ),
+        (
+            "packetbeat.tcp.max_connections=-1",
+            "requires value >= 1 accessing 'packetbeat.tcp.max_connections' (got -1, from -E)",
+        ),
+        (
+            "queue.mem.events=99999999999999999999999",
+            "integer out of range (64 bits) accessing 'queue.mem.events'",
+        ),
+        (
+            "output.file.number_of_files=1",
+            "requires value between 2 and 1024 accessing 'output.file.number_of_files' (got 1, from -E)",
+        ),
         (
             "packetbeat.protocols.thrift.idl_files=[/no/such.thrift]",
             "idl_files.0: file '/no/such.thrift' does not exist",
@@ -239,7 +261,7 @@ def test_every_numeric_setting_is_accepted_or_refused_in_one_line(
 def test_the_cli_itself_gives_the_one_line(override: str, fragment: str, tmp_path: Path) -> None:
     if "thrift" in override and "thrift" not in available():
         pytest.skip("no thrift decoder in this build")
-    run = wirebeat("test", "config", "-E", override, tmp=tmp_path)
+    run = wirebeat("test", "config", "-c", shipped_config(tmp_path), "-E", override, tmp=tmp_path)
     assert run.rc == 1, run
     assert run.stderr.splitlines() == [run.stderr.strip()], run
     assert run.stderr.startswith("Exiting: ") and fragment in run.stderr, run
