@@ -617,6 +617,19 @@ class Sources:
         self.file = file
         self.flags: list[str] = []
         self.vars: dict[str, list[tuple[str, str]]] = {}
+        #: The config as the file (or the defaults) had it, before -E.
+        self.file_tree: Any = {}
+
+    def _in_file(self, path: str) -> bool:
+        node: Any = self.file_tree
+        for part in path.split("."):
+            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                return False
+        return True
 
     def _match(self, paths: Any, path: str) -> str | None:
         best = None
@@ -632,7 +645,8 @@ class Sources:
         if self._match(self.flags, exc.path) is not None:
             origin = "-E"
         elif any(p.startswith(f"{exc.path}.") for p in self.flags):
-            origin = f"-E and {base}"  # a section whose settings came from both
+            # A section with settings from -E: and from the file, if it has the section.
+            origin = f"-E and {base}" if self._in_file(exc.path) else "-E"
         else:
             origin = base
         key = self._match(self.vars, exc.path)
@@ -678,6 +692,7 @@ def load_settings(
         tree = default_tree()
     if base:
         tree = merge(expand_dotted(base), tree)
+    sources.file_tree = copy.deepcopy(tree)
     try:
         for item in overrides or []:
             key, value = parse_override(item)

@@ -68,13 +68,87 @@ class OutputContext:
 
 @attrs.frozen
 class JsonCodec:
+    """``codec.json``: ``pretty`` (indented by two spaces, as libbeat's), ``escape_html``
+    (``<``, ``>`` and ``&`` inside strings written ``\u003c``, ``\u003e``, ``\u0026``,
+    as Go's encoder writes them)."""
+
     pretty: bool = False
     escape_html: bool = False
+    #: The name libbeat 9 really reads (its Config field has no tag, so go-ucfg lowercases
+    #: ``EscapeHTML``); the documented ``escape_html`` is silently ignored there. Either works here.
+    escapehtml: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.escapehtml:
+            object.__setattr__(self, "escape_html", True)
+
+
+def _format_string(_inst: Any, _attr: Any, value: str) -> None:
+    from shipper.outputs.fmtstr import FormatError, compile_format
+
+    if not value:
+        raise ValueError("missing required field accessing 'string'")
+    try:
+        compile_format(value)
+    except FormatError as exc:
+        raise ValueError(str(exc)) from None
+
+
+@attrs.frozen
+class FormatCodec:
+    """``codec.format.string``: each event written as a libbeat format string
+    (``%{[@timestamp]} %{[type]} %{[url.full]}``)."""
+
+    string: str = attrs.field(default="", validator=_format_string)
 
 
 @attrs.frozen
 class CodecSettings:
-    json: JsonCodec = JsonCodec()
+    """libbeat's ``codec``: ``json`` (the default) or ``format``, not both."""
+
+    json: JsonCodec | None = None
+    format: FormatCodec | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.json is not None and self.format is not None:
+            raise ValueError("more than one codec configured (json and format); choose one")
+
+
+class EventCodec:
+    """What ``output.console`` and ``output.file`` write for each event: its JSON
+    (``codec.json.pretty``, ``codec.json.escape_html``) or its ``codec.format.string``,
+    then a newline. An event the codec cannot write (a field the format string requires
+    is missing, a value JSON cannot carry) is left out, counted
+    (``output.dropped_unencodable``) and logged, as libbeat drops what it fails to
+    serialize."""
+
+    __slots__ = ("escape_html", "format", "pretty", "stats")
+
+    def __init__(self, codec: CodecSettings, stats: Counters, *, pretty: bool = False) -> None:
+        from shipper.outputs.fmtstr import compile_format
+
+        js = codec.json or JsonCodec()
+        self.pretty = pretty or js.pretty
+        self.escape_html = js.escape_html
+        self.format = compile_format(codec.format.string) if codec.format is not None else None
+        self.stats = stats
+
+    def lines(self, events: list[Any]) -> list[bytes]:
+        if self.format is None:
+            return encode_lines(events, self.pretty, self.escape_html, self.stats)
+        from shipper.outputs.fmtstr import FieldMissing
+
+        run = self.format.run
+        out = []
+        for e in events:
+            try:
+                out.append(run(e).encode("utf-8", "surrogateescape") + b"\n")
+            except FieldMissing as exc:
+                self.stats.incr("output.dropped_unencodable")
+                log.warning("dropping an event: codec.format.string needs field %s, missing", exc.args[0])
+            except UnicodeEncodeError:
+                out.append(run(e).encode("utf-8", "replace") + b"\n")
+        return out
 
 
 _HTML = ((b"<", b"\\u003c"), (b">", b"\\u003e"), (b"&", b"\\u0026"))
