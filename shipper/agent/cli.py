@@ -2,8 +2,9 @@
 
 ``wirebeat [run] -c FILE -e -d SELECTORS -E key=value -I PCAP -t -l N -O -dump PREFIX``,
 ``wirebeat devices``, ``wirebeat test config|output``, ``wirebeat version``,
-``wirebeat export config|template|ilm-policy|index-pattern|dashboard``,
-``wirebeat setup [--index-management] [--dashboards]``.
+``wirebeat export config|template|ilm-policy|index-pattern|dashboard|fields``,
+``wirebeat setup [--index-management] [--dashboards]``,
+``wirebeat keystore create|add|list|remove`` (``--force``, ``--stdin``), ``--strict.perms``.
 
 Errors end in one line on stderr, ``Exiting: <reason>``, and a non-zero exit code.
 """

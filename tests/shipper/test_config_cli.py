@@ -207,3 +207,18 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     for flag in ("--strict.perms", "--force", "--stdin", "-d SELECTORS", "-E KEY=VALUE"):
         assert flag in run.stdout, flag
     assert wirebeat("help", tmp=tmp_path).stdout == run.stdout
+
+
+def test_test_output_checks_the_file_and_console_outputs(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    run = wirebeat("test", "output", "-c", cfg, tmp=tmp_path)
+    assert (run.rc, run.stdout) == (0, "console: stdout...\n  open... OK\n"), run
+    out = tmp_path / "out" / "deeper"
+    run = wirebeat("test", "output", "-c", cfg, "-E", "output.console.enabled=false",
+                   "-E", f"output.file.path={out}", tmp=tmp_path)  # fmt: skip
+    assert run.rc == 0, run
+    assert run.stdout == f"file: {out}...\n  create directory... OK\n  write a file... OK\n"
+    assert out.is_dir() and list(out.iterdir()) == []  # the probe file is gone
+    down = wirebeat("test", "output", "-c", cfg, "-E", "output.console.enabled=false",
+                    "-E", 'output.elasticsearch.hosts=["http://127.0.0.1:9"]', tmp=tmp_path)  # fmt: skip
+    assert down.rc == 1 and "dial up... ERROR dial tcp 127.0.0.1:9: connection refused" in down.stdout, down
