@@ -350,6 +350,13 @@ def cmd_keystore(args: argparse.Namespace, words: list[str]) -> int:
 
     path, _ = config_path(args)
     tree: dict[str, Any] = expand_dotted(load_yaml(path)) if path is not None else {}
+    if path is not None and strict_perms(args):
+        from shipper.agent.keystore import check_file_perms
+
+        try:
+            check_file_perms(path, exact=False)
+        except KeystoreError as exc:
+            raise _fail(f"error loading config file: {exc}") from None
     overrides = list(args.overrides)
     for flag, key in (("path_home", "path.home"), ("path_data", "path.data")):
         if getattr(args, flag):

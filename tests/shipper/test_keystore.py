@@ -293,3 +293,11 @@ def test_packetbeat_reads_our_keystore_and_we_read_its(tmp_path: Path) -> None:
     store = Keystore(pb_home / "data" / "packetbeat.keystore")
     assert store.get("FROM_PACKETBEAT") == "pb-value"
     assert store.get("FROM_WIREBEAT") == SECRET
+
+
+def test_keystore_commands_check_the_config_file_too(tmp_path: Path) -> None:
+    cfg = config(tmp_path, "name: x\n")
+    cfg.chmod(0o666)
+    run = wirebeat("keystore", "list", "-c", cfg, tmp=tmp_path)
+    assert run.rc == 1 and "can only be writable by the owner" in run.stderr, run
+    assert wirebeat("keystore", "list", "-c", cfg, "--strict.perms=false", tmp=tmp_path).rc == 0
