@@ -134,20 +134,28 @@ class EventCodec:
         self.stats = stats
 
     def lines(self, events: list[Any]) -> list[bytes]:
+        """Each event's bytes and a newline (what is dropped is counted and logged)."""
         if self.format is None:
             return encode_lines(events, self.pretty, self.escape_html, self.stats)
+        return [p + b"\n" for p in self.payloads(events)]
+
+    def payloads(self, events: list[Any]) -> list[bytes]:
+        """Each event's bytes, no newline (``output.redis``: one list element each)."""
         from shipper.outputs.fmtstr import FieldMissing
 
-        run = self.format.run
         out = []
         for e in events:
             try:
-                out.append(run(e).encode("utf-8", "surrogateescape") + b"\n")
+                if self.format is None:
+                    out.append(encode_event(e, self.pretty, self.escape_html))
+                    continue
+                out.append(self.format.run(e).encode("utf-8", "replace"))
             except FieldMissing as exc:
                 self.stats.incr("output.dropped_unencodable")
                 log.warning("dropping an event: codec.format.string needs field %s, missing", exc.args[0])
-            except UnicodeEncodeError:
-                out.append(run(e).encode("utf-8", "replace") + b"\n")
+            except EventEncodingError as exc:
+                self.stats.incr("output.dropped_unencodable")
+                log.warning("dropping an event that cannot be encoded: %s", exc)
         return out
 
 

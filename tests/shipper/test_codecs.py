@@ -141,3 +141,27 @@ def test_same_lines_as_packetbeat(tmp_path: Path) -> None:
     ours = console(tmp_path, "output.console.codec.json.escapehtml=true").stdout
     url = '"full":"http://packetbeat.com/dashboard/transactions?input=packetbeat\\u0026src_ip=192.35.243.1"'
     assert url in escaped and url in ours
+
+
+def test_redis_output_takes_the_codecs_too(tmp_path: Path) -> None:
+    """libbeat's output.redis has a codec as well: the list holds what the codec wrote."""
+    import redis
+
+    from tests.interop.ljpeer import redis_server
+
+    with redis_server(tmp_path) as port:
+        base = ["-E", f"output.redis.hosts=['127.0.0.1:{port}']", "-E", "output.redis.key=events"]
+        run = wirebeat(
+            "-t", "-I", PCAP, *base, "-E", f"output.redis.codec.format.string={FORMAT}", tmp=tmp_path
+        )
+        assert run.rc == 0, run
+        client = redis.Redis(port=port)
+        assert client.lrange("events", 0, -1) == [LINE.encode()]
+        client.delete("events")
+        run = wirebeat(
+            "-t", "-I", PCAP, *base, "-E", "output.redis.codec.json.escape_html=true", tmp=tmp_path
+        )
+        assert run.rc == 0, run
+        (value,) = client.lrange("events", 0, -1)
+        assert b"packetbeat\\u0026src_ip" in value and b"&" not in value
+        client.close()
