@@ -370,10 +370,7 @@ def expand_vars(
             text = rep(whole)
             if text == "":
                 return ""
-            try:
-                return safe_yaml(text, f"${{{whole.group(1)}}}")
-            except yaml.YAMLError:
-                return text  # not YAML: the text itself (never echoed: it may be a secret)
+            return _typed(text, f"${{{whole.group(1)}}}")
         return _VAR_RE.sub(rep, value)
 
     def walk(node: Any, path: str) -> Any:
@@ -386,6 +383,29 @@ def expand_vars(
         return node
 
     return walk(tree, "")
+
+
+def _typed(text: str, what: str) -> Any:
+    """The value of a whole ``${VAR}``: a list or mapping in YAML's flow form (``[80, 8080]``),
+    ``true``/``false``, a plain integer, null, or a quoted string as YAML reads them; any
+    other text as it is. A password must come through unchanged: YAML would read ``yes``
+    as true, ``0123`` as 83 and cut ``abc #1`` at the ``#``."""
+    try:
+        value = safe_yaml(text, what)
+    except yaml.YAMLError:
+        return text  # not YAML: the text itself (never echoed: it may be a secret)
+    bare = text.strip()
+    if isinstance(value, bool):
+        return value if bare.lower() in ("true", "false") else text
+    if isinstance(value, int):
+        return value if str(value) == bare else text
+    if value is None:
+        return None if bare in ("null", "Null", "NULL", "~") else text
+    if isinstance(value, str):
+        return value if bare[:1] in ("'", '"') else text
+    if isinstance(value, list | dict):
+        return value if bare[:1] in ("[", "{") else text  # flow form only: "x: y" is text
+    return text  # floats, dates ...: the text (the setting's type converts it)
 
 
 def parse_override(text: str) -> tuple[str, Any]:

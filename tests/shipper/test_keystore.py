@@ -301,3 +301,21 @@ def test_keystore_commands_check_the_config_file_too(tmp_path: Path) -> None:
     run = wirebeat("keystore", "list", "-c", cfg, tmp=tmp_path)
     assert run.rc == 1 and "can only be writable by the owner" in run.stderr, run
     assert wirebeat("keystore", "list", "-c", cfg, "--strict.perms=false", tmp=tmp_path).rc == 0
+
+
+@pytest.mark.parametrize(
+    "secret", ["yes", "off", "0123", "abc #1", "1.50", "[x", "  spaced  ", "x: y", "- a"]
+)
+def test_a_secret_comes_through_unchanged(tmp_path: Path, secret: str) -> None:
+    """YAML would read these as true, false, 83, "abc", 1.5, a mapping, a list or fail; a password is
+    its text (lists and mappings in ${...} are still read as YAML: -E hosts=${HOSTS})."""
+    from shipper.agent.settings import load_settings
+
+    store = Keystore(tmp_path / "data" / "wirebeat.keystore")
+    store.secrets = {"PW": secret.encode(), "HOSTS": b'["http://127.0.0.1:9200", "http://127.0.0.2:9200"]'}
+    store.save()
+    cfg = config(tmp_path, "output.elasticsearch: {hosts: '${HOSTS}', username: u, password: '${PW}'}\n")
+    settings, _ = load_settings(str(cfg), [f"path.data={tmp_path / 'data'}"], required=True)
+    es = settings.output_config()
+    assert es.password == secret
+    assert es.hosts == ["http://127.0.0.1:9200", "http://127.0.0.2:9200"]
