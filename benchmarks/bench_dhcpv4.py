@@ -14,17 +14,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import resource
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.clirun import run_replay
 from benchmarks.dhcpwire import (
     ACK,
     BOOTREPLY,
@@ -167,31 +164,9 @@ def generate(path: Path, clients: int, seed: int = 1) -> int:
 
 
 def run_cli(pcap: Path) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "wirebeat.yml"
-        cfg.write_text(
-            "packetbeat.protocols:\n  - type: dhcpv4\n    ports: [67, 68]\n"
-            "output.discard.enabled: true\nlogging.metrics.enabled: false\n"
-            f"path.data: {tmp}/data\n"
-        )
-        cmd = [sys.executable, "-m", "shipper", "-c", str(cfg), "-e", "-I", str(pcap), "-t"]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise SystemExit(f"wirebeat failed: {proc.stderr[-2000:]}")
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        metrics = {}
-        for line in proc.stderr.splitlines():
-            if '"Total metrics"' in line:
-                metrics = json.loads(line)["monitoring"]["metrics"]
-        return {
-            "wall": wall,
-            "cpu": usage.ru_utime + usage.ru_stime - (before.ru_utime + before.ru_stime),
-            "maxrss_mb": usage.ru_maxrss / 1024,
-            "events": metrics.get("pipeline.publisher.published", 0),
-        }
+    return run_replay(
+        pcap, "packetbeat.protocols:\n  - type: dhcpv4\n    ports: [67, 68]\noutput.discard.enabled: true\n"
+    )
 
 
 def main() -> None:

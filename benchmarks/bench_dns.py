@@ -14,18 +14,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import resource
 import struct
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.clirun import run_replay
 from benchmarks.synth import decode_timed, ip_frame, udp_datagram
 from capture import CaptureFile, PcapWriter
 from protocols.decoder import Decoder
@@ -171,32 +168,12 @@ def generate(path: Path, transactions: int, seed: int = 1) -> tuple[int, list[by
 
 
 def run_cli(pcap: Path) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "wirebeat.yml"
-        cfg.write_text(
-            "packetbeat.protocols:\n  - type: dns\n    ports: [53]\n"
-            "    include_authorities: true\n    include_additionals: true\n"
-            "output.discard.enabled: true\nlogging.metrics.enabled: false\n"
-            f"path.data: {tmp}/data\n"
-        )
-        cmd = [sys.executable, "-m", "shipper", "-c", str(cfg), "-e", "-I", str(pcap), "-t"]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise SystemExit(f"wirebeat failed: {proc.stderr[-2000:]}")
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        metrics = {}
-        for line in proc.stderr.splitlines():
-            if '"Total metrics"' in line:
-                metrics = json.loads(line)["monitoring"]["metrics"]
-        return {
-            "wall": wall,
-            "cpu": usage.ru_utime + usage.ru_stime - (before.ru_utime + before.ru_stime),
-            "maxrss_mb": usage.ru_maxrss / 1024,
-            "events": metrics.get("pipeline.publisher.published", 0),
-        }
+    return run_replay(
+        pcap,
+        "packetbeat.protocols:\n  - type: dns\n    ports: [53]\n"
+        "    include_authorities: true\n    include_additionals: true\n"
+        "output.discard.enabled: true\n",
+    )
 
 
 def compare_parsers(samples: list[bytes], runs: int) -> None:

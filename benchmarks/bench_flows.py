@@ -16,11 +16,8 @@ of the process (steadier on a busy machine), and each flows-on figure as a share
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import resource
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.clirun import run_replay
 from benchmarks.synth import Conversation, ip_frame, udp_datagram
 from capture import CaptureFile, PcapWriter
 
@@ -132,36 +130,17 @@ CONFIGS = {
 
 def run(pcap: Path, flows: str, output: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "wirebeat.yml"
         out = (
             "output.discard.enabled: true\n"
             if output == "discard"
             else f"output.file: {{path: {tmp}/out, filename: wb}}\n"
         )
-        cfg.write_text(
-            "packetbeat.protocols:\n  - type: http\n    ports: [80]\n  - type: icmp\n"
-            + CONFIGS[flows]
-            + out
-            + f"logging.metrics.enabled: false\npath.data: {tmp}/data\n"
+        r = run_replay(
+            pcap,
+            "packetbeat.protocols:\n  - type: http\n    ports: [80]\n  - type: icmp\n" + CONFIGS[flows] + out,
         )
-        cmd = [sys.executable, "-m", "shipper", "-c", str(cfg), "-e", "-I", str(pcap), "-t"]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise SystemExit(f"wirebeat failed: {proc.stderr[-2000:]}")
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        metrics = {}
-        for line in proc.stderr.splitlines():
-            if '"Total metrics"' in line:
-                metrics = json.loads(line)["monitoring"]["metrics"]
-        return {
-            "wall": wall,
-            "cpu": usage.ru_utime + usage.ru_stime - (before.ru_utime + before.ru_stime),
-            "events": metrics.get("pipeline.publisher.published", 0),
-            "flows": metrics.get("flows.created", 0),
-        }
+    r["flows"] = r["metrics"].get("flows.created", 0)
+    return r
 
 
 def main() -> None:

@@ -10,18 +10,15 @@ reports packets/s, events/s and peak memory (max RSS).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
-import resource
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.clirun import run_replay
 from benchmarks.synth import Conversation
 from capture import PcapWriter
 
@@ -115,31 +112,9 @@ def generate(path: Path, packets: int, connections: int, seed: int = 1) -> tuple
 
 
 def run(pcap: Path, extra: list[str]) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "wirebeat.yml"
-        cfg.write_text(
-            "packetbeat.protocols:\n  - type: http\n    ports: [80]\n"
-            "output.discard.enabled: true\nlogging.metrics.enabled: false\n"
-            f"path.data: {tmp}/data\n"
-        )
-        cmd = [sys.executable, "-m", "shipper", "-c", str(cfg), "-e", "-I", str(pcap), "-t", *extra]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise SystemExit(f"wirebeat failed: {proc.stderr[-2000:]}")
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        metrics = {}
-        for line in proc.stderr.splitlines():
-            if '"Total metrics"' in line:
-                metrics = json.loads(line)["monitoring"]["metrics"]
-        return {
-            "wall": wall,
-            "maxrss_mb": usage.ru_maxrss / 1024,
-            "cpu": usage.ru_utime + usage.ru_stime - (before.ru_utime + before.ru_stime),
-            "events": metrics.get("pipeline.publisher.published", 0),
-        }
+    return run_replay(
+        pcap, "packetbeat.protocols:\n  - type: http\n    ports: [80]\noutput.discard.enabled: true\n", extra
+    )
 
 
 def main() -> None:

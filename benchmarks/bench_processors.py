@@ -19,17 +19,14 @@ the best run of each is compared. ``--host`` adds a run with Packetbeat's stock
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_pipeline import OUT, generate
+from benchmarks.clirun import run_replay
 
 BASE = """
 packetbeat.protocols:
@@ -56,26 +53,7 @@ processors:
 
 
 def run(pcap: Path, extra_cfg: str) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "wirebeat.yml"
-        cfg.write_text(BASE + extra_cfg + f"\npath.data: {tmp}/data\n")
-        cmd = [sys.executable, "-m", "shipper", "-c", str(cfg), "-e", "-I", str(pcap), "-t"]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise SystemExit(f"wirebeat failed: {proc.stderr[-2000:]}")
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        metrics = {}
-        for line in proc.stderr.splitlines():
-            if '"Total metrics"' in line:
-                metrics = json.loads(line)["monitoring"]["metrics"]
-        return {
-            "wall": wall,
-            "cpu": usage.ru_utime + usage.ru_stime - (before.ru_utime + before.ru_stime),
-            "events": metrics.get("pipeline.publisher.published", 0),
-        }
+    return run_replay(pcap, BASE + extra_cfg)
 
 
 def micro(pcap: Path, rounds: int = 5) -> tuple[float, float]:

@@ -89,8 +89,16 @@ def live_config(
 class LiveBeat:
     """``wirebeat -c CONFIG -e`` in a subprocess; stderr (JSON log lines) collected."""
 
-    def __init__(self, workdir: Path, cfg: dict[str, Any], args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        cfg: dict[str, Any],
+        args: list[str] | None = None,
+        prefix: list[str] | None = None,
+    ) -> None:
         self.workdir = workdir
+        #: A command wirebeat runs under (setpriv ... --).
+        self.prefix = prefix or []
         self.config = write_config(workdir / "wirebeat.yml", cfg)
         self.cfg = cfg
         self.args = args or []
@@ -101,7 +109,7 @@ class LiveBeat:
 
     def start(self, ready_timeout: float = 30) -> LiveBeat:
         self.proc = subprocess.Popen(
-            [*WIREBEAT, "-c", str(self.config), "-e", *self.args],
+            [*self.prefix, *WIREBEAT, "-c", str(self.config), "-e", *self.args],
             cwd=str(self.workdir),
             env=env(),
             stdout=subprocess.DEVNULL,

@@ -63,4 +63,6 @@ class ProtocolConfig:
     tags: list[str] = attrs.field(factory=list)
     #: Accepted for compatibility; processors are applied by the shipper.
     processors: list[Any] = attrs.field(factory=list)
-    interface: dict[str, Any] = attrs.field(factory=dict)
+    #: Packetbeat: run this protocol only on ``interface.device``. wirebeat runs every
+    #: protocol on every interface (a warning says so).
+    interface: dict[str, Any] = attrs.field(factory=dict, metadata={"ignored": True})

@@ -18,6 +18,7 @@ import logging
 import platform
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -219,10 +220,13 @@ def setup_logs(args: argparse.Namespace, settings: Settings | None) -> None:
         to_stderr=args.stderr or (lg.to_stderr if lg else False) or settings is None,
         to_files=lg.to_files if lg else False,
         json_format=lg.json if lg else True,
-        log_dir=settings.logs_path if settings is not None else None,
+        log_dir=(Path(lg.files.path) if lg and lg.files.path else settings.logs_path)
+        if settings is not None
+        else None,
         name=lg.files.name if lg else "wirebeat",
         rotate_bytes=lg.files.rotateeverybytes if lg else 10 * 1024 * 1024,
         keep=lg.files.keepfiles if lg else 7,
+        permissions=lg.files.permissions if lg else 0o600,
     )
     log = logging.getLogger("config")
     for w in _pending_warnings:
@@ -234,6 +238,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load(args)
     if args.no_publish:
         settings = _with_output(settings, "discard")
+    if not args.dump and settings.packetbeat.interfaces[0].dumpfile:
+        args.dump = settings.packetbeat.interfaces[0].dumpfile  # -dump's config key
     setup_logs(args, settings)
     from shipper.agent.beat import Beat
 

@@ -550,6 +550,9 @@ class Builder:
                 continue
             if f.metadata.get("ignored"):
                 self.warnings.append(f"config setting {sub} is accepted for compatibility and has no effect")
+            only = f.metadata.get("only_under")  # a setting of some sections of a shared class only
+            if only and path.rsplit(".", 1)[-1] not in only:
+                self.warnings.append(f"config setting {sub} only applies under {' or '.join(only)} (ignored)")
             kwargs[f.name] = self.convert(hints[f.name], value, sub)
             _validate_field(f, kwargs[f.name], sub)
             kind = f.metadata.get(PATH_KIND)

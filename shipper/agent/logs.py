@@ -72,6 +72,19 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ign
         super().handleError(record)
 
 
+class _FileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log file created with ``logging.files.permissions``."""
+
+    def __init__(self, path: Path, *, permissions: int, **kw: Any) -> None:
+        self.permissions = permissions
+        super().__init__(path, **kw)
+
+    def _open(self) -> Any:
+        stream = super()._open()
+        os.chmod(self.baseFilename, self.permissions)
+        return stream
+
+
 def setup_logging(
     *,
     level: str = "info",
@@ -83,6 +96,7 @@ def setup_logging(
     name: str = "wirebeat",
     rotate_bytes: int = 10 * 1024 * 1024,
     keep: int = 7,
+    permissions: int = 0o600,
 ) -> None:
     global _tracebacks
     sels = {s.strip() for s in (selectors or []) if s.strip()}
@@ -114,8 +128,8 @@ def setup_logging(
     else:
         log_dir.mkdir(parents=True, exist_ok=True)
         day = datetime.date.today().strftime("%Y%m%d")
-        handler = logging.handlers.RotatingFileHandler(
-            log_dir / f"{name}-{day}.ndjson", maxBytes=rotate_bytes, backupCount=keep
+        handler = _FileHandler(
+            log_dir / f"{name}-{day}.ndjson", permissions=permissions, maxBytes=rotate_bytes, backupCount=keep
         )
     handler.setFormatter(fmt)
     root.addHandler(handler)

@@ -189,11 +189,16 @@ class DiskQueueSettings:
     max_size: ByteSize = attrs.field(default=ByteSize(10 * 1024**3), validator=greater_than(0))
     #: 0: ``max_size / 10``.
     segment_size: ByteSize = attrs.field(default=ByteSize(0), validator=at_least(0))
-    read_ahead: int = attrs.field(default=512, validator=at_least(1))
-    write_ahead: int = attrs.field(default=2048, validator=at_least(1))
-    #: libbeat: validate:"positive".
-    retry_interval: Duration = attrs.field(default=Duration(1.0), validator=greater_than(0))
-    max_retry_interval: Duration = attrs.field(default=Duration(30.0), validator=greater_than(0))
+    # libbeat's tuning of its reader/writer goroutines and of retries after disk errors;
+    # wirebeat's disk queue writes synchronously and logs a failed write (no retries).
+    read_ahead: int = attrs.field(default=512, validator=at_least(1), metadata={"ignored": True})
+    write_ahead: int = attrs.field(default=2048, validator=at_least(1), metadata={"ignored": True})
+    retry_interval: Duration = attrs.field(
+        default=Duration(1.0), validator=greater_than(0), metadata={"ignored": True}
+    )
+    max_retry_interval: Duration = attrs.field(
+        default=Duration(30.0), validator=greater_than(0), metadata={"ignored": True}
+    )
 
 
 @attrs.frozen
@@ -210,8 +215,8 @@ class LogFilesSettings:
     #: libbeat's file rotator keeps 2..1024 files.
     keepfiles: int = attrs.field(default=7, validator=between(2, 1024))
     permissions: int = attrs.field(default=0o600, validator=between(0, 0o777))
-    interval: Duration = attrs.field(default=Duration(0.0), validator=at_least(0))
-    rotateonstartup: bool = True
+    interval: Duration = attrs.field(default=Duration(0.0), validator=at_least(0), metadata={"ignored": True})
+    rotateonstartup: bool = attrs.field(default=True, metadata={"ignored": True})
 
 
 @attrs.frozen
@@ -228,7 +233,7 @@ class LoggingSettings:
     selectors: list[str] = attrs.field(factory=list)
     to_stderr: bool = False
     to_files: bool = True
-    to_syslog: bool = False
+    to_syslog: bool = attrs.field(default=False, metadata={"ignored": True})
     json: bool = True
     files: LogFilesSettings = LogFilesSettings()
     metrics: LogMetricsSettings = LogMetricsSettings()
@@ -318,7 +323,8 @@ class DashboardsSettings:
     #: Index pattern the dashboards and the data view use (default ``packetbeat-*``).
     index: str = ""
     beat: str = "packetbeat"
-    always_kibana: bool = False
+    #: Dashboards always go through Kibana's API (as in libbeat 8.x).
+    always_kibana: bool = attrs.field(default=False, metadata={"ignored": True})
     string_replacements: dict[str, str] = attrs.field(factory=dict)
     retry: DashboardsRetrySettings = DashboardsRetrySettings()
     directory: str = attrs.field(default="", metadata={"ignored": True})
@@ -551,12 +557,78 @@ def output_module(name: str) -> Any:
     return importlib.import_module(OUTPUT_MODULES[name])
 
 
-def _build_output(b: Builder, raw: Any, path: str) -> dict[str, Any]:
+#: libbeat 8.x/9.x ``output.elasticsearch.preset`` (outputs/elasticsearch/config_presets.go):
+#: the settings each preset sets, over the user's own.
+ES_PRESETS: dict[str, dict[str, Any]] = {
+    "custom": {},
+    "balanced": {
+        "bulk_max_size": 1600,
+        "worker": 1,
+        "queue": {"mem": {"events": 3200, "flush": {"min_events": 1600, "timeout": "10s"}}},
+        "compression_level": 1,
+        "idle_connection_timeout": "3s",
+    },
+    "throughput": {
+        "bulk_max_size": 1600,
+        "worker": 4,
+        "queue": {"mem": {"events": 12800, "flush": {"min_events": 1600, "timeout": "5s"}}},
+        "compression_level": 1,
+        "idle_connection_timeout": "15s",
+    },
+    "scale": {
+        "bulk_max_size": 1600,
+        "worker": 1,
+        "queue": {"mem": {"events": 3200, "flush": {"min_events": 1600, "timeout": "20s"}}},
+        "compression_level": 1,
+        "idle_connection_timeout": "1s",
+        "backoff": {"init": "5s", "max": "300s"},
+    },
+    "latency": {
+        "bulk_max_size": 50,
+        "worker": 1,
+        "queue": {"mem": {"events": 4100, "flush": {"min_events": 2050, "timeout": "1s"}}},
+        "compression_level": 1,
+        "idle_connection_timeout": "60s",
+    },
+}
+
+
+def _flat_keys(tree: Any, prefix: str = "") -> list[str]:
+    if not isinstance(tree, dict) or not tree:
+        return [prefix] if prefix else []
+    return [k for key, v in tree.items() for k in _flat_keys(v, f"{prefix}.{key}" if prefix else str(key))]
+
+
+def apply_preset(b: Builder, body: dict[str, Any], path: str) -> dict[str, Any]:
+    """``output.elasticsearch.preset`` as libbeat applies it: the preset's values replace the
+    user's (a warning names each one replaced); a preset that sets the queue replaces the
+    whole output-level queue."""
+    preset = body.get("preset")
+    if preset in (None, ""):
+        return body
+    values = ES_PRESETS.get(str(preset))
+    if values is None:
+        raise ConfigError(
+            f"{path}.preset", f"unknown preset value {preset!r} (use one of: {', '.join(ES_PRESETS)})"
+        )
+    preset_keys = set(_flat_keys(values))
+    sets_queue = "queue" in values
+    for key in _flat_keys(body):
+        if (sets_queue and key.startswith("queue.")) or key in preset_keys:
+            b.warnings.append(f"performance preset {preset!r} overrides user setting {path}.{key}")
+    out = {k: v for k, v in body.items() if not (sets_queue and k == "queue")}
+    return merge(out, {k: (dict(v) if isinstance(v, dict) else v) for k, v in values.items()})
+
+
+def _build_output(b: Builder, raw: Any, path: str) -> tuple[dict[str, Any], tuple[Any, str] | None]:
+    """The enabled output's config, and its own ``queue`` section with its key path, if any
+    (libbeat: an output's queue settings take precedence over the global ``queue``)."""
     if raw is None:
-        return {}
+        return {}, None
     if not isinstance(raw, dict):
         raise ConfigError(path, "expected a mapping of output name to settings")
     enabled: dict[str, Any] = {}
+    queue: tuple[Any, str] | None = None
     for name, body in raw.items():
         sub = f"{path}.{name}"
         if name not in OUTPUT_MODULES:
@@ -567,10 +639,16 @@ def _build_output(b: Builder, raw: Any, path: str) -> dict[str, Any]:
             mod = output_module(name)
         except ImportError:
             raise ConfigError(sub, f"output {name!r} is not available in this build") from None
+        if isinstance(body, dict):
+            if name == "elasticsearch":
+                body = apply_preset(b, body, sub)
+            if "queue" in body:
+                body = dict(body)
+                queue = (body.pop("queue"), f"{sub}.queue")
         enabled[name] = b.build(mod.CONFIG, body, sub)
     if len(enabled) > 1:
         raise ConfigError(path, f"more than one output is enabled ({', '.join(enabled)}); enable exactly one")
-    return enabled
+    return enabled, queue
 
 
 def make_builder() -> Builder:
@@ -741,7 +819,8 @@ def build_settings(tree: dict[str, Any]) -> tuple[Settings, list[str]]:
         raise ConfigError("packetbeat", "expected a mapping")
     pb_raw = dict(pb_raw)
     protocols = _build_protocols(b, pb_raw.pop("protocols", None), "packetbeat.protocols")
-    interfaces = _build_interfaces(b, pb_raw.pop("interfaces", None), "packetbeat.interfaces")
+    pb_raw_interfaces = pb_raw.pop("interfaces", None)
+    interfaces = _build_interfaces(b, pb_raw_interfaces, "packetbeat.interfaces")
     flows_raw = pb_raw.pop("flows", None)
     flows = b.build(FlowsSettings, flows_raw, "packetbeat.flows") if flows_raw is not None else None
     if flows is not None and flows.enabled:
@@ -752,12 +831,28 @@ def build_settings(tree: dict[str, Any]) -> tuple[Settings, list[str]]:
     pb = b.build(PacketbeatSettings, pb_raw, "packetbeat")
     pb = attrs.evolve(pb, protocols=protocols, interfaces=interfaces, flows=flows)
     rest = {k: v for k, v in tree.items() if k not in ("packetbeat", "output")}
-    output = _build_output(b, tree.get("output"), "output")
+    output, output_queue = _build_output(b, tree.get("output"), "output")
+    if output_queue is not None:
+        if rest.get("queue"):
+            b.warnings.append(
+                f"{output_queue[1]} takes precedence over the global queue settings: queue.* ignored"
+            )
+        rest["queue"] = None
+    raw_ifaces = pb_raw_interfaces if isinstance(pb_raw_interfaces, list) else [pb_raw_interfaces]
+    for iface, raw_iface in zip(interfaces, raw_ifaces, strict=False):
+        given = isinstance(raw_iface, dict) and "poll_default_route" in raw_iface
+        if given and iface.device.startswith("default_route"):
+            b.warnings.append(
+                "packetbeat.interfaces.poll_default_route: the default route's device is resolved "
+                "once at start, not polled (restart wirebeat after a route change)"
+            )
     for section in ("monitoring", "xpack", "cloud", "seccomp", "features", "max_procs", "ilm"):
         if section in rest:
             rest.pop(section)
             b.warnings.append(f"config section {section!r} is not supported by wirebeat (ignored)")
     settings = b.build(Settings, rest, "")
+    if output_queue is not None:
+        settings = attrs.evolve(settings, queue=_queue_plain(b, output_queue[0], output_queue[1]))
     settings = attrs.evolve(settings, packetbeat=pb, output=output, raw=tree)
     check_processors(b, settings.processors, "processors")
     if flows is not None:

@@ -86,6 +86,13 @@ class ElasticsearchConfig:
     worker: int = attrs.field(default=1, validator=between(1, 1024))
     #: <= 0: the queue's batches are sent unsplit (libbeat).
     bulk_max_size: int = 1600
+    #: balanced | throughput | scale | latency | custom: applied while loading
+    #: (:func:`shipper.agent.settings.apply_preset`); kept here for ``export config``.
+    preset: str = attrs.field(
+        default="", validator=one_of("", "custom", "balanced", "throughput", "scale", "latency")
+    )
+    #: A connection idle this long is closed rather than reused (0: never; libbeat: 3s).
+    idle_connection_timeout: Duration = attrs.field(default=Duration(3.0), validator=at_least(0))
     #: -1: retry for ever. Connection failures never count; documents Elasticsearch
     #: rejects for good (4xx other than 429) are dropped at once, as in libbeat.
     max_retries: int = attrs.field(default=3, validator=at_least(-1))
@@ -169,6 +176,7 @@ def http_client(
         ssl_settings=cfg.ssl,
         timeout=timeout or cfg.timeout,
         maxsize=maxsize,
+        idle_timeout=cfg.idle_connection_timeout,
     )
 
 

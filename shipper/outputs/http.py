@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 import ssl
+import time
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -135,6 +136,7 @@ class HttpClient:
         ssl_settings: SslSettings | None = None,
         timeout: float = 90.0,
         maxsize: int = 4,
+        idle_timeout: float = 0.0,
     ) -> None:
         if not hosts:
             raise ValueError("no hosts configured")
@@ -166,6 +168,10 @@ class HttpClient:
             timeout=urllib3.Timeout(connect=min(10.0, timeout), read=timeout),
         )
         self._current = 0
+        #: ``idle_connection_timeout``: pooled connections unused this long are closed
+        #: before the next request instead of being reused (0: kept).
+        self.idle_timeout = idle_timeout
+        self._last_used = time.monotonic()
 
     @property
     def url(self) -> str:
@@ -195,6 +201,10 @@ class HttpClient:
         target = path if path.startswith("/") else "/" + path
         if query:
             target += "?" + urlencode({k: _param(v) for k, v in query.items()}, quote_via=quote)
+        now = time.monotonic()
+        if self.idle_timeout > 0 and now - self._last_used > self.idle_timeout:
+            self.pool.clear()
+        self._last_used = now
         start = self._current if host_index is None else host_index % len(self.urls)
         errors = []
         sent = False

@@ -182,11 +182,13 @@ class PartitionSettings:
     """One of ``partition.random``, ``partition.round_robin``, ``partition.hash``."""
 
     reachable_only: bool = False
-    group_events: int = attrs.field(default=1, validator=between(1, 1 << 31))
+    group_events: int = attrs.field(
+        default=1, validator=between(1, 1 << 31), metadata={"only_under": ("random", "round_robin")}
+    )
     #: hash only: the fields to hash (empty: the record key).
-    hash: list[str] = attrs.field(factory=list)
+    hash: list[str] = attrs.field(factory=list, metadata={"only_under": ("hash",)})
     #: hash only: a random partition when a field is missing (else partition 0, as libbeat).
-    random: bool = True
+    random: bool = attrs.field(default=True, metadata={"only_under": ("hash",)})
 
 
 @attrs.frozen
@@ -255,7 +257,6 @@ class KafkaConfig:
     kerberos: dict[str, Any] | None = attrs.field(default=None, validator=_no_kerberos)
     channel_buffer_size: int = attrs.field(default=256, validator=at_least(1), metadata={"ignored": True})
     enable_krb5_fast: bool = attrs.field(default=False, metadata={"ignored": True})
-    queue: dict[str, Any] = attrs.field(factory=dict, metadata={"ignored": True})
 
     def __attrs_post_init__(self) -> None:
         if not self.topic and not self.topics:

@@ -82,7 +82,7 @@ class LogstashConfig:
     ssl: SslSettings | None = None
     #: libbeat's SOCKS5 proxy: refused rather than ignored, so traffic never bypasses it.
     proxy_url: str = attrs.field(default="", validator=_no_proxy)
-    proxy_use_local_resolver: bool = False
+    proxy_use_local_resolver: bool = attrs.field(default=False, metadata={"ignored": True})
 
 
 CONFIG = LogstashConfig
