@@ -86,8 +86,6 @@ class JsonCodec:
 def _format_string(_inst: Any, _attr: Any, value: str) -> None:
     from shipper.outputs.fmtstr import FormatError, compile_format
 
-    if not value:
-        raise ValueError("missing required field accessing 'string'")
     try:
         compile_format(value)
     except FormatError as exc:
@@ -97,7 +95,7 @@ def _format_string(_inst: Any, _attr: Any, value: str) -> None:
 @attrs.frozen
 class FormatCodec:
     """``codec.format.string``: each event written as a libbeat format string
-    (``%{[@timestamp]} %{[type]} %{[url.full]}``)."""
+    (``%{[@timestamp]} %{[type]} %{[url.full]}``); "" (the default): not set, JSON."""
 
     string: str = attrs.field(default="", validator=_format_string)
 
@@ -110,8 +108,12 @@ class CodecSettings:
     format: FormatCodec | None = None
 
     def __attrs_post_init__(self) -> None:
-        if self.json is not None and self.format is not None:
+        if self.json is not None and self.formatted:
             raise ValueError("more than one codec configured (json and format); choose one")
+
+    @property
+    def formatted(self) -> bool:
+        return self.format is not None and self.format.string != ""
 
 
 class EventCodec:
@@ -130,7 +132,7 @@ class EventCodec:
         js = codec.json or JsonCodec()
         self.pretty = pretty or js.pretty
         self.escape_html = js.escape_html
-        self.format = compile_format(codec.format.string) if codec.format is not None else None
+        self.format = compile_format(codec.format.string) if codec.formatted and codec.format else None
         self.stats = stats
 
     def lines(self, events: list[Any]) -> list[bytes]:

@@ -136,7 +136,7 @@ class RedisOutput(Output):
         self.ctx = ctx
         self.stats = ctx.stats
         codec = config.codec
-        if config.escape_html and codec.format is None:
+        if config.escape_html and not codec.formatted:
             js = codec.json or JsonCodec()
             codec = attrs.evolve(codec, json=attrs.evolve(js, escape_html=True))
         self.codec = EventCodec(codec, ctx.stats)

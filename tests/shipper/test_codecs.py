@@ -87,10 +87,6 @@ def test_json_escape_html_and_pretty(tmp_path: Path) -> None:
             "output.console.codec.format.string: missing closing ']' (from -E)",
         ),
         (
-            "output.file.codec.format={}",
-            "output.file.codec.format: missing required field accessing 'string'",
-        ),
-        (
             "output.console.codec={json: {pretty: true}, format: {string: x}}",
             "output.console.codec: more than one codec configured (json and format); choose one",
         ),
