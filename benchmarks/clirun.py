@@ -16,22 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from shipper.agent.monitor import flatten
+
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Metric names for events published, old and libbeat-style, first found wins.
 PUBLISHED = ("libbeat.pipeline.events.published", "pipeline.publisher.published")
-
-
-def flat(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested metrics (libbeat style) flattened to dotted keys; flat ones stay as they are."""
-    out: dict[str, Any] = {}
-    for k, v in metrics.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flat(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def run_replay(pcap: Path, config: str, extra_args: Sequence[str] = ()) -> dict[str, Any]:
@@ -55,7 +45,7 @@ def run_replay(pcap: Path, config: str, extra_args: Sequence[str] = ()) -> dict[
     metrics: dict[str, Any] = {}
     for line in proc.stderr.splitlines():
         if '"Total metrics"' in line:
-            metrics = flat(json.loads(line)["monitoring"]["metrics"])
+            metrics = flatten(json.loads(line)["monitoring"]["metrics"])
     return {
         "wall": wall,
         "cpu": usage.ru_utime + usage.ru_stime - (before.ru_utime + before.ru_stime),

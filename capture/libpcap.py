@@ -69,7 +69,10 @@ def lib() -> Any:
             except OSError as exc:
                 last = exc
         else:
-            raise CaptureError(f"libpcap is not installed (apt-get install libpcap0.8): {last}")
+            raise CaptureError(
+                "libpcap is not installed: live capture needs it to compile its capture filter "
+                f"(Debian/Ubuntu: apt-get install libpcap0.8); replaying a file with -I does not ({last})"
+            )
         _declare(handle)
         _lib = handle
         return handle

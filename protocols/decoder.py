@@ -62,8 +62,11 @@ class DecoderLimits:
     tcp: TcpLimits = TcpLimits()
     max_vlan_tags: int = 2
     max_ip_layers: int = 2
-    fragment_max_bytes: int = 100_000
+    #: Largest reassembled IP datagram (Packetbeat's cap).
+    fragment_max_datagram: int = 100_000
+    #: Incomplete datagrams held at once, and the memory they may hold (``packetbeat.ip_fragments``).
     fragment_max_pending: int = 4096
+    fragment_max_bytes: int = 32 << 20
     fragment_timeout_ns: int = 30 * NS
     #: How often (capture time) expiry runs while packets flow.
     tick_interval_ns: int = NS
@@ -87,12 +90,15 @@ class Decoder:
         self._out: list[dict[str, Any]] = []
         self.tcp = TcpTracker(self.registry.tcp_ports, self.stats, self._out, self.limits.tcp)
         self.udp_ports = self.registry.udp_ports
+        #: Packets on ports no protocol claims (TCP and UDP), for the end-of-replay hint.
+        self.unclaimed = self.tcp.unclaimed
         self.icmp = self.registry.icmp_plugin
         self.frags = FragmentReassembler(
             self.stats,
-            self.limits.fragment_max_bytes,
+            self.limits.fragment_max_datagram,
             self.limits.fragment_max_pending,
             self.limits.fragment_timeout_ns,
+            self.limits.fragment_max_bytes,
         )
         self.packets = 0
         self.bytes = 0
@@ -182,6 +188,8 @@ class Decoder:
         elif linktype in _RAW:
             if frame:
                 self._ip(ts, frame, 0, frame[0] >> 4, 0)
+            else:
+                self.stats.incr("decoder.truncated")
         elif linktype == LINKTYPE_IPV4:
             self._ip(ts, frame, 0, 4, 0)
         elif linktype == LINKTYPE_IPV6:
@@ -195,6 +203,7 @@ class Decoder:
 
     def flush(self) -> list[dict[str, Any]]:
         """End of input: publish what can be completed; open requests come out unmatched."""
+        self.frags.flush()
         self.tcp.flush()
         for p in self.registry.plugins:
             self._emit(p, self._safe(p, p.flush))
@@ -342,36 +351,27 @@ class Decoder:
             if end > blen:
                 missing = end - blen
                 end = blen
-            frag_info = None
-            while proto in IPV6_EXT_GENERIC or proto == IPV6_FRAGMENT or proto == IPV6_AH:
-                if end - start < 8:
-                    self.stats.incr("decoder.malformed")
-                    return
-                nxt = b[start]
-                if proto == IPV6_FRAGMENT:
-                    fo = (b[start + 2] << 8) | b[start + 3]
-                    ident = struct.unpack_from(">I", b, start + 4)[0]
-                    frag_info = (fo & 0xFFF8, bool(fo & 1), ident)
-                    hlen = 8
-                elif proto == IPV6_AH:
-                    hlen = (b[start + 1] + 2) << 2
-                else:
-                    hlen = (b[start + 1] + 1) << 3
-                proto = nxt
-                start += hlen
-            if start > end:
-                self.stats.incr("decoder.malformed")
+            hdrs = self._ipv6_headers(b, start, end, proto, True)
+            if hdrs is None:
                 return
-            if frag_info is not None and (frag_info[0] or frag_info[1]):
-                if missing:
-                    self.stats.incr("decoder.truncated")
+            proto, start, frag_info = hdrs
+            if frag_info is not None:
+                if frag_info[0] or frag_info[1]:
+                    if missing:
+                        self.stats.incr("decoder.truncated")
+                        return
+                    whole = self.frags.add(
+                        ts, (src, dst, proto, frag_info[2]), frag_info[0], frag_info[1] == 1, b[start:end]
+                    )
+                    if whole is None:
+                        return
+                    b, start, end = whole, 0, len(whole)
+                # Extension headers may follow the Fragment header (RFC 8200 §4.1): they
+                # are part of the fragmentable payload.
+                hdrs = self._ipv6_headers(b, start, end, proto, False)
+                if hdrs is None:
                     return
-                whole = self.frags.add(
-                    ts, (src, dst, proto, frag_info[2]), frag_info[0], frag_info[1], b[start:end]
-                )
-                if whole is None:
-                    return
-                b, start, end = whole, 0, len(whole)
+                proto, start, _ = hdrs
             if proto == IPPROTO_TCP:
                 self._tcp(ts, b, start, end, src, dst, missing)
                 return
@@ -391,6 +391,31 @@ class Decoder:
             self._ip(ts, b[start:end], 0, 4 if proto == IPPROTO_IPIP else 6, depth + 1)
         else:
             self.stats.incr("decoder.other_transport")
+
+    def _ipv6_headers(
+        self, b: bytes, start: int, end: int, proto: int, fragment: bool
+    ) -> tuple[int, int, tuple[int, int, int] | None] | None:
+        """Skip IPv6 extension headers up to the transport (or, with ``fragment``, up to
+        and including a Fragment header). Returns (next header, its offset, (fragment
+        offset, more, id) or None), or None for a malformed chain (counted)."""
+        while proto in IPV6_EXT_GENERIC or proto == IPV6_AH or (fragment and proto == IPV6_FRAGMENT):
+            if end - start < 8:
+                self.stats.incr("decoder.malformed")
+                return None
+            nxt = b[start]
+            if proto == IPV6_FRAGMENT:
+                fo = (b[start + 2] << 8) | b[start + 3]
+                ident = struct.unpack_from(">I", b, start + 4)[0]
+                return nxt, start + 8, (fo & 0xFFF8, fo & 1, ident)
+            if proto == IPV6_AH:
+                start += (b[start + 1] + 2) << 2
+            else:
+                start += (b[start + 1] + 1) << 3
+            proto = nxt
+        if start > end:
+            self.stats.incr("decoder.malformed")
+            return None
+        return proto, start, None
 
     def _tcp(self, ts: int, b: bytes, p: int, end: int, src: bytes, dst: bytes, missing: int) -> None:
         if end - p < 20:
@@ -413,8 +438,11 @@ class Decoder:
         plugin = self.udp_ports.get(sport) or self.udp_ports.get(dport)
         if plugin is None:
             self.stats.incr("udp.unknown_port_packets")
+            self.unclaimed.note("udp", sport, dport, 0, b[p + 8 : min(end, p + 72)])
             return
         if ulen >= 8:
+            if p + ulen > end:  # cut by the snaplen (or a lying length): the decoder gets what is there
+                self.stats.incr("udp.truncated_datagrams")
             end = min(end, p + ulen)
         payload = b[p + 8 : end]
         ports = plugin.config.ports

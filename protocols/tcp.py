@@ -30,6 +30,7 @@ from __future__ import annotations
 import bisect
 import logging
 from collections import OrderedDict
+from operator import itemgetter
 from typing import Any
 
 import attrs
@@ -37,12 +38,14 @@ import attrs
 from protocols.handler import FROM_CLIENT, FROM_SERVER, ConnectionHandler, ConnInfo, Plugin
 from protocols.net import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, ip_to_str
 from protocols.stats import Counters
+from protocols.unclaimed import PortTally
 
 log = logging.getLogger("tcp")
 
 M32 = 0xFFFFFFFF
 HALF = 0x80000000
 NS = 1_000_000_000
+_seq = itemgetter(0)  # a held segment's sequence number
 
 
 @attrs.frozen
@@ -157,6 +160,7 @@ class TcpTracker:
             OrderedDict()
         )
         self._next_id = 1
+        self.unclaimed = PortTally()
         timeouts = [p.timeout_ns for p in ports.values()] or [10 * NS]
         self.min_timeout = min(timeouts)
         #: ``-d tcp``: connection lifecycles and gaps (read once: no cost when off).
@@ -276,6 +280,7 @@ class TcpTracker:
         plugin = self.ports.get(sport) or self.ports.get(dport)
         if plugin is None:
             self.stats.incr("tcp.unknown_port_packets")
+            self.unclaimed.note("tcp", sport, dport, flags, payload)
             return None
         if self.time_wait and self._late_duplicate(ts, key, seq, flags):
             self.stats.incr("tcp.late_duplicates")
@@ -467,22 +472,29 @@ class TcpTracker:
             st.blocked_ts = ts
             self.blocked.add(conn)
         seg = [abs_seq, payload, ts, dep]
-        i = bisect.bisect_left(st.buf, abs_seq, key=lambda s: s[0])
-        if i < len(st.buf) and st.buf[i][0] == abs_seq:
+        i = bisect.bisect_left(st.buf, abs_seq, key=_seq)
+        # A snaplen placeholder ([seq, None, ts, missing]) at the same place stays after
+        # the data: bytes that did arrive come first, and only what they leave is a gap.
+        if i < len(st.buf) and st.buf[i][0] == abs_seq and st.buf[i][1] is not None:
             old = st.buf[i]
             if len(old[1]) >= n:
                 self.stats.incr("tcp.retransmits")
-                return
-            st.buf_bytes -= len(old[1])
-            st.buf[i] = seg
+                if not missing:
+                    return
+            else:
+                st.buf_bytes += n - len(old[1])
+                st.buf[i] = seg
         else:
             st.buf.insert(i, seg)
+            st.buf_bytes += n
             if abs_seq > st.next_seq:
                 self.stats.incr("tcp.out_of_order")
-        st.buf_bytes += n
         if missing:
-            # Bytes the capture cut off (snaplen): a known loss right after this segment.
-            st.buf.insert(i + 1, [abs_seq + n, None, ts, missing])
+            # Bytes the capture cut off (snaplen): a known loss right after this segment,
+            # unless other segments bring them. Kept sorted, after data at the same place.
+            self.stats.incr("tcp.snaplen_truncated")
+            end = abs_seq + n
+            st.buf.insert(bisect.bisect_right(st.buf, end, key=_seq), [end, None, ts, missing])
         self._drain(conn, direction)
         if st.buf and st.buf_bytes > self.limits.reorder_buffer:
             self.stats.incr("tcp.reorder_overflows")

@@ -516,6 +516,7 @@ class FlowTable:
             if more:
                 if len(frags) >= _MAX_FRAGMENTS:
                     frags.pop(next(iter(frags)))
+                    self.stats.incr("flows.fragments_evicted")
                 frags[fkey] = ports
             return (*ports, icmp)
         known = frags.get(fkey) if more else frags.pop(fkey, None)

@@ -25,6 +25,7 @@ from protocols.stats import Counters
 from protocols.tcp import TcpLimits
 from shipper.agent.hostinfo import agent_id
 from shipper.agent.monitor import Monitor
+from shipper.agent.progress import Publish, ReplayReport
 from shipper.agent.settings import Settings, output_module
 from shipper.agent.version import VERSION
 from shipper.outputs.base import Output, OutputContext
@@ -53,13 +54,17 @@ class Beat:
 
     def decoder_limits(self) -> DecoderLimits:
         t = self.settings.packetbeat.tcp
+        f = self.settings.packetbeat.ip_fragments
         return DecoderLimits(
             tcp=TcpLimits(
                 max_connections=t.max_connections,
                 reorder_window=t.reorder_window,
                 reorder_timeout_ns=int(t.reorder_timeout * NS),
                 reorder_buffer=t.reorder_buffer,
-            )
+            ),
+            fragment_max_pending=f.max_datagrams,
+            fragment_max_bytes=f.max_bytes,
+            fragment_timeout_ns=int(f.timeout * NS),
         )
 
     def new_decoder(self) -> Decoder:
@@ -231,6 +236,14 @@ class Beat:
         self.pipeline.start()
         self.monitor.add("", lambda: dict(self.decoder_stats))
         self.monitor.add("pipeline", lambda: dict(self.stats))
+        mem = s.queue.mem
+        self.monitor.configure(
+            name=s.beat_name,
+            version=VERSION,
+            ephemeral_id=str(self.pipeline.envelope.agent.get("ephemeral_id", "")),
+            output_type=s.output_name(),
+            queue_max=mem.events if mem is not None else (3200 if s.queue.disk is None else 0),
+        )
         return self.pipeline
 
     def process_watcher(self, live: bool) -> Any:
@@ -279,6 +292,10 @@ class Beat:
         self.install_signals()
         self.tune_gc()
         self.monitor.start()
+        report = self.replay_report(loops, progress=not one_at_a_time)
+        publish = report.counting(pipeline.publish_all)
+        http = self.start_http()
+        report.start()
         dumper = Dumper(dump_prefix) if dump_prefix else None
         reader: CaptureFile | None = None
         n = 0
@@ -289,6 +306,7 @@ class Beat:
                 decoder = self.new_decoder()
                 reader = CaptureFile(path)
                 self.monitor.add("pcap", reader.stats.as_dict)
+                report.reader(reader.stats, reader.size, decoder.unclaimed)
                 packets: Iterable[tuple[int, int, bytes, int]] = reader
                 if not topspeed:
                     packets = _paced(packets, self.stop_event)
@@ -296,13 +314,13 @@ class Beat:
                     packets = _one_at_a_time(packets)
                 if dumper is not None:
                     packets = dumper.wrap(packets)
-                self._loop(decoder, packets, pipeline)
+                self._loop(decoder, packets, pipeline, publish)
                 if pipeline.failed.is_set():
                     break
-                pipeline.publish_all(decoder.flush())
+                publish(decoder.flush())
                 if reader.error:
-                    self.stats.incr("pcap.truncated_files")
-                    log.warning("capture file problem: %s", reader.error)
+                    self.stats.incr("pcap.damaged_files")
+                    log.warning("capture file problem: %s%s", reader.error, _more_problems(reader))
         except Exception as exc:
             # A bug in the packet loop. Stop reading, but ship what was already published
             # (bounded by the shutdown timeout), then say what happened in one line.
@@ -317,10 +335,29 @@ class Beat:
         finally:
             if dumper is not None:
                 dumper.close()
+        report.stop()
         drained = self._drain(pipeline)
         self.monitor.stop()
         self.monitor.log_now(final=True)
-        return self.exit_code(pipeline, drained, internal)
+        if http is not None:
+            http.stop()
+        return report.finish(self.exit_code(pipeline, drained, internal))
+
+    def start_http(self) -> Any:
+        """``http.enabled``: the stats endpoint, for replays as for live capture."""
+        if not self.settings.http.enabled:
+            return None
+        from shipper.agent.httpstats import start_stats_server
+
+        return start_stats_server(self, list)
+
+    def replay_report(self, loops: int, progress: bool = True) -> ReplayReport:
+        """Progress line (on a terminal; not with ``-O``, which prompts there), summary and
+        hints of a replay (docs/replay.md)."""
+        enabled = frozenset(n for n, c in self.settings.packetbeat.protocols.items() if c.enabled)
+        return ReplayReport(
+            self.stats, loops=loops, enabled_protocols=enabled, interactive=None if progress else False
+        )
 
     def exit_code(self, pipeline: Pipeline, drained: bool, internal: BaseException | None) -> int:
         """The process's exit status once the pipeline is closed, with at most one
@@ -354,10 +391,14 @@ class Beat:
         return max(self.settings.packetbeat.shutdown_timeout, 5.0)
 
     def _loop(
-        self, decoder: Decoder, packets: Iterable[tuple[int, int, bytes, int]], pipeline: Pipeline
+        self,
+        decoder: Decoder,
+        packets: Iterable[tuple[int, int, bytes, int]],
+        pipeline: Pipeline,
+        publish: Publish | None = None,
     ) -> None:
         feed_many = decoder.feed_many
-        publish_all = pipeline.publish_all
+        publish_all = publish or pipeline.publish_all
         stop = self.stop_event
         it = iter(packets)
         # Chunks keep events flowing to the queue promptly and the stop flag checked (a
@@ -374,6 +415,18 @@ class Beat:
 #: Exit status when stdout's reader went away: what a shell reports for a process killed
 #: by SIGPIPE (128 + 13), as ``yes | head -1`` does.
 EXIT_SIGPIPE = 128 + signal.SIGPIPE
+
+
+def _more_problems(reader: CaptureFile) -> str:
+    """The first problem is in ``reader.error``; the counts of all of them (pcap.* metrics)."""
+    st = reader.stats
+    if st.problems() <= 1:
+        return ""
+    counts = {k: v for k, v in st.as_dict().items() if v and k in _PROBLEM_COUNTERS}
+    return " (in all: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")"
+
+
+_PROBLEM_COUNTERS = ("truncated", "corrupt", "malformed_blocks", "bad_timestamps")
 
 
 def describe_error(exc: BaseException) -> str:

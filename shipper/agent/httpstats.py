@@ -1,9 +1,10 @@
 """The optional local stats endpoint (libbeat's ``http.enabled``, ``http.host``, ``http.port``).
 
-``GET /`` answers the beat info, ``GET /stats`` the metrics in libbeat's layout
-(``beat``, ``libbeat.pipeline``, ``libbeat.output``, ``system``) plus every wirebeat
-counter under ``wirebeat``, ``GET /inputs/`` one entry per capture interface. Append
-``?pretty`` for indented JSON. A stdlib server in a daemon thread.
+``GET /`` answers the beat info, ``GET /stats`` the metrics in libbeat's names and layout
+(``beat``, ``libbeat``, ``system``, Packetbeat's protocol counters, the capture's; see
+shipper/agent/monitor.py), ``GET /state`` what Metricbeat's ``beat`` module asks before
+reading ``/stats`` (output name, queue, host), ``GET /inputs/`` one entry per capture
+interface. Append ``?pretty`` for indented JSON. A stdlib server in a daemon thread.
 """
 
 from __future__ import annotations
@@ -13,37 +14,21 @@ import json
 import logging
 import os
 import platform
-import resource
 import socket
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from shipper.agent.monitor import nest
+
+if TYPE_CHECKING:
+    from shipper.agent.beat import Beat
 
 log = logging.getLogger("api")
 
 Json = dict[str, Any]
-
-
-def nest(flat: dict[str, int]) -> Json:
-    """``{"a.b": 1, "a.c": 2}`` → ``{"a": {"b": 1, "c": 2}}``; a leaf that is also a prefix
-    becomes ``value`` inside it."""
-    out: Json = {}
-    for key in sorted(flat):
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {} if child is None else {"value": child}
-            node = child
-        leaf = parts[-1]
-        if isinstance(node.get(leaf), dict):
-            node[leaf]["value"] = flat[key]
-        else:
-            node[leaf] = flat[key]
-    return out
 
 
 class StatsServer:
@@ -53,16 +38,14 @@ class StatsServer:
         port: int,
         *,
         info: Callable[[], Json],
-        metrics: Callable[[], dict[str, int]],
+        metrics: Callable[[], dict[str, Any]],
         inputs: Callable[[], list[Json]],
-        output_type: str = "",
-        queue_max: int = 0,
+        state: Callable[[], Json] | None = None,
     ) -> None:
         self.info = info
         self.metrics = metrics
         self.inputs = inputs
-        self.output_type = output_type
-        self.queue_max = queue_max
+        self.state = state or (lambda: {})
         self.started = time.monotonic()
         server = self
 
@@ -74,6 +57,8 @@ class StatsServer:
                         body: Any = server.info()
                     elif path in ("/stats", "/stats/"):
                         body = server.stats()
+                    elif path in ("/state", "/state/"):
+                        body = server.state()
                     elif path in ("/inputs", "/inputs/"):
                         body = server.inputs()
                     else:
@@ -110,69 +95,7 @@ class StatsServer:
         self.httpd.server_close()
 
     def stats(self) -> Json:
-        flat = self.metrics()
-        # The monitor names the publisher/queue/output counters "pipeline.*".
-        m = {k[9:]: v for k, v in flat.items() if k.startswith("pipeline.")}
-        ru = resource.getrusage(resource.RUSAGE_SELF)
-        user_ms, sys_ms = int(ru.ru_utime * 1000), int(ru.ru_stime * 1000)
-        try:
-            handles = len(os.listdir("/proc/self/fd"))
-        except OSError:
-            handles = 0
-        published = m.get("publisher.published", 0)
-        filtered = m.get("publisher.dropped_outgoing", 0)
-        drops = ("publisher.dropped", "queue.dropped")
-        dropped = sum(v for k, v in m.items() if k.startswith(drops)) - filtered
-        acked = m.get("queue.acked", 0)
-        try:
-            load = dict(zip(("1", "5", "15"), os.getloadavg(), strict=True))
-        except OSError:
-            load = {}
-        return {
-            "beat": {
-                "cpu": {
-                    "user": {"ticks": user_ms},
-                    "system": {"ticks": sys_ms},
-                    "total": {"ticks": user_ms + sys_ms, "value": user_ms + sys_ms},
-                },
-                "handles": {"open": handles},
-                "info": {"uptime": {"ms": int((time.monotonic() - self.started) * 1000)}},
-                "memstats": {"rss": _rss(), "rss_max": ru.ru_maxrss * 1024},
-            },
-            "libbeat": {
-                "output": {
-                    "type": self.output_type,
-                    "events": {
-                        "acked": m.get("output.acked", 0),
-                        "batches": m.get("output.batches", 0),
-                        "failed": m.get("output.failed_batches", 0),
-                        "dropped": m.get("queue.dropped_max_retries", 0),
-                    },
-                },
-                "pipeline": {
-                    "clients": 1,
-                    "events": {
-                        "published": published,
-                        "dropped": dropped,
-                        "filtered": filtered,
-                        "retry": m.get("queue.retried", 0),
-                        "active": max(0, m.get("queue.published", 0) - acked),
-                        "total": published + dropped + filtered,
-                    },
-                    "queue": {"acked": acked, "max_events": self.queue_max},
-                },
-            },
-            "system": {"cpu": {"cores": os.cpu_count() or 1}, "load": load},
-            "wirebeat": nest(flat),
-        }
-
-
-def _rss() -> int:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
+        return nest(self.metrics())
 
 
 def beat_info(name: str, version: str, ephemeral_id: str, agent_uuid: str) -> Json:
@@ -197,3 +120,80 @@ def beat_info(name: str, version: str, ephemeral_id: str, agent_uuid: str) -> Js
         "uuid": agent_uuid,
         "version": version,
     }
+
+
+def beat_state(
+    name: str, version: str, agent_uuid: str, output: str, queue: str, cluster_uuid: str = ""
+) -> Json:
+    """What libbeat answers on ``/state`` (the parts Metricbeat's ``beat`` module reads:
+    ``output.name``, ``outputs.elasticsearch.cluster_uuid``, ``monitoring.cluster_uuid``)."""
+    host = {"architecture": platform.machine(), "hostname": socket.gethostname()}
+    return {
+        "beat": {"name": name},
+        "host": {**host, "os": {"kernel": platform.release()}},
+        "management": {"enabled": False},
+        "monitoring": {"cluster_uuid": ""},
+        "output": {"batch_size": -1, "clients": 1, "name": output},
+        "outputs": {"elasticsearch": {"cluster_uuid": cluster_uuid}},
+        "queue": {"name": queue},
+        "service": {"id": agent_uuid, "name": "packetbeat", "version": version},
+    }
+
+
+def start_stats_server(beat: Beat, inputs: Callable[[], list[Json]]) -> StatsServer | None:
+    """Start ``http.*``'s endpoint for a run (live or replay); None when disabled or the
+    address cannot be bound (logged)."""
+    from shipper.agent.version import VERSION
+
+    s = beat.settings
+    hs = s.http
+    if not hs.enabled:
+        return None
+    env = beat.pipeline.envelope if beat.pipeline is not None else None
+    agent = env.agent if env is not None else {}
+    ephemeral, uuid = str(agent.get("ephemeral_id", "")), str(agent.get("id", ""))
+    queue = "disk" if s.queue.disk is not None else "mem"
+    cluster = _ClusterUUID(beat)
+    try:
+        server = StatsServer(
+            hs.host,
+            hs.port,
+            info=lambda: beat_info(s.beat_name, VERSION, ephemeral, uuid),
+            metrics=beat.monitor.metrics,
+            inputs=inputs,
+            state=lambda: beat_state(s.beat_name, VERSION, uuid, s.output_name(), queue, cluster()),
+        )
+    except OSError as exc:
+        log.error("cannot start the stats endpoint on %s:%d: %s", hs.host, hs.port, exc)
+        return None
+    server.start()
+    return server
+
+
+class _ClusterUUID:
+    """The Elasticsearch output's cluster UUID (``GET /``, asked once it answers): without
+    it Metricbeat's ``beat`` module skips a Beat that ships to Elasticsearch."""
+
+    def __init__(self, beat: Beat) -> None:
+        self.beat = beat
+        self.value = ""
+        self.lock = threading.Lock()
+
+    def __call__(self) -> str:
+        if self.value or self.beat.settings.output_name() != "elasticsearch":
+            return self.value
+        from shipper.outputs.http import HttpClient
+
+        client = getattr(self.beat.output, "client", None)
+        if not isinstance(client, HttpClient):
+            return ""
+        with self.lock:
+            if not self.value:
+                try:
+                    body = client.request("GET", "/").json()
+                except Exception as exc:  # not reachable yet: ask again next time
+                    log.debug("cluster UUID not known yet: %s", exc)
+                    return ""
+                if isinstance(body, dict):
+                    self.value = str(body.get("cluster_uuid") or "")
+        return self.value

@@ -303,6 +303,7 @@ def run_live(beat: Beat, args: argparse.Namespace) -> int:
         cap = Capture(beat, src, dumper)
         beat.monitor.add(f"capture.{src.device}", cap.stats)
         captures.append(cap)
+    beat.monitor.clients = len(captures)
     http = _start_http(beat, captures)
     beat.install_signals()
     beat.tune_gc()
@@ -367,14 +368,9 @@ class DropWatch:
 
 
 def _start_http(beat: Beat, captures: list[Capture]) -> Any:
-    hs = beat.settings.http
-    if not hs.enabled:
+    if not beat.settings.http.enabled:
         return None
-    from shipper.agent.httpstats import StatsServer, beat_info
-
-    env = beat.pipeline.envelope if beat.pipeline is not None else None
-    agent = env.agent if env is not None else {}
-    mem = beat.settings.queue.mem
+    from shipper.agent.httpstats import start_stats_server
 
     def inputs() -> list[dict[str, Any]]:
         out = []
@@ -394,20 +390,4 @@ def _start_http(beat: Beat, captures: list[Capture]) -> Any:
             )
         return out
 
-    try:
-        server = StatsServer(
-            hs.host,
-            hs.port,
-            info=lambda: beat_info(
-                beat.settings.beat_name, VERSION, str(agent.get("ephemeral_id", "")), str(agent.get("id", ""))
-            ),
-            metrics=beat.monitor.snapshot,
-            inputs=inputs,
-            output_type=beat.settings.output_name(),
-            queue_max=mem.events if mem is not None else 3200,
-        )
-    except OSError as exc:
-        log.error("cannot start the stats endpoint on %s:%d: %s", hs.host, hs.port, exc)
-        return None
-    server.start()
-    return server
+    return start_stats_server(beat, inputs)

@@ -94,6 +94,21 @@ class TcpSettings:
 
 
 @attrs.frozen
+class IpFragmentsSettings:
+    """wirebeat extension: bounds of IPv4/IPv6 fragment reassembly. Datagrams still
+    incomplete past any of them are dropped oldest first, and counted."""
+
+    #: Memory the incomplete datagrams may hold: fragment bytes plus 192 bytes per
+    #: fragment and 640 per datagram (a 100,000-byte datagram in 1480-byte fragments
+    #: needs ~114 KB, hence the floor).
+    max_bytes: ByteSize = attrs.field(default=ByteSize(32 << 20), validator=at_least(128 << 10))
+    #: Incomplete datagrams held at once.
+    max_datagrams: int = attrs.field(default=4096, validator=at_least(1))
+    #: A datagram not complete this long after its first fragment (capture time) is dropped.
+    timeout: Duration = attrs.field(default=Duration(30.0), validator=greater_than(0))
+
+
+@attrs.frozen
 class FlowsSettings:
     """``packetbeat.flows`` (enabled when the section exists)."""
 
@@ -159,6 +174,7 @@ class PacketbeatSettings:
     ignore_outgoing: bool = False
     shutdown_timeout: Duration = attrs.field(default=Duration(0.0), validator=at_least(0))
     tcp: TcpSettings = TcpSettings()
+    ip_fragments: IpFragmentsSettings = IpFragmentsSettings()
     #: wirebeat extension: open the capture sockets as root, then drop to this user.
     run_as: str = ""
     procs: ProcsSettings = ProcsSettings()

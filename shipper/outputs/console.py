@@ -45,6 +45,7 @@ class ConsoleOutput(Output):
         try:
             out.write(data)
             out.flush()
+            self.stats.incr("output.write_bytes", len(data))
         except BrokenPipeError:
             # The reader went away (``| head``): nothing can ever be written again.
             raise OutputClosed("stdout was closed by its reader") from None

@@ -204,6 +204,8 @@ class ElasticsearchOutput(Output):
             )
         except (TransportError, ValueError) as exc:
             raise ConfigError("output.elasticsearch", getattr(exc, "message", None) or str(exc)) from None
+        if isinstance(self.client, HttpClient) and self.client.stats is None:
+            self.client.stats = self.stats
         self.index = IndexFormat(config.target_index or DEFAULT_INDEX)
         self._rr = itertools.count()
         #: Events indexed while an earlier one in their batch still waits for a retry.

@@ -121,6 +121,7 @@ class FileOutput(Output):
             except OSError as exc:
                 raise OutputError(f"cannot write {self.current}: {exc.strerror}") from exc
             self._size += len(line)
+            self.stats.incr("output.write_bytes", len(line))
         assert self._fh is not None
         self._fh.flush()
         return len(events)

@@ -19,6 +19,7 @@ import attrs
 import orjson
 import urllib3
 
+from protocols.stats import Counters
 from shipper.agent.settings import SslSettings
 from shipper.outputs.tlsconfig import TLSConfigError, client_context
 
@@ -172,6 +173,8 @@ class HttpClient:
         #: before the next request instead of being reused (0: kept).
         self.idle_timeout = idle_timeout
         self._last_used = time.monotonic()
+        #: Counts request and response body bytes (``output.write_bytes``/``read_bytes``) when set.
+        self.stats: Counters | None = None
 
     @property
     def url(self) -> str:
@@ -227,6 +230,9 @@ class HttpClient:
                 self.pool.clear()
                 continue
             self._current = idx
+            if self.stats is not None:
+                self.stats.incr("output.write_bytes", len(data or b""))
+                self.stats.incr("output.read_bytes", len(r.data or b""))
             return HttpResponse(r.status, {k.lower(): v for k, v in r.headers.items()}, r.data, url)
         if host_index is None:
             self._current = (start + 1) % len(self.urls)

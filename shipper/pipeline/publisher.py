@@ -229,6 +229,8 @@ class Pipeline:
                 continue
             events = [e.event for e in entries]
             err: BaseException | None = None
+            stats.incr("output.batches")
+            stats.incr("output.events", len(events))
             try:
                 acked = await out.publish(events)
             except ConnectError as exc:
@@ -285,6 +287,7 @@ class Pipeline:
             # connection loss, 429/5xx answers): libbeat's batch.RetryEvents, which
             # charges one retry (ttl_batch.go reduceTTL; consumer.go drops at ttl 0).
             stats.incr("output.failed_batches")
+            stats.incr("output.failed_events", len(rest))
             if err is not None:
                 log.warning("failed to publish %d events to %s: %s", len(rest), out.describe(), err)
             self._charge(rest)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from capture import bpf
-from shipper.agent.httpstats import nest
+from shipper.agent.monitor import nest
 from tests.helpers import free_port, need_tool
 from tests.live_helpers import (
     need_capture,

@@ -81,7 +81,7 @@ def test_pcapng_several_interfaces_and_resolutions(tmp_path: Path) -> None:
         + _epb(0, 1_700_000_000_123_456, b"eth-frame")
         + _epb(1, 1_700_000_000_123_456_789, b"sll-frame")
         + _epb(2, 1024 * 5 + 512, b"null")
-        + _block(5, b"\0" * 8)  # interface statistics: skipped
+        + _block(5, b"\0" * 12)  # interface statistics: skipped
         + _epb(7, 1, b"no such interface")
     )
     path = tmp_path / "multi.pcapng"
@@ -94,7 +94,8 @@ def test_pcapng_several_interfaces_and_resolutions(tmp_path: Path) -> None:
         (5 * 1_000_000_000 + 500_000_000, 0, b"null", 8),
     ]
     assert reader.linktypes == [1, 113, 0]
-    assert reader.stats.skipped_blocks == 2
+    assert reader.stats.skipped_blocks == 1
+    assert reader.stats.malformed_blocks == 1  # the packet of an undefined interface
 
 
 def test_pcapng_big_endian_section(tmp_path: Path) -> None:

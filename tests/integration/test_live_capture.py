@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from capture import CaptureFile
+from shipper.agent.monitor import flatten
 from tests.helpers import free_port, need_tool
 from tests.live_helpers import (
     LiveBeat,
@@ -210,15 +211,15 @@ def test_metrics_line_and_stats_endpoint(tmp_path: Path, kind: str) -> None:
     assert info["beat"] == "packetbeat" and info["uid"] == "0" and info["uuid"]
     assert stats["libbeat"]["pipeline"]["events"]["published"] == 4
     assert stats["libbeat"]["output"]["type"] == "file"
-    lo = stats["wirebeat"]["capture"]["lo"]
+    lo = stats["capture"]["lo"]
     assert lo["packets"] > 0 and lo["kernel"]["received"] >= lo["packets"] and lo["kernel"]["dropped"] == 0
     assert inputs[0]["device"] == "lo" and inputs[0]["received_events_total"] == lo["packets"]
     periodic = [e for e in beat.logs() if e.get("message", "").startswith("Non-zero metrics in the last")]
     assert periodic, beat.stderr()
-    keys = {k for e in periodic for k in e["monitoring"]["metrics"]}
+    keys = {k for e in periodic for k in flatten(e["monitoring"]["metrics"])}
     assert "capture.lo.packets" in keys and "capture.lo.kernel.received" in keys
     final = [e for e in beat.logs() if e.get("message") == "Total metrics"]
-    assert final and final[-1]["monitoring"]["metrics"]["capture.lo.kernel.dropped"] == 0
+    assert final and flatten(final[-1]["monitoring"]["metrics"])["capture.lo.kernel.dropped"] == 0
 
 
 def test_queue_full_drops_are_counted_and_logged(tmp_path: Path) -> None:
@@ -248,7 +249,7 @@ def test_queue_full_drops_are_counted_and_logged(tmp_path: Path) -> None:
     logs = beat.logs()
     warn = [e for e in logs if "queue full: dropped" in e.get("message", "")]
     assert warn, beat.stderr()
-    total = [e for e in logs if e.get("message") == "Total metrics"][-1]["monitoring"]["metrics"]
+    total = flatten([e for e in logs if e.get("message") == "Total metrics"][-1]["monitoring"]["metrics"])
     # At most one batch (<= 32 events) is held by the stalled output and 32 wait in the queue.
     assert total["pipeline.queue.dropped_full"] >= 100 - 2 * 32
     assert total["pipeline.queue.dropped_full"] + total["pipeline.queue.published"] == 100

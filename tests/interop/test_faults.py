@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from protocols.stats import Counters
+from shipper.agent.monitor import flatten
 from shipper.outputs.base import OutputContext
 from shipper.outputs.logstash import LogstashConfig, LogstashOutput
 from shipper.pipeline.envelope import Envelope
@@ -81,7 +82,7 @@ def _metric_reader(proc: Any, published: list[int]) -> None:
             rec = json.loads(line)
         except ValueError:
             continue
-        m = rec.get("monitoring", {}).get("metrics", {})
+        m = flatten(rec.get("monitoring", {}).get("metrics", {}))
         if rec.get("message", "").startswith("Non-zero metrics"):
             published[0] += m.get("pipeline.publisher.published", 0)
 

@@ -226,7 +226,9 @@ def test_multi_level_config_on_a_shared_capture(tmp_path: Path) -> None:
             ),
         ]
     ]
-    metrics = next(r for r in run.logs if r["message"] == "Total metrics")["monitoring"]["metrics"]
+    from shipper.agent.monitor import flatten
+
+    metrics = flatten(next(r for r in run.logs if r["message"] == "Total metrics")["monitoring"]["metrics"])
     # 3 loopback transactions and 3 loopback flows (global drop_event), 4 intermediate flow
     # reports (flows' drop_event on flow.final: false).
     assert metrics["pipeline.publisher.filtered"] == 10

@@ -270,6 +270,7 @@ class LumberjackClient:
                 read = None
                 if not data:
                     raise LumberjackError(f"connection closed by {self.address}", kind="closed")
+                self.stats.incr("output.read_bytes", len(data))
                 for seq in self._acks.feed(data):
                     self._on_ack(seq)
         except asyncio.CancelledError:
