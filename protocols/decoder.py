@@ -266,6 +266,8 @@ class Decoder:
         except Exception as exc:
             self.stats.incr(f"{plugin.name}.handler_errors")
             log.debug("%s failed: %r", plugin.name, exc)
+            if plugin.debug:
+                plugin.log.debug("parser failed: %r; message dropped", exc)
             return []
 
     def _emit(self, plugin: Plugin, txns: list[Any]) -> None:
@@ -275,6 +277,12 @@ class Decoder:
             except Exception as exc:
                 self.stats.incr(f"{plugin.name}.event_errors")
                 log.debug("%s: cannot build event: %r", plugin.name, exc)
+                continue
+            if plugin.debug:
+                where = getattr(t, "conn", None)
+                plugin.log.debug(
+                    "%s transaction completed%s", plugin.name.upper(), f" on {where}" if where else ""
+                )
 
     def _ethernet(self, ts: int, b: bytes) -> None:
         if len(b) < 14:

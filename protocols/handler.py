@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 from protocols.common.config import ProtocolConfig
@@ -49,9 +50,12 @@ class ConnInfo:
         return self.server_ip, self.server_port, self.client_ip, self.client_port
 
     def __repr__(self) -> str:
+        return f"ConnInfo({self})"
+
+    def __str__(self) -> str:
         return (
-            f"ConnInfo({self.transport} {self.client_ip}:{self.client_port} -> "
-            f"{self.server_ip}:{self.server_port} #{self.conn_id})"
+            f"{self.transport} {self.client_ip}:{self.client_port} -> "
+            f"{self.server_ip}:{self.server_port} #{self.conn_id}"
         )
 
 
@@ -111,6 +115,11 @@ class Plugin:
         self.config = config
         self.stats = stats
         self.timeout_ns = int(config.transaction_timeout * NS)
+        #: Packetbeat's debug selector of the protocol (``-d http``, ``-d '*'``): what it
+        #: logs at debug level is guarded by ``debug``, read once here (the plugin is
+        #: built after logging is set up), so a disabled selector costs one attribute test.
+        self.log = logging.getLogger(self.name or "protocol")
+        self.debug = self.log.isEnabledFor(logging.DEBUG)
 
     @property
     def ports(self) -> list[int]:

@@ -199,6 +199,8 @@ class TcpTracker:
         self.unclaimed = PortTally()
         timeouts = [p.timeout_ns for p in ports.values()] or [10 * NS]
         self.min_timeout = min(timeouts)
+        #: ``-d tcp``: connection lifecycles and gaps (read once: no cost when off).
+        self.debug = log.isEnabledFor(logging.DEBUG)
 
     # -- packet entry point -----------------------------------------------------------
 
@@ -376,6 +378,8 @@ class TcpTracker:
         self._next_id += 1
         self.conns[key] = conn
         self.stats.incr("tcp.connections")
+        if self.debug:
+            log.debug("new %s connection %s", plugin.name, conn.conn_info())
         return conn
 
     def _is_new_syn(self, conn: Connection, fwd: bool, seq: int) -> bool:
@@ -404,6 +408,10 @@ class TcpTracker:
     def _close(self, conn: Connection, reason: str) -> None:
         if conn.key not in self.conns:
             return
+        if self.debug:
+            log.debug("connection %s ends (%s)", conn.conn_info(), reason)
+        if reason == "expired" and conn.plugin.debug:
+            conn.plugin.log.debug("expired connection %s", conn.conn_info())
         for d in (FROM_CLIENT, FROM_SERVER):
             if conn.streams[d].buf or _fin_ahead(conn.streams[d]):
                 self._force(conn, d, drain_all=True)
@@ -468,9 +476,13 @@ class TcpTracker:
         return txns
 
     def _handler_failed(self, conn: Connection, exc: Exception) -> None:
-        name = conn.plugin.name
-        self.stats.incr(f"{name}.handler_errors")
-        log.debug("%s handler failed on %s: %r; dropping its state", name, conn.info, exc)
+        plugin = conn.plugin
+        self.stats.incr(f"{plugin.name}.handler_errors")
+        log.debug("%s handler failed on %s: %r; dropping its state", plugin.name, conn.info, exc)
+        if plugin.debug:
+            plugin.log.debug(
+                "parser failed on %s: %r; dropping the connection's state", conn.conn_info(), exc
+            )
         conn.handler = None
 
     def _emit(self, conn: Connection, txns: list[Any]) -> None:
@@ -481,10 +493,20 @@ class TcpTracker:
             except Exception as exc:
                 self.stats.incr(f"{plugin.name}.event_errors")
                 log.debug("%s: cannot build event: %r", plugin.name, exc)
+                continue
+            if plugin.debug:
+                plugin.log.debug("%s transaction completed on %s", plugin.name.upper(), conn.conn_info())
 
     def _gap(self, conn: Connection, direction: int, nbytes: int) -> None:
         self.stats.incr("tcp.gaps")
         self.stats.incr("tcp.gap_bytes", nbytes)
+        if self.debug or conn.plugin.debug:
+            side = "client" if direction == FROM_CLIENT else "server"
+            text = "gap of %d bytes in the %s's stream of %s"
+            if self.debug:
+                log.debug(text, nbytes, side, conn.conn_info())
+            if conn.plugin.debug:
+                conn.plugin.log.debug(text, nbytes, side, conn.conn_info())
         h = conn.handler or conn.get_handler()
         try:
             drop = h.on_gap(direction, nbytes)
@@ -502,6 +524,12 @@ class TcpTracker:
         st.fin_done = True
         assert st.next_seq is not None
         st.next_seq += 1  # the FIN occupies one sequence number
+        if conn.plugin.debug:
+            conn.plugin.log.debug(
+                "Received FIN from the %s on %s",
+                "client" if direction == FROM_CLIENT else "server",
+                conn.conn_info(),
+            )
         if conn.handler is not None:
             self._call(conn, conn.handler.on_fin, direction, ts)
 

@@ -30,12 +30,12 @@ def validate_ports(_inst: Any, attribute: attrs.Attribute[Any], value: list[int]
 
 def non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if value < 0:
-        raise ValueError(f"must be >= 0, got {value!r}")
+        raise ValueError(f"requires value >= 0 (got {value!r})")
 
 
 def positive(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if value <= 0:
-        raise ValueError(f"must be > 0, got {value!r}")
+        raise ValueError(f"requires value > 0 (got {value!r})")
 
 
 def one_of(*choices: str) -> Any:

@@ -82,6 +82,13 @@ class HttpHandler(ConnectionHandler):
             self.plugin.stats.incr("http.parse_errors")
             if parser.last_reason:
                 self.plugin.stats.incr("http." + parser.last_reason)
+            if self.plugin.debug:
+                self.plugin.log.debug(
+                    "Couldn't understand HTTP message from the %s on %s (%s); skipping to the next message",
+                    "client" if direction == 0 else "server",
+                    self.conn,
+                    parser.last_reason or "parse error",
+                )
         if not msgs and not self.deferred and not lost_sync:
             return []
         out = self._take_deferred()
@@ -164,6 +171,11 @@ class HttpHandler(ConnectionHandler):
     def _handle(self, msg: Message, direction: int, out: list[Any]) -> None:
         plugin = self.plugin
         self._hide_headers(msg)
+        if plugin.debug:
+            if msg.is_request:
+                plugin.log.debug("Received request with tuple: %s (%s %s)", self.conn, msg.method, msg.uri)
+            else:
+                plugin.log.debug("Received response with tuple: %s (status %d)", self.conn, msg.status_code)
         if msg.is_request:
             self.realign.request(msg.size)
             self.requests.append((msg, direction))
@@ -176,6 +188,8 @@ class HttpHandler(ConnectionHandler):
         code = msg.status_code
         if 100 <= code < 200 and code != 101:
             plugin.stats.incr("http.interim_responses")
+            if plugin.debug:
+                plugin.log.debug("Drop %d interim response", code)
             return
         if code == 101 or (self.requests and self.requests[0][0].method == "CONNECT" and 200 <= code < 300):
             for p in self.parsers:
@@ -217,6 +231,8 @@ class HttpHandler(ConnectionHandler):
         while self.responses:
             resp, d = self.responses.popleft()
             self.plugin.stats.incr("http.unmatched_responses")
+            if self.plugin.debug:
+                self.plugin.log.debug("Response from unknown transaction: %s. Reporting error.", self.conn)
             out.append(HttpTransaction(self.conn, None, resp, d))
 
     def _hide_headers(self, msg: Message) -> None:

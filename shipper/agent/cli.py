@@ -2,8 +2,9 @@
 
 ``wirebeat [run] -c FILE -e -d SELECTORS -E key=value -I PCAP -t -l N -O -dump PREFIX``,
 ``wirebeat devices``, ``wirebeat test config|output``, ``wirebeat version``,
-``wirebeat export config|template|ilm-policy|index-pattern|dashboard``,
-``wirebeat setup [--index-management] [--dashboards]``.
+``wirebeat export config|template|ilm-policy|index-pattern|dashboard|fields``,
+``wirebeat setup [--index-management] [--dashboards]``,
+``wirebeat keystore create|add|list|remove`` (``--force``, ``--stdin``), ``--strict.perms``.
 
 Errors end in one line on stderr, ``Exiting: <reason>``, and a non-zero exit code.
 """
@@ -31,6 +32,28 @@ from shipper.outputs.base import OutputError
 COMMANDS = ("run", "devices", "test", "export", "setup", "version", "keystore", "help")
 
 
+COMMANDS_HELP = """commands:
+  run                     capture (or read -I FILE) and publish events (the default)
+  devices                 list the capture devices
+  test config             check the config file (-c FILE, else wirebeat.yml, packetbeat.yml)
+  test output             check that every configured output can be reached
+  export config           print the configuration (${KEY} references, never secrets)
+  export template         print the index template (--es.version, --noilm, --dir)
+  export ilm-policy       print the ILM policy
+  export index-pattern    print the Kibana index pattern (data view)
+  export dashboard        print a dashboard (--id ID)
+  export fields           print the field reference (markdown, from the fields.yml files)
+  setup                   install the index template, ILM policy and dashboards
+                          (--index-management, --dashboards, --pipelines)
+  keystore create         create the secrets keystore (--force to replace it)
+  keystore add KEY        add a secret, typed at a prompt or read with --stdin (--force)
+  keystore list           list the keys of the keystore
+  keystore remove KEY...  remove secrets from the keystore
+  version                 print the version
+  help                    print this help
+"""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's default prints usage and exits 2
         raise Exit(1, f"Exiting: {message} (see 'wirebeat --help')")
@@ -39,9 +62,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="wirebeat",
-        description="Passive network monitor, Packetbeat-compatible. Commands: "
-        "run (default), devices, test config|output, export config|template|ilm-policy|"
-        "index-pattern|dashboard, setup, version.",
+        description="Passive network monitor, Packetbeat-compatible.",
+        epilog=COMMANDS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
     p.add_argument("words", nargs="*", help=argparse.SUPPRESS)
@@ -72,7 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--path.config", dest="path_config")
     g.add_argument("--path.data", dest="path_data")
     g.add_argument("--path.logs", dest="path_logs")
-    g.add_argument("--strict.perms", dest="strict_perms", default="true")
+    g.add_argument(
+        "--strict.perms",
+        dest="strict_perms",
+        default="true",
+        metavar="BOOL",
+        help="refuse a config file or keystore others may write (default true)",
+    )
     r = p.add_argument_group("run flags (Packetbeat)")
     r.add_argument("-I", "--I", dest="pcap", help="read packets from a pcap/pcapng file instead of sniffing")
     r.add_argument(
@@ -114,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dir", dest="export_dir", default="")
     s.add_argument("--noilm", dest="noilm", action="store_true")
     s.add_argument("--id", dest="dashboard_id", default="")
+    k = p.add_argument_group("keystore flags")
+    k.add_argument("--force", dest="force", action="store_true", help="create/add: replace what exists")
+    k.add_argument("--stdin", dest="stdin", action="store_true", help="add: read the value from stdin")
     return p
 
 
@@ -128,7 +160,32 @@ def _fail(message: str, code: int = 1) -> Exit:
     return Exit(code, f"Exiting: {message}")
 
 
-def load(args: argparse.Namespace) -> Settings:
+def strict_perms(args: argparse.Namespace) -> bool:
+    value = str(args.strict_perms).strip().lower()
+    if value in ("true", "1", "yes", "on", "t"):
+        return True
+    if value in ("false", "0", "no", "off", "f"):
+        return False
+    raise _fail(f"invalid value {args.strict_perms!r} for --strict.perms (true or false)")
+
+
+def config_path(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """The config file to read (``-c``, relative to ``--path.config``; else the first of
+    wirebeat.yml, packetbeat.yml in ``--path.config`` or the working directory) and the
+    files looked for."""
+    import os
+
+    path = args.config
+    if path is not None:
+        if args.path_config and not os.path.isabs(path):
+            path = os.path.join(args.path_config, path)  # libbeat: -c is relative to path.config
+        return path, [path]
+    base = args.path_config or "."
+    looked = [os.path.join(base, name) for name in DEFAULT_CONFIG_NAMES]
+    return next((c for c in looked if os.path.exists(c)), None), looked
+
+
+def load(args: argparse.Namespace, *, need_file: bool = False) -> Settings:
     overrides = list(args.overrides)
     for flag, key in (
         ("path_home", "path.home"),
@@ -143,18 +200,15 @@ def load(args: argparse.Namespace) -> Settings:
         overrides.append(f"packetbeat.workers={args.workers}")
     import os
 
-    path = args.config
-    required = path is not None
-    if path is not None and args.path_config and not os.path.isabs(path):
-        path = os.path.join(args.path_config, path)  # libbeat: -c is relative to path.config
-    if path is None:
-        base = args.path_config or "."
-        for name in DEFAULT_CONFIG_NAMES:
-            candidate = os.path.join(base, name)
-            if os.path.exists(candidate):
-                path = candidate
-                break
-    settings, warnings = load_settings(path, overrides, required=required)
+    path, looked = config_path(args)
+    if path is None and need_file:
+        shown = ", ".join(os.path.abspath(p) for p in looked)
+        raise _fail(
+            f"error loading config file: no config file found (looked for {shown}); give one with -c FILE"
+        )
+    settings, warnings = load_settings(
+        path, overrides, required=args.config is not None, strict_perms=strict_perms(args)
+    )
     _pending_warnings.extend(warnings)
     return settings
 
@@ -252,7 +306,7 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace, what: str) -> int:
     if what == "config":
-        settings = load(args)
+        settings = load(args, need_file=True)
         setup_logs(args, None)
         from protocols.registry import ProtocolConfigError
         from shipper.agent.beat import Beat
@@ -302,6 +356,38 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_keystore(args: argparse.Namespace, words: list[str]) -> int:
+    """``keystore create|add|list|remove``: the keystore of ``keystore.path`` or
+    ``${path.data}/wirebeat.keystore``, read from the config file and ``-E`` without
+    building the rest of the config (a broken config does not lock the keystore out)."""
+    from shipper.agent.config import expand_dotted, load_yaml, parse_override, set_path
+    from shipper.agent.keystore import KeystoreError, keystore_path, run_command
+
+    path, _ = config_path(args)
+    tree: dict[str, Any] = expand_dotted(load_yaml(path)) if path is not None else {}
+    if path is not None and strict_perms(args):
+        from shipper.agent.keystore import check_file_perms
+
+        try:
+            check_file_perms(path, exact=False)
+        except KeystoreError as exc:
+            raise _fail(f"error loading config file: {exc}") from None
+    overrides = list(args.overrides)
+    for flag, key in (("path_home", "path.home"), ("path_data", "path.data")):
+        if getattr(args, flag):
+            overrides.append(f"{key}={getattr(args, flag)}")
+    for item in overrides:
+        key, value = parse_override(item)
+        set_path(tree, key, value)
+    try:
+        flags = [f for f, on in (("--force", args.force), ("--stdin", args.stdin)) if on]
+        return run_command(
+            keystore_path(expand_dotted(tree)), [*words, *flags], strict_perms=strict_perms(args)
+        )
+    except KeystoreError as exc:
+        raise _fail(str(exc)) from None
+
+
 def dispatch(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -336,7 +422,7 @@ def dispatch(argv: list[str]) -> int:
     if cmd == "setup":
         return cmd_setup(args)
     if cmd == "keystore":
-        raise _fail("the keystore is not supported; use environment variables (${VAR}) in the config")
+        return cmd_keystore(args, rest)
     raise _fail(f"unknown command {cmd!r}")
 
 

@@ -24,12 +24,45 @@ from protocols.common.config import ByteSize, Duration
 
 
 class ConfigError(Exception):
-    """A setting that cannot be used; the message names the key path."""
+    """A setting that cannot be used; the message names the key path.
 
-    def __init__(self, path: str, message: str) -> None:
+    A broken rule on a value (a range, a type) reads like go-ucfg's, ``requires value >= 32
+    accessing 'queue.mem.events'``; other problems read ``key.path: what is wrong``. The
+    loader adds where the value came from (``source``: ``-E``, the config file's path, the
+    keystore or the environment); a value that came from the keystore is never shown.
+    """
+
+    def __init__(self, path: str, message: str, *, got: str | None = None, accessing: bool = False) -> None:
         self.path = path
         self.message = message
-        super().__init__(f"{path}: {message}" if path else message)
+        self.got = got
+        self.accessing = accessing
+        #: Set by the loader: where the value came from.
+        self.source = ""
+        #: Set by the loader: the value came from the keystore (``got`` is hidden).
+        self.secret = False
+        super().__init__(path, message)
+
+    def __str__(self) -> str:
+        if self.accessing and self.path:
+            text = f"{self.message} accessing '{self.path}'"
+        else:
+            text = f"{self.path}: {self.message}" if self.path else self.message
+        extra = []
+        if self.got is not None:
+            extra.append("got <hidden>" if self.secret else f"got {self.got}")
+        if self.source:
+            extra.append(f"from {self.source}")
+        return f"{text} ({', '.join(extra)})" if extra else text
+
+
+class RuleError(ValueError):
+    """A value that breaks a rule (``requires value >= 32``); ``got`` is the value shown."""
+
+    def __init__(self, rule: str, got: str | None = None) -> None:
+        self.rule = rule
+        self.got = got
+        super().__init__(f"{rule} (got {got})" if got is not None else rule)
 
 
 T = TypeVar("T")
@@ -106,7 +139,7 @@ def at_least(lo: float) -> Any:
 
     def check(_inst: Any, _attr: Any, value: Any) -> None:
         if value is not None and value < lo:
-            raise ValueError(f"requires value >= {_num(lo)} (got {_show(value)})")
+            raise RuleError(f"requires value >= {_num(lo)}", _show(value))
 
     return check
 
@@ -116,7 +149,7 @@ def greater_than(lo: float) -> Any:
 
     def check(_inst: Any, _attr: Any, value: Any) -> None:
         if value is not None and value <= lo:
-            raise ValueError(f"requires value > {_num(lo)} (got {_show(value)})")
+            raise RuleError(f"requires value > {_num(lo)}", _show(value))
 
     return check
 
@@ -126,7 +159,7 @@ def between(lo: float, hi: float) -> Any:
 
     def check(_inst: Any, _attr: Any, value: Any) -> None:
         if value is not None and not lo <= value <= hi:
-            raise ValueError(f"requires value between {_num(lo)} and {_num(hi)} (got {_show(value)})")
+            raise RuleError(f"requires value between {_num(lo)} and {_num(hi)}", _show(value))
 
     return check
 
@@ -202,36 +235,83 @@ def merge(dst: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
     return dst
 
 
-def set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+def set_path(tree: dict[str, Any], dotted: str, value: Any) -> str:
+    """Set ``dotted`` in ``tree`` as ``-E`` does; returns the path it really set.
+
+    As in libbeat, a number indexes a list (``packetbeat.protocols.0.ports``,
+    ``packetbeat.interfaces.1.device``; the index just past the end appends). wirebeat
+    also lets a protocol's name stand for its entry in the 8.x list form
+    (``packetbeat.protocols.http.ports`` → the entry whose ``type`` is ``http``).
+    """
     parts = dotted.split(".")
-    node = tree
     if (
         len(parts) == 3
         and parts[:2] == ["packetbeat", "protocols"]
+        and not parts[2].isdigit()
         and isinstance(tree.get("packetbeat", {}).get("protocols"), list)
     ):
-        entry = _list_entry(tree["packetbeat"]["protocols"], parts[2])
+        # -E packetbeat.protocols.http={ports: [80]} / =false against the list form.
+        entries = tree["packetbeat"]["protocols"]
+        entry = _list_entry(entries, parts[2])
+        resolved = f"packetbeat.protocols.{entries.index(entry)}"
         if isinstance(value, dict):
             entry.update(value)
         elif value is False or value is None:
             entry["enabled"] = False
-        return
-    for p in parts[:-1]:
+            return f"{resolved}.enabled"
+        else:
+            raise ConfigError(dotted, "expected a mapping of the protocol's settings, or false")
+        return resolved
+    node: Any = tree
+    done: list[str] = []
+    for i, p in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if p.isdigit():
+                idx = int(p)
+                if idx > len(node):
+                    raise ConfigError(
+                        ".".join(done), f"index {idx} out of range (the list has {len(node)} entries)"
+                    )
+                if last:
+                    if idx == len(node):
+                        node.append(value)
+                    else:
+                        node[idx] = value
+                    return ".".join([*done, p])
+                if idx == len(node):
+                    node.append({})
+                if not isinstance(node[idx], dict | list):
+                    node[idx] = {}
+                node = node[idx]
+                done.append(p)
+                continue
+            if done[-1:] == ["protocols"]:
+                # packetbeat.protocols.http.x=1 against the 8.x list form: find the entry.
+                entry = _list_entry(node, p)
+                done.append(str(node.index(entry)))
+                node = entry
+                if last:
+                    if isinstance(value, dict):
+                        entry.update(value)
+                    return ".".join(done)
+                continue
+            if len(node) == 1 and isinstance(node[0], dict):
+                node = node[0]  # packetbeat.interfaces.device=eth0 with one interface listed
+                done.append("0")
+            else:
+                raise ConfigError(".".join(done), f"is a list of {len(node)}: use an index (got {p!r})")
+        if isinstance(node, list):  # the single entry above was itself a list
+            raise ConfigError(".".join(done), f"is a list: use an index (got {p!r})")
+        if last:
+            node[p] = value
+            return ".".join([*done, p])
         child = node.get(p)
-        if isinstance(child, list) and p == "protocols":
-            # -E packetbeat.protocols.http.x=1 against the 8.x list form: find the entry.
-            node = _list_entry(child, parts[parts.index(p) + 1])
-            parts = parts[parts.index(p) + 1 :]
-            rest = ".".join(parts[1:])
-            if rest:
-                set_path(node, rest, value)
-            elif isinstance(value, dict):
-                node.update(value)  # -E packetbeat.protocols.http={ports: [80]}
-            return
-        if not isinstance(child, dict):
+        if not isinstance(child, dict | list):
             child = node[p] = {}
         node = child
-    node[parts[-1]] = value
+        done.append(p)
+    return ".".join(done)
 
 
 def _list_entry(entries: list[Any], proto: str) -> dict[str, Any]:
@@ -245,35 +325,87 @@ def _list_entry(entries: list[Any], proto: str) -> dict[str, Any]:
 
 _VAR_RE = re.compile(r"\$\{([^}:]+)(?::([^}]*))?\}")
 
+#: Looks a ``${NAME}`` up: (value, where it came from) or None.
+Resolver = Callable[[str], "tuple[str, str] | None"]
 
-def expand_vars(tree: Any, env: dict[str, str] | None = None) -> Any:
-    """``${VAR}`` / ``${VAR:default}`` from the environment (or other settings)."""
+
+def env_resolver(env: typing.Mapping[str, str] | None = None) -> Resolver:
     source: typing.Mapping[str, str] = os.environ if env is None else env
 
-    def sub(value: str) -> Any:
+    def look(name: str) -> tuple[str, str] | None:
+        value = source.get(name)
+        return None if value is None else (value, "environment")
+
+    return look
+
+
+def expand_vars(
+    tree: Any,
+    env: dict[str, str] | None = None,
+    *,
+    resolve: Resolver | None = None,
+    used: dict[str, list[tuple[str, str]]] | None = None,
+) -> Any:
+    """``${VAR}`` / ``${VAR:default}``: from ``resolve`` (the keystore, then the
+    environment) or, without it, from the environment (or ``env``). ``used`` collects, per
+    key path, the names resolved there and where each came from."""
+    look = resolve if resolve is not None else env_resolver(env)
+    where = "neither in the keystore nor in the environment" if resolve is not None else "unset"
+
+    def sub(value: str, path: str) -> Any:
         def rep(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
-            if name in source:
-                return source[name]
+            found = look(name)
+            if found is not None:
+                if used is not None:
+                    used.setdefault(path, []).append((name, found[1]))
+                return found[0]
             if default is not None:
                 return default
-            raise ConfigError(
-                "", f"missing field accessing '{name}' (environment variable ${{{name}}} unset)"
-            )
+            what = "" if resolve is not None else "environment variable "
+            raise ConfigError("", f"missing field accessing '{name}' ({what}${{{name}}} {where})")
 
         whole = _VAR_RE.fullmatch(value)
         if whole:
             text = rep(whole)
-            return safe_yaml(text, f"${{{whole.group(1)}}}") if text != "" else ""
+            if text == "":
+                return ""
+            return _typed(text, f"${{{whole.group(1)}}}")
         return _VAR_RE.sub(rep, value)
 
-    if isinstance(tree, dict):
-        return {k: expand_vars(v, env) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [expand_vars(v, env) for v in tree]
-    if isinstance(tree, str) and "${" in tree:
-        return sub(tree)
-    return tree
+    def walk(node: Any, path: str) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(node)]
+        if isinstance(node, str) and "${" in node:
+            return sub(node, path)
+        return node
+
+    return walk(tree, "")
+
+
+def _typed(text: str, what: str) -> Any:
+    """The value of a whole ``${VAR}``: a list or mapping in YAML's flow form (``[80, 8080]``),
+    ``true``/``false``, a plain integer, null, or a quoted string as YAML reads them; any
+    other text as it is. A password must come through unchanged: YAML would read ``yes``
+    as true, ``0123`` as 83 and cut ``abc #1`` at the ``#``."""
+    try:
+        value = safe_yaml(text, what)
+    except yaml.YAMLError:
+        return text  # not YAML: the text itself (never echoed: it may be a secret)
+    bare = text.strip()
+    if isinstance(value, bool):
+        return value if bare.lower() in ("true", "false") else text
+    if isinstance(value, int):
+        return value if str(value) == bare else text
+    if value is None:
+        return None if bare in ("null", "Null", "NULL", "~") else text
+    if isinstance(value, str):
+        return value if bare[:1] in ("'", '"') else text
+    if isinstance(value, list | dict):
+        return value if bare[:1] in ("[", "{") else text  # flow form only: "x: y" is text
+    return text  # floats, dates ...: the text (the setting's type converts it)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -429,7 +561,7 @@ class Builder:
         try:
             return cls(**kwargs)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(path, str(exc)) from None
+            raise rule_error(path, exc) from None
 
     def convert(self, tp: Any, value: Any, path: str) -> Any:
         origin = typing.get_origin(tp)
@@ -469,7 +601,7 @@ class Builder:
                 return value
             if isinstance(value, str) and value.lower() in ("true", "yes", "on", "false", "no", "off"):
                 return value.lower() in ("true", "yes", "on")
-            raise ConfigError(path, f"expected true or false, got {value!r}")
+            raise ConfigError(path, "expected true or false", got=_show(value), accessing=True)
         if tp is int:
             n: int | None = None
             if isinstance(value, bool):
@@ -484,9 +616,9 @@ class Builder:
                 except ValueError:
                     pass
             if n is None:
-                raise ConfigError(path, f"expected an integer, got {_show(value)}")
+                raise ConfigError(path, "expected an integer", got=_show(value), accessing=True)
             if not INT64_MIN <= n <= INT64_MAX:
-                raise ConfigError(path, f"integer {_show(value)} out of range (64 bits)")
+                raise ConfigError(path, "integer out of range (64 bits)", got=_show(value), accessing=True)
             return n
         if tp is float:
             try:
@@ -494,16 +626,16 @@ class Builder:
                     raise TypeError
                 f = float(value)
             except (TypeError, ValueError, OverflowError):
-                raise ConfigError(path, f"expected a number, got {_show(value)}") from None
+                raise ConfigError(path, "expected a number", got=_show(value), accessing=True) from None
             if not math.isfinite(f):
-                raise ConfigError(path, f"expected a finite number, got {_show(value)}")
+                raise ConfigError(path, "expected a finite number", got=_show(value), accessing=True)
             return f
         if tp is str:
             if isinstance(value, str):
                 return value
             if isinstance(value, int | float) and not isinstance(value, bool):
                 return str(value)
-            raise ConfigError(path, f"expected a string, got {value!r}")
+            raise ConfigError(path, "expected a string", got=_show(value), accessing=True)
         if origin is list:
             (item,) = args or (Any,)
             if value is None:
@@ -550,6 +682,21 @@ def _lift_dotted(data: dict[str, Any], keys: list[str]) -> dict[str, Any]:
     return out
 
 
+_RULE_RE = re.compile(r"(requires value [^()]*?)(?: \(got (.*)\))?", re.DOTALL)
+
+
+def rule_error(path: str, exc: Exception) -> ConfigError:
+    """A validator's error as a ConfigError: a broken range rule (``requires value ...``,
+    from :func:`at_least` and the like, or a protocol's own validators) in go-ucfg's
+    words, anything else as ``path: message``."""
+    if isinstance(exc, RuleError):
+        return ConfigError(path, exc.rule, got=exc.got, accessing=True)
+    m = _RULE_RE.fullmatch(str(exc))
+    if m:
+        return ConfigError(path, m.group(1), got=m.group(2), accessing=True)
+    return ConfigError(path, str(exc))
+
+
 def _validate_field(f: Any, value: Any, path: str) -> None:
     """Run one field's converter and validator now, so an error names the key itself
     (``timestamp.precision``), not the section that holds it."""
@@ -560,7 +707,7 @@ def _validate_field(f: Any, value: Any, path: str) -> None:
             value = f.converter(value)
         f.validator(None, f, value)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(path, str(exc)) from None
+        raise rule_error(path, exc) from None
     except Exception:
         return  # a validator that needs the instance: the class checks it when built
 

@@ -48,18 +48,8 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s\t%(levelname)s\t[%(name)s]\t%(message)s")
 
 
-class SelectorFilter(logging.Filter):
-    """Debug records pass only for selected loggers (libbeat's ``-d``)."""
-
-    def __init__(self, selectors: set[str]) -> None:
-        super().__init__()
-        self.selectors = selectors
-        self.all = "*" in selectors
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno > logging.DEBUG or self.all:
-            return True
-        return record.name.split(".")[0] in self.selectors
+#: Loggers given the debug level by the last :func:`setup_logging` (``-d`` selectors).
+_selected: set[str] = set()
 
 
 _tracebacks = False
@@ -111,7 +101,22 @@ def setup_logging(
     global _tracebacks
     sels = {s.strip() for s in (selectors or []) if s.strip()}
     _tracebacks = "*" in sels
-    lvl = logging.DEBUG if sels else _LEVELS.get(level, logging.INFO)
+    # libbeat's -d: debug for the named selectors (each a logger and its children: -d
+    # processors covers processors.script), '*' for all, info for the rest. The levels sit
+    # on the loggers themselves, so `logger.isEnabledFor(DEBUG)` is true only for a
+    # selected one and code can skip building a debug line at no cost (the protocols
+    # read it once: `plugin.debug`). A name nothing logs under is harmless.
+    for name in _selected:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    _selected.clear()
+    base = _LEVELS.get(level, logging.INFO)
+    if "*" in sels or (level == "debug" and not sels):
+        lvl = logging.DEBUG
+    else:
+        lvl = min(base, logging.INFO) if sels else base
+        for name in sels:
+            logging.getLogger(name).setLevel(logging.DEBUG)
+            _selected.add(name)
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
@@ -127,6 +132,4 @@ def setup_logging(
             log_dir / f"{name}-{day}.ndjson", permissions=permissions, maxBytes=rotate_bytes, backupCount=keep
         )
     handler.setFormatter(fmt)
-    if sels:
-        handler.addFilter(SelectorFilter(sels))
     root.addHandler(handler)

@@ -8,7 +8,9 @@ name. This module imports neither :mod:`shipper.outputs` nor :mod:`shipper.setup
 
 from __future__ import annotations
 
+import copy
 import importlib
+import os
 import socket
 import ssl
 from pathlib import Path
@@ -190,6 +192,13 @@ class MemQueueSettings:
     flush_timeout: Duration = attrs.field(
         default=Duration(10.0), validator=at_least(0), metadata={"key": "flush.timeout"}
     )
+
+    def __attrs_post_init__(self) -> None:
+        # libbeat's memqueue config Validate (Packetbeat refuses `queue.mem.events: 64` alone).
+        if self.flush_min_events > self.events:
+            raise ValueError(
+                f"flush.min_events ({self.flush_min_events}) must not be more than events ({self.events})"
+            )
 
 
 @attrs.frozen
@@ -434,6 +443,13 @@ class MigrationSettings:
 
 
 @attrs.frozen
+class KeystoreSettings:
+    """``keystore.path``: the secrets keystore (default ``${path.data}/wirebeat.keystore``)."""
+
+    path: str = ""
+
+
+@attrs.frozen
 class Settings:
     name: str = ""
     tags: list[str] = attrs.field(factory=list)
@@ -449,6 +465,7 @@ class Settings:
     path: PathSettings = PathSettings()
     setup: SetupSettings = SetupSettings()
     migration: MigrationSettings = MigrationSettings()
+    keystore: KeystoreSettings = KeystoreSettings()
     processors: list[Any] = attrs.field(factory=list)
     #: The merged raw tree (for ``export config``), not a setting.
     raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False, metadata={"internal": True})
@@ -688,34 +705,123 @@ def default_tree() -> dict[str, Any]:
     return {"packetbeat": {"protocols": protocols}}
 
 
+class Sources:
+    """Where each setting came from, for error messages: ``-E``, the config file, the
+    defaults; and the ``${NAME}`` references resolved in it (keystore or environment)."""
+
+    def __init__(self, file: str | None) -> None:
+        self.file = file
+        self.flags: list[str] = []
+        self.vars: dict[str, list[tuple[str, str]]] = {}
+        #: The config as the file (or the defaults) had it, before -E.
+        self.file_tree: Any = {}
+
+    def _in_file(self, path: str) -> bool:
+        node: Any = self.file_tree
+        for part in path.split("."):
+            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                return False
+        return True
+
+    def _match(self, paths: Any, path: str) -> str | None:
+        best = None
+        for p in paths:
+            if (path == p or path.startswith(f"{p}.")) and (best is None or len(p) > len(best)):
+                best = p
+        return best
+
+    def describe(self, exc: ConfigError) -> None:
+        if not exc.path:
+            return
+        base = self.file or "the defaults"
+        if self._match(self.flags, exc.path) is not None:
+            origin = "-E"
+        elif any(p.startswith(f"{exc.path}.") for p in self.flags):
+            # A section with settings from -E: and from the file, if it has the section.
+            origin = f"-E and {base}" if self._in_file(exc.path) else "-E"
+        else:
+            origin = base
+        key = self._match(self.vars, exc.path)
+        if key is None:  # a value under the error's path came through ${...}
+            key = next((p for p in self.vars if p.startswith(f"{exc.path}.")), None)
+        if key is not None:
+            refs = self.vars[key]
+            what = {"keystore": "the keystore key", "environment": "the environment variable"}
+            names = ", ".join(f"{what.get(where, where)} ${{{n}}}" for n, where in refs)
+            origin = f"{names}, referenced in {origin}"
+            exc.secret = any(where == "keystore" for _n, where in refs)
+        exc.source = origin
+
+
 def load_settings(
     path: str | None,
     overrides: list[str] | None = None,
     *,
     required: bool = False,
     base: dict[str, Any] | None = None,
+    strict_perms: bool = True,
 ) -> tuple[Settings, list[str]]:
-    """Load, merge and validate. Returns the settings and the warnings to log."""
+    """Load, merge and validate. Returns the settings and the warnings to log.
+
+    ``${KEY}`` is looked up in the keystore (``keystore.path``, by default
+    ``${path.data}/wirebeat.keystore``) first, then in the environment, as libbeat does.
+    With ``strict_perms``, the config file and the keystore must belong to the user (or
+    root) and not be writable by others (libbeat's ``strict.perms``)."""
+    from shipper.agent.keystore import Keystore, KeystoreError, check_file_perms, keystore_path
+
     tree: dict[str, Any]
-    if path is not None and (required or Path(path).exists()):
-        tree = load_yaml(path)
+    file = path if path is not None and (required or Path(path).exists()) else None
+    sources = Sources(os.path.abspath(file) if file else None)
+    if file is not None:
+        tree = load_yaml(file)
+        if strict_perms:
+            try:
+                check_file_perms(file, exact=False)
+            except KeystoreError as exc:
+                raise ConfigError("", f"error loading config file: {exc}") from None
         tree = expand_dotted(tree)
     else:
         tree = default_tree()
     if base:
         tree = merge(expand_dotted(base), tree)
-    for item in overrides or []:
-        key, value = parse_override(item)
-        set_path(tree, key, expand_dotted(value) if isinstance(value, dict) else value)
-    tree = expand_dotted(tree)
-    tree = expand_vars(tree)
-    global _config_dir
-    pc = (tree.get("path") or {}).get("config") if isinstance(tree.get("path"), dict) else None
-    _config_dir = str(pc) if pc else (str(Path(path).resolve().parent) if path else ".")
+    sources.file_tree = copy.deepcopy(tree)
     try:
-        return build_settings(tree)
-    finally:
-        _config_dir = "."
+        for item in overrides or []:
+            key, value = parse_override(item)
+            sources.flags.append(
+                set_path(tree, key, expand_dotted(value) if isinstance(value, dict) else value)
+            )
+        tree = expand_dotted(tree)
+        raw = copy.deepcopy(tree)
+        try:
+            store = Keystore(keystore_path(tree), strict_perms=strict_perms)
+        except KeystoreError as exc:
+            raise ConfigError("", str(exc)) from None
+
+        def resolve(name: str) -> tuple[str, str] | None:
+            value = store.get(name)
+            if value is not None:
+                return value, "keystore"
+            env = os.environ.get(name)
+            return None if env is None else (env, "environment")
+
+        tree = expand_vars(tree, resolve=resolve, used=sources.vars)
+        global _config_dir
+        pc = (tree.get("path") or {}).get("config") if isinstance(tree.get("path"), dict) else None
+        _config_dir = str(pc) if pc else (str(Path(path).resolve().parent) if path else ".")
+        try:
+            settings, warnings = build_settings(tree)
+        finally:
+            _config_dir = "."
+    except ConfigError as exc:
+        sources.describe(exc)
+        raise
+    # `export config` prints the config as written: ${KEY} references, never their values.
+    return attrs.evolve(settings, raw=raw), warnings
 
 
 def build_settings(tree: dict[str, Any]) -> tuple[Settings, list[str]]:
@@ -758,7 +864,7 @@ def build_settings(tree: dict[str, Any]) -> tuple[Settings, list[str]]:
                 "packetbeat.interfaces.poll_default_route: the default route's device is resolved "
                 "once at start, not polled (restart wirebeat after a route change)"
             )
-    for section in ("monitoring", "xpack", "cloud", "keystore", "seccomp", "features", "max_procs", "ilm"):
+    for section in ("monitoring", "xpack", "cloud", "seccomp", "features", "max_procs", "ilm"):
         if section in rest:
             rest.pop(section)
             b.warnings.append(f"config section {section!r} is not supported by wirebeat (ignored)")

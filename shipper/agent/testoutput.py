@@ -7,8 +7,10 @@ server). For ``output.redis``: dial, AUTH/SELECT, PING and the key's type. For
 lookup, dial up, TLS, then ``GET /`` with the configured credentials and the server's
 version. For ``output.kafka`` (libbeat only dials; wirebeat also talks Kafka): parse
 host, DNS lookup, dial up per host, then the cluster: metadata (the SASL/TLS handshake
-included), the brokers, and each topic that does not depend on the event. Exit code 0
-when every check passed, 1 otherwise.
+included), the brokers, and each topic that does not depend on the event. For
+``output.file``: the directory and a file written in it; ``output.console``: stdout
+(Packetbeat says these two "don't support testing" and exits 1). Exit code 0 when every
+check passed, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -260,11 +262,55 @@ def test_output(settings: Settings, out: TextIO | None = None) -> int:
         asyncio.run(_elasticsearch(r, settings))
     elif name == "kafka":
         asyncio.run(_kafka(r, settings))
+    elif name == "file":
+        _file(r, settings)
+    elif name == "console":
+        _console(r)
     else:
         hook = getattr(output_module(name), "test_output", None)
         if hook is None:
-            r.line(0, f"{name}: no connection to test")
+            r.line(0, f"{name}: nothing to test (events are discarded)")
             return 0
         code: int = hook(settings)
         return code
     return 0 if r.ok else 1
+
+
+def _file(r: Reporter, settings: Settings) -> None:
+    """``output.file`` (Packetbeat: "file output doesn't support testing"): the directory
+    exists or can be created, and a file can be created and written in it."""
+    import os
+    import tempfile
+
+    cfg = settings.output_config()
+    directory = cfg.path or str(settings.data_path)
+    r.line(0, f"file: {directory}...")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        r.step(1, "create directory", exc.strerror or str(exc))
+        return
+    r.step(1, "create directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".wirebeat-test-output-") as fh:
+            fh.write(b"{}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        r.step(1, "write a file", exc.strerror or str(exc))
+        return
+    r.step(1, "write a file")
+
+
+def _console(r: Reporter) -> None:
+    """``output.console`` (Packetbeat: "console output doesn't support testing"): stdout
+    is open for writing."""
+    import os
+
+    r.line(0, "console: stdout...")
+    try:
+        os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError) as exc:
+        r.step(1, "open", str(exc))
+        return
+    r.step(1, "open")

@@ -67,13 +67,105 @@ class OutputContext:
 
 @attrs.frozen
 class JsonCodec:
+    """``codec.json``: ``pretty`` (indented by two spaces, as libbeat's), ``escape_html``
+    (``<``, ``>`` and ``&`` inside strings written ``\u003c``, ``\u003e``, ``\u0026``,
+    as Go's encoder writes them)."""
+
     pretty: bool = False
     escape_html: bool = False
+    #: The name libbeat 9 really reads (its Config field has no tag, so go-ucfg lowercases
+    #: ``EscapeHTML``); the documented ``escape_html`` is silently ignored there. Either works here.
+    escapehtml: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.escapehtml:
+            object.__setattr__(self, "escape_html", True)
+
+
+def _format_string(_inst: Any, _attr: Any, value: str) -> None:
+    from shipper.outputs.fmtstr import FormatError, compile_format
+
+    try:
+        compile_format(value)
+    except FormatError as exc:
+        raise ValueError(str(exc)) from None
+
+
+@attrs.frozen
+class FormatCodec:
+    """``codec.format.string``: each event written as a libbeat format string
+    (``%{[@timestamp]} %{[type]} %{[url.full]}``); "" (the default): not set, JSON."""
+
+    string: str = attrs.field(default="", validator=_format_string)
 
 
 @attrs.frozen
 class CodecSettings:
-    json: JsonCodec = JsonCodec()
+    """libbeat's ``codec``: ``json`` (the default) or ``format``, not both."""
+
+    json: JsonCodec | None = None
+    format: FormatCodec | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.json is not None and self.formatted:
+            raise ValueError("more than one codec configured (json and format); choose one")
+
+    @property
+    def formatted(self) -> bool:
+        return self.format is not None and self.format.string != ""
+
+
+class EventCodec:
+    """What ``output.console`` and ``output.file`` write for each event: its JSON
+    (``codec.json.pretty``, ``codec.json.escape_html``) or its ``codec.format.string``,
+    then a newline. An event the codec cannot write (a field the format string requires
+    is missing, a value JSON cannot carry) is left out, counted
+    (``output.dropped_unencodable``) and logged, as libbeat drops what it fails to
+    serialize."""
+
+    __slots__ = ("escape_html", "format", "pretty", "stats")
+
+    def __init__(self, codec: CodecSettings, stats: Counters, *, pretty: bool = False) -> None:
+        from shipper.outputs.fmtstr import compile_format
+
+        js = codec.json or JsonCodec()
+        self.pretty = pretty or js.pretty
+        self.escape_html = js.escape_html
+        self.format = compile_format(codec.format.string) if codec.formatted and codec.format else None
+        self.stats = stats
+
+    def lines(self, events: list[Any]) -> list[bytes]:
+        """Each event's bytes and a newline (what is dropped is counted and logged)."""
+        if self.format is None:
+            return encode_lines(events, self.pretty, self.escape_html, self.stats)
+        return [p + b"\n" for p in self.payloads(events)]
+
+    def batch(self, events: list[Any]) -> tuple[list[bytes | memoryview], list[int]]:
+        """The batch's lines for one ``b"".join``, and each line's length (see
+        :func:`encode_batch`; format strings go through :meth:`lines`)."""
+        if self.format is None:
+            return encode_batch(events, self.pretty, self.escape_html, self.stats)
+        lines = self.lines(events)
+        return list(lines), [len(line) for line in lines]
+
+    def payloads(self, events: list[Any]) -> list[bytes]:
+        """Each event's bytes, no newline (``output.redis``: one list element each)."""
+        from shipper.outputs.fmtstr import FieldMissing
+
+        out = []
+        for e in events:
+            try:
+                if self.format is None:
+                    out.append(encode_event(e, self.pretty, self.escape_html))
+                    continue
+                out.append(self.format.run(e).encode("utf-8", "replace"))
+            except FieldMissing as exc:
+                self.stats.incr("output.dropped_unencodable")
+                log.warning("dropping an event: codec.format.string needs field %s, missing", exc.args[0])
+            except EventEncodingError as exc:
+                self.stats.incr("output.dropped_unencodable")
+                log.warning("dropping an event that cannot be encoded: %s", exc)
+        return out
 
 
 _HTML = ((b"<", b"\\u003c"), (b">", b"\\u003e"), (b"&", b"\\u0026"))

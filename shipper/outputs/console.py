@@ -1,4 +1,4 @@
-"""``output.console``: one JSON event per line on stdout."""
+"""``output.console``: one event per line on stdout (JSON, or ``codec.format.string``)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,18 @@ import attrs
 
 from shipper.outputs.base import (
     CodecSettings,
+    EventCodec,
     Output,
     OutputClosed,
     OutputContext,
     OutputError,
-    encode_batch,
 )
 
 
 @attrs.frozen
 class ConsoleConfig:
     enabled: bool = True
+    #: libbeat's older spelling of ``codec.json.pretty``.
     pretty: bool = False
     codec: CodecSettings = CodecSettings()
     bulk_max_size: int = 2048
@@ -35,13 +36,12 @@ class ConsoleOutput(Output):
         self.config = config
         self.stats = ctx.stats
         self.stream = stream if stream is not None else sys.stdout.buffer
-        self.pretty = config.pretty or config.codec.json.pretty
-        self.escape = config.codec.json.escape_html
+        self.codec = EventCodec(config.codec, ctx.stats, pretty=config.pretty)
         self.batch_size = max(0, config.bulk_max_size)
 
     async def publish(self, events: list[dict[str, Any]]) -> int:
         out = self.stream
-        data = b"".join(encode_batch(events, self.pretty, self.escape, self.stats)[0])
+        data = b"".join(self.codec.batch(events)[0])
         try:
             out.write(data)
             out.flush()

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 import attrs
 
 from shipper.agent.config import PATH_KIND, at_least, between
-from shipper.outputs.base import CodecSettings, Output, OutputContext, OutputError, encode_batch
+from shipper.outputs.base import CodecSettings, EventCodec, Output, OutputContext, OutputError
 
 
 def _filename(_inst: Any, _attr: Any, value: str) -> None:
@@ -53,8 +53,7 @@ class FileOutput(Output):
         self.base = config.filename or ctx.index
         self.limit = config.rotate_every_kb * 1024
         self.batch_size = max(0, config.bulk_max_size)
-        self.pretty = config.codec.json.pretty
-        self.escape = config.codec.json.escape_html
+        self.codec = EventCodec(config.codec, ctx.stats)
         self._fh: BinaryIO | None = None
         self._size = 0
         self.current: Path | None = None
@@ -113,7 +112,7 @@ class FileOutput(Output):
     async def publish(self, events: list[dict[str, Any]]) -> int:
         if self._fh is None:
             self._open_next()
-        parts, sizes = encode_batch(events, self.pretty, self.escape, self.stats)
+        parts, sizes = self.codec.batch(events)
         data = b"".join(parts)
         if self._size + len(data) <= self.limit:
             self._write(data)  # no rotation within this batch: one write

@@ -23,7 +23,7 @@ from protocols.stats import Counters
 from shipper.agent.settings import SslSettings
 from shipper.outputs.tlsconfig import TLSConfigError, client_context
 
-log = logging.getLogger("http")
+log = logging.getLogger("esclientleg")  # libbeat's selector for its Elasticsearch client
 
 
 class TransportError(Exception):

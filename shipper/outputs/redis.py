@@ -29,12 +29,13 @@ from protocols.common.config import Duration, one_of
 from shipper.agent.config import at_least, between, greater_than
 from shipper.outputs.backoff import Backoff
 from shipper.outputs.base import (
+    CodecSettings,
     ConnectError,
-    EventEncodingError,
+    EventCodec,
+    JsonCodec,
     Output,
     OutputContext,
     OutputError,
-    encode_event,
 )
 from shipper.outputs.hosts import format_host, parse_host
 from shipper.outputs.logstash import BackoffSettings
@@ -68,7 +69,10 @@ class RedisConfig:
     #: -1: retry for ever. Connection failures never count.
     max_retries: int = attrs.field(default=3, validator=at_least(-1))
     backoff: BackoffSettings = BackoffSettings()
+    #: Older spelling of ``codec.json.escape_html``.
     escape_html: bool = False
+    #: libbeat's codec: ``codec.json.{pretty,escape_html}`` or ``codec.format.string``.
+    codec: CodecSettings = CodecSettings()
 
 
 CONFIG = RedisConfig
@@ -131,6 +135,11 @@ class RedisOutput(Output):
         self.config = config
         self.ctx = ctx
         self.stats = ctx.stats
+        codec = config.codec
+        if config.escape_html and not codec.formatted:
+            js = codec.json or JsonCodec()
+            codec = attrs.evolve(codec, json=attrs.evolve(js, escape_html=True))
+        self.codec = EventCodec(codec, ctx.stats)
         self.hosts = [parse_host(h, DEFAULT_PORT) for h in config.hosts]
         self.key = config.key or config.index or ctx.index
         self.batch_size = max(0, config.bulk_max_size)
@@ -189,14 +198,7 @@ class RedisOutput(Output):
             self.failover = (idx + 1) % len(self.hosts)
 
     async def _send(self, conn: _Conn, events: list[dict[str, Any]]) -> int:
-        escape = self.config.escape_html
-        payloads = []
-        for e in events:
-            try:
-                payloads.append(encode_event(e, escape_html=escape))
-            except EventEncodingError as exc:
-                self.stats.incr("output.dropped_unencodable")
-                log.warning("dropping an event that cannot be encoded: %s", exc)
+        payloads = self.codec.payloads(events)
         if not payloads:
             return len(events)
         client = await conn.ensure()

@@ -79,6 +79,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._done = threading.Event()
         self._debug = publish_log.isEnabledFor(logging.DEBUG)
+        self._pipeline_debug = log.isEnabledFor(logging.DEBUG)
         self._drop_logged: dict[str, int] = {}
         #: Encoded ``@metadata`` of the envelope's shared objects, filled as they appear.
         self._heads: dict[int, bytes] = {}
@@ -292,6 +293,8 @@ class Pipeline:
             acked = max(0, min(acked, len(entries)))
             q.ack(entries[:acked])
             stats.incr("output.acked", acked)
+            if self._pipeline_debug:  # -d publisher
+                log.debug("%s: %d of a batch of %d events acknowledged", out.name, acked, len(entries))
             rest = entries[acked:]
             if not rest:
                 backoff.reset()

@@ -211,8 +211,10 @@ def test_a_port_claimed_by_two_protocols_gives_one_exiting_line(tmp_path: Path) 
 
 
 def test_bad_override_and_missing_variable(tmp_path: Path) -> None:
-    assert_one_exiting_line(wirebeat("test", "config", "-E", "novalue", tmp=tmp_path), "-E", "novalue")
-    run = wirebeat("test", "config", "-E", "name=${WIREBEAT_TEST_UNSET_VAR}", tmp=tmp_path)
+    cfg = write_config(tmp_path, "name: probe\n")
+    run = wirebeat("test", "config", "-c", cfg, "-E", "novalue", tmp=tmp_path)
+    assert_one_exiting_line(run, "-E", "novalue")
+    run = wirebeat("test", "config", "-c", cfg, "-E", "name=${WIREBEAT_TEST_UNSET_VAR}", tmp=tmp_path)
     assert_one_exiting_line(run, "WIREBEAT_TEST_UNSET_VAR")
 
 

@@ -277,7 +277,13 @@ def test_output_queue_takes_precedence_over_global_queue() -> None:
     s, warnings = build_settings(
         {
             "queue": {"mem": {"events": 64}},
-            "output": {"logstash": {"hosts": ["127.0.0.1:5044"], "queue": {"mem": {"events": 100}}}},
+            "output": {
+                "logstash": {
+                    "hosts": ["127.0.0.1:5044"],
+                    # libbeat: flush.min_events (default 1600) may not exceed events
+                    "queue": {"mem": {"events": 100, "flush.min_events": 10}},
+                }
+            },
         }
     )
     assert s.queue.mem is not None and s.queue.mem.events == 100
