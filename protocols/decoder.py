@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -55,6 +55,8 @@ _IP4_TCP = struct.Struct(">BxHxxHxB2x4s4sHHIIBB")
 _UDP_HDR = struct.Struct(">HHH")
 _RAW = frozenset({LINKTYPE_RAW, *LINKTYPE_RAW_ALT})
 _NULL_V6 = frozenset({24, 28, 30})
+#: Connections closed per batch at the end of input (``Decoder.flush_batches``).
+FLUSH_BATCH = 1024
 
 
 @attrs.frozen
@@ -195,12 +197,20 @@ class Decoder:
 
     def flush(self) -> list[dict[str, Any]]:
         """End of input: publish what can be completed; open requests come out unmatched."""
-        self.tcp.flush()
+        return [e for batch in self.flush_batches() for e in batch]
+
+    def flush_batches(self, size: int = FLUSH_BATCH) -> Iterator[list[dict[str, Any]]]:
+        """``flush`` in batches (each from at most ``size`` connections), so that the
+        events of a large connection table are not all held at once."""
+        while not self.tcp.flush(size):
+            if self._out:
+                yield self._take()
         for p in self.registry.plugins:
             self._emit(p, self._safe(p, p.flush))
         if self.flows is not None:
             self.flows.flush()
-        return self._take()
+        if self._out:
+            yield self._take()
 
     # -- internals ---------------------------------------------------------------------
 

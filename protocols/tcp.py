@@ -615,9 +615,18 @@ class TcpTracker:
             self.stats.incr("tcp.connections_expired")
             self._close(conn, "expired")
 
-    def flush(self) -> None:
-        for conn in list(self.conns.values()):
-            self._close(conn, "flush")
+    def flush(self, limit: int = 0) -> bool:
+        """Close the connections left, oldest first (at most ``limit`` of them when given,
+        so that the events they complete can be taken in bounded batches).
+        Returns True once none is left."""
+        conns = self.conns
+        n = 0
+        while conns:
+            if limit and n >= limit:
+                return False
+            self._close(next(iter(conns.values())), "flush")
+            n += 1
+        return True
 
 
 def _fin_ahead(st: Stream) -> bool:

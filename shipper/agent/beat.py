@@ -299,7 +299,8 @@ class Beat:
                 self._loop(decoder, packets, pipeline)
                 if pipeline.failed.is_set():
                     break
-                pipeline.publish_all(decoder.flush())
+                for events in decoder.flush_batches():
+                    pipeline.publish_all(events)
                 if reader.error:
                     self.stats.incr("pcap.truncated_files")
                     log.warning("capture file problem: %s", reader.error)
