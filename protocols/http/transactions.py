@@ -1,6 +1,6 @@
 """Pairing HTTP requests with responses on one connection (Packetbeat §1.7).
 
-Requests and responses each go to a FIFO; every finished response pops one of each, so
+Requests wait in a FIFO; every finished response pairs with the oldest one, so
 pipelining works. A response with no request waiting is published at once as
 ``Unmatched response``; requests still waiting when the connection ends come out as
 ``Unmatched request`` (Packetbeat loses them at the end of a capture file; we don't).
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -45,23 +44,32 @@ class HttpTransaction:
 
 
 class HttpHandler(ConnectionHandler):
-    __slots__ = ("deferred", "parsers", "requests", "responses")
+    """Requests wait in a list (each message knows its direction); the parser of a
+    direction and the list of deferred transactions exist once needed, so a connection
+    holding one pending request costs little more than the request itself."""
+
+    __slots__ = ("deferred", "parsers", "requests")
 
     plugin: HttpPlugin
 
     def __init__(self, plugin: HttpPlugin, conn: ConnInfo) -> None:
         super().__init__(plugin, conn)
-        cfg = plugin.parser_config
-        self.requests: deque[tuple[Message, int]] = deque()
-        self.parsers = (StreamParser(cfg, self.requests), StreamParser(cfg, self.requests))
-        self.responses: deque[tuple[Message, int]] = deque()
+        #: Requests waiting for their response, oldest first (shared with the parsers).
+        self.requests: list[Message] = []
+        self.parsers: list[StreamParser | None] = [None, None]
         #: Transactions completed by a gap; returned by the next call that can return.
-        self.deferred: list[Any] = []
+        self.deferred: list[Any] | None = None
+
+    def _parser(self, direction: int) -> StreamParser:
+        p = self.parsers[direction]
+        if p is None:
+            p = self.parsers[direction] = StreamParser(self.plugin.parser_config, self.requests)
+        return p
 
     # -- seam ----------------------------------------------------------------------------
 
     def on_data(self, direction: int, data: bytes, ts: int) -> list[Any]:
-        parser = self.parsers[direction]
+        parser = self.parsers[direction] or self._parser(direction)
         if parser.state == BODY and len(data) < parser.remaining and not parser.buf:
             # Middle of a Content-Length body (most segments of a download): just count it.
             msg = parser.msg
@@ -83,7 +91,7 @@ class HttpHandler(ConnectionHandler):
         out = self._take_deferred()
         for m in msgs:
             self._handle(m, direction, out)
-        if lost_sync and any(d != direction for _req, d in self.requests):
+        if lost_sync and any(r.direction != direction for r in self.requests):
             # Response boundaries are lost (a garbled response, or a body misread after a
             # request went missing): the waiting requests can't be paired by order.
             self._lost_responses(direction, None)
@@ -91,7 +99,7 @@ class HttpHandler(ConnectionHandler):
         return out
 
     def on_gap(self, direction: int, nbytes: int) -> bool:
-        parser = self.parsers[direction]
+        parser = self._parser(direction)
         in_body = parser.msg is not None and parser.state in (BODY, BODY_TO_CLOSE)
         if parser.state == BODY and nbytes > parser.remaining:
             in_body = False  # the loss runs past the body's end, into the next message(s)
@@ -99,8 +107,8 @@ class HttpHandler(ConnectionHandler):
         if not ok:
             self.plugin.stats.incr("http.gap_lost_messages")
         if msg is not None:
-            self._handle(msg, direction, self.deferred)
-        if not in_body and any(d != direction for _req, d in self.requests):
+            self._handle(msg, direction, self._deferred())
+        if not in_body and any(r.direction != direction for r in self.requests):
             self._lost_responses(direction, "Packet loss while capturing the response")
         return False
 
@@ -113,16 +121,17 @@ class HttpHandler(ConnectionHandler):
         out = self._take_deferred()
         for d in range(len(self.parsers)):
             self._finish(d, out)
-        self._correlate(out)
-        while self.requests:
-            req, d = self.requests.popleft()
-            self.plugin.stats.incr("http.unmatched_requests")
-            out.append(HttpTransaction(self.conn, req, None, d))
-        self._flush_responses(out)
+        requests = self.requests
+        if requests:
+            self.plugin.stats.incr("http.unmatched_requests", len(requests))
+            out += [HttpTransaction(self.conn, req, None, req.direction) for req in requests]
+            requests.clear()
         return out
 
     def _finish(self, direction: int, out: list[Any]) -> None:
         parser = self.parsers[direction]
+        if parser is None:
+            return  # nothing was ever sent that way
         incomplete = parser.incomplete
         msg = parser.finish()
         if msg is not None:
@@ -135,67 +144,64 @@ class HttpHandler(ConnectionHandler):
     def _take_deferred(self) -> list[Any]:
         out = self.deferred
         if out:
-            self.deferred = []
+            self.deferred = None
             return out
         return []
+
+    def _deferred(self) -> list[Any]:
+        if self.deferred is None:
+            self.deferred = []
+        return self.deferred
 
     def _handle(self, msg: Message, direction: int, out: list[Any]) -> None:
         plugin = self.plugin
         self._hide_headers(msg)
+        msg.direction = direction
+        requests = self.requests
         if msg.is_request:
-            self.requests.append((msg, direction))
-            if len(self.requests) > MAX_PENDING:
-                req, d = self.requests.popleft()
+            requests.append(msg)
+            if len(requests) > MAX_PENDING:
+                req = requests.pop(0)
                 plugin.stats.incr("http.unmatched_requests")
                 plugin.stats.incr("http.pending_overflow")
-                out.append(HttpTransaction(self.conn, req, None, d))
+                out.append(HttpTransaction(self.conn, req, None, req.direction))
             return
         code = msg.status_code
         if 100 <= code < 200 and code != 101:
             plugin.stats.incr("http.interim_responses")
             return
-        if code == 101 or (self.requests and self.requests[0][0].method == "CONNECT" and 200 <= code < 300):
-            for p in self.parsers:
-                p.upgrade()
+        if code == 101 or (requests and requests[0].method == "CONNECT" and 200 <= code < 300):
+            for d in (0, 1):
+                self._parser(d).upgrade()
             plugin.stats.incr("http.upgraded_connections")
-        self.responses.append((msg, direction))
-        self._correlate(out)
+        # A response pairs with the oldest request waiting, or is published unmatched.
+        if requests:
+            req = requests.pop(0)
+            out.append(HttpTransaction(self.conn, req, msg, req.direction))
+        else:
+            plugin.stats.incr("http.unmatched_responses")
+            out.append(HttpTransaction(self.conn, None, msg, direction))
 
     def _lost_responses(self, direction: int, note: str | None) -> None:
         """Responses (or their heads) were lost in ``direction``: publish the requests
         they answered, those waiting from the other side, as unmatched."""
-        kept: deque[tuple[Message, int]] = deque()
-        for req, d in self.requests:
-            if d == direction:
-                kept.append((req, d))
+        kept: list[Message] = []
+        deferred = self._deferred()
+        for req in self.requests:
+            if req.direction == direction:
+                kept.append(req)
                 continue
             if note and note not in req.notes:
-                req.notes.append(note)
+                req.add_note(note)
             self.plugin.stats.incr("http.unmatched_requests")
-            self.deferred.append(HttpTransaction(self.conn, req, None, d))
-        self.requests.clear()
-        self.requests.extend(kept)  # the parsers share this deque: keep the object
-
-    def _correlate(self, out: list[Any]) -> None:
-        if not self.requests:
-            self._flush_responses(out)
-            return
-        while self.requests and self.responses:
-            req, d = self.requests.popleft()
-            resp, _ = self.responses.popleft()
-            out.append(HttpTransaction(self.conn, req, resp, d))
-
-    def _flush_responses(self, out: list[Any]) -> None:
-        while self.responses:
-            resp, d = self.responses.popleft()
-            self.plugin.stats.incr("http.unmatched_responses")
-            out.append(HttpTransaction(self.conn, None, resp, d))
+            deferred.append(HttpTransaction(self.conn, req, None, req.direction))
+        self.requests[:] = kept  # the parsers share this list: keep the object
 
     def _hide_headers(self, msg: Message) -> None:
         cfg = self.plugin.config
         for name in cfg.redact_headers:
             if name in msg.headers:
-                msg.headers[name] = "REDACTED"
+                msg.headers = {**msg.headers, name: "REDACTED"}
         if not msg.is_request:
             return
         if not cfg.redact_authorization:
@@ -203,7 +209,7 @@ class HttpHandler(ConnectionHandler):
         msg.raw_headers = _redact_raw_authorization(msg.raw_headers)
         for name in ("authorization", "proxy-authorization"):
             if msg.headers.get(name):
-                msg.headers[name] = "*"
+                msg.headers = {**msg.headers, name: "*"}
         msg.authorization = ""
 
 
