@@ -178,8 +178,8 @@ def evictions(metrics: dict[str, int]) -> str:
     return ", ".join(f"{k.split('.', 1)[1]} {metrics[k]:,}" for k in keys if metrics.get(k))
 
 
-def top_allocations(n: int, limit: int = 15) -> None:
-    """Decode ``n`` pending connections in-process under tracemalloc; print the biggest sites."""
+def top_allocations(kind: str, n: int, limit: int = 15) -> None:
+    """Decode ``n`` connections of ``kind`` in-process under tracemalloc; print the biggest sites."""
     import tracemalloc
 
     from capture import CaptureFile
@@ -188,8 +188,8 @@ def top_allocations(n: int, limit: int = 15) -> None:
     from protocols.tcp import TcpLimits
 
     with tempfile.TemporaryDirectory() as tmp:
-        pcap = Path(tmp) / "pending.pcap"
-        synthesize(pcap, "pending", n)
+        pcap = Path(tmp) / f"{kind}.pcap"
+        synthesize(pcap, kind, n)
         dec = Decoder(
             build_plugins({"http": default_config("http", ports=[80])}),
             DecoderLimits(tcp=TcpLimits(max_connections=max(n + 1, 100_000))),
@@ -206,9 +206,8 @@ def top_allocations(n: int, limit: int = 15) -> None:
         dec.feed_many(chunk)
         snap = tracemalloc.take_snapshot()
         used = tracemalloc.get_traced_memory()[0] - base
-        print(
-            f"{len(dec.tcp.conns):,} connections tracked: {used / 1e6:.1f} MB traced, {used / n:,.0f} B each"
-        )
+        tracked = len(dec.tcp.conns) + len(getattr(dec.tcp, "half_open", ()))
+        print(f"{tracked:,} connections tracked: {used / 1e6:.1f} MB traced, {used / n:,.0f} B each")
         for stat in snap.statistics("lineno")[:limit]:
             frame = stat.traceback[0]
             print(
@@ -226,11 +225,15 @@ def main() -> None:
     ap.add_argument("--baseline", type=int, default=100)
     ap.add_argument("--packetbeat", action="store_true", help="also run the real Packetbeat 9.3")
     ap.add_argument("--flows", action="store_true", help="enable packetbeat.flows as well")
-    ap.add_argument("--top", action="store_true", help="tracemalloc: biggest allocation sites, in-process")
+    ap.add_argument(
+        "--top",
+        action="store_true",
+        help="tracemalloc: biggest allocation sites, in-process (pending, or syn)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the captures (in benchmarks/out/)")
     args = ap.parse_args()
     if args.top:
-        top_allocations(args.connections)
+        top_allocations("syn" if args.scenario == "syn" else "pending", args.connections)
         return
     if args.packetbeat and not PACKETBEAT.exists():
         raise SystemExit(f"{PACKETBEAT} is not built yet (setup has not finished)")

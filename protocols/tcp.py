@@ -28,6 +28,8 @@ current position (RFC 1982 serial arithmetic, a window of ±2**31).
 from __future__ import annotations
 
 import bisect
+import functools
+import itertools
 import logging
 from collections import OrderedDict
 from typing import Any
@@ -43,6 +45,16 @@ log = logging.getLogger("tcp")
 M32 = 0xFFFFFFFF
 HALF = 0x80000000
 NS = 1_000_000_000
+#: The flags that make a bare SYN (a connection's first packet, no data yet).
+_SYN_ACK_FIN_RST = TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST
+#: Distinct addresses whose ``bytes`` objects are shared by the connection keys.
+_MAX_ADDRS = 4096
+#: Held segments of a stream with none: a shared empty tuple (the first segment held
+#: makes the stream its own list; a write to this one fails loudly).
+_NO_SEGMENTS: Any = ()
+_conn_ids = itertools.count(1)
+#: Addresses as text, shared by the connections of a host (a server's address above all).
+_ip_str = functools.lru_cache(maxsize=_MAX_ADDRS)(ip_to_str)
 
 
 @attrs.frozen
@@ -76,7 +88,7 @@ class Stream:
         self.next_seq: int | None = None  # absolute: everything before it was delivered
         # Held segments, sorted: [abs_seq, data, ts, dep] where dep is the absolute sequence
         # of the other direction this segment acknowledges (or -1).
-        self.buf: list[list[Any]] = []
+        self.buf: list[list[Any]] = _NO_SEGMENTS
         self.buf_bytes = 0
         self.blocked_pkt = 0
         self.blocked_ts = 0
@@ -113,7 +125,7 @@ class Connection:
         self.key = key
         self.plugin = plugin
         self.flipped = flipped
-        self.id = conn_id
+        self.id = conn_id  # 0: numbered when its handler is made
         self.last_ts = ts
         self.pkts = 0
         self.streams = (Stream(), Stream())
@@ -127,7 +139,9 @@ class Connection:
             src, sport, dst, dport = self.key
             if self.flipped:
                 src, sport, dst, dport = dst, dport, src, sport
-            self.info = ConnInfo(ip_to_str(src), sport, ip_to_str(dst), dport, "tcp", self.id)
+            if not self.id:
+                self.id = next(_conn_ids)
+            self.info = ConnInfo(_ip_str(src), sport, _ip_str(dst), dport, "tcp", self.id)
         return self.info
 
     def get_handler(self) -> ConnectionHandler:
@@ -151,12 +165,18 @@ class TcpTracker:
         self.out = out
         self.limits = limits or TcpLimits()
         self.conns: OrderedDict[tuple[Any, ...], Connection] = OrderedDict()
+        #: Connections of which only the client's SYN was seen, in the order of their SYNs:
+        #: key -> capture time << 32 | the SYN's sequence number. The first other packet
+        #: of the connection makes it a ``Connection`` as if the SYN had just been processed
+        #: (``_unhold``); a SYN flood costs a key and an int per connection.
+        self.half_open: dict[tuple[Any, ...], int] = {}
+        #: Address bytes shared by the keys (``_key``).
+        self._addrs: dict[bytes, bytes] = {}
         self.blocked: set[Connection] = set()
         # (src, sport) of each side -> (first seq, end seq), per closed 4-tuple.
         self.time_wait: OrderedDict[tuple[Any, ...], tuple[int, dict[tuple[bytes, int], tuple[int, int]]]] = (
             OrderedDict()
         )
-        self._next_id = 1
         timeouts = [p.timeout_ns for p in ports.values()] or [10 * NS]
         self.min_timeout = min(timeouts)
 
@@ -178,22 +198,27 @@ class TcpTracker:
         conns = self.conns
         key = (src, sport, dst, dport)
         conn = conns.get(key)
+        if conn is None and self.half_open:
+            if self._unhold(ts, key, flags, seq, payload, missing):
+                return
+            conn = conns.get(key)
         fwd = True
+        hold = not (payload or missing)
         if conn is None:
             conn = conns.get((dst, dport, src, sport))
             fwd = False
             if conn is None:
-                conn = self._new_conn(ts, key, flags, payload, seq)
+                conn = self._new_conn(ts, key, flags, payload, seq, hold)
                 if conn is None:
                     return
                 fwd = True
             elif flags & TCP_SYN and not flags & TCP_ACK and self._is_new_syn(conn, False, seq):
-                conn = self._replace(conn, ts, key, flags, payload)
+                conn = self._replace(conn, ts, key, flags, payload, seq, hold)
                 if conn is None:
                     return
                 fwd = True
         elif flags & TCP_SYN and not flags & TCP_ACK and self._is_new_syn(conn, True, seq):
-            conn = self._replace(conn, ts, key, flags, payload)
+            conn = self._replace(conn, ts, key, flags, payload, seq, hold)
             if conn is None:
                 return
         direction = FROM_CLIENT if fwd != conn.flipped else FROM_SERVER
@@ -264,8 +289,18 @@ class TcpTracker:
     # -- connections -------------------------------------------------------------------
 
     def _new_conn(
-        self, ts: int, key: tuple[Any, ...], flags: int, payload: bytes, seq: int = -1
+        self,
+        ts: int,
+        key: tuple[Any, ...],
+        flags: int,
+        payload: bytes,
+        seq: int = -1,
+        hold: bool = False,
+        held: bool = False,
     ) -> Connection | None:
+        """The connection a packet opens (None if it opens none). A bare SYN (``hold``:
+        nothing else in the segment) is held in ``half_open`` and opens none yet; ``held``:
+        opening the connection of such a SYN (already checked and counted)."""
         if not payload and not flags & TCP_SYN:
             return None
         if flags & TCP_RST:
@@ -275,7 +310,7 @@ class TcpTracker:
         if plugin is None:
             self.stats.incr("tcp.unknown_port_packets")
             return None
-        if self.time_wait and self._late_duplicate(ts, key, seq, flags):
+        if not held and self.time_wait and self._late_duplicate(ts, key, seq, flags):
             self.stats.incr("tcp.late_duplicates")
             return None
         if flags & TCP_SYN:
@@ -283,18 +318,77 @@ class TcpTracker:
         else:
             pports = plugin.config.ports
             flipped = sport in pports and dport not in pports
-        if len(self.conns) >= self.limits.max_connections:
-            self.expire(ts)
-            while len(self.conns) >= self.limits.max_connections:
-                _, victim = self.conns.popitem(last=False)
-                self.conns[victim.key] = victim  # _close removes it again
-                self._close(victim, "evicted")
-                self.stats.incr("tcp.connections_evicted")
-        conn = Connection(key, plugin, flipped, self._next_id, ts)
-        self._next_id += 1
+        if not held:
+            self._make_room(ts)
+            self.stats.incr("tcp.connections")
+        key = self._key(key)
+        if hold and flags & _SYN_ACK_FIN_RST == TCP_SYN and not flipped and seq >= 0:
+            self.half_open[key] = (ts << 32) | seq
+            return None
+        conn = Connection(key, plugin, flipped, 0, ts)
         self.conns[key] = conn
-        self.stats.incr("tcp.connections")
         return conn
+
+    def _key(self, key: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``key`` as stored: its address ``bytes`` shared with the other keys holding them."""
+        addrs = self._addrs
+        src, sport, dst, dport = key
+        a = addrs.get(src)
+        if a is None:
+            if len(addrs) >= _MAX_ADDRS:
+                addrs.clear()
+            a = addrs[src] = src
+        b = addrs.get(dst)
+        if b is None:
+            if len(addrs) >= _MAX_ADDRS:
+                addrs.clear()
+            b = addrs[dst] = dst
+        return (a, sport, b, dport)
+
+    def _make_room(self, ts: int) -> None:
+        """At ``max_connections``: expire what has timed out, then evict the oldest
+        half-open connection (nothing of it was decoded), else the oldest connection."""
+        conns, half_open = self.conns, self.half_open
+        limit = self.limits.max_connections
+        if len(conns) + len(half_open) < limit:
+            return
+        self.expire(ts)
+        while len(conns) + len(half_open) >= limit:
+            self.stats.incr("tcp.connections_evicted")
+            if half_open:
+                del half_open[next(iter(half_open))]
+                self.stats.incr("tcp.half_open_evicted")
+                continue
+            _, victim = conns.popitem(last=False)
+            conns[victim.key] = victim  # _close removes it again
+            self._close(victim, "evicted")
+
+    def _unhold(
+        self, ts: int, key: tuple[Any, ...], flags: int, seq: int, payload: bytes, missing: int
+    ) -> bool:
+        """A packet of a 4-tuple with no ``Connection``: if a SYN of it is held, open the
+        connection from that SYN. Returns True for a retransmission of the held SYN."""
+        half_open = self.half_open
+        src, sport, dst, dport = key
+        fwd = True
+        held = half_open.pop(key, None)
+        if held is None:
+            fwd = False
+            key = (dst, dport, src, sport)
+            held = half_open.pop(key, None)
+            if held is None:
+                return False
+        if fwd and flags & _SYN_ACK_FIN_RST == TCP_SYN and not (payload or missing) and held & M32 == seq:
+            self.half_open[self._key(key)] = (ts << 32) | seq  # the same SYN again: refresh it
+            return True
+        syn_ts, isn = held >> 32, held & M32
+        conn = self._new_conn(syn_ts, key, TCP_SYN, b"", isn, held=True)
+        if conn is not None:  # the state processing the SYN would have left
+            st = conn.streams[FROM_SERVER if conn.flipped else FROM_CLIENT]
+            st.next_seq = isn + 1
+            st.isn = st.first = isn
+            conn.pkts = 1
+        return False
 
     def _is_new_syn(self, conn: Connection, fwd: bool, seq: int) -> bool:
         """A bare SYN on a known 4-tuple: a retransmission, or a new connection reusing it?"""
@@ -312,12 +406,19 @@ class TcpTracker:
         return before > self.limits.reorder_buffer
 
     def _replace(
-        self, conn: Connection, ts: int, key: tuple[Any, ...], flags: int, payload: bytes
+        self,
+        conn: Connection,
+        ts: int,
+        key: tuple[Any, ...],
+        flags: int,
+        payload: bytes,
+        seq: int = -1,
+        hold: bool = False,
     ) -> Connection | None:
         self._close(conn, "fin")
         self.stats.incr("tcp.connections_reused")
         self.time_wait.pop(conn.key, None)
-        return self._new_conn(ts, key, flags, payload)
+        return self._new_conn(ts, key, flags, payload, seq, hold)
 
     def _close(self, conn: Connection, reason: str) -> None:
         if conn.key not in self.conns:
@@ -438,6 +539,7 @@ class TcpTracker:
             st.blocked_pkt = conn.pkts
             st.blocked_ts = ts
             self.blocked.add(conn)
+            st.buf = []
         seg = [abs_seq, payload, ts, dep]
         i = bisect.bisect_left(st.buf, abs_seq, key=lambda s: s[0])
         if i < len(st.buf) and st.buf[i][0] == abs_seq:
@@ -614,11 +716,30 @@ class TcpTracker:
         for conn in dead:
             self.stats.incr("tcp.connections_expired")
             self._close(conn, "expired")
+        if self.half_open:
+            self._expire_half_open(ts)
+
+    def _expire_half_open(self, ts: int) -> None:
+        half_open = self.half_open
+        ports = self.ports
+        expired = []
+        for key, held in half_open.items():
+            idle = ts - (held >> 32)
+            if idle <= self.min_timeout:
+                break
+            plugin = ports.get(key[1]) or ports.get(key[3])
+            if plugin is None or idle > plugin.timeout_ns:
+                expired.append(key)
+        for key in expired:
+            del half_open[key]
+        if expired:
+            self.stats.incr("tcp.connections_expired", len(expired))
 
     def flush(self, limit: int = 0) -> bool:
         """Close the connections left, oldest first (at most ``limit`` of them when given,
         so that the events they complete can be taken in bounded batches).
         Returns True once none is left."""
+        self.half_open.clear()  # nothing of them to decode
         conns = self.conns
         n = 0
         while conns:

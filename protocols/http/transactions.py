@@ -25,13 +25,15 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from protocols.handler import ConnectionHandler, ConnInfo
-from protocols.http.parser import BODY, BODY_TO_CLOSE, Message, StreamParser
+from protocols.http.parser import BODY, BODY_TO_CLOSE, START, Message, StreamParser
 
 if TYPE_CHECKING:
     from protocols.http import HttpPlugin
 
 #: More requests than this waiting for responses: the oldest is published unmatched.
 MAX_PENDING = 1024
+#: Idle parsers kept per plugin for the next connection direction that needs one.
+PARSER_POOL = 64
 
 
 @attrs.define(slots=True)
@@ -44,9 +46,10 @@ class HttpTransaction:
 
 
 class HttpHandler(ConnectionHandler):
-    """Requests wait in a list (each message knows its direction); the parser of a
-    direction and the list of deferred transactions exist once needed, so a connection
-    holding one pending request costs little more than the request itself."""
+    """Requests wait in a list (each message knows its direction). A direction has a
+    parser only while a message of it is incomplete: between messages its parser goes
+    back to the plugin's pool. So a connection holding one pending request costs little
+    more than the request itself."""
 
     __slots__ = ("deferred", "parsers", "requests")
 
@@ -63,8 +66,22 @@ class HttpHandler(ConnectionHandler):
     def _parser(self, direction: int) -> StreamParser:
         p = self.parsers[direction]
         if p is None:
-            p = self.parsers[direction] = StreamParser(self.plugin.parser_config, self.requests)
+            pool = self.plugin.parser_pool
+            if pool:
+                p = pool.pop()
+                p.requests = self.requests
+            else:
+                p = StreamParser(self.plugin.parser_config, self.requests)
+            self.parsers[direction] = p
         return p
+
+    def _release(self, direction: int, parser: StreamParser) -> None:
+        """``parser`` is between messages with nothing held: back to the pool."""
+        self.parsers[direction] = None
+        pool = self.plugin.parser_pool
+        if len(pool) < PARSER_POOL:
+            parser.requests = None
+            pool.append(parser)
 
     # -- seam ----------------------------------------------------------------------------
 
@@ -86,6 +103,8 @@ class HttpHandler(ConnectionHandler):
             self.plugin.stats.incr("http.parse_errors")
             if parser.last_reason:
                 self.plugin.stats.incr("http." + parser.last_reason)
+        elif parser.state == START and not parser.buf and not parser.resync:
+            self._release(direction, parser)
         if not msgs and not self.deferred and not lost_sync:
             return []
         out = self._take_deferred()
