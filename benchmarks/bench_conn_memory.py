@@ -3,8 +3,10 @@
 Synthesizes captures (streamed to a temporary pcap) of many distinct connections that
 stay open until the end of the capture, replays each with ``wirebeat -I file -t`` (output
 ``discard``) in a subprocess, and reports its peak RSS, the peak RSS of the same run on
-a capture of ``--baseline`` connections, the bytes per connection above that baseline,
-and the connection evictions the run counted. Scenarios:
+a capture of ``--baseline`` connections of the same kind, the bytes each further
+connection costs — (peak - baseline peak) / (N - baseline N), so that fixed costs such
+as the event queue's capacity are not spread over the connections — and the connection
+evictions the run counted. Scenarios:
 
 * ``pending``: N connections (handshake, then one HTTP request that is never answered);
   run once with ``tcp.max_connections`` raised above N, once with the default cap.
@@ -222,7 +224,7 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=200_000, help="for pending (and syn: 2.5x)")
     ap.add_argument("--syn-connections", type=int, default=500_000)
     ap.add_argument("--million", type=int, default=1_000_000)
-    ap.add_argument("--baseline", type=int, default=100)
+    ap.add_argument("--baseline", type=int, default=10_000, help="connections of the baseline run")
     ap.add_argument("--packetbeat", action="store_true", help="also run the real Packetbeat 9.3")
     ap.add_argument("--flows", action="store_true", help="enable packetbeat.flows as well")
     ap.add_argument(
@@ -279,7 +281,7 @@ def main() -> None:
                 else (run_wirebeat(pcap, tmp, cap, args.flows))
             )
             rss = float(r["rss"])  # type: ignore[arg-type]
-            per = (rss - base) * 1024 * 1024 / n
+            per = (rss - base) * 1024 * 1024 / (n - args.baseline)
             ev = evictions(r["metrics"])  # type: ignore[arg-type]
             print(
                 f"{tool:10} {label:34} peak {rss:7.0f} MB, baseline {base:4.0f} MB, "

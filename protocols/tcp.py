@@ -63,6 +63,9 @@ class TcpLimits:
     reorder_window: int = 64
     reorder_timeout_ns: int = NS // 2
     reorder_buffer: int = 1 << 20
+    #: Bytes held out of order across all connections; past it a stream that would hold
+    #: more is forced through (its missing bytes reported as gaps).
+    reorder_buffer_total: int = 128 << 20
     #: Closed connections remembered (TIME-WAIT) so late duplicates are not taken as new ones.
     time_wait: int = 65_536
     time_wait_ns: int = 60 * NS
@@ -172,6 +175,8 @@ class TcpTracker:
         self.half_open: dict[tuple[Any, ...], int] = {}
         #: Address bytes shared by the keys (``_key``).
         self._addrs: dict[bytes, bytes] = {}
+        #: Bytes held in the reorder buffers of all connections.
+        self.held_bytes = 0
         self.blocked: set[Connection] = set()
         # (src, sport) of each side -> (first seq, end seq), per closed 4-tuple.
         self.time_wait: OrderedDict[tuple[Any, ...], tuple[int, dict[tuple[bytes, int], tuple[int, int]]]] = (
@@ -428,6 +433,10 @@ class TcpTracker:
                 self._force(conn, d, drain_all=True)
         del self.conns[conn.key]
         self.blocked.discard(conn)
+        for st in conn.streams:
+            if st.buf_bytes:  # left held only if the handler's delivery closed it meanwhile
+                self.held_bytes -= st.buf_bytes
+                st.buf_bytes = 0
         if reason in ("fin", "rst"):
             self._remember_closed(conn)
         if conn.handler is not None:
@@ -548,12 +557,14 @@ class TcpTracker:
                 self.stats.incr("tcp.retransmits")
                 return
             st.buf_bytes -= len(old[1])
+            self.held_bytes -= len(old[1])
             st.buf[i] = seg
         else:
             st.buf.insert(i, seg)
             if abs_seq > st.next_seq:
                 self.stats.incr("tcp.out_of_order")
         st.buf_bytes += n
+        self.held_bytes += n
         if missing:
             # Bytes the capture cut off (snaplen): a known loss right after this segment.
             st.buf.insert(i + 1, [abs_seq + n, None, ts, missing])
@@ -561,6 +572,10 @@ class TcpTracker:
         if st.buf and st.buf_bytes > self.limits.reorder_buffer:
             self.stats.incr("tcp.reorder_overflows")
             self._force(conn, direction)
+        elif st.buf and self.held_bytes > self.limits.reorder_buffer_total:
+            # All connections together hold too much: this stream holds nothing more.
+            self.stats.incr("tcp.reorder_budget_forced")
+            self._force(conn, direction, drain_all=True)
 
     def _drain(self, conn: Connection, direction: int) -> None:
         """Deliver what is in order and unblocked, in both directions, until stuck."""
@@ -600,6 +615,7 @@ class TcpTracker:
                 break
             buf.pop(0)
             st.buf_bytes -= len(data)
+            self.held_bytes -= len(data)
             moved = True
             if abs_seq < nxt:
                 cut = nxt - abs_seq

@@ -32,6 +32,8 @@ class HttpPlugin(Plugin):
             include_request_body_for=tuple(c.include_body_for + c.include_request_body_for),
             include_response_body_for=tuple(c.include_body_for + c.include_response_body_for),
             max_message_size=c.max_message_size,
+            keep_raw_requests=c.send_request,
+            keep_raw_responses=c.send_response,
         )
         #: Parsers between messages, shared by the connections (``HttpHandler._release``).
         self.parser_pool: list[StreamParser] = []

@@ -106,6 +106,10 @@ class ParserConfig:
     include_request_body_for: tuple[str, ...] = ()
     include_response_body_for: tuple[str, ...] = ()
     max_message_size: int = 10 * 1024 * 1024
+    #: Keep each message's header block (``raw_headers``): events with ``send_request`` /
+    #: ``send_response`` need it; otherwise a message waiting for its pair holds less.
+    keep_raw_requests: bool = True
+    keep_raw_responses: bool = True
 
 
 #: Shared by every message without collected headers (a dict per message is ~200 bytes
@@ -508,7 +512,12 @@ class StreamParser:
         msg.raw_headers = raw
         msg.size = len(raw)
         self._header_fields(msg, raw)
-        return self._after_headers(msg, end)
+        end = self._after_headers(msg, end)
+        if not msg.save_body and not (
+            self.cfg.keep_raw_requests if msg.is_request else self.cfg.keep_raw_responses
+        ):
+            msg.raw_headers = b""  # (a saved body's room is counted from its length)
+        return end
 
     def _start_line(self, msg: Message, line: bytes) -> None:
         if len(line) < 9:

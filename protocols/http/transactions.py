@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 MAX_PENDING = 1024
 #: Idle parsers kept per plugin for the next connection direction that needs one.
 PARSER_POOL = 64
+_NO_PARSERS: tuple[None, None] = (None, None)
 
 
 @attrs.define(slots=True)
@@ -59,7 +60,9 @@ class HttpHandler(ConnectionHandler):
         super().__init__(plugin, conn)
         #: Requests waiting for their response, oldest first (shared with the parsers).
         self.requests: list[Message] = []
-        self.parsers: list[StreamParser | None] = [None, None]
+        #: Per direction, its parser while a message is incomplete (a tuple, shared while
+        #: both are None).
+        self.parsers: tuple[StreamParser | None, StreamParser | None] = _NO_PARSERS
         #: Transactions completed by a gap; returned by the next call that can return.
         self.deferred: list[Any] | None = None
 
@@ -72,12 +75,20 @@ class HttpHandler(ConnectionHandler):
                 p.requests = self.requests
             else:
                 p = StreamParser(self.plugin.parser_config, self.requests)
-            self.parsers[direction] = p
+            self._set_parser(direction, p)
         return p
+
+    def _set_parser(self, direction: int, p: StreamParser | None) -> None:
+        c, s = self.parsers
+        if direction == 0:
+            c = p
+        else:
+            s = p
+        self.parsers = _NO_PARSERS if c is None and s is None else (c, s)
 
     def _release(self, direction: int, parser: StreamParser) -> None:
         """``parser`` is between messages with nothing held: back to the pool."""
-        self.parsers[direction] = None
+        self._set_parser(direction, None)
         pool = self.plugin.parser_pool
         if len(pool) < PARSER_POOL:
             parser.requests = None

@@ -59,6 +59,7 @@ class Beat:
                 reorder_window=t.reorder_window,
                 reorder_timeout_ns=int(t.reorder_timeout * NS),
                 reorder_buffer=t.reorder_buffer,
+                reorder_buffer_total=t.reorder_buffer_total,
             )
         )
 
