@@ -69,30 +69,36 @@ def request(i: int) -> bytes:
     ).encode()
 
 
-def synthesize(path: Path, kind: str, n: int, spacing_ns: int = 1_000) -> int:
-    """Write ``n`` connections of ``kind`` (``pending`` or ``syn``); returns packets written.
+def connection_frames(kind: str, i: int, spacing_ns: int = 1_000) -> list[tuple[int, bytes]]:
+    """Connection ``i`` of ``kind`` (``pending``: handshake and one request never
+    answered; ``syn``: its SYN alone), starting at ``T0 + i * spacing_ns``."""
+    ts = T0 + i * spacing_ns
+    ip, port = client(i)
+    isn_c, isn_s = (i * 7919) & 0xFFFFFFFF, (i * 104729 + 1) & 0xFFFFFFFF
+    frames = [frame(ip, SERVER, port, 80, isn_c, 0, SYN, b"")]
+    if kind == "pending":
+        frames.append(frame(SERVER, ip, 80, port, isn_s, isn_c + 1, SYN | ACK, b""))
+        frames.append(frame(ip, SERVER, port, 80, isn_c + 1, isn_s + 1, ACK, b""))
+        frames.append(frame(ip, SERVER, port, 80, isn_c + 1, isn_s + 1, ACK | PSH, request(i)))
+    return [(ts + k * 100, f) for k, f in enumerate(frames)]
 
-    Connection ``i`` starts at ``T0 + i * spacing_ns``: a million connections span one
-    second of capture time, far below any timeout, so they are all open at the end.
+
+def synthesize(path: Path, kind: str, n: int) -> int:
+    """Write ``n`` connections of ``kind``; returns packets written.
+
+    A million connections span one second of capture time, far below any timeout, so
+    they are all open at the end.
     """
     packets = 0
     with open(path, "wb", buffering=1 << 20) as fh:
         fh.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1))
         write = fh.write
         for i in range(n):
-            ts = T0 + i * spacing_ns
-            ip, port = client(i)
-            isn_c, isn_s = (i * 7919) & 0xFFFFFFFF, (i * 104729 + 1) & 0xFFFFFFFF
-            frames = [frame(ip, SERVER, port, 80, isn_c, 0, SYN, b"")]
-            if kind == "pending":
-                frames.append(frame(SERVER, ip, 80, port, isn_s, isn_c + 1, SYN | ACK, b""))
-                frames.append(frame(ip, SERVER, port, 80, isn_c + 1, isn_s + 1, ACK, b""))
-                frames.append(frame(ip, SERVER, port, 80, isn_c + 1, isn_s + 1, ACK | PSH, request(i)))
-            for k, f in enumerate(frames):
-                sec, ns = divmod(ts + k * 100, 1_000_000_000)
+            for ts, f in connection_frames(kind, i):
+                sec, ns = divmod(ts, 1_000_000_000)
                 write(_REC.pack(sec, ns, len(f), len(f)))
                 write(f)
-            packets += len(frames)
+                packets += 1
     return packets
 
 

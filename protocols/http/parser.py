@@ -20,7 +20,7 @@ import functools
 import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -233,6 +233,13 @@ def _add_encodings(msg: Message, encs: list[str], front: bool) -> None:
     msg.encodings = chain if len(chain) <= MAX_ENCODINGS else [*chain[: MAX_ENCODINGS - 1], "..."]
 
 
+class PendingRequests(Protocol):
+    """The requests of a connection waiting for a response, as a parser sees them."""
+
+    def request_method(self, i: int) -> str | None:
+        """The method of the ``i``-th (from the oldest), None if fewer are waiting."""
+
+
 #: ``StreamParser._done`` between feeds (it only lives while a feed runs).
 _NO_DONE: tuple[Message, ...] = ()
 
@@ -260,7 +267,7 @@ class StreamParser:
         "state",
     )
 
-    def __init__(self, cfg: ParserConfig, requests: list[Message] | None = None) -> None:
+    def __init__(self, cfg: ParserConfig, requests: PendingRequests | None = None) -> None:
         self.cfg = cfg
         #: Bytes of a message not complete yet (a bytearray once it holds any).
         self.buf: bytes | bytearray = b""
@@ -697,11 +704,10 @@ class StreamParser:
                         self._answered += 1
                 self._counted = len(done)
             answered = self._answered
-            if self.requests is not None and len(self.requests) > answered:
-                method = self.requests[answered].method
-                if method == "HEAD" or (method == "CONNECT" and 200 <= code < 300):
-                    self.state = START
-                    return end
+            method = self.requests.request_method(answered) if self.requests is not None else None
+            if method == "HEAD" or (method == "CONNECT" and 200 <= code < 300):
+                self.state = START
+                return end
         ctype = msg.content_type.lower()
         include = self.cfg.include_request_body_for if msg.is_request else self.cfg.include_response_body_for
         if include:

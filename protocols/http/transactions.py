@@ -52,14 +52,15 @@ class HttpHandler(ConnectionHandler):
     back to the plugin's pool. So a connection holding one pending request costs little
     more than the request itself."""
 
-    __slots__ = ("deferred", "parsers", "requests")
+    __slots__ = ("deferred", "parsers", "pending")
 
     plugin: HttpPlugin
 
     def __init__(self, plugin: HttpPlugin, conn: ConnInfo) -> None:
         super().__init__(plugin, conn)
-        #: Requests waiting for their response, oldest first (shared with the parsers).
-        self.requests: list[Message] = []
+        #: Requests waiting for their response: None, the one request, or a list of them,
+        #: oldest first (``_push``, ``_pop``, ``_waiting``).
+        self.pending: Message | list[Message] | None = None
         #: Per direction, its parser while a message is incomplete (a tuple, shared while
         #: both are None).
         self.parsers: tuple[StreamParser | None, StreamParser | None] = _NO_PARSERS
@@ -72,9 +73,9 @@ class HttpHandler(ConnectionHandler):
             pool = self.plugin.parser_pool
             if pool:
                 p = pool.pop()
-                p.requests = self.requests
+                p.requests = self
             else:
-                p = StreamParser(self.plugin.parser_config, self.requests)
+                p = StreamParser(self.plugin.parser_config, self)
             self._set_parser(direction, p)
         return p
 
@@ -121,7 +122,7 @@ class HttpHandler(ConnectionHandler):
         out = self._take_deferred()
         for m in msgs:
             self._handle(m, direction, out)
-        if lost_sync and any(r.direction != direction for r in self.requests):
+        if lost_sync and any(r.direction != direction for r in self._waiting()):
             # Response boundaries are lost (a garbled response, or a body misread after a
             # request went missing): the waiting requests can't be paired by order.
             self._lost_responses(direction, None)
@@ -138,7 +139,7 @@ class HttpHandler(ConnectionHandler):
             self.plugin.stats.incr("http.gap_lost_messages")
         if msg is not None:
             self._handle(msg, direction, self._deferred())
-        if not in_body and any(r.direction != direction for r in self.requests):
+        if not in_body and any(r.direction != direction for r in self._waiting()):
             self._lost_responses(direction, "Packet loss while capturing the response")
         return False
 
@@ -151,11 +152,11 @@ class HttpHandler(ConnectionHandler):
         out = self._take_deferred()
         for d in range(len(self.parsers)):
             self._finish(d, out)
-        requests = self.requests
+        requests = self._waiting()
         if requests:
             self.plugin.stats.incr("http.unmatched_requests", len(requests))
             out += [HttpTransaction(self.conn, req, None, req.direction) for req in requests]
-            requests.clear()
+            self.pending = None
         return out
 
     def _finish(self, direction: int, out: list[Any]) -> None:
@@ -187,11 +188,10 @@ class HttpHandler(ConnectionHandler):
         plugin = self.plugin
         self._hide_headers(msg)
         msg.direction = direction
-        requests = self.requests
         if msg.is_request:
-            requests.append(msg)
-            if len(requests) > MAX_PENDING:
-                req = requests.pop(0)
+            self._push(msg)
+            if type(self.pending) is list and len(self.pending) > MAX_PENDING:
+                req = self.pending.pop(0)
                 plugin.stats.incr("http.unmatched_requests")
                 plugin.stats.incr("http.pending_overflow")
                 out.append(HttpTransaction(self.conn, req, None, req.direction))
@@ -200,14 +200,14 @@ class HttpHandler(ConnectionHandler):
         if 100 <= code < 200 and code != 101:
             plugin.stats.incr("http.interim_responses")
             return
-        if code == 101 or (requests and requests[0].method == "CONNECT" and 200 <= code < 300):
+        if code == 101 or (self.request_method(0) == "CONNECT" and 200 <= code < 300):
             for d in (0, 1):
                 self._parser(d).upgrade()
             plugin.stats.incr("http.upgraded_connections")
         # A response pairs with the oldest request waiting, or is published unmatched.
-        if requests:
-            req = requests.pop(0)
-            out.append(HttpTransaction(self.conn, req, msg, req.direction))
+        oldest = self._pop()
+        if oldest is not None:
+            out.append(HttpTransaction(self.conn, oldest, msg, oldest.direction))
         else:
             plugin.stats.incr("http.unmatched_responses")
             out.append(HttpTransaction(self.conn, None, msg, direction))
@@ -217,7 +217,7 @@ class HttpHandler(ConnectionHandler):
         they answered, those waiting from the other side, as unmatched."""
         kept: list[Message] = []
         deferred = self._deferred()
-        for req in self.requests:
+        for req in self._waiting():
             if req.direction == direction:
                 kept.append(req)
                 continue
@@ -225,7 +225,46 @@ class HttpHandler(ConnectionHandler):
                 req.add_note(note)
             self.plugin.stats.incr("http.unmatched_requests")
             deferred.append(HttpTransaction(self.conn, req, None, req.direction))
-        self.requests[:] = kept  # the parsers share this list: keep the object
+        self.pending = None if not kept else kept[0] if len(kept) == 1 else kept
+
+    # -- the requests waiting (most connections have none or one: no list for them) -----
+
+    def _push(self, msg: Message) -> None:
+        p = self.pending
+        if p is None:
+            self.pending = msg
+        elif type(p) is list:
+            p.append(msg)
+        else:
+            assert isinstance(p, Message)
+            self.pending = [p, msg]
+
+    def _pop(self) -> Message | None:
+        p = self.pending
+        if type(p) is list:
+            req = p.pop(0)
+            if len(p) == 1:
+                self.pending = p[0]
+            return req
+        self.pending = None
+        assert p is None or isinstance(p, Message)
+        return p
+
+    def _waiting(self) -> list[Message]:
+        p = self.pending
+        if p is None:
+            return []
+        return p if type(p) is list else [p]  # type: ignore[list-item]
+
+    def request_method(self, i: int) -> str | None:
+        """The method of the ``i``-th request waiting (the parsers ask it of a response)."""
+        p = self.pending
+        if type(p) is list:
+            return p[i].method if i < len(p) else None
+        if p is not None and i == 0:
+            assert isinstance(p, Message)
+            return p.method
+        return None
 
     def _hide_headers(self, msg: Message) -> None:
         cfg = self.plugin.config
