@@ -42,7 +42,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKETBEAT = Path("/root/.cache/wirebeat/packetbeat-9.3.0/packetbeat")
 T0 = 1_700_000_000_000_000_000
 SERVER = socket.inet_aton("10.0.0.1")
-MACS = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
+#: Ethernet header (destination, source, type) of each direction: client→server, server→client.
+MACS = (
+    b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00",
+    b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00",
+)
 SYN, ACK, PSH = 0x02, 0x10, 0x08
 _IP = struct.Struct("!BBHHHBBH4s4s")
 _TCP = struct.Struct("!HHIIBBHHH")
@@ -59,7 +63,7 @@ def frame(
 ) -> bytes:
     tcp = _TCP.pack(sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0)
     ip = _IP.pack(0x45, 0, 40 + len(payload), 0, 0x4000, 64, 6, 0, src, dst)
-    return MACS + ip + tcp + payload
+    return MACS[src == SERVER] + ip + tcp + payload
 
 
 def request(i: int) -> bytes:
@@ -232,6 +236,7 @@ def main() -> None:
     ap.add_argument("--million", type=int, default=1_000_000)
     ap.add_argument("--baseline", type=int, default=10_000, help="connections of the baseline run")
     ap.add_argument("--packetbeat", action="store_true", help="also run the real Packetbeat 9.3")
+    ap.add_argument("--tools", default="", help="instead: wirebeat, packetbeat or both (comma-separated)")
     ap.add_argument("--flows", action="store_true", help="enable packetbeat.flows as well")
     ap.add_argument(
         "--top",
@@ -243,7 +248,7 @@ def main() -> None:
     if args.top:
         top_allocations("syn" if args.scenario == "syn" else "pending", args.connections)
         return
-    if args.packetbeat and not PACKETBEAT.exists():
+    if (args.packetbeat or "packetbeat" in args.tools) and not PACKETBEAT.exists():
         raise SystemExit(f"{PACKETBEAT} is not built yet (setup has not finished)")
     out_dir = ROOT / "benchmarks" / "out" if args.keep else None
     if out_dir is not None:
@@ -296,7 +301,11 @@ def main() -> None:
             )
 
         scenarios = args.scenario.split(",")
-        tools = ["wirebeat"] + (["packetbeat"] if args.packetbeat else [])
+        tools = (
+            args.tools.split(",")
+            if args.tools
+            else ["wirebeat"] + (["packetbeat"] if args.packetbeat else [])
+        )
         n = args.connections
         for tool in tools:
             if "pending" in scenarios:

@@ -178,10 +178,8 @@ class TcpTracker:
         #: Bytes held in the reorder buffers of all connections.
         self.held_bytes = 0
         self.blocked: set[Connection] = set()
-        # (src, sport) of each side -> (first seq, end seq), per closed 4-tuple.
-        self.time_wait: OrderedDict[tuple[Any, ...], tuple[int, dict[tuple[bytes, int], tuple[int, int]]]] = (
-            OrderedDict()
-        )
+        #: Closed 4-tuples (TIME-WAIT) -> (close time, first seq, end seq of each endpoint).
+        self.time_wait: OrderedDict[tuple[Any, ...], tuple[int, ...]] = OrderedDict()
         timeouts = [p.timeout_ns for p in ports.values()] or [10 * NS]
         self.min_timeout = min(timeouts)
 
@@ -443,33 +441,35 @@ class TcpTracker:
             self._call(conn, conn.handler.on_close, reason)
 
     def _remember_closed(self, conn: Connection) -> None:
-        src, sport, dst, dport = conn.key
-        sides = {}
-        for d, ep in ((FROM_CLIENT, (src, sport)), (FROM_SERVER, (dst, dport))):
-            if conn.flipped:
-                d = 1 - d
-            st = conn.streams[d]
+        """TIME-WAIT entry: (close time, first and end sequence numbers sent by the key's
+        first endpoint, the same for its second endpoint), -1 where unknown."""
+        ends = [-1, -1, -1, -1]
+        for side in (0, 1):
+            st = conn.streams[side ^ conn.flipped]
             if st.next_seq is not None and st.first is not None:
-                sides[ep] = (st.first & M32, st.next_seq & M32)
+                ends[2 * side] = st.first & M32
+                ends[2 * side + 1] = st.next_seq & M32
         tw = self.time_wait
-        tw[conn.key] = (conn.last_ts, sides)
+        tw[conn.key] = (conn.last_ts, *ends)
         tw.move_to_end(conn.key)
         while len(tw) > self.limits.time_wait:
             tw.popitem(last=False)
 
     def _late_duplicate(self, ts: int, key: tuple[Any, ...], seq: int, flags: int) -> bool:
         tw = self.time_wait
-        src, sport, dst, dport = key
-        entry = tw.get(key) or tw.get((dst, dport, src, sport))
+        side = 0  # the packet's sender is the entry's first endpoint
+        entry = tw.get(key)
         if entry is None:
+            src, sport, dst, dport = key
+            entry = tw.get((dst, dport, src, sport))
+            if entry is None:
+                return False
+            side = 1
+        if ts - entry[0] > self.limits.time_wait_ns:
             return False
-        closed_ts, sides = entry
-        if ts - closed_ts > self.limits.time_wait_ns:
+        first, end = entry[1 + 2 * side], entry[2 + 2 * side]
+        if first < 0:
             return False
-        side = sides.get((src, sport))
-        if side is None:
-            return False
-        first, end = side
         # In [first, end] by serial arithmetic: a segment (or SYN) of the closed connection.
         return ((seq - first) & M32) <= ((end - first) & M32)
 

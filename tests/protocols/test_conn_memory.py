@@ -172,3 +172,25 @@ def test_bytes_held_out_of_order_across_connections_are_bounded() -> None:
     assert all(len(h.stream(0)) == 1000 for h in forced)
     dec.flush()
     assert dec.tcp.held_bytes == 0
+
+
+def test_closed_connections_are_remembered_compactly() -> None:
+    dec = http_decoder(time_wait=100_000)
+    frames = []
+    for i in range(3000):
+        conv = Conversation(("10.2.0.1", 20000 + i), ("10.0.0.1", 80), ts=i * 1000, isn_c=i, isn_s=7 * i)
+        conv.handshake().send(0, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        frames += conv.send(1, b"HTTP/1.1 204 No Content\r\n\r\n").close().frames
+    feed(dec, frames[:200])  # caches past their first growth
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    n = 0
+    for ts, fr in frames[200:]:
+        n += len(dec.feed(ts, 1, fr))
+    per = (tracemalloc.get_traced_memory()[0] - before) / (3000 - 20)
+    tracemalloc.stop()
+    assert n >= 2980 and len(dec.tcp.time_wait) == 3000 and not dec.tcp.conns
+    assert per <= 400, f"{per:.0f} bytes per closed connection"
+    # Their late duplicates are still recognised.
+    feed(dec, frames[:2])
+    assert dec.stats["tcp.late_duplicates"] >= 1 and not dec.tcp.conns
