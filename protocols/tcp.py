@@ -110,6 +110,32 @@ class Stream:
         return nxt + d - (1 << 32) if d >= HALF else nxt + d
 
 
+class _TcpConnInfo(ConnInfo):
+    """A TCP connection's endpoints, made into strings when first read: a connection
+    waiting for its response needs them only once its transaction is published."""
+
+    __slots__ = ("_flipped", "_key")
+
+    def __init__(self, key: tuple[Any, ...], flipped: bool, conn_id: int) -> None:
+        self._key = key
+        self._flipped = flipped
+        self.transport = "tcp"
+        self.conn_id = conn_id
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for a slot not set yet.
+        if name not in ("client_ip", "client_port", "server_ip", "server_port"):
+            raise AttributeError(name)
+        src, sport, dst, dport = self._key
+        if self._flipped:
+            src, sport, dst, dport = dst, dport, src, sport
+        self.client_ip = _ip_str(src)
+        self.client_port = sport
+        self.server_ip = _ip_str(dst)
+        self.server_port = dport
+        return getattr(self, name)
+
+
 class Connection:
     __slots__ = (
         "flipped",
@@ -139,12 +165,9 @@ class Connection:
 
     def conn_info(self) -> ConnInfo:
         if self.info is None:
-            src, sport, dst, dport = self.key
-            if self.flipped:
-                src, sport, dst, dport = dst, dport, src, sport
             if not self.id:
                 self.id = next(_conn_ids)
-            self.info = ConnInfo(_ip_str(src), sport, _ip_str(dst), dport, "tcp", self.id)
+            self.info = _TcpConnInfo(self.key, self.flipped, self.id)
         return self.info
 
     def get_handler(self) -> ConnectionHandler:
