@@ -229,22 +229,21 @@ class TcpTracker:
                 return
             conn = conns.get(key)
         fwd = True
-        hold = not (payload or missing)
         if conn is None:
             conn = conns.get((dst, dport, src, sport))
             fwd = False
             if conn is None:
-                conn = self._new_conn(ts, key, flags, payload, seq, hold)
+                conn = self._new_conn(ts, key, flags, payload, seq, not (payload or missing))
                 if conn is None:
                     return
                 fwd = True
             elif flags & TCP_SYN and not flags & TCP_ACK and self._is_new_syn(conn, False, seq):
-                conn = self._replace(conn, ts, key, flags, payload, seq, hold)
+                conn = self._replace(conn, ts, key, flags, payload, seq, not (payload or missing))
                 if conn is None:
                     return
                 fwd = True
         elif flags & TCP_SYN and not flags & TCP_ACK and self._is_new_syn(conn, True, seq):
-            conn = self._replace(conn, ts, key, flags, payload, seq, hold)
+            conn = self._replace(conn, ts, key, flags, payload, seq, not (payload or missing))
             if conn is None:
                 return
         direction = FROM_CLIENT if fwd != conn.flipped else FROM_SERVER
