@@ -47,6 +47,8 @@ HALF = 0x80000000
 NS = 1_000_000_000
 #: The flags that make a bare SYN (a connection's first packet, no data yet).
 _SYN_ACK_FIN_RST = TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST
+#: Idle connections expired to make room for a new one before the oldest is evicted.
+EXPIRE_AT_CAP = 16
 #: Distinct addresses whose ``bytes`` objects are shared by the connection keys.
 _MAX_ADDRS = 4096
 #: Held segments of a stream with none: a shared empty tuple (the first segment held
@@ -377,7 +379,7 @@ class TcpTracker:
         limit = self.limits.max_connections
         if len(conns) + len(half_open) < limit:
             return
-        self.expire(ts)
+        self.expire(ts, EXPIRE_AT_CAP)
         while len(conns) + len(half_open) >= limit:
             self.stats.incr("tcp.connections_evicted")
             if half_open:
@@ -737,18 +739,26 @@ class TcpTracker:
 
     # -- time and teardown -------------------------------------------------------------
 
-    def expire(self, ts: int) -> None:
-        """Expire idle connections by capture time; resolve stale reorder buffers."""
+    def expire(self, ts: int, limit: int = 0) -> int:
+        """Expire idle connections by capture time (at most ``limit`` of them when given,
+        so that the events they complete come out in bounded batches); resolve stale
+        reorder buffers. Returns how many connections were expired."""
         for conn in list(self.blocked):
             if conn.key in self.conns:
                 self._check_blocked(conn, ts)
             else:
                 self.blocked.discard(conn)
+        return self.expire_idle(ts, limit)
+
+    def expire_idle(self, ts: int, limit: int = 0) -> int:
+        """``expire`` without the reorder buffers."""
         dead = []
         for conn in self.conns.values():
             idle = ts - conn.last_ts
             if idle > conn.plugin.timeout_ns:
                 dead.append(conn)
+                if len(dead) == limit:
+                    break
             elif idle <= self.min_timeout:
                 break
         for conn in dead:
@@ -756,6 +766,7 @@ class TcpTracker:
             self._close(conn, "expired")
         if self.half_open:
             self._expire_half_open(ts)
+        return len(dead)
 
     def _expire_half_open(self, ts: int) -> None:
         half_open = self.half_open

@@ -194,3 +194,13 @@ def test_closed_connections_are_remembered_compactly() -> None:
     # Their late duplicates are still recognised.
     feed(dec, frames[:2])
     assert dec.stats["tcp.late_duplicates"] >= 1 and not dec.tcp.conns
+
+
+def test_a_mass_expiry_comes_out_in_bounded_batches() -> None:
+    dec = http_decoder()
+    feed_connections(dec, "pending", 0, 3000)
+    ts, f = connection_frames("syn", 99_999)[0]
+    later = ts + 60 * NS  # every connection idle past its timeout
+    sizes = [len(dec.feed_many([(later + k, 1, f, len(f))])) for k in range(4)]
+    assert sizes == [1024, 1024, 952, 0]
+    assert dec.stats["tcp.connections_expired"] == 3000 and not dec.tcp.conns
