@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -57,6 +57,10 @@ _IP4_TCP = struct.Struct(">BxHxxHxB2x4s4sHHIIBB")
 _UDP_HDR = struct.Struct(">HHH")
 _RAW = frozenset({LINKTYPE_RAW, *LINKTYPE_RAW_ALT})
 _NULL_V6 = frozenset({24, 28, 30})
+#: Connections closed per batch at the end of input (``Decoder.flush_batches``), and
+#: idle connections expired at most per ``feed_many``/``tick`` call (the rest are expired
+#: from the next packet on): a mass expiry does not build all its events at once.
+FLUSH_BATCH = 1024
 
 
 @attrs.frozen
@@ -107,6 +111,11 @@ class Decoder:
         self.last_ts = 0
         self._next_tick = 0
         self._held = False
+        #: Capture time of the next full tick (``_next_tick``, when packets call ``_tick``,
+        #: is earlier while idle connections are left to expire).
+        self._tick_due = 0
+        #: Connections this call may still expire (``_expire``).
+        self._expire_budget = FLUSH_BATCH
         #: Flow table (``packetbeat.flows``); every frame is counted into it before decoding.
         self.flows: FlowTable | None = None
         if flows is not None:
@@ -133,6 +142,7 @@ class Decoder:
         flows_eth = flows is not None and flows.eth
         count = 0
         nbytes = 0
+        self._expire_budget = FLUSH_BATCH
         for ts, linktype, frame, wl in packets:
             count += 1
             n = len(frame)
@@ -201,20 +211,31 @@ class Decoder:
             self.stats.incr("decoder.unsupported_linktype")
 
     def tick(self, ts: int) -> list[dict[str, Any]]:
-        self._tick(ts)
+        self._expire_budget = NEVER if self._held else FLUSH_BATCH
+        self._tick(ts, full=True)
         return self._take()
 
     def flush(self, flows_at: int | None = None) -> list[dict[str, Any]]:
         """End of input: publish what can be completed; open requests come out unmatched.
 
         ``flows_at`` overrides the time of the final flow reports (see ``flows_final_at``)."""
+        return [e for batch in self.flush_batches(flows_at=flows_at) for e in batch]
+
+    def flush_batches(
+        self, size: int = FLUSH_BATCH, flows_at: int | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """``flush`` in batches (each from at most ``size`` connections), so that the
+        events of a large connection table are not all held at once."""
         self.frags.flush()
-        self.tcp.flush()
+        while not self.tcp.flush(size):
+            if self._out:
+                yield self._take()
         for p in self.registry.plugins:
             self._emit(p, self._safe(p, p.flush))
         if self.flows is not None:
             self.flows.flush(flows_at)
-        return self._take()
+        if self._out:
+            yield self._take()
 
     # -- one clock for several decoders (each sees part of one capture) ---------------------
 
@@ -243,22 +264,34 @@ class Decoder:
         out.clear()
         return events
 
-    def _tick(self, ts: int) -> None:
+    def _tick(self, ts: int, full: bool = False) -> None:
         if ts > self.last_ts:
             self.last_ts = ts
-        self._next_tick = ts + self.limits.tick_interval_ns
-        self.tcp.expire(ts)
-        self.frags.expire(ts)
-        for p in self.registry.plugins:
-            self._emit(p, self._safe(p, p.tick, ts))
-        flows = self.flows
-        if flows is not None:
-            flows.tick(ts)
-            # Flow reports fall due at their own instants: tick again before the first
-            # packet at or after the next one.
-            self._next_tick = min(self._next_tick, flows.next_tick)
-        if self._held:
-            self._next_tick = NEVER
+        if full or ts >= self._tick_due:
+            self._tick_due = ts + self.limits.tick_interval_ns
+            more = self._expire(ts, full=True)
+            self.frags.expire(ts)
+            for p in self.registry.plugins:
+                self._emit(p, self._safe(p, p.tick, ts))
+            flows = self.flows
+            if flows is not None:
+                flows.tick(ts)
+                # Flow reports fall due at their own instants: tick again before the first
+                # packet at or after the next one.
+                self._tick_due = min(self._tick_due, flows.next_tick)
+        else:
+            more = self._expire(ts, full=False)  # idle connections were left to expire
+        # A held clock (worker processes) ticks only when told, so each tick does it all.
+        self._next_tick = NEVER if self._held else ts if more else self._tick_due
+
+    def _expire(self, ts: int, full: bool) -> bool:
+        """Expire TCP connections within this call's budget; True if more may be left."""
+        budget = self._expire_budget
+        if budget <= 0:
+            return True
+        n = self.tcp.expire(ts, budget) if full else self.tcp.expire_idle(ts, budget)
+        self._expire_budget = budget - n
+        return n == budget
 
     def _safe(self, plugin: Plugin, fn: Any, *args: Any) -> list[Any]:
         try:

@@ -42,6 +42,8 @@ current position (RFC 1982 serial arithmetic, a window of ±2**31).
 from __future__ import annotations
 
 import bisect
+import functools
+import itertools
 import logging
 from collections import OrderedDict
 from operator import itemgetter
@@ -62,6 +64,18 @@ SYNACK_WAIT = 8
 HALF = 0x80000000
 NS = 1_000_000_000
 _seq = itemgetter(0)  # a held segment's sequence number
+#: The flags that make a bare SYN (a connection's first packet, no data yet).
+_SYN_ACK_FIN_RST = TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST
+#: Idle connections expired to make room for a new one before the oldest is evicted.
+EXPIRE_AT_CAP = 16
+#: Distinct addresses whose ``bytes`` objects are shared by the connection keys.
+_MAX_ADDRS = 4096
+#: Held segments of a stream with none: a shared empty tuple (the first segment held
+#: makes the stream its own list; a write to this one fails loudly).
+_NO_SEGMENTS: Any = ()
+_conn_ids = itertools.count(1)
+#: Addresses as text, shared by the connections of a host (a server's address above all).
+_ip_str = functools.lru_cache(maxsize=_MAX_ADDRS)(ip_to_str)
 
 
 @attrs.frozen
@@ -70,6 +84,9 @@ class TcpLimits:
     reorder_window: int = 64
     reorder_timeout_ns: int = NS // 2
     reorder_buffer: int = 1 << 20
+    #: Bytes held out of order across all connections; past it a stream that would hold
+    #: more is forced through (its missing bytes reported as gaps).
+    reorder_buffer_total: int = 128 << 20
     #: Closed connections remembered (TIME-WAIT) so late duplicates are not taken as new ones.
     time_wait: int = 65_536
     time_wait_ns: int = 60 * NS
@@ -97,8 +114,9 @@ class Stream:
         self.next_seq: int | None = None  # absolute: everything before it was delivered
         # Held segments, sorted: [abs_seq, data, ts, dep] where dep is the absolute sequence
         # of the other direction this segment acknowledges (-1: no ACK; ``-2 - ack``: the
-        # raw ack, while the other direction's start is unknown).
-        self.buf: list[list[Any]] = []
+        # raw ack, while the other direction's start is unknown). None held: a shared empty
+        # tuple until the first segment is held.
+        self.buf: list[list[Any]] = _NO_SEGMENTS
         self.buf_bytes = 0
         self.blocked_pkt = 0
         self.blocked_ts = 0
@@ -123,6 +141,32 @@ class Stream:
         return nxt + d - (1 << 32) if d >= HALF else nxt + d
 
 
+class _TcpConnInfo(ConnInfo):
+    """A TCP connection's endpoints, made into strings when first read: a connection
+    waiting for its response needs them only once its transaction is published."""
+
+    __slots__ = ("_flipped", "_key")
+
+    def __init__(self, key: tuple[Any, ...], flipped: bool, conn_id: int) -> None:
+        self._key = key
+        self._flipped = flipped
+        self.transport = "tcp"
+        self.conn_id = conn_id
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for a slot not set yet.
+        if name not in ("client_ip", "client_port", "server_ip", "server_port"):
+            raise AttributeError(name)
+        src, sport, dst, dport = self._key
+        if self._flipped:
+            src, sport, dst, dport = dst, dport, src, sport
+        self.client_ip = _ip_str(src)
+        self.client_port = sport
+        self.server_ip = _ip_str(dst)
+        self.server_port = dport
+        return getattr(self, name)
+
+
 class Connection:
     __slots__ = (
         "flipped",
@@ -142,7 +186,7 @@ class Connection:
         self.key = key
         self.plugin = plugin
         self.flipped = flipped
-        self.id = conn_id
+        self.id = conn_id  # 0: numbered when its handler is made
         self.last_ts = ts
         self.pkts = 0
         self.streams = (Stream(), Stream())
@@ -157,10 +201,9 @@ class Connection:
 
     def conn_info(self) -> ConnInfo:
         if self.info is None:
-            src, sport, dst, dport = self.key
-            if self.flipped:
-                src, sport, dst, dport = dst, dport, src, sport
-            self.info = ConnInfo(ip_to_str(src), sport, ip_to_str(dst), dport, "tcp", self.id)
+            if not self.id:
+                self.id = next(_conn_ids)
+            self.info = _TcpConnInfo(self.key, self.flipped, self.id)
         return self.info
 
     def get_handler(self) -> ConnectionHandler:
@@ -190,12 +233,18 @@ class TcpTracker:
         self.out = out
         self.limits = limits or TcpLimits()
         self.conns: OrderedDict[tuple[Any, ...], Connection] = OrderedDict()
+        #: Connections of which only the client's SYN was seen, in the order of their SYNs:
+        #: key -> capture time << 32 | the SYN's sequence number. The first other packet
+        #: of the connection makes it a ``Connection`` as if the SYN had just been processed
+        #: (``_unhold``); a SYN flood costs a key and an int per connection.
+        self.half_open: dict[tuple[Any, ...], int] = {}
+        #: Address bytes shared by the keys (``_key``).
+        self._addrs: dict[bytes, bytes] = {}
+        #: Bytes held in the reorder buffers of all connections.
+        self.held_bytes = 0
         self.blocked: set[Connection] = set()
-        # (src, sport) of each side -> (first seq, end seq), per closed 4-tuple.
-        self.time_wait: OrderedDict[tuple[Any, ...], tuple[int, dict[tuple[bytes, int], tuple[int, int]]]] = (
-            OrderedDict()
-        )
-        self._next_id = 1
+        #: Closed 4-tuples (TIME-WAIT) -> (close time, first seq, end seq of each endpoint).
+        self.time_wait: OrderedDict[tuple[Any, ...], tuple[int, ...]] = OrderedDict()
         self.unclaimed = PortTally()
         timeouts = [p.timeout_ns for p in ports.values()] or [10 * NS]
         self.min_timeout = min(timeouts)
@@ -220,22 +269,26 @@ class TcpTracker:
         conns = self.conns
         key = (src, sport, dst, dport)
         conn = conns.get(key)
+        if conn is None and self.half_open:
+            if self._unhold(ts, key, flags, seq, payload, missing):
+                return
+            conn = conns.get(key)
         fwd = True
         if conn is None:
             conn = conns.get((dst, dport, src, sport))
             fwd = False
             if conn is None:
-                conn = self._new_conn(ts, key, flags, payload, seq)
+                conn = self._new_conn(ts, key, flags, payload, seq, not (payload or missing))
                 if conn is None:
                     return
                 fwd = True
             elif flags & TCP_SYN and not flags & TCP_ACK and self._is_new_syn(conn, False, seq):
-                conn = self._replace(conn, ts, key, flags, payload)
+                conn = self._replace(conn, ts, key, flags, payload, seq, not (payload or missing))
                 if conn is None:
                     return
                 fwd = True
         elif flags & TCP_SYN and not flags & TCP_ACK and self._is_new_syn(conn, True, seq):
-            conn = self._replace(conn, ts, key, flags, payload)
+            conn = self._replace(conn, ts, key, flags, payload, seq, not (payload or missing))
             if conn is None:
                 return
         direction = FROM_CLIENT if fwd != conn.flipped else FROM_SERVER
@@ -344,8 +397,18 @@ class TcpTracker:
     # -- connections -------------------------------------------------------------------
 
     def _new_conn(
-        self, ts: int, key: tuple[Any, ...], flags: int, payload: bytes, seq: int = -1
+        self,
+        ts: int,
+        key: tuple[Any, ...],
+        flags: int,
+        payload: bytes,
+        seq: int = -1,
+        hold: bool = False,
+        held: bool = False,
     ) -> Connection | None:
+        """The connection a packet opens (None if it opens none). A bare SYN (``hold``:
+        nothing else in the segment) is held in ``half_open`` and opens none yet; ``held``:
+        opening the connection of such a SYN (already checked and counted)."""
         if not payload and not flags & TCP_SYN:
             return None
         if flags & TCP_RST:
@@ -364,23 +427,82 @@ class TcpTracker:
             self.stats.incr("tcp.unknown_port_packets")
             self.unclaimed.note("tcp", sport, dport, flags, payload)
             return None
-        if self.time_wait and self._late_duplicate(ts, key, seq, flags):
+        if not held and self.time_wait and self._late_duplicate(ts, key, seq, flags):
             self.stats.incr("tcp.late_duplicates")
             return None
-        if len(self.conns) >= self.limits.max_connections:
-            self.expire(ts)
-            while len(self.conns) >= self.limits.max_connections:
-                _, victim = self.conns.popitem(last=False)
-                self.conns[victim.key] = victim  # _close removes it again
-                self._close(victim, "evicted")
-                self.stats.incr("tcp.connections_evicted")
-        conn = Connection(key, plugin, flipped, self._next_id, ts)
-        self._next_id += 1
+        if not held:
+            self._make_room(ts)
+            self.stats.incr("tcp.connections")
+        key = self._key(key)
+        if hold and flags & _SYN_ACK_FIN_RST == TCP_SYN and not flipped and seq >= 0:
+            self.half_open[key] = (ts << 32) | seq
+            return None
+        conn = Connection(key, plugin, flipped, 0, ts)
         self.conns[key] = conn
-        self.stats.incr("tcp.connections")
         if self.debug:
             log.debug("new %s connection %s", plugin.name, conn.conn_info())
         return conn
+
+    def _key(self, key: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``key`` as stored: its address ``bytes`` shared with the other keys holding them."""
+        addrs = self._addrs
+        src, sport, dst, dport = key
+        a = addrs.get(src)
+        if a is None:
+            if len(addrs) >= _MAX_ADDRS:
+                addrs.clear()
+            a = addrs[src] = src
+        b = addrs.get(dst)
+        if b is None:
+            if len(addrs) >= _MAX_ADDRS:
+                addrs.clear()
+            b = addrs[dst] = dst
+        return (a, sport, b, dport)
+
+    def _make_room(self, ts: int) -> None:
+        """At ``max_connections``: expire what has timed out, then evict the oldest
+        half-open connection (nothing of it was decoded), else the oldest connection."""
+        conns, half_open = self.conns, self.half_open
+        limit = self.limits.max_connections
+        if len(conns) + len(half_open) < limit:
+            return
+        self.expire(ts, EXPIRE_AT_CAP)
+        while len(conns) + len(half_open) >= limit:
+            self.stats.incr("tcp.connections_evicted")
+            if half_open:
+                del half_open[next(iter(half_open))]
+                self.stats.incr("tcp.half_open_evicted")
+                continue
+            _, victim = conns.popitem(last=False)
+            conns[victim.key] = victim  # _close removes it again
+            self._close(victim, "evicted")
+
+    def _unhold(
+        self, ts: int, key: tuple[Any, ...], flags: int, seq: int, payload: bytes, missing: int
+    ) -> bool:
+        """A packet of a 4-tuple with no ``Connection``: if a SYN of it is held, open the
+        connection from that SYN. Returns True for a retransmission of the held SYN."""
+        half_open = self.half_open
+        src, sport, dst, dport = key
+        fwd = True
+        held = half_open.pop(key, None)
+        if held is None:
+            fwd = False
+            key = (dst, dport, src, sport)
+            held = half_open.pop(key, None)
+            if held is None:
+                return False
+        if fwd and flags & _SYN_ACK_FIN_RST == TCP_SYN and not (payload or missing) and held & M32 == seq:
+            self.half_open[self._key(key)] = (ts << 32) | seq  # the same SYN again: refresh it
+            return True
+        syn_ts, isn = held >> 32, held & M32
+        conn = self._new_conn(syn_ts, key, TCP_SYN, b"", isn, held=True)
+        if conn is not None:  # the state processing the SYN would have left
+            st = conn.streams[FROM_SERVER if conn.flipped else FROM_CLIENT]
+            st.next_seq = isn + 1
+            st.isn = st.first = isn
+            conn.pkts = 1
+        return False
 
     def _is_new_syn(self, conn: Connection, fwd: bool, seq: int) -> bool:
         """A bare SYN on a known 4-tuple: a retransmission, or a new connection reusing it?"""
@@ -398,12 +520,19 @@ class TcpTracker:
         return before > self.limits.reorder_buffer
 
     def _replace(
-        self, conn: Connection, ts: int, key: tuple[Any, ...], flags: int, payload: bytes
+        self,
+        conn: Connection,
+        ts: int,
+        key: tuple[Any, ...],
+        flags: int,
+        payload: bytes,
+        seq: int = -1,
+        hold: bool = False,
     ) -> Connection | None:
         self._close(conn, "fin")
         self.stats.incr("tcp.connections_reused")
         self.time_wait.pop(conn.key, None)
-        return self._new_conn(ts, key, flags, payload)
+        return self._new_conn(ts, key, flags, payload, seq, hold)
 
     def _close(self, conn: Connection, reason: str) -> None:
         if conn.key not in self.conns:
@@ -417,39 +546,45 @@ class TcpTracker:
                 self._force(conn, d, drain_all=True)
         del self.conns[conn.key]
         self.blocked.discard(conn)
+        for st in conn.streams:
+            if st.buf_bytes:  # left held only if the handler's delivery closed it meanwhile
+                self.held_bytes -= st.buf_bytes
+                st.buf_bytes = 0
         if reason in ("fin", "rst"):
             self._remember_closed(conn)
         if conn.handler is not None:
             self._call(conn, conn.handler.on_close, reason)
 
     def _remember_closed(self, conn: Connection) -> None:
-        src, sport, dst, dport = conn.key
-        sides = {}
-        for d, ep in ((FROM_CLIENT, (src, sport)), (FROM_SERVER, (dst, dport))):
-            if conn.flipped:
-                d = 1 - d
-            st = conn.streams[d]
+        """TIME-WAIT entry: (close time, first and end sequence numbers sent by the key's
+        first endpoint, the same for its second endpoint), -1 where unknown."""
+        ends = [-1, -1, -1, -1]
+        for side in (0, 1):
+            st = conn.streams[side ^ conn.flipped]
             if st.next_seq is not None and st.first is not None:
-                sides[ep] = (st.first & M32, st.next_seq & M32)
+                ends[2 * side] = st.first & M32
+                ends[2 * side + 1] = st.next_seq & M32
         tw = self.time_wait
-        tw[conn.key] = (conn.last_ts, sides)
+        tw[conn.key] = (conn.last_ts, *ends)
         tw.move_to_end(conn.key)
         while len(tw) > self.limits.time_wait:
             tw.popitem(last=False)
 
     def _late_duplicate(self, ts: int, key: tuple[Any, ...], seq: int, flags: int) -> bool:
         tw = self.time_wait
-        src, sport, dst, dport = key
-        entry = tw.get(key) or tw.get((dst, dport, src, sport))
+        side = 0  # the packet's sender is the entry's first endpoint
+        entry = tw.get(key)
         if entry is None:
+            src, sport, dst, dport = key
+            entry = tw.get((dst, dport, src, sport))
+            if entry is None:
+                return False
+            side = 1
+        if ts - entry[0] > self.limits.time_wait_ns:
             return False
-        closed_ts, sides = entry
-        if ts - closed_ts > self.limits.time_wait_ns:
+        first, end = entry[1 + 2 * side], entry[2 + 2 * side]
+        if first < 0:
             return False
-        side = sides.get((src, sport))
-        if side is None:
-            return False
-        first, end = side
         # In [first, end] by serial arithmetic: a segment (or SYN) of the closed connection.
         return ((seq - first) & M32) <= ((end - first) & M32)
 
@@ -549,6 +684,7 @@ class TcpTracker:
             st.blocked_pkt = conn.pkts
             st.blocked_ts = ts
             self.blocked.add(conn)
+            st.buf = []
         seg = [abs_seq, payload, ts, dep]
         i = bisect.bisect_left(st.buf, abs_seq, key=_seq)
         # A snaplen placeholder ([seq, None, ts, missing]) at the same place stays after
@@ -561,10 +697,12 @@ class TcpTracker:
                     return
             else:
                 st.buf_bytes += n - len(old[1])
+                self.held_bytes += n - len(old[1])
                 st.buf[i] = seg
         else:
             st.buf.insert(i, seg)
             st.buf_bytes += n
+            self.held_bytes += n
             if abs_seq > st.next_seq:
                 self.stats.incr("tcp.out_of_order")
         if missing:
@@ -577,6 +715,10 @@ class TcpTracker:
         if st.buf and st.buf_bytes > self.limits.reorder_buffer:
             self.stats.incr("tcp.reorder_overflows")
             self._force(conn, direction)
+        elif st.buf and self.held_bytes > self.limits.reorder_buffer_total:
+            # All connections together hold too much: this stream holds nothing more.
+            self.stats.incr("tcp.reorder_budget_forced")
+            self._force(conn, direction, drain_all=True)
 
     def _drain(self, conn: Connection, direction: int) -> None:
         """Deliver what is in order and unblocked, in both directions, until stuck."""
@@ -627,6 +769,7 @@ class TcpTracker:
                     return False
             buf.pop(0)
             st.buf_bytes -= len(data)
+            self.held_bytes -= len(data)
             moved = True
             if abs_seq < nxt:
                 cut = nxt - abs_seq
@@ -773,27 +916,64 @@ class TcpTracker:
 
     # -- time and teardown -------------------------------------------------------------
 
-    def expire(self, ts: int) -> None:
-        """Expire idle connections by capture time; resolve stale reorder buffers."""
+    def expire(self, ts: int, limit: int = 0) -> int:
+        """Expire idle connections by capture time (at most ``limit`` of them when given,
+        so that the events they complete come out in bounded batches); resolve stale
+        reorder buffers. Returns how many connections were expired."""
         for conn in list(self.blocked):
             if conn.key in self.conns:
                 self._check_blocked(conn, ts)
             else:
                 self.blocked.discard(conn)
+        return self.expire_idle(ts, limit)
+
+    def expire_idle(self, ts: int, limit: int = 0) -> int:
+        """``expire`` without the reorder buffers."""
         dead = []
         for conn in self.conns.values():
             idle = ts - conn.last_ts
             if idle > conn.plugin.timeout_ns:
                 dead.append(conn)
+                if len(dead) == limit:
+                    break
             elif idle <= self.min_timeout:
                 break
         for conn in dead:
             self.stats.incr("tcp.connections_expired")
             self._close(conn, "expired")
+        if self.half_open:
+            self._expire_half_open(ts)
+        return len(dead)
 
-    def flush(self) -> None:
-        for conn in list(self.conns.values()):
-            self._close(conn, "flush")
+    def _expire_half_open(self, ts: int) -> None:
+        half_open = self.half_open
+        ports = self.ports
+        expired = []
+        for key, held in half_open.items():
+            idle = ts - (held >> 32)
+            if idle <= self.min_timeout:
+                break
+            plugin = ports.get(key[3])  # a held SYN goes to the server
+            if plugin is None or idle > plugin.timeout_ns:
+                expired.append(key)
+        for key in expired:
+            del half_open[key]
+        if expired:
+            self.stats.incr("tcp.connections_expired", len(expired))
+
+    def flush(self, limit: int = 0) -> bool:
+        """Close the connections left, oldest first (at most ``limit`` of them when given,
+        so that the events they complete can be taken in bounded batches).
+        Returns True once none is left."""
+        self.half_open.clear()  # nothing of them to decode
+        conns = self.conns
+        n = 0
+        while conns:
+            if limit and n >= limit:
+                return False
+            self._close(next(iter(conns.values())), "flush")
+            n += 1
+        return True
 
 
 def _awaits_synack(st: Stream, conn: Connection, limits: TcpLimits) -> bool:

@@ -62,6 +62,7 @@ class Beat:
                 reorder_window=t.reorder_window,
                 reorder_timeout_ns=int(t.reorder_timeout * NS),
                 reorder_buffer=t.reorder_buffer,
+                reorder_buffer_total=t.reorder_buffer_total,
             ),
             fragment_max_pending=f.max_datagrams,
             fragment_max_bytes=f.max_bytes,
@@ -348,7 +349,8 @@ class Beat:
                 self._loop(decoder, packets, pipeline, publish)
                 if pipeline.failed.is_set():
                     break
-                publish(decoder.flush())
+                for events in decoder.flush_batches():
+                    publish(events)
                 if reader.error:
                     self.stats.incr("pcap.damaged_files")
                     log.warning("capture file problem: %s%s", reader.error, _more_problems(reader))

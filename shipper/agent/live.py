@@ -226,7 +226,8 @@ class Capture:
                 if not batch:
                     break
                 self._feed(batch, publish)
-            publish(self.decoder.flush())
+            for events in self.decoder.flush_batches():
+                publish(events)
         except CaptureError as exc:
             self.error = str(exc)
             log.error("capture on %s failed: %s", self.source.device, exc)

@@ -91,6 +91,7 @@ class TcpSettings:
     reorder_window: int = attrs.field(default=64, validator=at_least(0))
     reorder_timeout: Duration = attrs.field(default=Duration(0.5), validator=at_least(0))
     reorder_buffer: ByteSize = attrs.field(default=ByteSize(1 << 20), validator=at_least(0))
+    reorder_buffer_total: ByteSize = attrs.field(default=ByteSize(128 << 20), validator=at_least(0))
 
 
 @attrs.frozen
