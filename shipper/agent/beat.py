@@ -370,11 +370,15 @@ class Beat:
                 dumper.close()
         report.stop()
         drained = self._drain(pipeline)
+        self.stop_reporting(http)
+        return report.finish(self.exit_code(pipeline, drained, internal))
+
+    def stop_reporting(self, http: Any) -> None:
+        """The end of a run: the last metrics line ("Total metrics"), the stats endpoint closed."""
         self.monitor.stop()
         self.monitor.log_now(final=True)
         if http is not None:
             http.stop()
-        return report.finish(self.exit_code(pipeline, drained, internal))
 
     def start_http(self) -> Any:
         """``http.enabled``: the stats endpoint, for replays as for live capture."""

@@ -300,10 +300,7 @@ def run_live_workers(beat: Beat, args: argparse.Namespace, n: int) -> int:
         log_cpu(pool)
     watch.check()
     drained = pipeline.close(beat._shutdown_timeout())
-    beat.monitor.stop()
-    beat.monitor.log_now(final=True)
-    if http is not None:
-        http.stop()
+    beat.stop_reporting(http)
     if died is not None:
         print(f"Exiting: {died}", file=sys.stderr)
         return 1

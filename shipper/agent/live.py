@@ -335,10 +335,7 @@ def run_live(beat: Beat, args: argparse.Namespace) -> int:
         cap.thread.join(timeout=DRAIN_LIMIT + 10)
     watch.check()
     drained = pipeline.close(beat._shutdown_timeout())
-    beat.monitor.stop()
-    beat.monitor.log_now(final=True)
-    if http is not None:
-        http.stop()
+    beat.stop_reporting(http)
     errors = [c.error for c in captures if c.error]
     if errors:
         return _exit(errors[0])

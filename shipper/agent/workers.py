@@ -910,10 +910,7 @@ def run_file_workers(
             dumper.close()
     report.stop()
     drained = beat._drain(pipeline)
-    beat.monitor.stop()
-    beat.monitor.log_now(final=True)
-    if http is not None:
-        http.stop()
+    beat.stop_reporting(http)
     if died is not None:
         print(f"Exiting: {died}", file=sys.stderr)
         return 1
