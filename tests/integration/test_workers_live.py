@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from shipper.agent.monitor import flatten
 from shipper.agent.workers import TEST_EXIT_ENV
 from tests.live_helpers import (
     LiveBeat,
@@ -129,7 +130,7 @@ def test_full_queue_blocks_instead_of_dropping_and_shutdown_does_not_hang(tmp_pa
             assert time.monotonic() - started < 30
     logs = beat.logs()
     assert not [e for e in logs if "queue full: dropped" in e.get("message", "")]
-    total = [e for e in logs if e.get("message") == "Total metrics"][-1]["monitoring"]["metrics"]
+    total = flatten([e for e in logs if e.get("message") == "Total metrics"][-1]["monitoring"]["metrics"])
     assert total.get("pipeline.queue.dropped_full", 0) == 0
     published = total.get("pipeline.publisher.published", 0)
     closed = total.get("pipeline.publisher.dropped_closed", 0)

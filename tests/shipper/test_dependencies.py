@@ -58,9 +58,10 @@ def test_replaying_a_file_needs_neither_libpcap_nor_scapy(tmp_path: Path) -> Non
 
 
 def test_live_capture_without_libpcap_says_what_to_install(tmp_path: Path) -> None:
-    run = wirebeat(
-        "test", "config", "-E", "packetbeat.interfaces.device=lo", tmp=tmp_path, prelude=NO_LIBPCAP
-    )
+    cfg = tmp_path / "wirebeat.yml"
+    cfg.write_text("packetbeat.interfaces.device: lo\npacketbeat.protocols: [{type: http, ports: [80]}]\n")
+    cfg.chmod(0o600)
+    run = wirebeat("test", "config", "-c", cfg, tmp=tmp_path, prelude=NO_LIBPCAP)
     assert run.rc == 1, run
     (line,) = run.stderr.splitlines()[:1]
     assert line.startswith("Exiting: "), line
