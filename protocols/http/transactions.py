@@ -69,7 +69,9 @@ class HttpHandler(ConnectionHandler):
         self.parsers: tuple[StreamParser | None, StreamParser | None] = _NO_PARSERS
         #: Transactions completed by a gap; returned by the next call that can return.
         self.deferred: list[Any] | None = None
-        self.realign = Realign(MIN_REQUEST)
+        #: While the streams are in step, only the size of the smallest request seen
+        #: (``Realign.smallest``); a ``Realign`` from a loss until they are back in step.
+        self.realign: Realign | int = MIN_REQUEST
 
     def _parser(self, direction: int) -> StreamParser:
         p = self.parsers[direction]
@@ -142,7 +144,7 @@ class HttpHandler(ConnectionHandler):
         # The parser needs no warning: text that is not a start line is a parse error,
         # after which it looks for one (and the waiting requests come out unmatched).
         if after_loss and direction == FROM_CLIENT:
-            self.realign.lost(REQUEST_LOSS)
+            self._unsure().lost(REQUEST_LOSS)
 
     def on_gap(self, direction: int, nbytes: int) -> bool:
         parser = self._parser(direction)
@@ -170,7 +172,7 @@ class HttpHandler(ConnectionHandler):
             # Whole requests may be gone: their responses would pair with the requests
             # after them. Those already waiting are answered first.
             safe = sum(1 for r in self._waiting() if r.direction == direction)
-            self.realign.lost(REQUEST_LOSS, safe, nbytes, partial)
+            self._unsure().lost(REQUEST_LOSS, safe, nbytes, partial)
 
     def on_fin(self, direction: int, ts: int) -> list[Any]:
         out = self._take_deferred()
@@ -223,7 +225,12 @@ class HttpHandler(ConnectionHandler):
             else:
                 plugin.log.debug("Received response with tuple: %s (status %d)", self.conn, msg.status_code)
         if msg.is_request:
-            self.realign.request(msg.size)
+            r = self.realign
+            if isinstance(r, int):
+                if 0 < msg.size < r:
+                    self.realign = msg.size
+            else:
+                r.request(msg.size)
             self._push(msg)
             if type(self.pending) is list and len(self.pending) > MAX_PENDING:
                 req = self.pending.pop(0)
@@ -265,17 +272,28 @@ class HttpHandler(ConnectionHandler):
         if req is None:
             self._flush_responses(resp, out)
             return
-        note = self.realign.pair()
+        r = self.realign
+        note = "" if isinstance(r, int) else r.pair()
         if note and note not in req.notes:
             req.add_note(note)
         out.append(HttpTransaction(self.conn, req, resp, req.direction))
 
     def _flush_responses(self, resp: Message, out: list[Any]) -> None:
-        self.realign.surplus()
+        r = self.realign
+        if not isinstance(r, int):
+            r.surplus()
+            if not r.unsure:
+                self.realign = r.smallest  # back in step: nothing else to remember
         self.plugin.stats.incr("http.unmatched_responses")
         if self.plugin.debug:
             self.plugin.log.debug("Response from unknown transaction: %s. Reporting error.", self.conn)
         out.append(HttpTransaction(self.conn, None, resp, resp.direction))
+
+    def _unsure(self) -> Realign:
+        r = self.realign
+        if isinstance(r, int):
+            r = self.realign = Realign(r)
+        return r
 
     # -- the requests waiting (most connections have none or one: no list for them) -----
 
