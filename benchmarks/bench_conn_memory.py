@@ -14,13 +14,17 @@ evictions the run counted. Scenarios:
 * ``million``: 1,000,000 distinct pending-request connections under the default
   ``tcp.max_connections`` (the cap must bound memory and count what it evicts).
 
+wirebeat runs as one process (``packetbeat.workers: 1``) unless ``--workers`` says
+otherwise: with worker processes the peak is the largest process's, and the parent holds
+the events of the end-of-input flush, which is not what a connection costs.
+
 ``--packetbeat`` replays the same captures with the real Packetbeat 9.3
 (``queue.mem.flush.timeout: 0s``, ``output.discard``) for comparison. ``--top`` decodes
 the pending capture in-process under tracemalloc instead and prints the biggest
 allocation sites just before the end of input (what a connection costs, by line).
 
     python benchmarks/bench_conn_memory.py [--scenario pending,syn,million] [--connections 200000]
-        [--packetbeat] [--flows] [--top]
+        [--workers 1] [--packetbeat] [--flows] [--top]
 """
 
 from __future__ import annotations
@@ -128,10 +132,11 @@ def run_measured(cmd: list[str], cwd: Path, timeout: float = 3600) -> tuple[int,
     return proc.returncode, text, usage.ru_maxrss / 1024, time.perf_counter() - t0
 
 
-def wirebeat_config(tmp: Path, max_connections: int | None, flows: bool) -> Path:
+def wirebeat_config(tmp: Path, max_connections: int | None, flows: bool, workers: int = 1) -> Path:
     cfg = tmp / "wirebeat.yml"
     text = (
         "packetbeat.protocols:\n  - type: http\n    ports: [80]\n"
+        f"packetbeat.workers: {workers}\n"
         "output.discard.enabled: true\nlogging.metrics.enabled: false\n"
         f"path.data: {tmp}/data\npath.logs: {tmp}/logs\n"
     )
@@ -158,8 +163,10 @@ def packetbeat_config(tmp: Path, flows: bool) -> Path:
     return cfg
 
 
-def run_wirebeat(pcap: Path, tmp: Path, max_connections: int | None, flows: bool) -> dict[str, object]:
-    cfg = wirebeat_config(tmp, max_connections, flows)
+def run_wirebeat(
+    pcap: Path, tmp: Path, max_connections: int | None, flows: bool, workers: int = 1
+) -> dict[str, object]:
+    cfg = wirebeat_config(tmp, max_connections, flows, workers)
     cmd = [sys.executable, "-m", "shipper", "-c", str(cfg), "-e", "-I", str(pcap), "-t"]
     rc, err, rss, wall = run_measured(cmd, ROOT)
     if rc != 0:
@@ -167,8 +174,19 @@ def run_wirebeat(pcap: Path, tmp: Path, max_connections: int | None, flows: bool
     metrics: dict[str, int] = {}
     for line in err.splitlines():
         if '"Total metrics"' in line:
-            metrics = json.loads(line)["monitoring"]["metrics"]
+            metrics = _flatten(json.loads(line)["monitoring"]["metrics"])
     return {"rss": rss, "wall": wall, "metrics": metrics}
+
+
+def _flatten(tree: dict[str, object], prefix: str = "") -> dict[str, int]:
+    """Nested metrics ({"tcp": {"connections": 3}}) as dotted keys ({"tcp.connections": 3})."""
+    flat: dict[str, int] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            flat.update(_flatten(v, f"{prefix}{k}."))
+        elif isinstance(v, int):
+            flat[prefix + k] = v
+    return flat
 
 
 def run_packetbeat(pcap: Path, tmp: Path, flows: bool) -> dict[str, object]:
@@ -239,6 +257,9 @@ def main() -> None:
     ap.add_argument("--tools", default="", help="instead: wirebeat, packetbeat or both (comma-separated)")
     ap.add_argument("--flows", action="store_true", help="enable packetbeat.flows as well")
     ap.add_argument(
+        "--workers", type=int, default=1, help="wirebeat's packetbeat.workers (default 1: one process)"
+    )
+    ap.add_argument(
         "--top",
         action="store_true",
         help="tracemalloc: biggest allocation sites, in-process (pending, or syn)",
@@ -278,7 +299,7 @@ def main() -> None:
                 r = (
                     run_packetbeat(pcap, tmp, args.flows)
                     if tool == "packetbeat"
-                    else (run_wirebeat(pcap, tmp, cap, args.flows))
+                    else (run_wirebeat(pcap, tmp, cap, args.flows, args.workers))
                 )
                 base_cache[key] = float(r["rss"])  # type: ignore[arg-type]
             return base_cache[key]
@@ -289,7 +310,7 @@ def main() -> None:
             r = (
                 run_packetbeat(pcap, tmp, args.flows)
                 if tool == "packetbeat"
-                else (run_wirebeat(pcap, tmp, cap, args.flows))
+                else (run_wirebeat(pcap, tmp, cap, args.flows, args.workers))
             )
             rss = float(r["rss"])  # type: ignore[arg-type]
             per = (rss - base) * 1024 * 1024 / (n - args.baseline)

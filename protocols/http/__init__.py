@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from protocols.handler import ConnectionHandler, ConnInfo, Plugin
 from protocols.http.config import DEFAULT_PORTS, HttpConfig
 from protocols.http.fields import to_event
-from protocols.http.parser import ParserConfig
+from protocols.http.parser import ParserConfig, StreamParser
 from protocols.http.transactions import HttpHandler, HttpTransaction
 from protocols.registry import register
 from protocols.stats import Counters
@@ -32,7 +32,11 @@ class HttpPlugin(Plugin):
             include_request_body_for=tuple(c.include_body_for + c.include_request_body_for),
             include_response_body_for=tuple(c.include_body_for + c.include_response_body_for),
             max_message_size=c.max_message_size,
+            keep_raw_requests=c.send_request,
+            keep_raw_responses=c.send_response,
         )
+        #: Parsers between messages, shared by the connections (``HttpHandler._release``).
+        self.parser_pool: list[StreamParser] = []
 
     def new_handler(self, conn: ConnInfo) -> ConnectionHandler:
         return HttpHandler(self, conn)

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import functools
 import re
-from collections import deque
-from typing import Any
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Protocol
 
 import attrs
 
@@ -105,10 +106,27 @@ class ParserConfig:
     include_request_body_for: tuple[str, ...] = ()
     include_response_body_for: tuple[str, ...] = ()
     max_message_size: int = 10 * 1024 * 1024
+    #: Keep each message's header block (``raw_headers``): events with ``send_request`` /
+    #: ``send_response`` need it; otherwise a message waiting for its pair holds less.
+    keep_raw_requests: bool = True
+    keep_raw_responses: bool = True
+
+
+#: Shared by every message without collected headers (a dict per message is ~200 bytes
+#: on each pending request); read-only, so a stray write fails loudly.
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+#: Request methods kept as one shared string each (a pending request holds its method).
+_METHODS = {
+    m: m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE", "PROPFIND")
+}
 
 
 class Message:
-    """One request or response."""
+    """One request or response.
+
+    ``headers``, ``encodings`` and ``notes`` are shared empty values until something is
+    put in them: assign a new container rather than mutating them in place.
+    """
 
     __slots__ = (
         "authorization",
@@ -117,6 +135,7 @@ class Message:
         "connection",
         "content_length",
         "content_type",
+        "direction",
         "encodings",
         "end_ts",
         "has_content_length",
@@ -148,7 +167,7 @@ class Message:
         self.version = (1, 1)
         self.status_code = 0
         self.status_phrase = ""
-        self.headers: dict[str, str] = {}
+        self.headers: Mapping[str, str] = _NO_HEADERS
         self.content_length = 0
         self.has_content_length = False
         self.content_type = ""
@@ -158,19 +177,24 @@ class Message:
         self.user_agent = ""
         self.real_ip = ""
         self.authorization = ""
-        self.encodings: list[str] = []
+        self.encodings: Sequence[str] = ()
         self.chunked = False
         self.raw_headers = b""
         self.size = 0
         self.body: bytearray | None = None
         self.send_body = False
         self.save_body = False
-        self.notes: list[str] = []
+        self.notes: Sequence[str] = ()
+        #: Set by the handler: the direction the message travelled in.
+        self.direction = 0
 
     @property
     def version_str(self) -> str:
         v = _VERSION_STR.get(self.version)
         return v if v is not None else f"{self.version[0]}.{self.version[1]}"
+
+    def add_note(self, note: str) -> None:
+        self.notes = [*self.notes, note]
 
     def reads_to_close(self) -> bool:
         """No length given: the body runs to the end of the connection."""
@@ -204,15 +228,20 @@ def _add_encodings(msg: Message, encs: list[str], front: bool) -> None:
     encs = [e for e in encs if e and e != "identity"]
     if not encs:
         return
-    have = msg.encodings
-    if len(have) + len(encs) <= MAX_ENCODINGS:
-        if front:
-            have[:0] = encs
-        else:
-            have.extend(encs)
-        return
+    have = list(msg.encodings)
     chain = encs + have if front else have + encs
-    msg.encodings = [*chain[: MAX_ENCODINGS - 1], "..."]
+    msg.encodings = chain if len(chain) <= MAX_ENCODINGS else [*chain[: MAX_ENCODINGS - 1], "..."]
+
+
+class PendingRequests(Protocol):
+    """The requests of a connection waiting for a response, as a parser sees them."""
+
+    def request_method(self, i: int) -> str | None:
+        """The method of the ``i``-th (from the oldest), None if fewer are waiting."""
+
+
+#: ``StreamParser._done`` between feeds (it only lives while a feed runs).
+_NO_DONE: tuple[Message, ...] = ()
 
 
 class StreamParser:
@@ -238,9 +267,10 @@ class StreamParser:
         "state",
     )
 
-    def __init__(self, cfg: ParserConfig, requests: deque[tuple[Message, int]] | None = None) -> None:
+    def __init__(self, cfg: ParserConfig, requests: PendingRequests | None = None) -> None:
         self.cfg = cfg
-        self.buf = bytearray()
+        #: Bytes of a message not complete yet (a bytearray once it holds any).
+        self.buf: bytes | bytearray = b""
         self.state = START
         self.msg: Message | None = None
         self.remaining = 0
@@ -252,7 +282,7 @@ class StreamParser:
         #: Bytes after the current position already searched in vain for the end of the
         #: header block / the line being read (the search resumes there).
         self.scan = 0
-        self._done: list[Message] = []
+        self._done: Sequence[Message] = _NO_DONE
         #: Of ``_done``: how many were looked at, how many are final responses.
         self._counted = 0
         self._answered = 0
@@ -269,7 +299,7 @@ class StreamParser:
         return self.state in (BODY, BODY_TO_CLOSE, CHUNK_SIZE, CHUNK_DATA, CHUNK_CRLF, TRAILERS)
 
     def reset(self) -> None:
-        self.buf.clear()
+        self.buf = b""
         self.state = START
         self.msg = None
         self.remaining = 0
@@ -294,6 +324,7 @@ class StreamParser:
         self._counted = self._answered = 0
         buf: bytes | bytearray
         if self.buf:
+            assert isinstance(self.buf, bytearray)
             self.buf += data
             buf = self.buf
         else:
@@ -396,14 +427,19 @@ class StreamParser:
             self.last_reason = exc.reason
             self.reset()
             self.resync = True
+            self._done = _NO_DONE
             return done
+        self._done = _NO_DONE
         if self.state == UPGRADED:
-            self.buf = bytearray()
+            self.buf = b""
         elif buf is data:
             if pos < len(data):
                 self.buf = bytearray(data[pos:])
         elif pos:
+            assert isinstance(self.buf, bytearray)
             del self.buf[:pos]
+            if not self.buf:
+                self.buf = b""
         return done
 
     def _complete(self, done: list[Message], ts: int) -> None:
@@ -483,7 +519,12 @@ class StreamParser:
         msg.raw_headers = raw
         msg.size = len(raw)
         self._header_fields(msg, raw)
-        return self._after_headers(msg, end)
+        end = self._after_headers(msg, end)
+        if not msg.save_body and not (
+            self.cfg.keep_raw_requests if msg.is_request else self.cfg.keep_raw_responses
+        ):
+            msg.raw_headers = b""  # (a saved body's room is counted from its length)
+        return end
 
     def _start_line(self, msg: Message, line: bytes) -> None:
         if len(line) < 9:
@@ -511,7 +552,8 @@ class StreamParser:
         if not version.startswith("HTTP/") or len(version) <= 5:
             raise ParseError(f"bad request line {text[:40]!r}")
         msg.is_request = True
-        msg.method = text[:sp1]
+        method = text[:sp1]
+        msg.method = _METHODS.get(method, method)
         msg.uri = text[sp1 + 1 : sp2].strip()
         msg.version = _parse_version(version[5:])
 
@@ -548,7 +590,7 @@ class StreamParser:
                 msg.real_ip,
             ) = hit
             if encodings:
-                msg.encodings = list(encodings)
+                msg.encodings = encodings  # a tuple: shared, never mutated
             return
         self._scan_needed(msg, raw)
         if len(block) > _CACHE_BLOCK_MAX:
@@ -613,9 +655,11 @@ class StreamParser:
                     collected[name] = [value]
                 else:
                     values.append(value)
-        headers = msg.headers
-        for name, values in collected.items():
-            headers[name] = values[0] if len(values) == 1 else ", ".join(values)
+        if collected:
+            msg.headers = {
+                name: values[0] if len(values) == 1 else ", ".join(values)
+                for name, values in collected.items()
+            }
 
     def _apply(self, msg: Message, name: str, value: str) -> None:
         if name == "content-length":
@@ -660,11 +704,10 @@ class StreamParser:
                         self._answered += 1
                 self._counted = len(done)
             answered = self._answered
-            if self.requests is not None and len(self.requests) > answered:
-                method = self.requests[answered][0].method
-                if method == "HEAD" or (method == "CONNECT" and 200 <= code < 300):
-                    self.state = START
-                    return end
+            method = self.requests.request_method(answered) if self.requests is not None else None
+            if method == "HEAD" or (method == "CONNECT" and 200 <= code < 300):
+                self.state = START
+                return end
         ctype = msg.content_type.lower()
         include = self.cfg.include_request_body_for if msg.is_request else self.cfg.include_response_body_for
         if include:
@@ -702,7 +745,7 @@ class StreamParser:
             self.reset()
             self.resync = True
             return False, None
-        msg.notes.append(
+        msg.add_note(
             "Packet loss while capturing the request"
             if msg.is_request
             else "Packet loss while capturing the response"
@@ -729,7 +772,7 @@ class StreamParser:
             return None
         self.msg = None
         self.state = START
-        self.buf.clear()
+        self.buf = b""
         return msg
 
 

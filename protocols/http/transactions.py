@@ -1,6 +1,6 @@
 """Pairing HTTP requests with responses on one connection (Packetbeat §1.7).
 
-Requests and responses each go to a FIFO; every finished response pops one of each, so
+Requests wait in a FIFO; every finished response pairs with the oldest one, so
 pipelining works. A response with no request waiting is published at once as
 ``Unmatched response``; requests still waiting when the connection ends come out as
 ``Unmatched request`` (Packetbeat loses them at the end of a capture file; we don't).
@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from protocols.common.realign import REQUEST_LOSS, RESPONSE_LOSS, Realign
 from protocols.handler import FROM_CLIENT, ConnectionHandler, ConnInfo
-from protocols.http.parser import BODY, BODY_TO_CLOSE, Message, StreamParser
+from protocols.http.parser import BODY, BODY_TO_CLOSE, START, Message, StreamParser
 
 if TYPE_CHECKING:
     from protocols.http import HttpPlugin
@@ -36,6 +35,9 @@ if TYPE_CHECKING:
 MAX_PENDING = 1024
 #: The shortest request there can be (``GET / HTTP/1.0`` and the empty line).
 MIN_REQUEST = 18
+#: Idle parsers kept per plugin for the next connection direction that needs one.
+PARSER_POOL = 64
+_NO_PARSERS: tuple[None, None] = (None, None)
 
 
 @attrs.define(slots=True)
@@ -48,24 +50,61 @@ class HttpTransaction:
 
 
 class HttpHandler(ConnectionHandler):
-    __slots__ = ("deferred", "parsers", "realign", "requests", "responses")
+    """Requests wait in ``pending`` (each message knows its direction). A direction has a
+    parser only while a message of it is incomplete: between messages its parser goes
+    back to the plugin's pool. So a connection holding one pending request costs little
+    more than the request itself."""
+
+    __slots__ = ("deferred", "parsers", "pending", "realign")
 
     plugin: HttpPlugin
 
     def __init__(self, plugin: HttpPlugin, conn: ConnInfo) -> None:
         super().__init__(plugin, conn)
-        cfg = plugin.parser_config
-        self.requests: deque[tuple[Message, int]] = deque()
-        self.parsers = (StreamParser(cfg, self.requests), StreamParser(cfg, self.requests))
-        self.responses: deque[tuple[Message, int]] = deque()
+        #: Requests waiting for their response: None, the one request, or a list of them,
+        #: oldest first (``_push``, ``_pop``, ``_waiting``).
+        self.pending: Message | list[Message] | None = None
+        #: Per direction, its parser while a message is incomplete (a tuple, shared while
+        #: both are None).
+        self.parsers: tuple[StreamParser | None, StreamParser | None] = _NO_PARSERS
         #: Transactions completed by a gap; returned by the next call that can return.
-        self.deferred: list[Any] = []
-        self.realign = Realign(MIN_REQUEST)
+        self.deferred: list[Any] | None = None
+        #: While the streams are in step, only the size of the smallest request seen
+        #: (``Realign.smallest``); a ``Realign`` from a loss until they are back in step.
+        self.realign: Realign | int = MIN_REQUEST
+
+    def _parser(self, direction: int) -> StreamParser:
+        p = self.parsers[direction]
+        if p is None:
+            pool = self.plugin.parser_pool
+            if pool:
+                p = pool.pop()
+                p.requests = self
+            else:
+                p = StreamParser(self.plugin.parser_config, self)
+            self._set_parser(direction, p)
+        return p
+
+    def _set_parser(self, direction: int, p: StreamParser | None) -> None:
+        c, s = self.parsers
+        if direction == 0:
+            c = p
+        else:
+            s = p
+        self.parsers = _NO_PARSERS if c is None and s is None else (c, s)
+
+    def _release(self, direction: int, parser: StreamParser) -> None:
+        """``parser`` is between messages with nothing held: back to the pool."""
+        self._set_parser(direction, None)
+        pool = self.plugin.parser_pool
+        if len(pool) < PARSER_POOL:
+            parser.requests = None
+            pool.append(parser)
 
     # -- seam ----------------------------------------------------------------------------
 
     def on_data(self, direction: int, data: bytes, ts: int) -> list[Any]:
-        parser = self.parsers[direction]
+        parser = self.parsers[direction] or self._parser(direction)
         if parser.state == BODY and len(data) < parser.remaining and not parser.buf:
             # Middle of a Content-Length body (most segments of a download): just count it.
             msg = parser.msg
@@ -89,6 +128,8 @@ class HttpHandler(ConnectionHandler):
                     self.conn,
                     parser.last_reason or "parse error",
                 )
+        elif parser.state == START and not parser.buf and not parser.resync:
+            self._release(direction, parser)
         if not msgs and not self.deferred and not lost_sync:
             return []
         out = self._take_deferred()
@@ -103,10 +144,10 @@ class HttpHandler(ConnectionHandler):
         # The parser needs no warning: text that is not a start line is a parse error,
         # after which it looks for one (and the waiting requests come out unmatched).
         if after_loss and direction == FROM_CLIENT:
-            self.realign.lost(REQUEST_LOSS)
+            self._unsure().lost(REQUEST_LOSS)
 
     def on_gap(self, direction: int, nbytes: int) -> bool:
-        parser = self.parsers[direction]
+        parser = self._parser(direction)
         partial = parser.msg is not None or bool(parser.buf)
         in_body = parser.msg is not None and parser.state in (BODY, BODY_TO_CLOSE)
         if parser.state == BODY and nbytes > parser.remaining:
@@ -115,7 +156,7 @@ class HttpHandler(ConnectionHandler):
         if not ok:
             self.plugin.stats.incr("http.gap_lost_messages")
         if msg is not None:
-            self._handle(msg, direction, self.deferred)
+            self._handle(msg, direction, self._deferred())
         if not in_body:
             self._lost(direction, RESPONSE_LOSS, nbytes, partial)
         return False
@@ -123,15 +164,15 @@ class HttpHandler(ConnectionHandler):
     def _lost(self, direction: int, note: str | None, nbytes: int = 0, partial: bool = False) -> None:
         """Message boundaries were lost in ``direction`` (bytes lost between messages, or
         a message that could not be parsed): responses or whole requests may be gone."""
-        if any(d != direction for _req, d in self.requests):
+        if any(r.direction != direction for r in self._waiting()):
             # Response boundaries are lost (a garbled response, or a body misread after a
             # request went missing): the waiting requests can't be paired by order.
             self._lost_responses(direction, note)
         if direction == FROM_CLIENT:
             # Whole requests may be gone: their responses would pair with the requests
             # after them. Those already waiting are answered first.
-            safe = sum(1 for _req, d in self.requests if d == direction)
-            self.realign.lost(REQUEST_LOSS, safe, nbytes, partial)
+            safe = sum(1 for r in self._waiting() if r.direction == direction)
+            self._unsure().lost(REQUEST_LOSS, safe, nbytes, partial)
 
     def on_fin(self, direction: int, ts: int) -> list[Any]:
         out = self._take_deferred()
@@ -142,16 +183,17 @@ class HttpHandler(ConnectionHandler):
         out = self._take_deferred()
         for d in range(len(self.parsers)):
             self._finish(d, out)
-        self._correlate(out)
-        while self.requests:
-            req, d = self.requests.popleft()
-            self.plugin.stats.incr("http.unmatched_requests")
-            out.append(HttpTransaction(self.conn, req, None, d))
-        self._flush_responses(out)
+        requests = self._waiting()
+        if requests:
+            self.plugin.stats.incr("http.unmatched_requests", len(requests))
+            out += [HttpTransaction(self.conn, req, None, req.direction) for req in requests]
+            self.pending = None
         return out
 
     def _finish(self, direction: int, out: list[Any]) -> None:
         parser = self.parsers[direction]
+        if parser is None:
+            return  # between messages (or nothing was ever sent that way)
         incomplete = parser.incomplete
         msg = parser.finish()
         if msg is not None:
@@ -164,26 +206,37 @@ class HttpHandler(ConnectionHandler):
     def _take_deferred(self) -> list[Any]:
         out = self.deferred
         if out:
-            self.deferred = []
+            self.deferred = None
             return out
         return []
+
+    def _deferred(self) -> list[Any]:
+        if self.deferred is None:
+            self.deferred = []
+        return self.deferred
 
     def _handle(self, msg: Message, direction: int, out: list[Any]) -> None:
         plugin = self.plugin
         self._hide_headers(msg)
+        msg.direction = direction
         if plugin.debug:
             if msg.is_request:
                 plugin.log.debug("Received request with tuple: %s (%s %s)", self.conn, msg.method, msg.uri)
             else:
                 plugin.log.debug("Received response with tuple: %s (status %d)", self.conn, msg.status_code)
         if msg.is_request:
-            self.realign.request(msg.size)
-            self.requests.append((msg, direction))
-            if len(self.requests) > MAX_PENDING:
-                req, d = self.requests.popleft()
+            r = self.realign
+            if isinstance(r, int):
+                if 0 < msg.size < r:
+                    self.realign = msg.size
+            else:
+                r.request(msg.size)
+            self._push(msg)
+            if type(self.pending) is list and len(self.pending) > MAX_PENDING:
+                req = self.pending.pop(0)
                 plugin.stats.incr("http.unmatched_requests")
                 plugin.stats.incr("http.pending_overflow")
-                out.append(HttpTransaction(self.conn, req, None, d))
+                out.append(HttpTransaction(self.conn, req, None, req.direction))
             return
         code = msg.status_code
         if 100 <= code < 200 and code != 101:
@@ -191,55 +244,102 @@ class HttpHandler(ConnectionHandler):
             if plugin.debug:
                 plugin.log.debug("Drop %d interim response", code)
             return
-        if code == 101 or (self.requests and self.requests[0][0].method == "CONNECT" and 200 <= code < 300):
-            for p in self.parsers:
-                p.upgrade()
+        if code == 101 or (self.request_method(0) == "CONNECT" and 200 <= code < 300):
+            for d in (0, 1):
+                self._parser(d).upgrade()
             plugin.stats.incr("http.upgraded_connections")
-        self.responses.append((msg, direction))
-        self._correlate(out)
+        self._correlate(msg, out)
 
     def _lost_responses(self, direction: int, note: str | None) -> None:
         """Responses (or their heads) were lost in ``direction``: publish the requests
         they answered, those waiting from the other side, as unmatched."""
-        kept: deque[tuple[Message, int]] = deque()
-        for req, d in self.requests:
-            if d == direction:
-                kept.append((req, d))
+        kept: list[Message] = []
+        deferred = self._deferred()
+        for req in self._waiting():
+            if req.direction == direction:
+                kept.append(req)
                 continue
             if note and note not in req.notes:
-                req.notes.append(note)
+                req.add_note(note)
             self.plugin.stats.incr("http.unmatched_requests")
-            self.deferred.append(HttpTransaction(self.conn, req, None, d))
-        self.requests.clear()
-        self.requests.extend(kept)  # the parsers share this deque: keep the object
+            deferred.append(HttpTransaction(self.conn, req, None, req.direction))
+        self.pending = None if not kept else kept[0] if len(kept) == 1 else kept
 
-    def _correlate(self, out: list[Any]) -> None:
-        if not self.requests:
-            self._flush_responses(out)
+    def _correlate(self, resp: Message, out: list[Any]) -> None:
+        """A final response pairs with the oldest request waiting, or is published
+        unmatched (``_flush_responses``)."""
+        req = self._pop()
+        if req is None:
+            self._flush_responses(resp, out)
             return
-        while self.requests and self.responses:
-            req, d = self.requests.popleft()
-            resp, _ = self.responses.popleft()
-            note = self.realign.pair()
-            if note and note not in req.notes:
-                req.notes.append(note)
-            out.append(HttpTransaction(self.conn, req, resp, d))
+        r = self.realign
+        note = "" if isinstance(r, int) else r.pair()
+        if note and note not in req.notes:
+            req.add_note(note)
+        out.append(HttpTransaction(self.conn, req, resp, req.direction))
 
-    def _flush_responses(self, out: list[Any]) -> None:
-        if self.responses:
-            self.realign.surplus()
-        while self.responses:
-            resp, d = self.responses.popleft()
-            self.plugin.stats.incr("http.unmatched_responses")
-            if self.plugin.debug:
-                self.plugin.log.debug("Response from unknown transaction: %s. Reporting error.", self.conn)
-            out.append(HttpTransaction(self.conn, None, resp, d))
+    def _flush_responses(self, resp: Message, out: list[Any]) -> None:
+        r = self.realign
+        if not isinstance(r, int):
+            r.surplus()
+            if not r.unsure:
+                self.realign = r.smallest  # back in step: nothing else to remember
+        self.plugin.stats.incr("http.unmatched_responses")
+        if self.plugin.debug:
+            self.plugin.log.debug("Response from unknown transaction: %s. Reporting error.", self.conn)
+        out.append(HttpTransaction(self.conn, None, resp, resp.direction))
+
+    def _unsure(self) -> Realign:
+        r = self.realign
+        if isinstance(r, int):
+            r = self.realign = Realign(r)
+        return r
+
+    # -- the requests waiting (most connections have none or one: no list for them) -----
+
+    def _push(self, msg: Message) -> None:
+        p = self.pending
+        if p is None:
+            self.pending = msg
+        elif type(p) is list:
+            p.append(msg)
+        else:
+            assert isinstance(p, Message)
+            self.pending = [p, msg]
+
+    def _pop(self) -> Message | None:
+        p = self.pending
+        if type(p) is list:
+            req = p.pop(0)
+            if len(p) == 1:
+                self.pending = p[0]
+            return req
+        self.pending = None
+        assert p is None or isinstance(p, Message)
+        return p
+
+    def _waiting(self) -> list[Message]:
+        p = self.pending
+        if p is None:
+            return []
+        return p if type(p) is list else [p]  # type: ignore[list-item]
+
+    def request_method(self, i: int) -> str | None:
+        """The method of the ``i``-th request waiting (the parsers ask it of a response)."""
+        p = self.pending
+        if type(p) is list:
+            return p[i].method if i < len(p) else None
+        if p is not None and i == 0:
+            assert isinstance(p, Message)
+            return p.method
+        return None
 
     def _hide_headers(self, msg: Message) -> None:
+        # ``msg.headers`` may be the shared empty mapping: replace it, never write to it.
         cfg = self.plugin.config
         for name in cfg.redact_headers:
             if name in msg.headers:
-                msg.headers[name] = "REDACTED"
+                msg.headers = {**msg.headers, name: "REDACTED"}
         if not msg.is_request:
             return
         if not cfg.redact_authorization:
@@ -247,7 +347,7 @@ class HttpHandler(ConnectionHandler):
         msg.raw_headers = _redact_raw_authorization(msg.raw_headers)
         for name in ("authorization", "proxy-authorization"):
             if msg.headers.get(name):
-                msg.headers[name] = "*"
+                msg.headers = {**msg.headers, name: "*"}
         msg.authorization = ""
 
 
