@@ -74,6 +74,9 @@ _MAX_ADDRS = 4096
 #: makes the stream its own list; a write to this one fails loudly).
 _NO_SEGMENTS: Any = ()
 _conn_ids = itertools.count(1)
+_TENTATIVE = 1
+_FIN_DONE = 2
+_NOT_BLOCKED = (0, 0)
 #: Addresses as text, shared by the connections of a host (a server's address above all).
 _ip_str = functools.lru_cache(maxsize=_MAX_ADDRS)(ip_to_str)
 
@@ -95,19 +98,19 @@ class TcpLimits:
 class Stream:
     """One direction of a connection."""
 
+    # Ten slots (112 bytes with the GC header, two per connection): the rarely used pairs
+    # share a slot (``bits``: tentative and fin_done, behind properties).
     __slots__ = (
         "ack_floor",
-        "blocked_pkt",
-        "blocked_ts",
+        "bits",
+        "blocked_at",
         "buf",
         "buf_bytes",
-        "fin_done",
         "fin_seq",
         "first",
         "front_gap",
         "isn",
         "next_seq",
-        "tentative",
     )
 
     def __init__(self) -> None:
@@ -118,21 +121,37 @@ class Stream:
         # tuple until the first segment is held.
         self.buf: list[list[Any]] = _NO_SEGMENTS
         self.buf_bytes = 0
-        self.blocked_pkt = 0
-        self.blocked_ts = 0
+        #: (packet count, capture time) when the stream last began waiting for a hole.
+        self.blocked_at = _NOT_BLOCKED
         self.fin_seq: int | None = None
-        self.fin_done = False
+        self.bits = 0  # _TENTATIVE | _FIN_DONE
         self.isn: int | None = None  # sequence number of the SYN, when seen
         self.first: int | None = None  # first sequence number seen (the SYN's, or mid-stream)
-        #: Picked up mid-stream: ``next_seq`` is only the lowest sequence seen so far, and
-        #: nothing is delivered until the start is settled (SYN, or held long enough).
-        self.tentative = False
         #: While the start is unknown or unsettled: the lowest acknowledgment (raw) the other
         #: side sent for this direction. Bytes from there to the settled start were never
         #: seen, and they may hold the answer to what the other side sent.
         self.ack_floor: int | None = None
         #: Unseen bytes before the settled start, reported as a gap before the first delivery.
         self.front_gap = 0
+
+    @property
+    def tentative(self) -> bool:
+        """Picked up mid-stream: ``next_seq`` is only the lowest sequence seen so far, and
+        nothing is delivered until the start is settled (SYN, or held long enough)."""
+        return bool(self.bits & _TENTATIVE)
+
+    @tentative.setter
+    def tentative(self, value: bool) -> None:
+        self.bits = self.bits | _TENTATIVE if value else self.bits & ~_TENTATIVE
+
+    @property
+    def fin_done(self) -> bool:
+        """The stream's FIN was delivered."""
+        return bool(self.bits & _FIN_DONE)
+
+    @fin_done.setter
+    def fin_done(self, value: bool) -> None:
+        self.bits = self.bits | _FIN_DONE if value else self.bits & ~_FIN_DONE
 
     def absolute(self, seq: int) -> int:
         nxt = self.next_seq
@@ -171,7 +190,6 @@ class Connection:
     __slots__ = (
         "flipped",
         "handler",
-        "id",
         "info",
         "key",
         "last_ts",
@@ -182,11 +200,10 @@ class Connection:
         "streams",
     )
 
-    def __init__(self, key: tuple[Any, ...], plugin: Plugin, flipped: bool, conn_id: int, ts: int) -> None:
+    def __init__(self, key: tuple[Any, ...], plugin: Plugin, flipped: bool, ts: int) -> None:
         self.key = key
         self.plugin = plugin
         self.flipped = flipped
-        self.id = conn_id  # 0: numbered when its handler is made
         self.last_ts = ts
         self.pkts = 0
         self.streams = (Stream(), Stream())
@@ -200,10 +217,8 @@ class Connection:
         self.rst: tuple[int | None, int | None, int, int] | None = None
 
     def conn_info(self) -> ConnInfo:
-        if self.info is None:
-            if not self.id:
-                self.id = next(_conn_ids)
-            self.info = _TcpConnInfo(self.key, self.flipped, self.id)
+        if self.info is None:  # numbered when first described (its handler is made)
+            self.info = _TcpConnInfo(self.key, self.flipped, next(_conn_ids))
         return self.info
 
     def get_handler(self) -> ConnectionHandler:
@@ -376,8 +391,7 @@ class TcpTracker:
                     self._fin(conn, direction, ts)
                 elif st.fin_seq > st.next_seq:
                     # Bytes before the FIN are missing (or still to come): wait like for a hole.
-                    st.blocked_pkt = conn.pkts
-                    st.blocked_ts = ts
+                    st.blocked_at = (conn.pkts, ts)
                     self.blocked.add(conn)
         if flags & TCP_RST and conn.rst is None:
             ends: list[int | None] = [None, None]
@@ -437,7 +451,7 @@ class TcpTracker:
         if hold and flags & _SYN_ACK_FIN_RST == TCP_SYN and not flipped and seq >= 0:
             self.half_open[key] = (ts << 32) | seq
             return None
-        conn = Connection(key, plugin, flipped, 0, ts)
+        conn = Connection(key, plugin, flipped, ts)
         self.conns[key] = conn
         if self.debug:
             log.debug("new %s connection %s", plugin.name, conn.conn_info())
@@ -681,8 +695,7 @@ class TcpTracker:
             self.stats.incr("tcp.retransmits")
             return
         if not st.buf:
-            st.blocked_pkt = conn.pkts
-            st.blocked_ts = ts
+            st.blocked_at = (conn.pkts, ts)
             self.blocked.add(conn)
             st.buf = []
         seg = [abs_seq, payload, ts, dep]
@@ -783,8 +796,7 @@ class TcpTracker:
             if conn.key not in self.conns:
                 return False
         if buf and moved:
-            st.blocked_pkt = conn.pkts
-            st.blocked_ts = buf[0][2]
+            st.blocked_at = (conn.pkts, buf[0][2])
         if st.fin_seq is not None and not st.fin_done and not buf and st.next_seq == st.fin_seq:
             self._fin(conn, direction, conn.last_ts)
             moved = True
@@ -869,8 +881,7 @@ class TcpTracker:
                 stuck = False
             before = now
         if st.buf:
-            st.blocked_pkt = conn.pkts
-            st.blocked_ts = st.buf[0][2]
+            st.blocked_at = (conn.pkts, st.buf[0][2])
         elif conn.key in self.conns and _fin_ahead(st):
             # Nothing more came before the FIN: the bytes up to it were lost.
             assert st.next_seq is not None and st.fin_seq is not None
@@ -899,7 +910,8 @@ class TcpTracker:
         for d in (FROM_CLIENT, FROM_SERVER):
             st = conn.streams[d]
             if (st.buf or _fin_ahead(st)) and (
-                conn.pkts - st.blocked_pkt > lim.reorder_window or ts - st.blocked_ts > lim.reorder_timeout_ns
+                conn.pkts - st.blocked_at[0] > lim.reorder_window
+                or ts - st.blocked_at[1] > lim.reorder_timeout_ns
             ):
                 self.stats.incr("tcp.reorder_timeouts")
                 self._force(conn, d)
