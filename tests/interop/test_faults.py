@@ -68,9 +68,10 @@ def test_receiver_killed_and_restarted_five_times_during_200k_events(
     dups = sum(seen.values()) - TOTAL
     print(f"kills at {kills}; duplicates {dups}; counters {dict(stats)}")
     # Duplicates only from windows that were written but never acknowledged — counted.
-    assert dups <= stats["output.unacked"], (dups, dict(stats))
+    unacked = stats.get("output.unacked", 0)  # counters appear once non-zero
+    assert dups <= unacked, (dups, dict(stats))
     assert stats["queue.acked"] == TOTAL == stats["output.acked"]
-    assert stats["queue.retried"] >= stats["output.unacked"] - dups
+    assert stats.get("queue.retried", 0) >= unacked - dups
     assert not any(k.startswith("queue.dropped") for k in stats)
     assert stats["output.connections_lost"] >= KILLS
 

@@ -189,7 +189,17 @@ def test_ack_reader_in_chunks() -> None:
 @pytest.mark.parametrize("data", [b"1A\x00\x00\x00\x01", b"2J\x00\x00\x00\x01", b"HTTP/1.1 400", b"2" + b"W"])
 def test_ack_reader_rejects_foreign_frames(data: bytes) -> None:
     with pytest.raises(ProtocolError):
-        codec.AckReader().feed(data)
+        list(codec.AckReader().feed(data))
+
+
+def test_an_ack_ahead_of_a_foreign_frame_in_one_read_still_counts() -> None:
+    """A server that acknowledges a window and then writes garbage (both in one read): the
+    window stays acknowledged (its events are not sent again), then the connection fails."""
+    got: list[int] = []
+    with pytest.raises(ProtocolError):
+        for seq in codec.AckReader().feed(codec.encode_ack(100) + b"2Z\x00\x00\x00\x01"):
+            got.append(seq)
+    assert got == [100]
 
 
 def test_window_ack_rules() -> None:

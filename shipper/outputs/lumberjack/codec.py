@@ -137,21 +137,26 @@ class AckReader:
     def __init__(self) -> None:
         self._buf = bytearray()
 
-    def feed(self, data: bytes) -> list[int]:
+    def feed(self, data: bytes) -> Iterator[int]:
+        """The ACKs in ``data`` (with what was buffered), in order. A foreign frame raises
+        :class:`ProtocolError` only after the ACKs before it were taken: an ACK that arrived
+        ahead of the garbage still acknowledges its window."""
         buf = self._buf
         buf += data
-        acks: list[int] = []
         n = len(buf) - len(buf) % 6
-        for off in range(0, n, 6):
-            version, code, seq = _HDR_U32.unpack_from(buf, off)
-            if version != V2 or code != ACK:
-                raise ProtocolError(f"expected an ACK frame, got bytes {bytes(buf[off : off + 6])!r}")
-            acks.append(seq)
-        del buf[:n]
+        off = 0
+        try:
+            while off < n:
+                version, code, seq = _HDR_U32.unpack_from(buf, off)
+                if version != V2 or code != ACK:
+                    raise ProtocolError(f"expected an ACK frame, got bytes {bytes(buf[off : off + 6])!r}")
+                off += 6
+                yield seq
+        finally:
+            del buf[:off]
         # Validate a partial header early: a foreign frame is an error now, not later.
         if buf and (buf[0] != V2 or (len(buf) > 1 and buf[1] != ACK)):
             raise ProtocolError(f"expected an ACK frame, got bytes {bytes(buf)!r}")
-        return acks
 
     @property
     def buffered(self) -> int:
