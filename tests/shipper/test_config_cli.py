@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from shipper.agent.settings import load_settings
-from tests.helpers import ROOT
+from tests.helpers import ROOT, need
 from tests.shipper.shiprun import wirebeat
 
 CONFIG = """\
@@ -185,8 +185,9 @@ def test_strict_perms_on_the_config_file(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the file to another user")
 def test_strict_perms_owner_of_the_config_file(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        need("root, to give the file to another user")
     cfg = config(tmp_path)
     os.chown(cfg, 65534, 65534)
     line = one_line(wirebeat("test", "config", "-c", cfg, tmp=tmp_path))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from shipper.agent.keystore import Keystore, KeystoreError, decode, encode
-from tests.helpers import shared_pcap
+from tests.helpers import need, shared_pcap
 from tests.shipper.shiprun import Run, wirebeat
 
 SECRET = "s3cr3t-Hunter2"
@@ -214,8 +214,9 @@ def test_strict_perms_on_the_keystore(tmp_path: Path) -> None:
     assert wirebeat("keystore", "list", "--strict.perms=false", tmp=tmp_path).stdout == "K\n"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the file to another user")
 def test_strict_perms_owner_of_the_keystore(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        need("root, to give the file to another user")
     assert add(tmp_path, "K", "v", "--force").rc == 0
     path = store_path(tmp_path)
     os.chown(path, 65534, 65534)
