@@ -361,7 +361,7 @@ class TcpTracker:
                 else:
                     d = (ack - onext) & M32
                     dep = onext + d - (1 << 32) if d >= HALF else onext + d
-                if onext is None or other.tentative:
+                if onext is None or other.bits & _TENTATIVE:
                     fl = other.ack_floor
                     if fl is None or (ack - fl) & M32 >= HALF:
                         other.ack_floor = ack
@@ -374,8 +374,8 @@ class TcpTracker:
                 )
                 and not st.buf
                 and not missing
-                and not st.tentative
-                and not (dep >= 0 and other.tentative)
+                and not st.bits & _TENTATIVE  # (st.tentative, without a property call per packet)
+                and not (dep >= 0 and other.bits & _TENTATIVE)
                 and not (direction == FROM_CLIENT and other.buf)
             ):
                 st.next_seq = abs_seq + n
