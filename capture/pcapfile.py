@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from capture.errors import CaptureError
 
@@ -170,6 +170,19 @@ class CaptureFile:
         finally:
             self.close()
 
+    def records(self) -> Iterator[tuple[int, int, bytes, int, int, int]]:
+        """The packets without copying their frames: ``(ts_ns, linktype, buffer, start,
+        end, wire_len)``, the frame being ``buffer[start:end]`` (for a reader that looks at
+        every packet and keeps few of them: worker processes). Same counting as iteration."""
+        try:
+            if self.format == "pcap":
+                yield from self._read_pcap(raw=True)
+            else:
+                for ts, lt, frame, wire in self._read_pcapng():
+                    yield ts, lt, frame, 0, len(frame), wire
+        finally:
+            self.close()
+
     def _problem(self, counter: str, offset: int, why: str) -> None:
         """Count one problem; the first one is kept in ``error``."""
         setattr(self.stats, counter, getattr(self.stats, counter) + 1)
@@ -178,7 +191,7 @@ class CaptureFile:
 
     # -- classic pcap -------------------------------------------------------------------
 
-    def _read_pcap(self) -> Iterator[Packet]:
+    def _read_pcap(self, raw: bool = False) -> Iterator[Any]:
         rd = _Chunked(self._fh, self._head)
         rd.ensure(24)
         endian, ts_mult = PCAP_MAGIC[rd.buf[:4]]
@@ -208,7 +221,10 @@ class CaptureFile:
                     break
                 stats.packets += 1
                 stats.bytes_read += nxt - pos
-                yield ts_sec * sec_ns + ts_frac * ts_mult, linktype, buf[pos + 16 : nxt], orig
+                if raw:
+                    yield ts_sec * sec_ns + ts_frac * ts_mult, linktype, buf, pos + 16, nxt, orig
+                else:
+                    yield ts_sec * sec_ns + ts_frac * ts_mult, linktype, buf[pos + 16 : nxt], orig
                 pos = nxt
             # The record that straddles the chunk end is completed with an exact read, so
             # the next chunk is used as read (no copying of whole chunks).
@@ -240,7 +256,10 @@ class CaptureFile:
                     return
             stats.packets += 1
             stats.bytes_read += 16 + incl
-            yield ts_sec * sec_ns + ts_frac * ts_mult, linktype, tail[16 : 16 + incl], orig
+            if raw:
+                yield ts_sec * sec_ns + ts_frac * ts_mult, linktype, tail, 16, 16 + incl, orig
+            else:
+                yield ts_sec * sec_ns + ts_frac * ts_mult, linktype, tail[16 : 16 + incl], orig
             base = at + 16 + incl
             stats.bytes_read = base
             buf = fh.read(CHUNK)

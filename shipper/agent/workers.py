@@ -28,6 +28,7 @@ import marshal
 import os
 import pickle
 import resource
+import select
 import signal
 import struct
 import sys
@@ -38,6 +39,7 @@ from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from capture.pcapfile import ReaderStats
 from protocols.flows.report import flow_id_conn, flow_id_with_conn
 from protocols.stats import Counters
 from protocols.unclaimed import PortTally
@@ -58,6 +60,9 @@ Packet = tuple[int, int, bytes, int]
 BATCH = 2048
 #: Batches in flight before the parent waits for the oldest one's results.
 WINDOW = 6
+#: Replies the parent holds per worker before that worker's writes wait (workers that
+#: read the file themselves are bounded by this).
+INBOX = 8
 #: Test hook: ``WIREBEAT_TEST_WORKER_EXIT=<index>`` makes that worker ``os._exit(3)``
 #: after its first batch (tests of the failure path).
 TEST_EXIT_ENV = "WIREBEAT_TEST_WORKER_EXIT"
@@ -214,6 +219,9 @@ _K1, _K2, _M64 = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0xFFFFFFFFFFFFFFFF
 
 #: Ethernet + IPv4: source, destination, then the two ports (at 26).
 _ETH_IP4_PORTS = struct.Struct(">IIHH")
+#: Ethernet + IPv4 in one unpack: ethertype, version/IHL, flags/fragment offset, protocol,
+#: source, destination, the two ports.
+_ETH_IP4 = struct.Struct(">12xHB5xHxB2xIIHH")
 
 
 # -- messages ----------------------------------------------------------------------------------
@@ -304,6 +312,8 @@ class WorkerPool:
         #: CPU seconds (user + system) of each worker that has ended.
         self.cpu: list[float] = [0.0] * n
         self._threads: list[threading.Thread] = []
+        #: Set when the workers are being stopped or killed: replies no longer wait for room.
+        self.closing = False
         #: Called in the reply thread with (worker, message) before a message is queued;
         #: True means it was handled (live capture publishes from there).
         self.handler: Callable[[int, tuple[Any, ...]], bool] | None = None
@@ -374,6 +384,10 @@ class WorkerPool:
                 with self.cond:
                     if msg[0] == "D":
                         self.finished[i] = True
+                    # Replies wait here, and the worker on its full pipe, while the parent
+                    # is this far behind (workers reading the file themselves run ahead).
+                    while len(self.inbox[i]) >= INBOX and self.failure is None and not self.closing:
+                        self.cond.wait(0.5)
                     self.inbox[i].append(msg)
                     self.cond.notify_all()
 
@@ -420,13 +434,18 @@ class WorkerPool:
                 self.cond.wait(0.5)
             if self.failure is not None:
                 raise WorkerDied(self.failure)
-            return self.inbox[i].popleft()
+            msg = self.inbox[i].popleft()
+            self.cond.notify_all()
+            return msg
 
     def ready(self, i: int) -> bool:
         return bool(self.inbox[i])
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask every worker to finish (``X``); wait for them; kill what does not end."""
+        with self.cond:
+            self.closing = True
+            self.cond.notify_all()
         for i in range(self.n):
             if not self.finished[i]:
                 with contextlib.suppress(WorkerDied):
@@ -437,6 +456,9 @@ class WorkerPool:
 
     def kill(self) -> None:
         """A failure: end the workers that are still running (ours, by pid), close the pipes."""
+        with self.cond:
+            self.closing = True
+            self.cond.notify_all()
         for fh in self.out:
             with contextlib.suppress(OSError, ValueError):
                 fh.close()
@@ -525,7 +547,7 @@ def _preparer(
     return run
 
 
-def replay_worker(beat: Beat, idx: int, rin: BinaryIO, wout: BinaryIO) -> int:
+def replay_worker(beat: Beat, idx: int, n: int, rin: BinaryIO, wout: BinaryIO) -> int:
     pstats, dstats = _worker_setup(beat)
     deltas = _Deltas(dstats, pstats)
     die_after_first = os.environ.get(TEST_EXIT_ENV) == str(idx)
@@ -540,6 +562,10 @@ def replay_worker(beat: Beat, idx: int, rin: BinaryIO, wout: BinaryIO) -> int:
 
     decoder = new_decoder()
     prepare = _preparer(beat, pstats, live=False, renumber=decoder.flows is not None)
+    #: Reading the file itself (``P``): the empty decoder that says when to tick, and the
+    #: hash every worker computes alike (fragments follow their first fragment).
+    clock = beat.new_decoder(Counters())
+    chash = ConnectionHash(n)
     beat.tune_gc()
     try:
         while True:
@@ -547,7 +573,12 @@ def replay_worker(beat: Beat, idx: int, rin: BinaryIO, wout: BinaryIO) -> int:
             if msg is None:
                 return 0  # the parent is gone
             kind = msg[0]
-            if kind == "B":
+            if kind == "P":
+                if not _read_pass(
+                    msg, idx, n, decoder, clock, chash, created, prepare, deltas, rin, wout, die_after_first
+                ):
+                    return 0
+            elif kind == "B":
                 out: list[tuple[Any, ...]] = []
                 conns: list[tuple[int, int]] = []
                 types: dict[str, int] = {}
@@ -588,6 +619,7 @@ def replay_worker(beat: Beat, idx: int, rin: BinaryIO, wout: BinaryIO) -> int:
                 tally = decoder.unclaimed
                 if msg[3]:
                     decoder = new_decoder()
+                    clock = beat.new_decoder(Counters())
                 send_msg(wout, ("R", msg[1], out, deltas.take(), [], types, tally))
             elif kind == "X":
                 send_msg(wout, ("D", deltas.take()))
@@ -600,6 +632,117 @@ def replay_worker(beat: Beat, idx: int, rin: BinaryIO, wout: BinaryIO) -> int:
         with contextlib.suppress(Exception):
             send_msg(wout, ("E", describe_error(exc)))
         return 1
+
+
+def _read_pass(
+    msg: tuple[Any, ...],
+    idx: int,
+    n: int,
+    decoder: Decoder,
+    clock: Decoder,
+    chash: ConnectionHash,
+    created: list[int],
+    prepare: Callable[[dict[str, Any]], tuple[Any, ...] | None],
+    deltas: _Deltas,
+    rin: BinaryIO,
+    wout: BinaryIO,
+    die_after_first: bool,
+) -> bool:
+    """One pass over the capture file, read by this worker itself (``("P", path, first
+    batch, first position)``): every worker reads every record, numbers it, ticks where the
+    parent's clock would and hashes it as the parent would, and decodes only its own. It
+    replies per ``BATCH`` positions (``R``, as for a ``B`` batch; worker 0 adds its reader's
+    counters), then ``("Z", next batch, next position, first problem, more problems, reader
+    counters)``. An ``S`` from the parent (stop) ends the pass at the next batch boundary.
+    False: the parent is gone."""
+    from capture import CaptureFile
+    from shipper.agent.beat import _more_problems
+
+    _, path, k, pos = msg
+    reader = CaptureFile(path)
+    stats = reader.stats
+    feed = decoder.feed_many
+    tick = decoder.tick
+    clock_tick = clock.tick
+    next_tick = clock.next_tick
+    fast = _ETH_IP4.unpack_from
+    rfd = rin.fileno()
+    out: list[tuple[Any, ...]] = []
+    conns: list[tuple[int, int]] = []
+    types: dict[str, int] = {}
+    end = pos + BATCH
+    stopped = False
+
+    def handle(evs: list[dict[str, Any]], key: int) -> None:
+        for e in evs:
+            t = e.get("type", "?")
+            types[t] = types.get(t, 0) + 1
+            r = prepare(e)
+            if r is not None:
+                out.append((key, *r))
+
+    def reply(last: bool = False) -> bool:
+        """Send the batch; False when the parent asked to stop (or is gone)."""
+        nonlocal out, conns, types, k
+        rs = tuple(stats.as_dict().values()) if idx == 0 else None
+        send_msg(wout, ("R", k, out, deltas.take(), conns, types, None, rs))
+        k += 1
+        out, conns, types = [], [], {}
+        if die_after_first:
+            os._exit(3)
+        if not last and select.select([rfd], [], [], 0)[0]:
+            m = recv_msg(rin)
+            if m is None or m[0] == "S":
+                return False
+        return True
+
+    it = reader.records()
+    try:
+        # Frames are not copied unless they are this worker's.
+        for ts, lt, buf, start, stop, wire in it:
+            if ts >= next_tick:
+                clock_tick(ts)
+                next_tick = clock.next_tick
+                evs = tick(ts)
+                if evs:
+                    handle(evs, 2 * pos)
+            frame = None
+            if lt == 1 and stop - start >= 38:
+                et, vihl, frag, proto, sa, da, sp, dp = fast(buf, start)
+                if et == 0x0800 and vihl == 0x45 and not frag & 0x3FFF and (proto == 6 or proto == 17):
+                    # Untagged IPv4 without options, not a fragment, TCP or UDP: the value
+                    # ConnectionHash gives, inlined.
+                    h = ((sa ^ da) * _K1 + (sp ^ dp) * _K2) & _M64
+                    w = (h ^ (h >> 31) ^ (h >> 47)) % n
+                else:
+                    frame = buf[start:stop]
+                    w = chash(lt, frame)
+            else:
+                frame = buf[start:stop]
+                w = chash(lt, frame)
+            if w == idx:
+                evs = feed(((ts, lt, buf[start:stop] if frame is None else frame, wire),))
+                if created:
+                    conns.extend((pos, c) for c in created)
+                    created.clear()
+                if evs:
+                    handle(evs, 2 * pos + 1)
+            pos += 1
+            if pos == end:
+                end += BATCH
+                if not reply():
+                    stopped = True
+                    break
+    finally:
+        if stopped:
+            with contextlib.suppress(Exception):
+                it.close()  # type: ignore[attr-defined]
+        reader.close()
+    if pos != end - BATCH:  # the last, partial batch
+        reply(last=True)
+    more = _more_problems(reader) if reader.error else ""
+    send_msg(wout, ("Z", k, pos, reader.error, more, tuple(stats.as_dict().values())))
+    return True
 
 
 # -- the parent side: replay -------------------------------------------------------------------
@@ -635,6 +778,8 @@ class Replay:
         self.pos = 0
         self.next_batch = 0
         self.inflight: deque[int] = deque()
+        #: The parent's copy of worker 0's reader counters (a pass the workers read).
+        self.reader_stats: ReaderStats | None = None
 
     def run(self, chunks: Iterable[list[Packet]], window: int) -> None:
         pool, n = self.pool, self.pool.n
@@ -684,16 +829,67 @@ class Replay:
         while self.inflight:
             self.merge_one()
 
+    def read_pass(self, path: str, stats: ReaderStats) -> tuple[str | None, str]:
+        """One pass over ``path`` with every worker reading the file itself (``P``): the
+        parent only merges and publishes. ``stats`` follows worker 0's reader. Returns the
+        reader's first problem (or None) and the count of the others."""
+        pool, n = self.pool, self.pool.n
+        for i in range(n):
+            pool.send(i, ("P", path, self.next_batch, self.pos))
+        ended: list[tuple[Any, ...] | None] = [None] * n
+        stop = self.beat.stop_event
+        failed = self.pipeline.failed
+        stopping = False
+        self.reader_stats = stats
+        k = self.next_batch
+        while not all(ended):
+            if not stopping and (stop.is_set() or failed.is_set()):
+                stopping = True
+                for i in range(n):
+                    if ended[i] is None:
+                        pool.send(i, ("S",))
+            self._merge(k, ended)
+            k += 1
+        ends = [e for e in ended if e is not None]
+        self.next_batch = max(e[1] for e in ends)
+        self.pos = max(e[2] for e in ends)
+        first = ends[0]
+        self._reader_counts(first[5])
+        return first[3], first[4]
+
+    def _reader_counts(self, values: tuple[int, ...] | None) -> None:
+        stats = self.reader_stats
+        if values is not None and stats is not None:
+            for name, v in zip(ReaderStats.__slots__, values, strict=True):
+                setattr(stats, name, v)
+
     def merge_one(self) -> None:
-        k = self.inflight.popleft()
+        self._merge(self.inflight.popleft(), None)
+
+    def _merge(self, k: int, ended: list[tuple[Any, ...] | None] | None) -> None:
+        """Batch ``k`` of every worker, merged by position and published. ``ended`` (a
+        pass the workers read themselves): a worker whose pass ended contributes nothing;
+        its end message (``Z``) is kept there."""
         lists = []
+        who: list[int] = []
         beat = self.beat
         created: list[tuple[int, int, int]] = []
         for i in range(self.pool.n):
-            msg = self.pool.take(i)
+            if ended is not None:
+                if ended[i] is not None:
+                    continue
+                msg = self.pool.take(i)
+                if msg[0] == "Z":
+                    ended[i] = msg
+                    continue
+                if i == 0 and len(msg) > 7:
+                    self._reader_counts(msg[7])
+            else:
+                msg = self.pool.take(i)
             if msg[0] != "R" or msg[1] != k:
                 raise WorkerDied(f"worker {i} answered {msg[0]!r} {msg[1]!r} instead of batch {k}")
             lists.append(msg[2])
+            who.append(i)
             add_deltas((beat.decoder_stats, beat.stats), msg[3])
             if msg[4]:
                 created.extend((pos, i, c) for pos, c in msg[4])
@@ -710,7 +906,7 @@ class Replay:
             items.sort(key=itemgetter(0))  # stable: ties keep worker order, then each worker's
         if self.renumber:
             # Which worker an event came from, for its flow.id's connection number.
-            owner = {id(it): i for i, lst in enumerate(lists) for it in lst if len(it) == 2}
+            owner = {id(it): i for i, lst in zip(who, lists, strict=True) for it in lst if len(it) == 2}
         prepare = self.pipeline._prepare
         ready = []
         for it in items:
@@ -850,7 +1046,7 @@ def run_file_workers(
     CaptureFile(path).close()  # fail early: CaptureError says what is wrong with the file
     beat.install_signals()  # at once: starting the workers takes a moment
     encoded = encodes_in_workers(beat, live=False)
-    pool = WorkerPool(n, lambda i, rin, wout: replay_worker(beat, i, rin, wout))
+    pool = WorkerPool(n, lambda i, rin, wout: replay_worker(beat, i, n, rin, wout))
     pool.start()  # before any thread of ours exists: fork copies only the calling thread
     log.info("decoding with %d worker processes (packetbeat.workers)", n)
     try:
@@ -865,31 +1061,41 @@ def run_file_workers(
     report.start()
     dumper = Dumper(dump_prefix) if dump_prefix else None
     replay = Replay(beat, pool, pipeline, encoded, report)
+    self_read = topspeed and not one_at_a_time and dumper is None
     died: str | None = None
     internal: BaseException | None = None
     done = 0
     try:
         while not beat.stop_event.is_set() and (loops == 0 or done < loops):
             done += 1
-            reader = CaptureFile(path)
-            beat.monitor.add("pcap", reader.stats.as_dict)
             replay.tally = PortTally()
-            report.reader(reader.stats, reader.size, replay.tally)
-            packets: Iterable[Packet] = reader
-            size = BATCH
-            if one_at_a_time:
-                packets = _one_at_a_time(packets)
-                size = 1
-            if dumper is not None:
-                packets = dumper.wrap(packets)
-            replay.run(chunked(packets, topspeed, beat.stop_event, size), WINDOW if topspeed else 0)
+            if self_read:
+                # At top speed every worker reads the file itself: the parent only merges.
+                stats = ReaderStats()
+                beat.monitor.add("pcap", stats.as_dict)
+                report.reader(stats, os.stat(path).st_size, replay.tally)
+                error, more_problems = replay.read_pass(path, stats)
+            else:
+                reader = CaptureFile(path)
+                beat.monitor.add("pcap", reader.stats.as_dict)
+                report.reader(reader.stats, reader.size, replay.tally)
+                packets: Iterable[Packet] = reader
+                size = BATCH
+                if one_at_a_time:
+                    packets = _one_at_a_time(packets)
+                    size = 1
+                if dumper is not None:
+                    packets = dumper.wrap(packets)
+                replay.run(chunked(packets, topspeed, beat.stop_event, size), WINDOW if topspeed else 0)
+                error = reader.error
+                more_problems = _more_problems(reader) if error else ""
             if pipeline.failed.is_set():
                 break
             more = not beat.stop_event.is_set() and (loops == 0 or done < loops)
             replay.flush(renew=more)
-            if reader.error:
+            if error:
                 beat.stats.incr("pcap.damaged_files")
-                log.warning("capture file problem: %s%s", reader.error, _more_problems(reader))
+                log.warning("capture file problem: %s%s", error, more_problems)
         replay.finish()
         pool.stop()
         log_cpu(pool)

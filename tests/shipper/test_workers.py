@@ -203,3 +203,86 @@ def test_internal_error_in_a_worker_ends_the_run(tmp_path: Path) -> None:
     lines = [line for line in r.stderr.splitlines() if line.startswith("Exiting:")]
     assert len(lines) == 1, r.stderr[-2000:]
     assert "worker" in lines[0] and "RuntimeError: injected decoder failure" in lines[0], lines[0]
+
+
+@pytest.mark.timeout(120)
+def test_paced_replay_dispatches_from_the_parent(tmp_path: Path) -> None:
+    """Without ``-t`` the parent reads and paces the capture and sends each worker its
+    packets (with ``-t`` every worker reads the file itself): the same events either way."""
+    pcap = tmp_path / "http.pcap"
+    _synthetic(pcap)
+    cfg = _stock_config(tmp_path)
+    r1, one = _run(cfg, pcap, 1, tmp_path / "one")
+    r2, many = _run_paced(cfg, pcap, 2, tmp_path / "many")
+    assert r1.returncode == 0, r1.stderr[-2000:]
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    assert sum(e["type"] == "http" for e in one) == 40 * 3
+    _same(one, many)
+
+
+def _run_paced(
+    cfg: Path, pcap: Path, workers: int, out: Path
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+    cmd = [
+        sys.executable, "-c", "from shipper.agent.cli import main; main()", "run", "-c", str(cfg),
+        "-I", str(pcap), "--workers", str(workers), "-E", f"output.file.path={out}",
+        "-E", "output.file.filename=ev", "--path.data", str(out.parent / "data"),
+    ]  # fmt: skip
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    events = [json.loads(line) for p in sorted(out.glob("ev*")) for line in p.read_text().splitlines()]
+    for e in events:
+        e["agent"].pop("ephemeral_id", None)
+    return r, events
+
+
+@pytest.mark.timeout(120)
+def test_damaged_capture_with_workers(tmp_path: Path) -> None:
+    """A capture cut inside a record: every worker reads what is before the cut, the
+    problem is reported once, and the events are those of one process."""
+    whole = tmp_path / "whole.pcap"
+    _synthetic(whole)
+    data = whole.read_bytes()
+    pcap = tmp_path / "cut.pcap"
+    pcap.write_bytes(data[: len(data) - 37])
+    cfg = _stock_config(tmp_path)
+    r1, one = _run(cfg, pcap, 1, tmp_path / "one", "-e")
+    r2, many = _run(cfg, pcap, 2, tmp_path / "many", "-e")
+    assert r1.returncode == 0 and r2.returncode == 0, r2.stderr[-2000:]
+    for r in (r1, r2):
+        problems = [line for line in r.stderr.splitlines() if "capture file problem" in line]
+        assert len(problems) == 1, r.stderr[-3000:]
+        assert "file ends inside a packet record" in problems[0]
+        assert '"damaged_files":1' in r.stderr.replace(" ", ""), r.stderr[-3000:]
+    _same(one, many)
+
+
+@pytest.mark.timeout(180)
+def test_interrupted_replay_with_workers_ends_cleanly(tmp_path: Path) -> None:
+    """SIGINT while every worker is reading a large capture: the run stops within seconds,
+    exits 0, and what it wrote is whole events, fewer than the capture holds."""
+    import signal
+    import time
+
+    from benchmarks.bench_pipeline import generate
+
+    pcap = tmp_path / "big.pcap"
+    _packets, txns = generate(pcap, 300_000, 500)
+    cfg = _stock_config(tmp_path)
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable, "-c", "from shipper.agent.cli import main; main()", "run", "-c", str(cfg),
+        "-I", str(pcap), "-t", "--workers", "2", "-E", f"output.file.path={out}",
+        "-E", "output.file.filename=ev", "--path.data", str(tmp_path / "data"),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(p.stat().st_size for p in out.glob("ev*")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert proc.returncode == 0, err[-2000:]
+    events = [json.loads(line) for p in sorted(out.glob("ev*")) for line in p.read_text().splitlines()]
+    http = [e for e in events if e["type"] == "http"]
+    assert 0 < len(http) < txns
