@@ -1,16 +1,21 @@
 """Worker processes: one capture decoded on every core (``packetbeat.workers``).
 
-Replay (``-I``): the parent reads the capture (record framing only), sends each packet to
-the worker its connection hashes to (a symmetric hash of the IP pair and the port pair,
-so both directions meet in one worker; fragments follow their datagram's first fragment),
-in large batches over pipes (``marshal``, not one pickle per packet). Each worker runs a
-decoder, the envelope and the JSON encoder and sends back encoded events tagged with the
-position of the packet that completed them; the parent merges each batch by position and
-publishes it. Every worker's clock is driven by the parent: a decoder fed the whole
-capture would run expiry (``tick``) at certain packets; the parent keeps an empty decoder
-that computes exactly those instants and sends them to every worker, so connections,
-reassembly and flows expire where they expire in one process. At the end of input the
-final flow reports get one time for all workers (the one a single table would use).
+Replay (``-I``): each packet belongs to the worker its connection hashes to (a symmetric
+hash of the IP pair and the port pair, so both directions meet in one worker; fragments
+follow their datagram's first fragment). At top speed (``-t``) every worker reads the
+whole file itself (record framing only; frames not its own are never copied), numbers the
+packets, hashes each and decodes its own: nothing but events crosses the pipes, and the
+parent only merges and publishes. Paced (without ``-t``), one packet at a time (``-O``)
+or with ``-dump``, the parent reads the capture and sends each worker its packets in large
+batches over pipes (``marshal``, not one pickle per packet). Each worker runs a decoder,
+the envelope and the JSON encoder and sends back encoded events tagged with the position
+of the packet that completed them, per batch of positions; the parent merges each batch
+by position and publishes it. Every worker's clock is the one a single decoder would have:
+a decoder fed the whole capture runs expiry (``tick``) at certain packets; an empty
+decoder that sees every packet's time (the parent's, or each self-reading worker's own)
+computes exactly those instants, so connections, reassembly and flows expire where they
+expire in one process. At the end of input the final flow reports get one time for all
+workers (the one a single table would use).
 
 Metrics: each reply carries the worker's counter deltas; the parent adds them to its own
 counters, so monitoring and the end-of-run totals are the sums.

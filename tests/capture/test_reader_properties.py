@@ -295,3 +295,57 @@ def test_reading_work_is_linear_in_the_file(fmt: str) -> None:
                     except CaptureError:
                         pass
                 assert meter.lines <= 40 * (len(data) // 12 + 10), (n, meter.lines, len(data))
+
+
+# -- records(): the frames by reference, for readers that keep few of them (workers) ---------
+
+
+def same_as_iteration(data: bytes) -> None:
+    """``records()`` yields what iteration yields (frames as buffer ranges) and counts alike."""
+    with tempfile.NamedTemporaryFile(suffix=".cap") as f:
+        f.write(data)
+        f.flush()
+        try:
+            r1 = CaptureFile(f.name)
+        except CaptureError:
+            return
+        pkts = list(r1)
+        r2 = CaptureFile(f.name)
+        recs = [(ts, lt, bytes(buf[a:b]), wl) for ts, lt, buf, a, b, wl in r2.records()]
+    assert recs == pkts
+    assert r2.stats.as_dict() == r1.stats.as_dict() and r2.error == r1.error
+
+
+@FUZZ
+@given(endian=st.sampled_from("<>"), nano=st.booleans(), records=pcap_records, cut=st.integers(0, 10_000))
+def test_pcap_records_by_reference_match_iteration(
+    endian: str, nano: bool, records: list[tuple[int, int, bytes, int]], cut: int
+) -> None:
+    data = pcap_file(endian, nano, records)
+    same_as_iteration(data)
+    same_as_iteration(data[: 24 + cut % max(1, len(data) - 23)])
+
+
+@FUZZ
+@given(f=pcapng_files(), seed=st.integers(0, 2**32 - 1))
+def test_pcapng_records_by_reference_match_iteration(
+    f: tuple[bytes, list[Packet], list[int], int], seed: int
+) -> None:
+    same_as_iteration(f[0])
+    same_as_iteration(mutate(f[0], random.Random(seed)))
+
+
+def test_records_across_chunk_boundaries(tmp_path: Path) -> None:
+    """Records that straddle the reader's chunks come out whole, by reference too."""
+    rnd = random.Random(7)
+    recs = [(1_700_000_000 + i, i % 1_000_000, rnd.randbytes(rnd.randint(0, 3000)), 3000) for i in range(900)]
+    data = pcap_file("<", False, recs)
+    p = tmp_path / "big.pcap"
+    p.write_bytes(data)
+    old = pcapfile.CHUNK
+    pcapfile.CHUNK = 4096
+    try:
+        frames = [bytes(buf[a:b]) for _ts, _lt, buf, a, b, _wl in CaptureFile(str(p)).records()]
+    finally:
+        pcapfile.CHUNK = old
+    assert frames == [d for _s, _f, d, _w in recs]
