@@ -31,7 +31,7 @@ from shipper.agent.version import VERSION
 from shipper.outputs.base import Output, OutputContext
 from shipper.pipeline.envelope import Envelope
 from shipper.pipeline.processors import Context, Processing
-from shipper.pipeline.publisher import Pipeline
+from shipper.pipeline.publisher import REPLAY_COALESCE, Pipeline
 from shipper.pipeline.queue import MemQueue, Queue
 
 log = logging.getLogger("beat")
@@ -346,7 +346,8 @@ class Beat:
                     packets = _one_at_a_time(packets)
                 if dumper is not None:
                     packets = dumper.wrap(packets)
-                self._loop(decoder, packets, pipeline, publish)
+                coalesce = REPLAY_COALESCE if topspeed and not one_at_a_time else 1
+                self._loop(decoder, packets, pipeline, publish, coalesce)
                 if pipeline.failed.is_set():
                     break
                 for events in decoder.flush_batches():
@@ -433,20 +434,30 @@ class Beat:
         packets: Iterable[tuple[int, int, bytes, int]],
         pipeline: Pipeline,
         publish: Publish | None = None,
+        coalesce: int = 1,
     ) -> None:
         feed_many = decoder.feed_many
         publish_all = publish or pipeline.publish_all
         stop = self.stop_event
         it = iter(packets)
         # Chunks keep events flowing to the queue promptly and the stop flag checked (a
-        # signal, or the pipeline stopping on its own, sets it).
+        # signal, or the pipeline stopping on its own, sets it). At top speed the events
+        # of several chunks go to the queue together (``coalesce``): each hand-over wakes
+        # the output's thread, and with ``flush.timeout: 0s`` a wake per chunk cost a
+        # fifth of the replay's CPU in thread switches.
+        pending: list[dict[str, Any]] = []
         while not stop.is_set():
             chunk = list(itertools.islice(it, 256))
             if not chunk:
                 break
             evs = feed_many(chunk)
             if evs:
-                publish_all(evs)
+                pending += evs
+                if len(pending) >= coalesce:
+                    publish_all(pending)
+                    pending = []
+        if pending:
+            publish_all(pending)
 
 
 #: Exit status when stdout's reader went away: what a shell reports for a process killed

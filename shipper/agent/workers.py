@@ -49,6 +49,7 @@ from protocols.flows.report import flow_id_conn, flow_id_with_conn
 from protocols.stats import Counters
 from protocols.unclaimed import PortTally
 from shipper.outputs.base import EncodedEvent
+from shipper.pipeline.publisher import REPLAY_COALESCE
 
 if TYPE_CHECKING:
     from protocols.decoder import Decoder
@@ -785,9 +786,13 @@ class Replay:
         self.inflight: deque[int] = deque()
         #: The parent's copy of worker 0's reader counters (a pass the workers read).
         self.reader_stats: ReaderStats | None = None
+        #: Events merged but not yet published (``_publish``); how many to gather first.
+        self.pending: list[Any] = []
+        self.coalesce = 1
 
     def run(self, chunks: Iterable[list[Packet]], window: int) -> None:
         pool, n = self.pool, self.pool.n
+        self.coalesce = REPLAY_COALESCE if window else 1  # window 0: paced
         clock, hash_ = self.clock, self.hash
         unpack = _ETH_IP4_PORTS.unpack_from
         stop = self.beat.stop_event
@@ -833,12 +838,14 @@ class Replay:
                 break
         while self.inflight:
             self.merge_one()
+        self._publish([], force=True)
 
     def read_pass(self, path: str, stats: ReaderStats) -> tuple[str | None, str]:
         """One pass over ``path`` with every worker reading the file itself (``P``): the
         parent only merges and publishes. ``stats`` follows worker 0's reader. Returns the
         reader's first problem (or None) and the count of the others."""
         pool, n = self.pool, self.pool.n
+        self.coalesce = REPLAY_COALESCE
         for i in range(n):
             pool.send(i, ("P", path, self.next_batch, self.pos))
         ended: list[tuple[Any, ...] | None] = [None] * n
@@ -855,6 +862,7 @@ class Replay:
                         pool.send(i, ("S",))
             self._merge(k, ended)
             k += 1
+        self._publish([], force=True)
         ends = [e for e in ended if e is not None]
         self.next_batch = max(e[1] for e in ends)
         self.pos = max(e[2] for e in ends)
@@ -924,7 +932,16 @@ class Replay:
             r = prepare(evt)
             if r is not None:
                 ready.append(r)
-        self.pipeline.publish_encoded(ready)
+        self._publish(ready)
+
+    def _publish(self, ready: list[Any], force: bool = False) -> None:
+        """Hand events to the queue, several batches' at once when they come fast (each
+        hand-over wakes the output's thread; see ``Beat._loop``); ``force``: now."""
+        pending = self.pending
+        pending += ready
+        if pending and (force or len(pending) >= self.coalesce):
+            self.pending = []
+            self.pipeline.publish_encoded(pending)
 
     def _number(self, created: list[tuple[int, int, int]]) -> None:
         """New connections, in capture order, get the numbers one flow table gives them."""
@@ -972,6 +989,7 @@ class Replay:
             pool.send(i, ("F", k, at, renew))
         self.inflight.append(k)
         self.merge_one()
+        self._publish([], force=True)
         if renew:
             self.clock = self.beat.new_decoder(Counters())
             self.conn_ids = [{} for _ in range(pool.n)]

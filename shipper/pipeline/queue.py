@@ -16,6 +16,10 @@ from typing import Any
 
 from protocols.stats import Counters
 
+#: With ``flush.timeout: 0s``, how long ``get`` waits on an empty queue before it returns
+#: nothing (its caller then checks whether to stop, and asks again).
+IDLE_WAIT = 1.0
+
 
 class Entry:
     """One queued event; ``attempts`` counts failed sends for ``max_retries``."""
@@ -151,12 +155,14 @@ class MemQueue(Queue):
     def get(self, max_events: int, timeout: float | None = None) -> list[Entry]:
         """Wait for ``flush.min_events`` (or ``flush.timeout``, or close); take up to ``max_events``."""
         with self._lock:
-            deadline = time.monotonic() + (self.flush_timeout if timeout is None else timeout)
+            wait = self.flush_timeout if timeout is None else timeout
+            deadline = time.monotonic() + wait
+            first_only = False
             while not self._closed:
                 # Enough for a batch: flush.min_events, but never more than the batch size,
                 # nor more than can ever be queued while other batches are in flight (else a
                 # full queue would stall every consumer for flush.timeout).
-                want = max(1, self.flush_min)
+                want = 1 if first_only else max(1, self.flush_min)
                 if max_events > 0:
                     want = min(want, max_events)
                 want = max(1, min(want, self.max_events - self._inflight))
@@ -164,7 +170,14 @@ class MemQueue(Queue):
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    break
+                    if self._items or wait > 0 or first_only:
+                        break
+                    # flush.timeout 0s: a batch goes as soon as there is one event, but an
+                    # empty queue is waited on (returning at once made the consumer spin).
+                    first_only = True
+                    remaining = IDLE_WAIT
+                    deadline = time.monotonic() + remaining
+                    continue
                 self._want = want
                 self._getters += 1
                 try:

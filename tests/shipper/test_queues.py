@@ -123,6 +123,28 @@ def test_memqueue_flush_min_events_waits_for_a_full_batch() -> None:
     assert time.monotonic() - t >= 0.25
 
 
+def test_memqueue_flush_timeout_zero_waits_on_an_empty_queue() -> None:
+    """``flush.timeout: 0s``: what is queued goes at once, but an empty queue is waited on
+    (returning at once made the output's consumer spin, a CPU core busy for nothing), and
+    the first event put ends the wait."""
+    from shipper.pipeline import queue as qmod
+
+    q = MemQueue(1000, 500, 0.0)
+    for i in range(3):
+        q.put(ev(i))
+    t = time.monotonic()
+    assert [e.event["id"] for e in q.get(100)] == [0, 1, 2]  # no wait for min_events
+    assert time.monotonic() - t < 0.2
+    t = time.monotonic()
+    assert q.get(100) == []  # nothing came: one idle wait, then empty
+    assert time.monotonic() - t >= qmod.IDLE_WAIT * 0.9
+    threading.Timer(0.2, lambda: q.put(ev(9))).start()
+    t = time.monotonic()
+    got = q.get(100)
+    assert [e.event["id"] for e in got] == [9]
+    assert 0.15 <= time.monotonic() - t < qmod.IDLE_WAIT * 0.9
+
+
 # -- disk only -------------------------------------------------------------------------------
 
 
