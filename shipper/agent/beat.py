@@ -446,18 +446,21 @@ class Beat:
         # the output's thread, and with ``flush.timeout: 0s`` a wake per chunk cost a
         # fifth of the replay's CPU in thread switches.
         pending: list[dict[str, Any]] = []
-        while not stop.is_set():
-            chunk = list(itertools.islice(it, 256))
-            if not chunk:
-                break
-            evs = feed_many(chunk)
-            if evs:
-                pending += evs
-                if len(pending) >= coalesce:
-                    publish_all(pending)
-                    pending = []
-        if pending:
-            publish_all(pending)
+        try:
+            while not stop.is_set():
+                chunk = list(itertools.islice(it, 256))
+                if not chunk:
+                    break
+                evs = feed_many(chunk)
+                if evs:
+                    pending += evs
+                    if len(pending) >= coalesce:
+                        batch, pending = pending, []
+                        publish_all(batch)
+        finally:
+            # Also when decoding fails: what was decoded before is published.
+            if pending:
+                publish_all(pending)
 
 
 #: Exit status when stdout's reader went away: what a shell reports for a process killed

@@ -1135,6 +1135,9 @@ def run_file_workers(
         beat.stop_event.set()
         pool.kill()
     finally:
+        if replay.pending:  # merged before a failure: published, as they would have been
+            with contextlib.suppress(Exception):
+                replay._publish([], force=True)
         if dumper is not None:
             dumper.close()
     report.stop()
