@@ -15,8 +15,11 @@ Packetbeat's rules (``protos/amqp/amqp.go``), kept:
   reported with the note ``Close-ok method not received by sender`` when it expires.
 
 Unlike Packetbeat, which keeps one waiting request per connection (a request on another
-channel, an acknowledgement or a delivery in between loses it), requests wait per channel,
-and acknowledgements, publishes and deliveries leave them alone. Waiting requests expire
+channel, an acknowledgement or a delivery in between loses it), requests wait per channel
+and side, and acknowledgements, publishes and deliveries leave them alone. A response
+answers the other side's request: a client request sent after the server's
+``channel.close`` but before the client read it is discarded by the server, and is counted
+as unmatched when the close-ok completes the close, never paired with the close-ok. Waiting requests expire
 after ``transaction_timeout`` of capture time; when the connection ends, a close with an
 error code is reported as on expiry and other requests are counted.
 """
@@ -87,7 +90,10 @@ class AmqpHandler(ConnectionHandler):
             )
             for d in (FROM_CLIENT, FROM_SERVER)
         )
-        #: channel → the request waiting for its response (oldest first).
+        #: (channel, side that sent it) as ``2 * channel + direction`` → the request waiting
+        #: for its response (oldest first). Both sides may have a request waiting on one
+        #: channel: the server's ``channel.close`` while a client request it will discard
+        #: is on the way.
         self.pending: dict[int, Message] = {}
 
     def on_data(self, direction: int, data: bytes, ts: int) -> list[Any]:
@@ -128,22 +134,39 @@ class AmqpHandler(ConnectionHandler):
             return
         pending = self.pending
         stats = self.plugin.stats
-        if pending.pop(msg.channel, None) is not None:
+        key = 2 * msg.channel + msg.direction
+        if pending.pop(key, None) is not None:
             stats.incr("amqp.unmatched_requests")
-        pending[msg.channel] = msg
+        pending[key] = msg
         if len(pending) > self.plugin.config.max_pending_requests:
             del pending[next(iter(pending))]
             stats.incr("amqp.unmatched_requests")
             stats.incr("amqp.pending_evictions")
 
     def _response(self, msg: Message, out: list[Any]) -> None:
-        req = self.pending.pop(msg.channel, None)
+        # A response answers the other side's request on its channel.
+        req = self.pending.pop(2 * msg.channel + 1 - msg.direction, None)
         if req is None:
             if msg.name not in ("channel.close-ok", "connection.close-ok"):
                 # (the close-ok of a normal close, left out as connection information, is not)
                 self.plugin.stats.incr("amqp.unmatched_responses")
             return
         out.append(AmqpTransaction(self.conn, PAIR, req, msg))
+        if req.name in CLOSES:
+            # The channel (or connection) is closed: what the closing side's peer sent on it
+            # meanwhile was discarded unanswered (AMQP 0-9-1, channel.close).
+            self._closed(req)
+
+    def _closed(self, close: Message) -> None:
+        pending = self.pending
+        if close.name == "connection.close":
+            dead = list(pending)
+        else:
+            dead = [k for k in (2 * close.channel, 2 * close.channel + 1) if k in pending]
+        for k in dead:
+            del pending[k]
+        if dead:
+            self.plugin.stats.incr("amqp.unmatched_requests", len(dead))
 
     def _content(self, msg: Message, out: list[Any]) -> None:
         name = msg.name
@@ -152,9 +175,10 @@ class AmqpHandler(ConnectionHandler):
             return
         req = None
         if name == "basic.get-ok":
-            waiting = self.pending.get(msg.channel)
+            key = 2 * msg.channel + 1 - msg.direction
+            waiting = self.pending.get(key)
             if waiting is not None and waiting.name == "basic.get":
-                req = self.pending.pop(msg.channel)
+                req = self.pending.pop(key)
         elif name == "basic.return" and msg.fields["reply-code"] < 300:
             # Not an error: Packetbeat ignores it.
             self.plugin.stats.incr("amqp.ignored_returns")
@@ -166,11 +190,11 @@ class AmqpHandler(ConnectionHandler):
         pending = self.pending
         stats = self.plugin.stats
         while pending:
-            channel = next(iter(pending))
-            msg = pending[channel]
+            key = next(iter(pending))
+            msg = pending[key]
             if msg.ts >= limit:
                 break
-            del pending[channel]
+            del pending[key]
             if is_close_error(msg):
                 out.append(AmqpTransaction(self.conn, ALONE, msg, note=NOTE_NO_CLOSE_OK))
             else:

@@ -514,6 +514,36 @@ def test_close_without_close_ok() -> None:
     assert e["error"]["message"] == ["Close-ok method not received by sender"]
 
 
+def test_client_request_sent_while_the_server_closes_the_channel() -> None:
+    """The server closes channel 1 (a publish to a missing exchange) while the client, not
+    having read the close yet, sends another request on it: the server discards that
+    request (AMQP 0-9-1), and the client's close-ok answers the server's close. The close is
+    the transaction; the discarded request is counted, never paired with the close-ok.
+    (Seen live from pika on a loaded machine.)"""
+    steps = [
+        (0, w.basic_publish(1, "nowhere", "k", b"x", content_type="text/plain")),
+        (1, w.close(1, 404, "NOT_FOUND - no exchange 'nowhere' in vhost '/'", 60, 40)),
+        (0, w.queue_declare(1, "")),
+        (0, w.close_ok(1)),
+        (0, w.channel_open(1)),
+        (1, w.channel_open_ok(1)),
+        (0, w.queue_declare(1, "q")),
+        (1, w.queue_declare_ok(1, "q")),
+    ]
+    conv = Conversation(("10.0.0.1", 40000), ("10.0.0.2", 5672), step_ns=1_000_000).handshake()
+    for side, data in steps:
+        conv.send(side, data)
+    conv.close()
+    got, decoder = decode_packets([(ts, 1, f) for ts, f in conv.frames], {"amqp": {"ports": [5672]}})
+    assert [e["method"] for e in got] == ["basic.publish", "channel.close", "queue.declare"]
+    close = got[1]
+    assert close["status"] == "Error" and close["source"]["port"] == 5672
+    assert close["amqp"]["reply-code"] == 404 and close["amqp"]["method-id"] == 40
+    assert "error" not in close  # its close-ok came
+    assert got[2]["amqp"]["queue"] == "q"
+    assert decoder.stats.snapshot().get("amqp.unmatched_requests") == 1  # the discarded declare
+
+
 def test_hide_connection_information_off() -> None:
     got = events(
         [(0, w.basic_qos(1, 0, 10)), (1, w.ok(1, 60, 11)), (0, w.close(1, 200, "bye")), (1, w.close_ok(1))],
