@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import copy
+import datetime
 import fnmatch
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -550,7 +553,7 @@ def pair(
 
 KINDS = ("extra-field", "missing-field", "value", "extra-event", "missing-event")
 FIELD_KINDS = ("extra-field", "missing-field", "value")
-CONNECTION_FACTS = ("packetbeat-silent", "packetbeat-unpaired")
+CONNECTION_FACTS = ("packetbeat-silent", "packetbeat-unpaired", "port-reused")
 _KEYS = {
     "protocol",
     "kind",
@@ -827,12 +830,81 @@ def connection_of(e: Event) -> tuple[Any, ...]:
     return (e.type, f.get("network.transport"), *ends)
 
 
+def _endpoints(e: Event) -> tuple[tuple[str, str], ...]:
+    f = e.flat
+    ends = [
+        (str(f.get("source.ip")), str(f.get("source.port"))),
+        (str(f.get("destination.ip")), str(f.get("destination.port"))),
+    ]
+    return tuple(sorted(ends))
+
+
+def tcp_reuse_starts(capture: Path) -> dict[tuple[tuple[str, str], ...], list[str]]:
+    """For each TCP address and port pair of the capture, when (ISO, ms) a connection after
+    the first began on it: a SYN (without ACK) whose initial sequence number differs from the
+    previous SYN's there (a retransmitted SYN is no new connection)."""
+    from capture import CaptureFile
+
+    last_isn: dict[tuple[tuple[str, str], ...], int] = {}
+    starts: dict[tuple[tuple[str, str], ...], list[str]] = {}
+    with contextlib.suppress(Exception), CaptureFile(str(capture)) as reader:
+        for ts, lt, frame, _wl in reader:
+            found = _tcp_syn(lt, frame)
+            if found is None:
+                continue
+            key, isn = found
+            if key in last_isn and last_isn[key] != isn:
+                stamp = datetime.datetime.fromtimestamp(ts // 1_000_000 / 1000, datetime.UTC)
+                starts.setdefault(key, []).append(stamp.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z")
+            last_isn[key] = isn
+    return starts
+
+
+def _tcp_syn(lt: int, b: bytes) -> tuple[tuple[tuple[str, str], ...], int] | None:
+    """(endpoints, sequence number) of a TCP SYN without ACK, else None."""
+    if lt == 1:
+        off, et = 14, int.from_bytes(b[12:14], "big")
+        while et in (0x8100, 0x88A8) and len(b) >= off + 4:
+            et, off = int.from_bytes(b[off + 2 : off + 4], "big"), off + 4
+    elif lt == 113:
+        off, et = 16, int.from_bytes(b[14:16], "big")
+    elif lt == 276:
+        off, et = 20, int.from_bytes(b[0:2], "big")
+    elif lt in (0, 108):
+        off, et = 4, 0x0800 if (b[:4] in (b"\x02\x00\x00\x00", b"\x00\x00\x00\x02")) else 0x86DD
+    elif lt in (12, 14, 101):
+        off, et = 0, 0x0800 if b[:1] and b[0] >> 4 == 4 else 0x86DD
+    else:
+        return None
+    if et == 0x0800 and len(b) >= off + 20 and b[off + 9] == 6:
+        src, dst = b[off + 12 : off + 16], b[off + 16 : off + 20]
+        tcp = off + (b[off] & 0xF) * 4
+    elif et == 0x86DD and len(b) >= off + 40 and b[off + 6] == 6:
+        src, dst = b[off + 8 : off + 24], b[off + 24 : off + 40]
+        tcp = off + 40
+    else:
+        return None
+    if len(b) < tcp + 14 or b[tcp + 13] & 0x12 != 0x02:
+        return None
+    sport, dport = int.from_bytes(b[tcp : tcp + 2], "big"), int.from_bytes(b[tcp + 2 : tcp + 4], "big")
+    a = (str(ipaddress.ip_address(src)), str(sport))
+    z = (str(ipaddress.ip_address(dst)), str(dport))
+    return (a, z) if a <= z else (z, a), int.from_bytes(b[tcp + 4 : tcp + 8], "big")
+
+
 class Context:
     """What entries may ask about beyond one event: the connection it travelled on."""
 
-    def __init__(self, pb: Sequence[Event], pairs: Sequence[tuple[Event, Event]]) -> None:
+    def __init__(
+        self,
+        pb: Sequence[Event],
+        pairs: Sequence[tuple[Event, Event]],
+        reuse: dict[tuple[tuple[str, str], ...], list[str]] | None = None,
+    ) -> None:
         self.pb_connections = {connection_of(e) for e in pb}
         self.paired_connections = {connection_of(a) for a, _ in pairs}
+        #: TCP address and port pairs → when later connections on them began.
+        self.reuse = reuse or {}
         #: (slug, connection) → the earliest start of an event a cause entry documented.
         self.causes: dict[tuple[str, tuple[Any, ...]], str] = {}
 
@@ -841,6 +913,9 @@ class Context:
             return connection_of(e) not in self.pb_connections
         if name == "packetbeat-unpaired":
             return connection_of(e) not in self.paired_connections
+        if name == "port-reused":
+            later = self.reuse.get(_endpoints(e))
+            return later is not None and later[0] <= _start(e)
         return False
 
     def note_cause(self, slug: str, e: Event) -> None:
@@ -982,6 +1057,7 @@ def compare(
     wb_docs: Iterable[Mapping[str, Any]],
     entries: Sequence[Documented],
     built: set[str],
+    capture_path: Path | None = None,
 ) -> Result:
     pb = [Event(capture, dict(d)) for d in pb_docs]
     wb = [Event(capture, dict(d)) for d in wb_docs]
@@ -1002,7 +1078,7 @@ def compare(
     diffs = [d for _, _, ds in per_pair for d in ds] + unpaired
     # Entries without ``after``/``with`` first; what they documented marks where a desync
     # began on its connection, and the ``after``/``with`` entries explain what follows.
-    ctx = Context(pb, pairs)
+    ctx = Context(pb, pairs, tcp_reuse_starts(capture_path) if capture_path is not None else None)
     direct = [d for d in entries if not d.cause]
     cascade = [d for d in entries if d.cause]
     causes = {d.cause for d in cascade}
@@ -1074,7 +1150,7 @@ def run_jobs(
         total = Result()
         per: dict[str, Result] = {}
         for job, pb_events, wb_events in zip(jobs, pb_all, wb_all, strict=True):
-            r = compare(job.label, pb_events, wb_events, entries, built)
+            r = compare(job.label, pb_events, wb_events, entries, built, job.capture)
             per[job.label] = r
             total.add(r)
         return total, per

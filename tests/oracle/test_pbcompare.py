@@ -412,3 +412,43 @@ def test_cassandra_events_pair_by_request_stream_and_field_references() -> None:
     # The same pairs with equal streams on Packetbeat's side are not explained by it.
     res = run([cass(1, 1, 20)], [cass(1, 1, 10)], doc, {"cassandra"})
     assert [d.doc for d in res.diffs if d.kind == "value"] == [None]
+
+
+def test_port_reused_fact_reads_new_connections_from_the_capture(tmp_path: Any) -> None:
+    """``connection: port-reused``: an event that began after a second connection (a SYN with
+    a new initial sequence number) on its addresses and ports; a retransmitted SYN is none."""
+    from benchmarks.synth import Conversation
+    from capture import PcapWriter
+
+    t0 = 1_700_000_000_000_000_000
+    first = Conversation(("127.0.0.1", 705), ("127.0.0.1", 2049), ts=t0, isn_c=1000).handshake()
+    first.frames.append(first.frames[0])  # the SYN again: a retransmission
+    again = Conversation(("127.0.0.1", 705), ("127.0.0.1", 2049), ts=t0 + 3_000_000, isn_c=77).handshake()
+    other = Conversation(("127.0.0.1", 706), ("127.0.0.1", 2049), ts=t0 + 4_000_000).handshake()
+    pcap = tmp_path / "reuse.pcap"
+    w = PcapWriter(str(pcap), 1)
+    for ts, frame in first.frames + again.frames + other.frames:
+        w.write(ts, frame, len(frame))
+    w.close()
+    ends = (("127.0.0.1", "2049"), ("127.0.0.1", "705"))
+    assert pc.tcp_reuse_starts(pcap) == {ends: ["2023-11-14T22:13:20.003Z"]}
+
+    def nfs(start: str, port: int) -> dict[str, Any]:
+        return ev(
+            "", start, port, typ="nfs", source__ip="127.0.0.1", source__port=port,
+            destination__ip="127.0.0.1", destination__port=2049,
+        )  # fmt: skip
+
+    docs = entry("general/tcp-port-reuse", protocol="*", kind="extra-event", connection="port-reused")
+    wb = [
+        nfs("2023-11-14T22:13:20.001Z", 705),
+        nfs("2023-11-14T22:13:20.004Z", 705),
+        nfs("2023-11-14T22:13:20.005Z", 706),
+    ]
+    r = pc.compare("reuse.pcap", [], wb, entries(docs), {"nfs"}, pcap)
+    slugs = sorted((d.event.flat["event.start"], d.doc.slug if d.doc else None) for d in r.diffs)
+    assert slugs == [
+        ("2023-11-14T22:13:20.001Z", None),  # the first connection: not explained
+        ("2023-11-14T22:13:20.004Z", "general/tcp-port-reuse"),
+        ("2023-11-14T22:13:20.005Z", None),  # another port
+    ]
