@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from capture import CaptureFile, PcapWriter
@@ -340,14 +340,15 @@ class Beat:
                 self.monitor.add("pcap", reader.stats.as_dict)
                 report.reader(reader.stats, reader.size, decoder.unclaimed)
                 packets: Iterable[tuple[int, int, bytes, int]] = reader
-                if not topspeed:
-                    packets = _paced(packets, self.stop_event)
                 if one_at_a_time:
                     packets = _one_at_a_time(packets)
                 if dumper is not None:
                     packets = dumper.wrap(packets)
+                # Paced (no -t): a chunk goes as soon as the next packet is not due yet, so
+                # events never wait for 256 packets (nor -O for 256 presses of Enter).
+                chunks = chunked(packets, topspeed, self.stop_event, 1 if one_at_a_time else 256)
                 coalesce = REPLAY_COALESCE if topspeed and not one_at_a_time else 1
-                self._loop(decoder, packets, pipeline, publish, coalesce)
+                self._loop(decoder, chunks, pipeline, publish, coalesce)
                 if pipeline.failed.is_set():
                     break
                 for events in decoder.flush_batches():
@@ -431,7 +432,7 @@ class Beat:
     def _loop(
         self,
         decoder: Decoder,
-        packets: Iterable[tuple[int, int, bytes, int]],
+        chunks: Iterable[list[tuple[int, int, bytes, int]]],
         pipeline: Pipeline,
         publish: Publish | None = None,
         coalesce: int = 1,
@@ -439,7 +440,6 @@ class Beat:
         feed_many = decoder.feed_many
         publish_all = publish or pipeline.publish_all
         stop = self.stop_event
-        it = iter(packets)
         # Chunks keep events flowing to the queue promptly and the stop flag checked (a
         # signal, or the pipeline stopping on its own, sets it). At top speed the events
         # of several chunks go to the queue together (``coalesce``): each hand-over wakes
@@ -447,9 +447,8 @@ class Beat:
         # fifth of the replay's CPU in thread switches.
         pending: list[dict[str, Any]] = []
         try:
-            while not stop.is_set():
-                chunk = list(itertools.islice(it, 256))
-                if not chunk:
+            for chunk in chunks:
+                if stop.is_set():
                     break
                 evs = feed_many(chunk)
                 if evs:
@@ -495,21 +494,40 @@ def _trace_hint() -> str:
     return "" if _tracebacks() else " (run with -d '*' for the traceback)"
 
 
-def _paced(
-    packets: Iterable[tuple[int, int, bytes, int]], stop: threading.Event
-) -> Iterable[tuple[int, int, bytes, int]]:
+def chunked(
+    packets: Iterable[tuple[int, int, bytes, int]], topspeed: bool, stop: threading.Event, size: int
+) -> Iterator[list[tuple[int, int, bytes, int]]]:
+    """Batches of packets; without ``-t`` paced at the capture's own rate, a batch going out
+    whenever the next packet is not due yet (events never wait for a full batch)."""
+    it = iter(packets)
+    if topspeed:
+        while not stop.is_set():
+            chunk = list(itertools.islice(it, size))
+            if not chunk:
+                return
+            yield chunk
+        return
     first_ts = None
     start = 0.0
-    for pkt in packets:
+    buf: list[tuple[int, int, bytes, int]] = []
+    for pkt in it:
         ts = pkt[0]
         if first_ts is None:
             first_ts, start = ts, time.monotonic()
         else:
-            due = start + (ts - first_ts) / NS
-            delay = due - time.monotonic()
-            if delay > 0 and stop.wait(delay):
-                return
-        yield pkt
+            delay = start + (ts - first_ts) / NS - time.monotonic()
+            if delay > 0:
+                if buf:
+                    yield buf
+                    buf = []
+                if stop.wait(delay):
+                    return
+        buf.append(pkt)
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
 
 
 def _one_at_a_time(packets: Iterable[tuple[int, int, bytes, int]]) -> Iterable[tuple[int, int, bytes, int]]:

@@ -27,7 +27,6 @@ line, and exits non-zero; nothing waits for a reply that cannot come.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import marshal
 import os
@@ -40,7 +39,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -1016,42 +1015,6 @@ def log_cpu(pool: WorkerPool) -> None:
     )
 
 
-def chunked(
-    packets: Iterable[Packet], topspeed: bool, stop: threading.Event, size: int
-) -> Iterator[list[Packet]]:
-    """Batches of packets; without ``-t`` paced at the capture's own rate, a batch going out
-    whenever the next packet is not due yet (events never wait for a full batch)."""
-    it = iter(packets)
-    if topspeed:
-        while not stop.is_set():
-            chunk = list(itertools.islice(it, size))
-            if not chunk:
-                return
-            yield chunk
-        return
-    first_ts = None
-    start = 0.0
-    buf: list[Packet] = []
-    for pkt in it:
-        ts = pkt[0]
-        if first_ts is None:
-            first_ts, start = ts, time.monotonic()
-        else:
-            delay = start + (ts - first_ts) / NS - time.monotonic()
-            if delay > 0:
-                if buf:
-                    yield buf
-                    buf = []
-                if stop.wait(delay):
-                    return
-        buf.append(pkt)
-        if len(buf) >= size:
-            yield buf
-            buf = []
-    if buf:
-        yield buf
-
-
 def run_file_workers(
     beat: Beat,
     n: int,
@@ -1064,7 +1027,7 @@ def run_file_workers(
 ) -> int:
     """``run_file`` with ``n`` worker processes (see the module docstring)."""
     from capture import CaptureFile
-    from shipper.agent.beat import Dumper, _more_problems, _one_at_a_time, describe_error
+    from shipper.agent.beat import Dumper, _more_problems, _one_at_a_time, chunked, describe_error
 
     CaptureFile(path).close()  # fail early: CaptureError says what is wrong with the file
     beat.install_signals()  # at once: starting the workers takes a moment

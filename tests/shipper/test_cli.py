@@ -436,6 +436,44 @@ def test_without_t_the_file_is_paced_in_real_time_and_keeps_capture_timestamps(t
     assert evt["event"]["duration"] == int(gap * NS) + 100_000  # plus the request's segment and ACK
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_paced_replay_publishes_each_event_when_it_is_due(tmp_path: Path, workers: str) -> None:
+    """Without -t the replay follows the capture's clock, and an event goes out as soon as
+    its packets are read, not once 256 packets have come (the second exchange begins 2.5 s
+    after the first, so with ``flush.timeout: 0s`` the first event must be written well
+    before the replay ends)."""
+    import subprocess
+    import sys
+    import time
+
+    first = Conversation(("127.0.0.1", 41000), ("127.0.0.1", 8080), ts=T0).handshake()
+    first.send(0, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").send(
+        1, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    )
+    second = Conversation(("127.0.0.1", 41001), ("127.0.0.1", 8080), ts=T0 + int(2.5 * NS)).handshake()
+    second.send(0, b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n").send(
+        1, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    )
+    pcap = tmp_path / "two.pcap"
+    with PcapWriter(str(pcap), 1) as w:
+        w.write_all(first.frames + second.frames)
+    cmd = [
+        sys.executable, "-m", "shipper", "-I", str(pcap), "-E", HTTP_8080, "--workers", workers,
+        "-E", "queue.mem.flush.timeout=0s",
+        "--path.data", str(tmp_path / "data"), "--path.logs", str(tmp_path / "logs"),
+    ]  # fmt: skip
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    seen: list[tuple[float, str]] = []
+    for line in proc.stdout:
+        seen.append((time.monotonic() - t0, json.loads(line)["url"]["path"]))
+    assert proc.wait(timeout=30) == 0
+    assert [path for _, path in seen] == ["/a", "/b"]
+    (t_a, _), (t_b, _) = seen
+    assert t_b - t_a > 1.5, seen  # the first came out while the replay waited for the second
+
+
 def test_one_packet_at_a_time_reads_enter_per_packet(tmp_path: Path) -> None:
     pcap = http_exchange(tmp_path / "one.pcap")
     n = sum(1 for _ in CaptureFile(str(pcap)))
