@@ -319,7 +319,12 @@ def test_elasticsearch_node_late_and_killed_twice_loses_nothing(
     node.base.mkdir()
     pcap = http_capture(tmp_path / "cap.pcap", n)
     index = f"packetbeat-{VERSION}"  # the default; the template could not be loaded (node down)
-    wb = wirebeats(tmp_path, pcap, "-t", "-E", f"output.elasticsearch.hosts=['{node.host}']")
+    # Small bulk requests: with the default size the node took all 6,000 events between two
+    # polls once it was up, and no kill fell inside the stream.
+    wb = wirebeats(
+        tmp_path, pcap, "-t", "-E", f"output.elasticsearch.hosts=['{node.host}']",
+        "-E", "output.elasticsearch.bulk_max_size=50",
+    )  # fmt: skip
     t0 = time.monotonic()
     # The node takes several seconds to start by itself; start it so that it is ready no
     # sooner than LATE_START after wirebeat.
