@@ -201,7 +201,11 @@ background.threads=2
         ]
 
     def _format(self) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # Like Kafka's own Uuid.randomUuid: never a leading "-" (the storage tool would take
+        # the id for an option: 1 run in 64 failed with "expected one argument").
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         scram = []
         for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
             for user, password in USERS.items():
