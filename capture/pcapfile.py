@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, BinaryIO
 
 from capture.errors import CaptureError
@@ -170,7 +170,7 @@ class CaptureFile:
         finally:
             self.close()
 
-    def records(self) -> Iterator[tuple[int, int, bytes, int, int, int]]:
+    def records(self) -> Generator[tuple[int, int, bytes, int, int, int], None, None]:
         """The packets without copying their frames: ``(ts_ns, linktype, buffer, start,
         end, wire_len)``, the frame being ``buffer[start:end]`` (for a reader that looks at
         every packet and keeps few of them: worker processes). Same counting as iteration."""

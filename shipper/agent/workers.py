@@ -222,8 +222,6 @@ def _mix(addrs: int, ports: int) -> int:
 _K1, _K2, _M64 = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0xFFFFFFFFFFFFFFFF
 
 
-#: Ethernet + IPv4: source, destination, then the two ports (at 26).
-_ETH_IP4_PORTS = struct.Struct(">IIHH")
 #: Ethernet + IPv4 in one unpack: ethertype, version/IHL, flags/fragment offset, protocol,
 #: source, destination, the two ports.
 _ETH_IP4 = struct.Struct(">12xHB5xHxB2xIIHH")
@@ -552,6 +550,23 @@ def _preparer(
     return run
 
 
+def _collect(
+    evs: Iterable[dict[str, Any]],
+    key: int,
+    prepare: Callable[[dict[str, Any]], tuple[Any, ...] | None],
+    types: dict[str, int],
+    out: list[tuple[Any, ...]],
+) -> None:
+    """Events a worker produced, counted by type and prepared for the parent, tagged ``key``
+    (twice the position of the packet that completed them, plus one; a tick's: times two)."""
+    for e in evs:
+        t = e.get("type", "?")
+        types[t] = types.get(t, 0) + 1
+        r = prepare(e)
+        if r is not None:
+            out.append((key, *r))
+
+
 def replay_worker(beat: Beat, idx: int, n: int, rin: BinaryIO, wout: BinaryIO) -> int:
     pstats, dstats = _worker_setup(beat)
     deltas = _Deltas(dstats, pstats)
@@ -601,12 +616,7 @@ def replay_worker(beat: Beat, idx: int, n: int, rin: BinaryIO, wout: BinaryIO) -
                             conns.extend((pos, c) for c in created)
                             created.clear()
                     if evs:
-                        for e in evs:
-                            t = e.get("type", "?")
-                            types[t] = types.get(t, 0) + 1
-                            r = prepare(e)
-                            if r is not None:
-                                out.append((key, *r))
+                        _collect(evs, key, prepare, types, out)
                 send_msg(wout, ("R", msg[1], out, deltas.take(), conns, types, None))
                 if die_after_first:
                     os._exit(3)
@@ -615,12 +625,7 @@ def replay_worker(beat: Beat, idx: int, n: int, rin: BinaryIO, wout: BinaryIO) -
             elif kind == "F":
                 out = []
                 types = {}
-                for e in decoder.flush(msg[2]):
-                    t = e.get("type", "?")
-                    types[t] = types.get(t, 0) + 1
-                    r = prepare(e)
-                    if r is not None:
-                        out.append((0, *r))
+                _collect(decoder.flush(msg[2]), 0, prepare, types, out)
                 tally = decoder.unclaimed
                 if msg[3]:
                     decoder = new_decoder()
@@ -676,20 +681,11 @@ def _read_pass(
     conns: list[tuple[int, int]] = []
     types: dict[str, int] = {}
     end = pos + BATCH
-    stopped = False
-
-    def handle(evs: list[dict[str, Any]], key: int) -> None:
-        for e in evs:
-            t = e.get("type", "?")
-            types[t] = types.get(t, 0) + 1
-            r = prepare(e)
-            if r is not None:
-                out.append((key, *r))
 
     def reply(last: bool = False) -> bool:
         """Send the batch; False when the parent asked to stop (or is gone)."""
         nonlocal out, conns, types, k
-        rs = tuple(stats.as_dict().values()) if idx == 0 else None
+        rs = stats.as_dict() if idx == 0 else None
         send_msg(wout, ("R", k, out, deltas.take(), conns, types, None, rs))
         k += 1
         out, conns, types = [], [], {}
@@ -710,7 +706,7 @@ def _read_pass(
                 next_tick = clock.next_tick
                 evs = tick(ts)
                 if evs:
-                    handle(evs, 2 * pos)
+                    _collect(evs, 2 * pos, prepare, types, out)
             frame = None
             if lt == 1 and stop - start >= 38:
                 et, vihl, frag, proto, sa, da, sp, dp = fast(buf, start)
@@ -731,22 +727,19 @@ def _read_pass(
                     conns.extend((pos, c) for c in created)
                     created.clear()
                 if evs:
-                    handle(evs, 2 * pos + 1)
+                    _collect(evs, 2 * pos + 1, prepare, types, out)
             pos += 1
             if pos == end:
                 end += BATCH
                 if not reply():
-                    stopped = True
                     break
     finally:
-        if stopped:
-            with contextlib.suppress(Exception):
-                it.close()  # type: ignore[attr-defined]
+        it.close()
         reader.close()
     if pos != end - BATCH:  # the last, partial batch
         reply(last=True)
     more = _more_problems(reader) if reader.error else ""
-    send_msg(wout, ("Z", k, pos, reader.error, more, tuple(stats.as_dict().values())))
+    send_msg(wout, ("Z", k, pos, reader.error, more, stats.as_dict()))
     return True
 
 
@@ -793,7 +786,6 @@ class Replay:
         pool, n = self.pool, self.pool.n
         self.coalesce = REPLAY_COALESCE if window else 1  # window 0: paced
         clock, hash_ = self.clock, self.hash
-        unpack = _ETH_IP4_PORTS.unpack_from
         stop = self.beat.stop_event
         failed = self.pipeline.failed
         for chunk in chunks:
@@ -806,24 +798,8 @@ class Replay:
                     tick = (pos, ts, -1, b"", 0)
                     for s in subs:
                         s.append(tick)
-                b = pkt[2]
-                # Untagged Ethernet, IPv4 without options, not a fragment, TCP or UDP:
-                # inline (the same value ConnectionHash gives).
-                if (
-                    pkt[1] == 1
-                    and len(b) >= 38
-                    and b[14] == 0x45
-                    and b[12] == 8
-                    and b[13] == 0
-                    and not (b[20] & 0x3F or b[21])
-                    and (b[23] == 6 or b[23] == 17)
-                ):
-                    sa, da, sp, dp = unpack(b, 26)
-                    h = ((sa ^ da) * _K1 + (sp ^ dp) * _K2) & _M64  # _mix, inlined
-                    w = (h ^ (h >> 31) ^ (h >> 47)) % n
-                else:
-                    w = hash_(pkt[1], b)
-                subs[w].append((pos, *pkt))
+                # (only paced, -O and -dump replays come here: not the top-speed path)
+                subs[hash_(pkt[1], pkt[2])].append((pos, *pkt))
                 pos += 1
             self.pos = pos
             k = self.next_batch
@@ -869,10 +845,10 @@ class Replay:
         self._reader_counts(first[5])
         return first[3], first[4]
 
-    def _reader_counts(self, values: tuple[int, ...] | None) -> None:
+    def _reader_counts(self, counts: dict[str, int] | None) -> None:
         stats = self.reader_stats
-        if values is not None and stats is not None:
-            for name, v in zip(ReaderStats.__slots__, values, strict=True):
+        if counts is not None and stats is not None:
+            for name, v in counts.items():
                 setattr(stats, name, v)
 
     def merge_one(self) -> None:
@@ -894,7 +870,7 @@ class Replay:
                 if msg[0] == "Z":
                     ended[i] = msg
                     continue
-                if i == 0 and len(msg) > 7:
+                if i == 0:
                     self._reader_counts(msg[7])
             else:
                 msg = self.pool.take(i)
