@@ -21,10 +21,11 @@ Both tools read the capture with ``-I FILE -t`` (as fast as they can) and write
 Packetbeat's publisher to drain). Packetbeat sleeps that timeout unconditionally before it
 exits, and once more at start-up (its configuration check builds a processor and stops it,
 and stopping sleeps the timeout), so *time* is measured from the start to the last write of
-the output file, for both tools, less Packetbeat's start-up sleep; *CPU* (user + sys) and *peak RSS* come from ``wait4`` on the tool's process (a
-multi-process wirebeat reports its largest process and the CPU of every process it waited
-for). "1 core" pins each tool with ``taskset -c 0``; "all cores" leaves it free. Each figure
-is the median of ``--runs`` runs, the tools alternating. The table is Markdown.
+the output file, for both tools, less Packetbeat's start-up sleep; *CPU* (user + sys) and
+*peak RSS* come from ``wait4`` on the tool's process (a multi-process wirebeat reports its
+largest process and the CPU of every process it waited for). "1 core" pins each tool with
+``taskset -c 0``; "all cores" leaves it free. Each figure is the median of ``--runs`` runs,
+the tools alternating. The table is Markdown.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from shipper.agent.version import VERSION
 from shipper.outputs.base import Output, OutputContext
 from shipper.pipeline.envelope import Envelope
 from shipper.pipeline.processors import Context, Processing
-from shipper.pipeline.publisher import REPLAY_COALESCE, Pipeline
+from shipper.pipeline.publisher import REPLAY_COALESCE, Coalesced, Pipeline
 from shipper.pipeline.queue import MemQueue, Queue
 
 log = logging.getLogger("beat")
@@ -438,28 +438,22 @@ class Beat:
         coalesce: int = 1,
     ) -> None:
         feed_many = decoder.feed_many
-        publish_all = publish or pipeline.publish_all
         stop = self.stop_event
         # Chunks keep events flowing to the queue promptly and the stop flag checked (a
         # signal, or the pipeline stopping on its own, sets it). At top speed the events
         # of several chunks go to the queue together (``coalesce``): each hand-over wakes
         # the output's thread, and with ``flush.timeout: 0s`` a wake per chunk cost a
         # fifth of the replay's CPU in thread switches.
-        pending: list[dict[str, Any]] = []
+        out = Coalesced(publish or pipeline.publish_all, coalesce)
         try:
             for chunk in chunks:
                 if stop.is_set():
                     break
                 evs = feed_many(chunk)
                 if evs:
-                    pending += evs
-                    if len(pending) >= coalesce:
-                        batch, pending = pending, []
-                        publish_all(batch)
+                    out.add(evs)
         finally:
-            # Also when decoding fails: what was decoded before is published.
-            if pending:
-                publish_all(pending)
+            out.flush()  # also when decoding fails: what was decoded before is published
 
 
 #: Exit status when stdout's reader went away: what a shell reports for a process killed

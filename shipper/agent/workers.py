@@ -48,7 +48,7 @@ from protocols.flows.report import flow_id_conn, flow_id_with_conn
 from protocols.stats import Counters
 from protocols.unclaimed import PortTally
 from shipper.outputs.base import EncodedEvent
-from shipper.pipeline.publisher import REPLAY_COALESCE
+from shipper.pipeline.publisher import REPLAY_COALESCE, Coalesced
 
 if TYPE_CHECKING:
     from protocols.decoder import Decoder
@@ -778,13 +778,12 @@ class Replay:
         self.inflight: deque[int] = deque()
         #: The parent's copy of worker 0's reader counters (a pass the workers read).
         self.reader_stats: ReaderStats | None = None
-        #: Events merged but not yet published (``_publish``); how many to gather first.
-        self.pending: list[Any] = []
-        self.coalesce = 1
+        #: Merged events on their way to the queue (several batches' at once at top speed).
+        self.out = Coalesced(pipeline.publish_encoded, 1)
 
     def run(self, chunks: Iterable[list[Packet]], window: int) -> None:
         pool, n = self.pool, self.pool.n
-        self.coalesce = REPLAY_COALESCE if window else 1  # window 0: paced
+        self.out.size = REPLAY_COALESCE if window else 1  # window 0: paced
         clock, hash_ = self.clock, self.hash
         stop = self.beat.stop_event
         failed = self.pipeline.failed
@@ -813,14 +812,14 @@ class Replay:
                 break
         while self.inflight:
             self.merge_one()
-        self._publish([], force=True)
+        self.out.flush()
 
     def read_pass(self, path: str, stats: ReaderStats) -> tuple[str | None, str]:
         """One pass over ``path`` with every worker reading the file itself (``P``): the
         parent only merges and publishes. ``stats`` follows worker 0's reader. Returns the
         reader's first problem (or None) and the count of the others."""
         pool, n = self.pool, self.pool.n
-        self.coalesce = REPLAY_COALESCE
+        self.out.size = REPLAY_COALESCE
         for i in range(n):
             pool.send(i, ("P", path, self.next_batch, self.pos))
         ended: list[tuple[Any, ...] | None] = [None] * n
@@ -837,7 +836,7 @@ class Replay:
                         pool.send(i, ("S",))
             self._merge(k, ended)
             k += 1
-        self._publish([], force=True)
+        self.out.flush()
         ends = [e for e in ended if e is not None]
         self.next_batch = max(e[1] for e in ends)
         self.pos = max(e[2] for e in ends)
@@ -907,16 +906,7 @@ class Replay:
             r = prepare(evt)
             if r is not None:
                 ready.append(r)
-        self._publish(ready)
-
-    def _publish(self, ready: list[Any], force: bool = False) -> None:
-        """Hand events to the queue, several batches' at once when they come fast (each
-        hand-over wakes the output's thread; see ``Beat._loop``); ``force``: now."""
-        pending = self.pending
-        pending += ready
-        if pending and (force or len(pending) >= self.coalesce):
-            self.pending = []
-            self.pipeline.publish_encoded(pending)
+        self.out.add(ready)
 
     def _number(self, created: list[tuple[int, int, int]]) -> None:
         """New connections, in capture order, get the numbers one flow table gives them."""
@@ -964,7 +954,7 @@ class Replay:
             pool.send(i, ("F", k, at, renew))
         self.inflight.append(k)
         self.merge_one()
-        self._publish([], force=True)
+        self.out.flush()
         if renew:
             self.clock = self.beat.new_decoder(Counters())
             self.conn_ids = [{} for _ in range(pool.n)]
@@ -1074,9 +1064,8 @@ def run_file_workers(
         beat.stop_event.set()
         pool.kill()
     finally:
-        if replay.pending:  # merged before a failure: published, as they would have been
-            with contextlib.suppress(Exception):
-                replay._publish([], force=True)
+        with contextlib.suppress(Exception):  # merged before a failure: published all the same
+            replay.out.flush()
         if dumper is not None:
             dumper.close()
     report.stop()

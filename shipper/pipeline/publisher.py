@@ -45,6 +45,29 @@ from shipper.pipeline.queue import Entry, Queue, QueueClosed
 #: ``flush.timeout: 0s`` one wake per few dozen events cost a fifth of the CPU.
 REPLAY_COALESCE = 512
 
+
+class Coalesced:
+    """``publish`` called with ``size`` events or more at a time (``add``), and with what is
+    left when ``flush`` is called. ``size`` 1: every ``add`` publishes at once."""
+
+    __slots__ = ("pending", "publish", "size")
+
+    def __init__(self, publish: Callable[[list[Any]], Any], size: int) -> None:
+        self.publish = publish
+        self.size = size
+        self.pending: list[Any] = []
+
+    def add(self, events: list[Any]) -> None:
+        self.pending += events
+        if len(self.pending) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            batch, self.pending = self.pending, []
+            self.publish(batch)
+
+
 log = logging.getLogger("publisher")
 publish_log = logging.getLogger("publish")
 

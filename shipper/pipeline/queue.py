@@ -156,13 +156,15 @@ class MemQueue(Queue):
         """Wait for ``flush.min_events`` (or ``flush.timeout``, or close); take up to ``max_events``."""
         with self._lock:
             wait = self.flush_timeout if timeout is None else timeout
-            deadline = time.monotonic() + wait
-            first_only = False
+            # flush.timeout 0s: a batch goes as soon as there is one event, but an empty
+            # queue is still waited on (returning at once made the consumer spin).
+            eager = wait <= 0
+            deadline = time.monotonic() + (IDLE_WAIT if eager else wait)
             while not self._closed:
                 # Enough for a batch: flush.min_events, but never more than the batch size,
                 # nor more than can ever be queued while other batches are in flight (else a
                 # full queue would stall every consumer for flush.timeout).
-                want = 1 if first_only else max(1, self.flush_min)
+                want = 1 if eager else max(1, self.flush_min)
                 if max_events > 0:
                     want = min(want, max_events)
                 want = max(1, min(want, self.max_events - self._inflight))
@@ -170,14 +172,7 @@ class MemQueue(Queue):
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    if self._items or wait > 0 or first_only:
-                        break
-                    # flush.timeout 0s: a batch goes as soon as there is one event, but an
-                    # empty queue is waited on (returning at once made the consumer spin).
-                    first_only = True
-                    remaining = IDLE_WAIT
-                    deadline = time.monotonic() + remaining
-                    continue
+                    break
                 self._want = want
                 self._getters += 1
                 try:

@@ -532,3 +532,22 @@ def test_one_bad_event_is_dropped_and_counted_never_the_run() -> None:
     assert stats["publisher.dropped_unencodable"] == 3
     assert stats["publisher.dropped_invalid"] == 3
     assert stats["publisher.published"] == 3
+
+
+def test_coalesced_hands_over_in_batches_and_the_rest_on_flush() -> None:
+    from shipper.pipeline.publisher import Coalesced
+
+    got: list[list[int]] = []
+    c = Coalesced(got.append, 4)
+    c.add([1, 2])
+    c.add([3])
+    assert got == []
+    c.add([4, 5])
+    assert got == [[1, 2, 3, 4, 5]]
+    c.add([6])
+    c.flush()
+    c.flush()  # nothing left: no empty hand-over
+    assert got == [[1, 2, 3, 4, 5], [6]]
+    one = Coalesced(got.append, 1)
+    one.add([7])
+    assert got[-1] == [7]
