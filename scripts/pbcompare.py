@@ -28,7 +28,6 @@ import copy
 import datetime
 import fnmatch
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -43,6 +42,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from capture import CaptureFile
+from protocols.net import TCP_ACK, TCP_SYN, ip_to_str
 
 ROOT = Path(__file__).resolve().parent.parent
 DIFFERENCES = ROOT / "docs" / "differences.md"
@@ -843,8 +845,6 @@ def tcp_reuse_starts(capture: Path) -> dict[tuple[tuple[str, str], ...], list[st
     """For each TCP address and port pair of the capture, when (ISO, ms) a connection after
     the first began on it: a SYN (without ACK) whose initial sequence number differs from the
     previous SYN's there (a retransmitted SYN is no new connection)."""
-    from capture import CaptureFile
-
     last_isn: dict[tuple[tuple[str, str], ...], int] = {}
     starts: dict[tuple[tuple[str, str], ...], list[str]] = {}
     with contextlib.suppress(Exception), CaptureFile(str(capture)) as reader:
@@ -884,11 +884,11 @@ def _tcp_syn(lt: int, b: bytes) -> tuple[tuple[tuple[str, str], ...], int] | Non
         tcp = off + 40
     else:
         return None
-    if len(b) < tcp + 14 or b[tcp + 13] & 0x12 != 0x02:
+    if len(b) < tcp + 14 or b[tcp + 13] & (TCP_SYN | TCP_ACK) != TCP_SYN:
         return None
     sport, dport = int.from_bytes(b[tcp : tcp + 2], "big"), int.from_bytes(b[tcp + 2 : tcp + 4], "big")
-    a = (str(ipaddress.ip_address(src)), str(sport))
-    z = (str(ipaddress.ip_address(dst)), str(dport))
+    a = (ip_to_str(src), str(sport))  # as the events write addresses
+    z = (ip_to_str(dst), str(dport))
     return (a, z) if a <= z else (z, a), int.from_bytes(b[tcp + 4 : tcp + 8], "big")
 
 
