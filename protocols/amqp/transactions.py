@@ -19,9 +19,9 @@ channel, an acknowledgement or a delivery in between loses it), requests wait pe
 and side, and acknowledgements, publishes and deliveries leave them alone. A response
 answers the other side's request: a client request sent after the server's
 ``channel.close`` but before the client read it is discarded by the server, and is counted
-as unmatched when the close-ok completes the close, never paired with the close-ok. Waiting requests expire
-after ``transaction_timeout`` of capture time; when the connection ends, a close with an
-error code is reported as on expiry and other requests are counted.
+as unmatched when the close-ok completes the close, never paired with the close-ok.
+Waiting requests expire after ``transaction_timeout`` of capture time; when the connection
+ends, a close with an error code is reported as on expiry and other requests are counted.
 """
 
 from __future__ import annotations
@@ -65,6 +65,11 @@ class AmqpTransaction:
         return f"AmqpTransaction({self.kind}, {self.request!r}, {self.response!r})"
 
 
+def _waiting(channel: int, side: int) -> int:
+    """The key of the request ``side`` (FROM_CLIENT, FROM_SERVER) waits with on ``channel``."""
+    return 2 * channel + side
+
+
 def is_close_error(msg: Message) -> bool:
     return msg.name in CLOSES and msg.fields.get("reply-code", 0) >= 300
 
@@ -90,10 +95,9 @@ class AmqpHandler(ConnectionHandler):
             )
             for d in (FROM_CLIENT, FROM_SERVER)
         )
-        #: (channel, side that sent it) as ``2 * channel + direction`` → the request waiting
-        #: for its response (oldest first). Both sides may have a request waiting on one
-        #: channel: the server's ``channel.close`` while a client request it will discard
-        #: is on the way.
+        #: ``_waiting(channel, side that sent it)`` → the request waiting for its response
+        #: (oldest first). Both sides may have a request waiting on one channel: the
+        #: server's ``channel.close`` while a client request it will discard is on the way.
         self.pending: dict[int, Message] = {}
 
     def on_data(self, direction: int, data: bytes, ts: int) -> list[Any]:
@@ -134,7 +138,7 @@ class AmqpHandler(ConnectionHandler):
             return
         pending = self.pending
         stats = self.plugin.stats
-        key = 2 * msg.channel + msg.direction
+        key = _waiting(msg.channel, msg.direction)
         if pending.pop(key, None) is not None:
             stats.incr("amqp.unmatched_requests")
         pending[key] = msg
@@ -145,7 +149,7 @@ class AmqpHandler(ConnectionHandler):
 
     def _response(self, msg: Message, out: list[Any]) -> None:
         # A response answers the other side's request on its channel.
-        req = self.pending.pop(2 * msg.channel + 1 - msg.direction, None)
+        req = self.pending.pop(_waiting(msg.channel, 1 - msg.direction), None)
         if req is None:
             if msg.name not in ("channel.close-ok", "connection.close-ok"):
                 # (the close-ok of a normal close, left out as connection information, is not)
@@ -162,7 +166,7 @@ class AmqpHandler(ConnectionHandler):
         if close.name == "connection.close":
             dead = list(pending)
         else:
-            dead = [k for k in (2 * close.channel, 2 * close.channel + 1) if k in pending]
+            dead = [k for k in (_waiting(close.channel, d) for d in (0, 1)) if k in pending]
         for k in dead:
             del pending[k]
         if dead:
@@ -175,7 +179,7 @@ class AmqpHandler(ConnectionHandler):
             return
         req = None
         if name == "basic.get-ok":
-            key = 2 * msg.channel + 1 - msg.direction
+            key = _waiting(msg.channel, 1 - msg.direction)
             waiting = self.pending.get(key)
             if waiting is not None and waiting.name == "basic.get":
                 req = self.pending.pop(key)
