@@ -204,6 +204,7 @@ def run_tool(
         files = sorted((work / "out").glob("*.ndjson"))
         events = 0
         last = start_ns
+        size = sum(f.stat().st_size for f in files)
         for f in files:
             with f.open("rb") as fh:
                 events += sum(buf.count(b"\n") for buf in iter(lambda fh=fh: fh.read(1 << 20), b""))
@@ -214,6 +215,7 @@ def run_tool(
             "cpu": usage.ru_utime + usage.ru_stime,
             "rss": usage.ru_maxrss / 1024,
             "events": events,
+            "bytes": size,
         }
 
 
@@ -298,12 +300,15 @@ def main() -> int:
         f"{', wirebeat ' + args.wirebeat_args if args.wirebeat_args else ''})"
     )
     print()
-    print("| capture | cores | tool | events | time s | CPU s | peak RSS MB | packets/s | events/s |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| capture | cores | tool | events | bytes/event | time s | CPU s | peak RSS MB | packets/s | events/s |"
+    )
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, core, packets, med in rows:
         for tool, m in med.items():
             print(
-                f"| {name} | {core} | {tool} | {m['events']:,.0f} | {m['time']:.2f} | {m['cpu']:.2f} | "
+                f"| {name} | {core} | {tool} | {m['events']:,.0f} | {m['bytes'] / max(1, m['events']):,.0f} | "
+                f"{m['time']:.2f} | {m['cpu']:.2f} | "
                 f"{m['rss']:.0f} | {packets / m['time']:,.0f} | {m['events'] / m['time']:,.0f} |"
             )
         w, p = med["wirebeat"], med["Packetbeat"]
@@ -311,8 +316,14 @@ def main() -> int:
         def ratio(k: str, w: dict[str, float] = w, p: dict[str, float] = p) -> str:
             return f"{w[k] / p[k]:.2f}" if p[k] else "-"
 
+        per_event = (
+            f"{(w['bytes'] / w['events']) / (p['bytes'] / p['events']):.2f}"
+            if w["events"] and p["events"]
+            else "-"
+        )
+
         print(
-            f"| {name} | {core} | **wirebeat / Packetbeat** | {ratio('events')} | **{ratio('time')}** | "
+            f"| {name} | {core} | **wirebeat / Packetbeat** | {ratio('events')} | {per_event} | **{ratio('time')}** | "
             f"{ratio('cpu')} | {ratio('rss')} | | |"
         )
     return 0
