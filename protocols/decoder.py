@@ -256,6 +256,12 @@ class Decoder:
 
     # -- internals ---------------------------------------------------------------------
 
+    def take(self) -> list[dict[str, Any]]:
+        """The events completed since the last call (or ``feed_many``'s return). An
+        iterable given to ``feed_many`` is consumed one packet at a time, so taking the events
+        before it yields the next packet tells which packet completed them."""
+        return self._take()
+
     def _take(self) -> list[dict[str, Any]]:
         out = self._out
         if not out:

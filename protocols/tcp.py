@@ -284,20 +284,25 @@ class TcpTracker:
         conns = self.conns
         key = (src, sport, dst, dport)
         conn = conns.get(key)
-        if conn is None and self.half_open:
-            if self._unhold(ts, key, flags, seq, payload, missing):
-                return
-            conn = conns.get(key)
         fwd = True
         if conn is None:
             conn = conns.get((dst, dport, src, sport))
             fwd = False
+            # A 4-tuple is never both a connection and a held SYN: look among held SYNs
+            # only when neither orientation is a connection.
+            if conn is None and self.half_open:
+                if self._unhold(ts, key, flags, seq, payload, missing):
+                    return
+                conn = conns.get(key)
+                fwd = conn is not None
+                if conn is None:
+                    conn = conns.get((dst, dport, src, sport))
             if conn is None:
                 conn = self._new_conn(ts, key, flags, payload, seq, not (payload or missing))
                 if conn is None:
                     return
                 fwd = True
-            elif flags & TCP_SYN and not flags & TCP_ACK and self._is_new_syn(conn, False, seq):
+            elif flags & TCP_SYN and not flags & TCP_ACK and self._is_new_syn(conn, fwd, seq):
                 conn = self._replace(conn, ts, key, flags, payload, seq, not (payload or missing))
                 if conn is None:
                     return
@@ -386,7 +391,7 @@ class TcpTracker:
                 self._enqueue(conn, direction, abs_seq, payload, ts, dep, missing)
         if flags & TCP_FIN:
             st.fin_seq = st.absolute((seq + n + missing) & M32)
-            if not st.buf and not st.fin_done:
+            if not st.buf and not st.bits & _FIN_DONE:
                 if st.fin_seq == st.next_seq:
                     self._fin(conn, direction, ts)
                 elif st.fin_seq > st.next_seq:
@@ -405,7 +410,7 @@ class TcpTracker:
             self._check_blocked(conn, ts)
             if conn.key not in conns:
                 return
-        if st.fin_done and other.fin_done and conn.key in conns:
+        if st.bits & other.bits & _FIN_DONE and conn.key in conns:
             self._close(conn, "fin")
 
     # -- connections -------------------------------------------------------------------

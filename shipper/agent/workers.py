@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -698,9 +698,26 @@ def _read_pass(
         return True
 
     it = reader.records()
-    try:
-        # Frames are not copied unless they are this worker's.
+    take = decoder.take
+
+    def settle(last: int) -> None:
+        """Tag what the packet at position ``last`` completed."""
+        evs = take()
+        if created:
+            conns.extend((last, c) for c in created)
+            created.clear()
+        if evs:
+            _collect(evs, 2 * last + 1, prepare, types, out)
+
+    def own() -> Iterator[tuple[int, int, bytes, int]]:
+        """This worker's packets, for one ``feed_many`` call; before the next record is
+        read, what the last packet yielded completed is taken (``settle``)."""
+        nonlocal pos, end, next_tick
+        last = -1  # position of the last packet yielded, until settled
         for ts, lt, buf, start, stop, wire in it:
+            if last >= 0:
+                settle(last)
+                last = -1
             if ts >= next_tick:
                 clock_tick(ts)
                 next_tick = clock.next_tick
@@ -721,18 +738,24 @@ def _read_pass(
             else:
                 frame = buf[start:stop]
                 w = chash(lt, frame)
-            if w == idx:
-                evs = feed(((ts, lt, buf[start:stop] if frame is None else frame, wire),))
-                if created:
-                    conns.extend((pos, c) for c in created)
-                    created.clear()
-                if evs:
-                    _collect(evs, 2 * pos + 1, prepare, types, out)
             pos += 1
+            if w == idx:
+                last = pos - 1
+                yield (ts, lt, buf[start:stop] if frame is None else frame, wire)
             if pos == end:
+                if last >= 0:
+                    settle(last)
+                    last = -1
                 end += BATCH
                 if not reply():
-                    break
+                    return
+        if last >= 0:
+            settle(last)
+
+    try:
+        # One decoder call for the whole pass (a call per packet costs more than the
+        # decoding of a pure ACK); frames are not copied unless they are this worker's.
+        decoder.feed_many(own())
     finally:
         it.close()
         reader.close()

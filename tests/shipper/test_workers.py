@@ -177,10 +177,13 @@ import protocols.decoder as d
 _orig = d.Decoder.feed_many
 _calls = [0]
 def _boom(self, packets):
-    _calls[0] += 1
-    if _calls[0] > 300:
-        raise RuntimeError("injected decoder failure")
-    return _orig(self, packets)
+    def counted():
+        for p in packets:
+            _calls[0] += 1
+            if _calls[0] > 300:
+                raise RuntimeError("injected decoder failure")
+            yield p
+    return _orig(self, counted())
 d.Decoder.feed_many = _boom
 """
 
