@@ -671,7 +671,6 @@ def _read_pass(
     _, path, k, pos = msg
     reader = CaptureFile(path)
     stats = reader.stats
-    feed = decoder.feed_many
     tick = decoder.tick
     clock_tick = clock.tick
     next_tick = clock.next_tick
