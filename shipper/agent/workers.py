@@ -265,6 +265,15 @@ def unpack_event(data: bytes, meta: dict[str, Any]) -> Any:
     return EncodedEvent(data, meta)
 
 
+def _replace_flow_id(data: bytes, old: str, new: str) -> bytes | None:
+    """An encoded event with ``flow.id`` ``old`` made ``new`` (the same length: only the
+    connection number inside differs); None if ``old`` is not there."""
+    was = b'"id":"' + old.encode() + b'"'
+    if was not in data:
+        return None
+    return data.replace(was, b'"id":"' + new.encode() + b'"', 1)
+
+
 class _Deltas:
     """Counter changes since the last report (what a worker sends with each reply)."""
 
@@ -525,8 +534,10 @@ def _preparer(
 ) -> Callable[[dict[str, Any]], tuple[Any, ...] | None]:
     """What a worker does with each protocol event: the publisher's own ``_prepare``
     (envelope + JSON), or nothing (the parent prepares it: ``(event,)``). With
-    ``renumber``, flow reports go to the parent as they are (their ``flow.id`` carries a
-    connection number only the parent can make global)."""
+    ``renumber``, a flow report whose ``flow.id`` carries a connection number (which only
+    the parent can make global) is sent with that id, ``(data, meta, id)``: the parent
+    puts the global number into the encoded event (nothing in the envelope reads
+    ``flow.id``: workers encode only when no processors run)."""
     if not encodes_in_workers(beat, live):
         return lambda evt: (evt,)
     from shipper.pipeline.publisher import Pipeline
@@ -542,10 +553,16 @@ def _preparer(
     prepare = p._prepare
 
     def run(evt: dict[str, Any]) -> tuple[Any, ...] | None:
+        fid = None
         if renumber and evt.get("type") == "flow":
-            return (evt,)
+            flow = evt.get("flow")
+            fid = flow.get("id") if isinstance(flow, dict) else None
+            if not isinstance(fid, str) or flow_id_conn(fid) is None:
+                fid = None
         ready = prepare(evt)
-        return None if ready is None else pack_event(ready)
+        if ready is None:
+            return None
+        return pack_event(ready) if fid is None else (*pack_event(ready), fid)
 
     return run
 
@@ -915,16 +932,34 @@ class Replay:
             items.sort(key=itemgetter(0))  # stable: ties keep worker order, then each worker's
         if self.renumber:
             # Which worker an event came from, for its flow.id's connection number.
-            owner = {id(it): i for i, lst in zip(who, lists, strict=True) for it in lst if len(it) == 2}
+            owner = {
+                id(it): i for i, lst in zip(who, lists, strict=True) for it in lst if len(it) in (2, 4)
+            }
         prepare = self.pipeline._prepare
         ready = []
         for it in items:
-            if len(it) == 3:
+            n = len(it)
+            if n == 3:
                 ready.append(unpack_event(it[1], it[2]))
+                continue
+            if n == 4:  # an encoded flow report: its flow.id gets the global connection number
+                fid = self._renumber(owner[id(it)], it[3])
+                data = it[1]
+                if fid is not None:
+                    patched = _replace_flow_id(data, it[3], fid)
+                    if patched is None:  # (the encoder writes it as it is: never seen)
+                        self.beat.stats.incr("workers.flow_ids_unmapped")
+                    else:
+                        data = patched
+                ready.append(unpack_event(data, it[2]))
                 continue
             evt = it[1]
             if self.renumber and evt.get("type") == "flow":
-                self._renumber(owner[id(it)], evt)
+                flow = evt.get("flow")
+                if isinstance(flow, dict) and isinstance(flow.get("id"), str):
+                    fid = self._renumber(owner[id(it)], flow["id"])
+                    if fid is not None:
+                        flow["id"] = fid
             r = prepare(evt)
             if r is not None:
                 ready.append(r)
@@ -940,22 +975,19 @@ class Replay:
             if len(m) > self.max_conn_ids:
                 m.pop(next(iter(m)))
 
-    def _renumber(self, worker: int, evt: dict[str, Any]) -> None:
-        flow = evt.get("flow")
-        fid = flow.get("id") if isinstance(flow, dict) else None
-        if not isinstance(fid, str):
-            return
+    def _renumber(self, worker: int, fid: str) -> str | None:
+        """A worker's ``flow.id`` with the global connection number (None: it carries
+        none, or the number was forgotten, which is counted)."""
         local = flow_id_conn(fid)
         if local is None:
-            return
+            return None
         m = self.conn_ids[worker]
         g = m.pop(local, None)
         if g is None:  # forgotten (more than 4 × max_flows newer connections): counted
             self.beat.stats.incr("workers.flow_ids_unmapped")
-            return
+            return None
         m[local] = g  # least recently used goes first
-        assert isinstance(flow, dict)
-        flow["id"] = flow_id_with_conn(fid, g)
+        return flow_id_with_conn(fid, g)
 
     def flush(self, renew: bool) -> None:
         """End of input: every worker flushes; final flow reports share one time."""
