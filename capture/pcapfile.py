@@ -9,6 +9,7 @@ is dropped and counted.
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from collections.abc import Generator, Iterator
@@ -105,6 +106,65 @@ class _Chunked:
         return True
 
 
+class PcapMap:
+    """A classic pcap file mapped in memory, for a reader that looks at every record and
+    keeps few (worker processes): its own loop over ``buf`` costs less than a generator
+    step per record. The records start at offset 24; the loop stops at ``end``, at a
+    record header whose captured length exceeds ``MAX_RECORD`` or at a record that does
+    not fit, then calls ``finish``, which counts and describes what stopped it exactly as
+    iterating the file would.
+
+        pos, end = 24, m.end
+        while pos + 16 <= end:
+            sec, frac, incl, wire = m.header(m.buf, pos)
+            nxt = pos + 16 + incl
+            if incl > MAX_RECORD or nxt > end:
+                break
+            ...  # the frame is buf[pos + 16 : nxt], its time sec * 10**9 + frac * ts_mult
+            pos = nxt
+        m.finish(pos, records)
+    """
+
+    __slots__ = ("buf", "end", "endian", "header", "linktype", "reader", "ts_mult")
+
+    def __init__(self, reader: CaptureFile, buf: mmap.mmap, endian: str, ts_mult: int, linktype: int) -> None:
+        self.reader = reader
+        self.buf = buf
+        self.end = len(buf)
+        self.endian = endian
+        self.ts_mult = ts_mult
+        self.linktype = linktype
+        self.header = struct.Struct(endian + "IIII").unpack_from
+
+    def progress(self, pos: int, records: int) -> None:
+        """Counters for a loop at ``pos`` after ``records`` whole records."""
+        stats = self.reader.stats
+        stats.packets = records
+        stats.bytes_read = pos
+
+    def close(self) -> None:
+        self.buf.close()
+
+    def finish(self, pos: int, records: int) -> None:
+        """The loop stopped at ``pos`` after ``records`` records: count and describe why
+        if it is not the end of the file; unmap."""
+        self.progress(pos, records)
+        left = self.end - pos
+        if left:
+            r = self.reader
+            if left < 16:
+                r._problem("truncated", pos, f"file ends inside a record header ({left} of 16 bytes)")
+            else:
+                incl = self.header(self.buf, pos)[2]
+                if incl > MAX_RECORD:
+                    r._problem("corrupt", pos, f"corrupt record header (captured length {incl})")
+                else:
+                    r._problem(
+                        "truncated", pos, f"file ends inside a packet record ({left - 16} of {incl} bytes)"
+                    )
+        self.buf.close()
+
+
 def _open(path: str) -> BinaryIO:
     try:
         return open(path, "rb")
@@ -182,6 +242,20 @@ class CaptureFile:
                     yield ts, lt, frame, 0, len(frame), wire
         finally:
             self.close()
+
+    def mapped(self) -> PcapMap | None:
+        """The file in memory for a reader's own loop over its records (classic pcap in a
+        regular file; None otherwise: use ``records()``)."""
+        if self.format != "pcap":
+            return None
+        try:
+            mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # not a regular file, or empty
+            return None
+        endian, ts_mult = PCAP_MAGIC[self._head[:4]]
+        network = struct.unpack_from(endian + "I", self._head, 20)[0]
+        self.linktypes = [network & 0x03FFFFFF]
+        return PcapMap(self, mm, endian, ts_mult, self.linktypes[0])
 
     def _problem(self, counter: str, offset: int, why: str) -> None:
         """Count one problem; the first one is kept in ``error``."""

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from capture.pcapfile import ReaderStats
+from capture.pcapfile import MAX_RECORD, PcapMap, ReaderStats
 from protocols.flows.report import flow_id_conn, flow_id_with_conn
 from protocols.stats import Counters
 from protocols.unclaimed import PortTally
@@ -225,6 +225,18 @@ _K1, _K2, _M64 = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0xFFFFFFFFFFFFFFFF
 #: Ethernet + IPv4 in one unpack: ethertype, version/IHL, flags/fragment offset, protocol,
 #: source, destination, the two ports.
 _ETH_IP4 = struct.Struct(">12xHB5xHxB2xIIHH")
+#: A little-endian pcap record header and the same fields, read little-endian too.
+_LE_REC_ETH_IP4 = struct.Struct("<IIII12xHB5xHxB2xIIHH")
+#: Connections whose worker a mapped walk keeps (``_read_pass``); cleared when full.
+_MAX_HASHES = 1 << 16
+
+
+def _swap32(v: int) -> int:
+    return int.from_bytes(v.to_bytes(4, "little"), "big")
+
+
+def _swap16(v: int) -> int:
+    return ((v & 0xFF) << 8) | (v >> 8)
 
 
 # -- messages ----------------------------------------------------------------------------------
@@ -768,10 +780,88 @@ def _read_pass(
         if last >= 0:
             settle(last)
 
+    # The common capture (classic pcap, little-endian, Ethernet) is walked in memory, its
+    # record header and the frame's addresses and ports read in one unpack.
+    mapped = reader.mapped() if reader.format == "pcap" else None
+    if mapped is not None and not (mapped.linktype == 1 and mapped.endian == "<"):
+        mapped.close()
+        mapped = None
+    walked = [24, 0, False]  # file offset, records, stopped
+
+    def own_mapped(m: PcapMap) -> Iterator[tuple[int, int, bytes, int]]:
+        """``own`` over a mapped file. The frame's fields are read little-endian with the
+        record header: the hash of a connection (which needs them big-endian) is computed
+        once and kept by the XOR of its fields as read."""
+        nonlocal pos, end, next_tick
+        buf, fend, header, mult = m.buf, m.end, m.header, m.ts_mult
+        fused = _LE_REC_ETH_IP4.unpack_from
+        hashes: dict[int, int] = {}
+        off = 24
+        count = 0
+        last = -1
+        et = vihl = frag = proto = sa = da = sp = dp = 0
+        while off + 16 <= fend:
+            if off + 54 <= fend:
+                sec, frac, incl, wire, et, vihl, frag, proto, sa, da, sp, dp = fused(buf, off)
+            else:
+                sec, frac, incl, wire = header(buf, off)
+                et = 0
+            nxt = off + 16 + incl
+            if incl > MAX_RECORD or nxt > fend:
+                break
+            count += 1
+            if last >= 0:
+                settle(last)
+                last = -1
+            ts = sec * 1_000_000_000 + frac * mult
+            if ts >= next_tick:
+                clock_tick(ts)
+                next_tick = clock.next_tick
+                evs = tick(ts)
+                if evs:
+                    _collect(evs, 2 * pos, prepare, types, out)
+            frame = None
+            # (0x0008: IPv4 read little-endian; 0xFF3F: offset and MF bits, likewise)
+            if et == 0x0008 and incl >= 38 and vihl == 0x45 and not frag & 0xFF3F and proto in (6, 17):
+                key = (sa ^ da) << 16 | (sp ^ dp)
+                w = hashes.get(key)
+                if w is None:
+                    if len(hashes) >= _MAX_HASHES:
+                        hashes.clear()
+                    w = hashes[key] = _mix(_swap32(sa ^ da), _swap16(sp ^ dp)) % n
+            else:
+                frame = buf[off + 16 : nxt]
+                w = chash(1, frame)
+            pos += 1
+            if w == idx:
+                last = pos - 1
+                yield (ts, 1, buf[off + 16 : nxt] if frame is None else frame, wire)
+            off = nxt
+            if pos == end:
+                if last >= 0:
+                    settle(last)
+                    last = -1
+                end += BATCH
+                m.progress(off, count)
+                if not reply():
+                    walked[:] = [off, count, True]
+                    return
+        if last >= 0:
+            settle(last)
+        walked[:] = [off, count, False]
+
     try:
         # One decoder call for the whole pass (a call per packet costs more than the
         # decoding of a pure ACK); frames are not copied unless they are this worker's.
-        decoder.feed_many(own())
+        if mapped is not None:
+            decoder.feed_many(own_mapped(mapped))
+            if walked[2]:
+                mapped.progress(walked[0], walked[1])
+                mapped.close()
+            else:
+                mapped.finish(walked[0], walked[1])
+        else:
+            decoder.feed_many(own())
     finally:
         it.close()
         reader.close()
@@ -932,9 +1022,7 @@ class Replay:
             items.sort(key=itemgetter(0))  # stable: ties keep worker order, then each worker's
         if self.renumber:
             # Which worker an event came from, for its flow.id's connection number.
-            owner = {
-                id(it): i for i, lst in zip(who, lists, strict=True) for it in lst if len(it) in (2, 4)
-            }
+            owner = {id(it): i for i, lst in zip(who, lists, strict=True) for it in lst if len(it) in (2, 4)}
         prepare = self.pipeline._prepare
         ready = []
         for it in items:

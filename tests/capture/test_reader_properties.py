@@ -335,6 +335,73 @@ def test_pcapng_records_by_reference_match_iteration(
     same_as_iteration(mutate(f[0], random.Random(seed)))
 
 
+# -- mapped(): a reader's own loop over a classic pcap file in memory (workers) -------------
+
+
+def walk_mapped(data: bytes) -> tuple[list[Packet], CaptureFile | None]:
+    """The loop ``PcapMap``'s docstring prescribes, over ``data`` (None: refused up front)."""
+    with tempfile.NamedTemporaryFile(suffix=".cap") as f:
+        f.write(data)
+        f.flush()
+        try:
+            reader = CaptureFile(f.name)
+        except CaptureError:
+            return [], None
+        m = reader.mapped()
+        if m is None:  # a header and no record: nothing to map
+            assert len(data) == 24 and reader.format == "pcap"
+            return list(reader), reader
+        pkts: list[Packet] = []
+        pos, end = 24, m.end
+        while pos + 16 <= end:
+            sec, frac, incl, wire = m.header(m.buf, pos)
+            nxt = pos + 16 + incl
+            if incl > pcapfile.MAX_RECORD or nxt > end:
+                break
+            pkts.append((sec * 10**9 + frac * m.ts_mult, m.linktype, m.buf[pos + 16 : nxt], wire))
+            pos = nxt
+        m.finish(pos, len(pkts))
+        reader.close()
+        return pkts, reader
+
+
+def same_when_mapped(data: bytes) -> None:
+    pkts, r1 = read(data)
+    walked, r2 = walk_mapped(data)
+    assert walked == pkts
+    if r1 is None or r2 is None:
+        assert r1 is r2
+        return
+    assert r2.stats.as_dict() == r1.stats.as_dict()
+    assert (r2.error or "").replace(r2.path, "") == (r1.error or "").replace(r1.path, "")
+
+
+@FUZZ
+@given(
+    endian=st.sampled_from("<>"),
+    nano=st.booleans(),
+    records=pcap_records,
+    cut=st.integers(0, 10_000),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_pcap_mapped_walk_matches_iteration(
+    endian: str, nano: bool, records: list[tuple[int, int, bytes, int]], cut: int, seed: int
+) -> None:
+    """Walking a mapped file counts and describes what it meets as iterating it does:
+    whole files, files cut anywhere, mutated files (lying lengths)."""
+    data = pcap_file(endian, nano, records)
+    same_when_mapped(data)
+    same_when_mapped(data[: 24 + cut % max(1, len(data) - 23)])
+    same_when_mapped(data[:24] + mutate(data[24:], random.Random(seed)))
+
+
+def test_mapped_is_for_classic_pcap_only(tmp_path: Path) -> None:
+    """pcapng files (and pipes) are not mapped: their readers use ``records()``."""
+    f = tmp_path / "x.pcapng"
+    f.write_bytes(ng.shb() + ng.idb(1) + ng.epb(0, 1, b"frame", 5))
+    assert CaptureFile(str(f)).mapped() is None
+
+
 def test_records_across_chunk_boundaries(tmp_path: Path) -> None:
     """Records that straddle the reader's chunks come out whole, by reference too."""
     rnd = random.Random(7)
