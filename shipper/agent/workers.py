@@ -225,8 +225,9 @@ _K1, _K2, _M64 = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0xFFFFFFFFFFFFFFFF
 #: Ethernet + IPv4 in one unpack: ethertype, version/IHL, flags/fragment offset, protocol,
 #: source, destination, the two ports.
 _ETH_IP4 = struct.Struct(">12xHB5xHxB2xIIHH")
-#: A little-endian pcap record header and the same fields, read little-endian too.
-_LE_REC_ETH_IP4 = struct.Struct("<IIII12xHB5xHxB2xIIHH")
+#: A little-endian pcap record header and the same fields, read little-endian too, with
+#: the IP total length and the TCP data offset and flags (a pure ACK is not decoded).
+_LE_REC_ETH_IP4 = struct.Struct("<IIII12xHBxH2xHxB2xIIHH8xBB")
 #: Connections whose worker a mapped walk keeps (``_read_pass``); cleared when full.
 _MAX_HASHES = 1 << 16
 
@@ -795,14 +796,19 @@ def _read_pass(
         nonlocal pos, end, next_tick
         buf, fend, header, mult = m.buf, m.end, m.header, m.ts_mult
         fused = _LE_REC_ETH_IP4.unpack_from
+        # A pure ACK (TCP, no payload, no SYN, FIN or RST, not cut short) changes nothing
+        # but the flow table (``Decoder.feed_many`` skips it likewise).
+        skip_acks = decoder.flows is None
         hashes: dict[int, int] = {}
         off = 24
         count = 0
         last = -1
-        et = vihl = frag = proto = sa = da = sp = dp = 0
+        et = vihl = total = frag = proto = sa = da = sp = dp = doff = flags = 0
         while off + 16 <= fend:
-            if off + 54 <= fend:
-                sec, frac, incl, wire, et, vihl, frag, proto, sa, da, sp, dp = fused(buf, off)
+            if off + 64 <= fend:
+                sec, frac, incl, wire, et, vihl, total, frag, proto, sa, da, sp, dp, doff, flags = fused(
+                    buf, off
+                )
             else:
                 sec, frac, incl, wire = header(buf, off)
                 et = 0
@@ -834,8 +840,19 @@ def _read_pass(
                 w = chash(1, frame)
             pos += 1
             if w == idx:
-                last = pos - 1
-                yield (ts, 1, buf[off + 16 : nxt] if frame is None else frame, wire)
+                if (
+                    skip_acks
+                    and frame is None
+                    and proto == 6
+                    and not flags & 0x07
+                    and incl >= 54
+                    and doff >= 0x50
+                    and ((total & 0xFF) << 8 | total >> 8) == 20 + ((doff >> 4) << 2) <= incl - 14
+                ):
+                    pass  # a pure ACK
+                else:
+                    last = pos - 1
+                    yield (ts, 1, buf[off + 16 : nxt] if frame is None else frame, wire)
             off = nxt
             if pos == end:
                 if last >= 0:

@@ -1,7 +1,7 @@
 """``packetbeat.workers``: several decoding processes give what one process gives.
 
 Every capture in samples/ and the shared captures is replayed with 1 and with 2 workers
-(the stock protocols and ports, flows on, ``output.file``): the same events, each
+(the stock protocols and ports, flows on and off, ``output.file``): the same events, each
 connection's events in the same order (the global order differs at most in how the events of
 one expiry tick or of the final flush interleave across workers). A worker that
 dies ends the run with one ``Exiting:`` line and a non-zero status, without hanging.
@@ -86,11 +86,15 @@ def test_shared_captures_present() -> None:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.parametrize("flows", [True, False], ids=["flows", "no-flows"])
 @pytest.mark.parametrize("pcap", _captures())
-def test_two_workers_equal_one(pcap: Path, tmp_path: Path) -> None:
+def test_two_workers_equal_one(pcap: Path, flows: bool, tmp_path: Path) -> None:
+    """With flows off, a worker reading the file itself does not even hand pure ACKs to
+    its decoder: the events must not change."""
     cfg = _stock_config(tmp_path)
-    r1, one = _run(cfg, pcap, 1, tmp_path / "one")
-    r2, many = _run(cfg, pcap, 2, tmp_path / "many")
+    args = () if flows else ("-E", "packetbeat.flows.enabled=false")
+    r1, one = _run(cfg, pcap, 1, tmp_path / "one", *args)
+    r2, many = _run(cfg, pcap, 2, tmp_path / "many", *args)
     assert r1.returncode == 0, r1.stderr[-2000:]
     assert r2.returncode == 0, r2.stderr[-2000:]
     _same(one, many)
