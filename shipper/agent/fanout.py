@@ -236,9 +236,10 @@ def run_live_workers(beat: Beat, args: argparse.Namespace, n: int) -> int:
                 pipeline = pipeline_box[0]
                 prepare = pipeline._prepare
                 ready = []
+                heads: dict[int, bytes] = {}
                 for it in items:
                     if len(it) == 2:
-                        ready.append(unpack_event(it[0], it[1]))
+                        ready.append(unpack_event(it[0], it[1], heads))
                     else:
                         r = prepare(it[0])
                         if r is not None:

@@ -47,7 +47,7 @@ from capture.pcapfile import MAX_RECORD, PcapMap, ReaderStats
 from protocols.flows.report import flow_id_conn, flow_id_with_conn
 from protocols.stats import Counters
 from protocols.unclaimed import PortTally
-from shipper.outputs.base import EncodedEvent
+from shipper.outputs.base import EncodedEvent, metadata_head
 from shipper.pipeline.publisher import REPLAY_COALESCE, Coalesced
 
 if TYPE_CHECKING:
@@ -273,9 +273,16 @@ def pack_event(ready: Any) -> tuple[Any, ...]:
     return (ready.data, ready.meta)
 
 
-def unpack_event(data: bytes, meta: dict[str, Any]) -> Any:
-    """The inverse of :func:`pack_event`, in the parent."""
-    return EncodedEvent(data, meta)
+def unpack_event(data: bytes, meta: dict[str, Any], heads: dict[int, bytes] | None = None) -> Any:
+    """The inverse of :func:`pack_event`, in the parent. ``heads``: the encoded
+    ``@metadata`` heads of the metadata objects of one message, by ``id`` (the worker's
+    events share a few, and marshal keeps them shared), so each is encoded once."""
+    if heads is None or not meta:
+        return EncodedEvent(data, meta)
+    head = heads.get(id(meta))
+    if head is None:
+        head = heads[id(meta)] = metadata_head(meta)
+    return EncodedEvent(data, meta, head)
 
 
 def _replace_flow_id(data: bytes, old: str, new: str) -> bytes | None:
@@ -1042,10 +1049,11 @@ class Replay:
             owner = {id(it): i for i, lst in zip(who, lists, strict=True) for it in lst if len(it) in (2, 4)}
         prepare = self.pipeline._prepare
         ready = []
+        heads: dict[int, bytes] = {}
         for it in items:
             n = len(it)
             if n == 3:
-                ready.append(unpack_event(it[1], it[2]))
+                ready.append(unpack_event(it[1], it[2], heads))
                 continue
             if n == 4:  # an encoded flow report: its flow.id gets the global connection number
                 fid = self._renumber(owner[id(it)], it[3])
@@ -1056,7 +1064,7 @@ class Replay:
                         self.beat.stats.incr("workers.flow_ids_unmapped")
                     else:
                         data = patched
-                ready.append(unpack_event(data, it[2]))
+                ready.append(unpack_event(data, it[2], heads))
                 continue
             evt = it[1]
             if self.renumber and evt.get("type") == "flow":
