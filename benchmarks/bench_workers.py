@@ -11,6 +11,7 @@ prints the median wall time, CPU seconds (parent + workers) and events written.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import re
 import resource
@@ -118,6 +119,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--pcap", help="use this capture instead of synthesizing one")
     args = ap.parse_args()
+    # wirebeat starts from bytecode, as an installed package does (with
+    # PYTHONDONTWRITEBYTECODE set, every run would compile its modules again).
+    for pkg in ("capture", "protocols", "shipper"):
+        compileall.compile_dir(str(ROOT / pkg), quiet=1)
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as d:
         tmp = Path(d)
         if args.pcap:
