@@ -282,6 +282,32 @@ def _file_digest(path: Path) -> bytes:
     return h.digest()
 
 
+class PacketbeatCrashed(CompareError):
+    """Packetbeat died of a Go panic in a protocol decoder: ``protocol`` (its
+    ``packetbeat/protos/<name>``), ``where`` (the function), ``panic`` (the message)."""
+
+    def __init__(self, capture: Path, protocol: str, where: str, panic: str) -> None:
+        super().__init__(f"packetbeat crashed on {capture}: {panic} in {where}")
+        self.protocol = protocol
+        self.where = where
+        self.panic = panic
+
+    _FRAME = re.compile(r"^github\.com/elastic/beats/v7/packetbeat/protos/(\w+)\.(\S+?)\(")
+
+    @classmethod
+    def parse(cls, capture: Path, stderr: str) -> PacketbeatCrashed | None:
+        """The crash ``stderr`` tells of, if it is a panic in a protocol decoder."""
+        lines = stderr.splitlines()
+        at = next((i for i, line in enumerate(lines) if line.startswith("panic: ")), None)
+        if at is None:
+            return None
+        for line in lines[at + 1 :]:
+            m = cls._FRAME.match(line)
+            if m:
+                return cls(capture, m.group(1), f"{m.group(1)}.{m.group(2)}", lines[at][7:].strip())
+        return None
+
+
 def run_packetbeat(
     binary: Path, capture: Path, cfg: Mapping[str, Any], workdir: Path, cache: bool = True
 ) -> list[dict[str, Any]]:
@@ -305,6 +331,9 @@ def run_packetbeat(
         timeout=600,
     )
     if proc.returncode != 0:
+        crash = PacketbeatCrashed.parse(capture, proc.stderr)
+        if crash is not None:
+            raise crash
         tail = "\n".join(proc.stderr.strip().splitlines()[-3:])
         raise CompareError(f"packetbeat failed on {capture} (exit {proc.returncode}): {tail}")
     events = read_events(workdir / "out")
@@ -341,14 +370,24 @@ def packetbeat_all(
     workdir: Path,
     parallel: int = 8,
     cache: bool = True,
-) -> list[list[dict[str, Any]]]:
-    """Packetbeat over many captures at once (it mostly sleeps through its shutdown pause)."""
+) -> list[list[dict[str, Any]] | PacketbeatCrashed]:
+    """Packetbeat over many captures at once (it mostly sleeps through its shutdown pause);
+    a capture Packetbeat crashes on gives the crash instead of events."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         futures = [
-            pool.submit(run_packetbeat, binary, cap, cfg, workdir / f"pb-{i}", cache)
+            pool.submit(_events_or_crash, binary, cap, cfg, workdir / f"pb-{i}", cache)
             for i, (cap, cfg) in enumerate(jobs)
         ]
         return [f.result() for f in futures]
+
+
+def _events_or_crash(
+    binary: Path, capture: Path, cfg: Mapping[str, Any], workdir: Path, cache: bool
+) -> list[dict[str, Any]] | PacketbeatCrashed:
+    try:
+        return run_packetbeat(binary, capture, cfg, workdir, cache)
+    except PacketbeatCrashed as crash:
+        return crash
 
 
 # -- running wirebeat ---------------------------------------------------------------------
@@ -553,8 +592,11 @@ def pair(
 
 # -- documented differences ---------------------------------------------------------------
 
-KINDS = ("extra-field", "missing-field", "value", "extra-event", "missing-event")
+KINDS = ("extra-field", "missing-field", "value", "extra-event", "missing-event", "packetbeat-crash")
 FIELD_KINDS = ("extra-field", "missing-field", "value")
+#: Packetbeat died on the capture (a Go panic): nothing of it can be compared. Its ``field``
+#: is the Packetbeat function that panicked (``thrift.(*thriftPlugin).readStruct``).
+CRASH = "packetbeat-crash"
 CONNECTION_FACTS = ("packetbeat-silent", "packetbeat-unpaired", "port-reused")
 _KEYS = {
     "protocol",
@@ -658,8 +700,12 @@ def _entry(slug: str, block: Any, source: str) -> Documented:
     fields = block.get("fields") or []
     if isinstance(fields, str):
         fields = [fields]
-    if any(k in FIELD_KINDS for k in kinds) and not fields:
+    if any(k in FIELD_KINDS or k == CRASH for k in kinds) and not fields:
         raise CompareError(f"{where}: kind {'/'.join(kinds)} needs fields")
+    event_keys = ["when", "unless", "when_packetbeat", "packetbeat", "wirebeat", "connection"]
+    event_keys += ["after", "with"]
+    if CRASH in kinds and any(block.get(k) for k in event_keys):
+        raise CompareError(f"{where}: kind {CRASH} has no event to put conditions on")
     if slug.split("/", 1)[0] != proto and not (proto == "*" and slug.startswith("general/")):
         raise CompareError(
             f"{where}: the slug must start with the protocol ({proto}/..., or general/ for '*')"
@@ -783,6 +829,8 @@ class Diff:
 
     def line(self) -> str:
         tag = f"[{self.doc.slug}]" if self.doc is not None else "UNDOCUMENTED"
+        if self.kind == CRASH:  # (``hint``: the panic's message)
+            return f"{tag} {self.capture}: Packetbeat crashed in {self.field}: {self.hint or 'panic'}"
         if self.doc is None and self.hint:
             tag += f" ({self.hint})"
         ev = self.pb if self.pb is not None else self.wb
@@ -935,8 +983,10 @@ class Context:
 def _applies(d: Documented, diff: Diff, ctx: Context | None, kind: str) -> bool:
     if kind not in d.kinds or not d.matches_protocol(diff.protocol):
         return False
-    if kind in FIELD_KINDS and not d.matches_field(diff.field):
+    if (kind in FIELD_KINDS or kind == CRASH) and not d.matches_field(diff.field):
         return False
+    if kind == CRASH:
+        return True  # (no event: the entry has no conditions on one)
     if d.when and not _when(d.when, diff.event):
         return False
     if d.unless and _unless(d.unless, diff.event):
@@ -984,6 +1034,8 @@ class ProtocolCounts:
     missing_documented: int = 0
     extra: int = 0
     extra_documented: int = 0
+    crashes: int = 0  # captures Packetbeat died on (nothing of them compared)
+    crashes_documented: int = 0
     not_built: bool = False
 
     def add(self, other: ProtocolCounts) -> None:
@@ -998,6 +1050,8 @@ class ProtocolCounts:
             "missing_documented",
             "extra",
             "extra_documented",
+            "crashes",
+            "crashes_documented",
         ):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.not_built = self.not_built or other.not_built
@@ -1010,6 +1064,7 @@ class ProtocolCounts:
             self.undocumented
             + (self.missing - self.missing_documented)
             + (self.extra - self.extra_documented)
+            + (self.crashes - self.crashes_documented)
         )
 
 
@@ -1111,6 +1166,17 @@ def compare(
     return res
 
 
+def crashed(capture: str, crash: PacketbeatCrashed, entries: Sequence[Documented]) -> Result:
+    """A capture Packetbeat died on: one difference, documented or not, and nothing compared."""
+    d = Diff(CRASH, capture, crash.protocol, field=crash.where, hint=crash.panic)
+    d.doc = document(d, entries)
+    res = Result(diffs=[d])
+    c = res.counts(crash.protocol)
+    c.crashes = 1
+    c.crashes_documented = int(d.doc is not None)
+    return res
+
+
 @dataclass
 class Job:
     """One capture and the config both tools run it with."""
@@ -1150,7 +1216,10 @@ def run_jobs(
         total = Result()
         per: dict[str, Result] = {}
         for job, pb_events, wb_events in zip(jobs, pb_all, wb_all, strict=True):
-            r = compare(job.label, pb_events, wb_events, entries, built, job.capture)
+            if isinstance(pb_events, PacketbeatCrashed):
+                r = crashed(job.label, pb_events, entries)
+            else:
+                r = compare(job.label, pb_events, wb_events, entries, built, job.capture)
             per[job.label] = r
             total.add(r)
         return total, per

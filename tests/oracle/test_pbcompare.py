@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from scripts import pbcompare as pc
-from tests.helpers import ROOT
+from tests.helpers import ROOT, SHARED_PCAPS
 
 
 def ev(
@@ -138,6 +138,11 @@ def test_the_projects_differences_file_parses() -> None:
         ({"protocol": "mysql", "kind": "extra-event"}, "slug must start"),
         ({"protocol": "http", "kind": "extra-event", "after": "http/none"}, "is no entry"),
         ({"protocol": "http", "kind": "extra-event", "connection": "sometimes"}, "connection must be"),
+        ({"protocol": "http", "kind": "packetbeat-crash"}, "needs fields"),
+        (
+            {"protocol": "http", "kind": "packetbeat-crash", "fields": ["*"], "when": {"a": 1}},
+            "no event to put conditions on",
+        ),
     ],
 )
 def test_malformed_entries_are_errors(block: dict[str, Any], message: str) -> None:
@@ -452,3 +457,91 @@ def test_port_reused_fact_reads_new_connections_from_the_capture(tmp_path: Any) 
         ("2023-11-14T22:13:20.004Z", "general/tcp-port-reuse"),
         ("2023-11-14T22:13:20.005Z", None),  # another port
     ]
+
+
+# -- Packetbeat crashing on a capture -------------------------------------------------------
+
+PANIC = """{"log.level":"info","message":"packetbeat start running."}
+panic: runtime error: index out of range [7] with length 7
+
+goroutine 119 [running]:
+github.com/elastic/beats/v7/packetbeat/protos/thrift.(*thriftPlugin).readStruct(0x1, {0x2, 0x7, 0x660b})
+	/root/go/pkg/mod/github.com/elastic/beats/v7@v7/packetbeat/protos/thrift/thrift.go:629 +0x3fe
+github.com/elastic/beats/v7/packetbeat/protos/thrift.(*thriftPlugin).readListOrSet(0x1, {0x2, 0x3, 0x4})
+github.com/elastic/beats/v7/packetbeat/protos/tcp.(*TCPStream).addPacket(0x1, 0x2, 0x3)
+"""
+
+
+def test_a_panic_in_a_decoder_is_read_from_packetbeats_stderr(tmp_path: Any) -> None:
+    crash = pc.PacketbeatCrashed.parse(tmp_path / "x.pcap", PANIC)
+    assert crash is not None
+    assert (crash.protocol, crash.where) == ("thrift", "thrift.(*thriftPlugin).readStruct")
+    assert crash.panic == "runtime error: index out of range [7] with length 7"
+    assert pc.PacketbeatCrashed.parse(tmp_path / "x.pcap", "Exiting: bad config") is None
+
+
+def test_a_crash_is_one_difference_documented_or_failing(tmp_path: Any) -> None:
+    crash = pc.PacketbeatCrashed(tmp_path / "x.pcap", "thrift", "thrift.(*thriftPlugin).readStruct", "boom")
+    undocumented = pc.crashed("x.pcap", crash, [])
+    assert not undocumented.ok
+    assert undocumented.counts("thrift").failures == 1
+    assert "Packetbeat crashed in thrift.(*thriftPlugin).readStruct: boom" in pc.report(undocumented)
+    doc = entries(
+        entry("thrift/x", protocol="thrift", kind="packetbeat-crash", fields=["thrift.*readStruct"])
+    )
+    documented = pc.crashed("x.pcap", crash, doc)
+    assert documented.ok and documented.diffs[0].doc is not None
+    other = entries(
+        entry("thrift/y", protocol="thrift", kind="packetbeat-crash", fields=["thrift.*readList"])
+    )
+    assert not pc.crashed("x.pcap", crash, other).ok
+
+
+@pytest.mark.integration
+def test_packetbeat_crashing_on_one_capture_leaves_the_others_compared(tmp_path: Any) -> None:
+    """A Thrift call whose first segment ends right after a field inside a struct kills
+    Packetbeat 9.3.0 (documented: thrift/packetbeat-panics-on-split-struct); the other
+    capture of the same run is compared as usual, and wirebeat decodes the call."""
+    import json
+    import struct
+
+    from benchmarks.synth import Conversation
+    from capture import PcapWriter
+    from tests.oracle.oracle import packetbeat
+
+    def string(b: bytes) -> bytes:
+        return struct.pack(">i", len(b)) + b
+
+    head = struct.pack(">I", 0x80010001) + string(b"get") + struct.pack(">i", 1)
+    head += bytes([15]) + struct.pack(">h", 1) + bytes([12]) + struct.pack(">i", 2)  # list<struct>, 2
+    first = head + bytes([8]) + struct.pack(">h", 1) + struct.pack(">i", 7)  # struct 1, field 1: i32 7
+    rest = bytes([0, 8]) + struct.pack(">h", 1) + struct.pack(">i", 8) + bytes([0, 0])
+    conv = Conversation(("10.0.0.2", 40000), ("10.0.0.1", 9090)).handshake()
+    conv.send(0, first).send(0, rest)
+    crash = tmp_path / "split.pcap"
+    w = PcapWriter(str(crash), 1)
+    for ts, frame in conv.frames:
+        w.write(ts, frame, len(frame))
+    w.close()
+    fine = SHARED_PCAPS / "http_basicauth.pcap"
+    cfg = pc.with_protocols(pc.default_config(), [{"type": "thrift", "ports": [9090]}])
+    jobs = [pc.Job(crash, cfg, "split"), pc.Job(fine, cfg, "fine")]
+    total, per = pc.run_jobs(jobs, binary=packetbeat(), workdir=tmp_path / "work", cache=False)
+    assert [d.kind for d in per["split"].diffs] == ["packetbeat-crash"]
+    assert per["split"].diffs[0].doc is not None
+    assert per["split"].diffs[0].doc.slug == "thrift/packetbeat-panics-on-split-struct"
+    assert per["fine"].counts("http").paired > 0 and per["fine"].ok
+    assert total.ok
+    out = tmp_path / "wb"
+    r = subprocess.run(
+        [sys.executable, "-m", "shipper", "run", "-t", "-I", str(crash), "-E", "packetbeat.protocols=[]",
+         "-E", "packetbeat.protocols.0.type=thrift", "-E", "packetbeat.protocols.0.ports=[9090]",
+         "-E", f"output.file.path={out}", "-E", "output.file.filename=ev", "--path.data", str(tmp_path / "d")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    events = [json.loads(line) for p in out.glob("ev*") for line in p.read_text().splitlines()]
+    thrift = [e for e in events if e["type"] == "thrift"]
+    assert len(thrift) == 1, events
+    assert thrift[0]["method"] == "get"
+    assert thrift[0]["thrift"]["params"] == "(1: [(1: 7), (1: 8)])"
