@@ -220,8 +220,13 @@ def run_config(
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except OSError as exc:
+        raise CompareError(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise CompareError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise CompareError(f"{path}: not a YAML mapping")
     return data

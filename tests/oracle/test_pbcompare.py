@@ -545,3 +545,15 @@ def test_packetbeat_crashing_on_one_capture_leaves_the_others_compared(tmp_path:
     assert len(thrift) == 1, events
     assert thrift[0]["method"] == "get"
     assert thrift[0]["thrift"]["params"] == "(1: [(1: 7), (1: 8)])"
+
+
+def test_cli_names_a_config_it_cannot_read(tmp_path: Any) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("a: [1,\n")
+    (tmp_path / "x.pcap").write_bytes(b"")
+    for cfg, message in ((tmp_path / "none.yml", "cannot read"), (bad, "not valid YAML")):
+        r = subprocess.run(
+            [str(ROOT / "scripts" / "compare-packetbeat"), "-c", str(cfg), str(tmp_path / "x.pcap")],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
