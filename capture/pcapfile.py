@@ -106,6 +106,10 @@ class _Chunked:
         return True
 
 
+#: Bytes a mapped walk reads before it hands pages back (``PcapMap.progress``).
+_RELEASE_EVERY = 4 << 20
+
+
 class PcapMap:
     """A classic pcap file mapped in memory, for a reader that looks at every record and
     keeps few (worker processes): its own loop over ``buf`` costs less than a generator
@@ -125,7 +129,7 @@ class PcapMap:
         m.finish(pos, records)
     """
 
-    __slots__ = ("buf", "end", "endian", "header", "linktype", "reader", "ts_mult")
+    __slots__ = ("buf", "end", "endian", "header", "linktype", "reader", "released", "ts_mult")
 
     def __init__(self, reader: CaptureFile, buf: mmap.mmap, endian: str, ts_mult: int, linktype: int) -> None:
         self.reader = reader
@@ -135,12 +139,20 @@ class PcapMap:
         self.ts_mult = ts_mult
         self.linktype = linktype
         self.header = struct.Struct(endian + "IIII").unpack_from
+        #: Bytes before this offset were handed back (``progress``).
+        self.released = 0
 
     def progress(self, pos: int, records: int) -> None:
-        """Counters for a loop at ``pos`` after ``records`` whole records."""
+        """Counters for a loop at ``pos`` after ``records`` whole records. The pages before
+        ``pos`` are handed back: a file read once must not stay in the process's resident
+        memory (a worker walking a 600 MB capture would hold all of it)."""
         stats = self.reader.stats
         stats.packets = records
         stats.bytes_read = pos
+        upto = pos - pos % mmap.PAGESIZE
+        if upto - self.released >= _RELEASE_EVERY and hasattr(self.buf, "madvise"):
+            self.buf.madvise(mmap.MADV_DONTNEED, self.released, upto - self.released)
+            self.released = upto
 
     def close(self) -> None:
         self.buf.close()

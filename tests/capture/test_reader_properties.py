@@ -402,6 +402,41 @@ def test_mapped_is_for_classic_pcap_only(tmp_path: Path) -> None:
     assert CaptureFile(str(f)).mapped() is None
 
 
+def _mapped_rss_kb(path: Path) -> int:
+    """Resident kilobytes of this process's mappings of ``path`` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if line[:1].isdigit() or line[:1] in "abcdef":
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+def test_a_mapped_walk_hands_back_what_it_read(tmp_path: Path) -> None:
+    """A worker walks a capture once: the pages behind it must not stay resident (a
+    600 MB capture would otherwise count 600 MB in every worker's RSS)."""
+    recs = [(1_700_000_000 + i, 0, bytes([i % 251]) * 1500, 1500) for i in range(16_000)]  # ~24 MB
+    p = tmp_path / "big.pcap"
+    p.write_bytes(pcap_file("<", False, recs))
+    reader = CaptureFile(str(p))
+    m = reader.mapped()
+    assert m is not None
+    pos, n, peak = 24, 0, 0
+    while pos + 16 <= m.end:
+        incl = m.header(m.buf, pos)[2]
+        assert m.buf[pos + 16] == n % 251  # (reads the page)
+        pos += 16 + incl
+        n += 1
+        if n % 2048 == 0:
+            m.progress(pos, n)
+            peak = max(peak, _mapped_rss_kb(p))
+    assert n == len(recs)
+    assert 0 < peak < 12 * 1024, peak  # never more than a few MB of the 24 resident
+    m.finish(pos, n)
+    assert reader.stats.packets == n and reader.error is None
+
+
 def test_records_across_chunk_boundaries(tmp_path: Path) -> None:
     """Records that straddle the reader's chunks come out whole, by reference too."""
     rnd = random.Random(7)
