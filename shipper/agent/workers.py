@@ -808,8 +808,12 @@ def _read_pass(
         skip_acks = decoder.flows is None
         hashes: dict[int, int] = {}
         off = 24
-        count = 0
+        first = pos  # records walked: pos - first
         last = -1
+        # The next tick's second: most records are earlier, and need no time in nanoseconds
+        # (unless the fraction is out of range, and so may carry into seconds).
+        tick_sec = next_tick // 1_000_000_000
+        frac_max = 1_000_000_000 // mult
         et = vihl = total = frag = proto = sa = da = sp = dp = doff = flags = 0
         while off + 16 <= fend:
             if off + 64 <= fend:
@@ -822,17 +826,18 @@ def _read_pass(
             nxt = off + 16 + incl
             if incl > MAX_RECORD or nxt > fend:
                 break
-            count += 1
             if last >= 0:
                 settle(last)
                 last = -1
-            ts = sec * 1_000_000_000 + frac * mult
-            if ts >= next_tick:
-                clock_tick(ts)
-                next_tick = clock.next_tick
-                evs = tick(ts)
-                if evs:
-                    _collect(evs, 2 * pos, prepare, types, out)
+            if sec >= tick_sec or frac >= frac_max:
+                ts = sec * 1_000_000_000 + frac * mult
+                if ts >= next_tick:
+                    clock_tick(ts)
+                    next_tick = clock.next_tick
+                    tick_sec = next_tick // 1_000_000_000
+                    evs = tick(ts)
+                    if evs:
+                        _collect(evs, 2 * pos, prepare, types, out)
             frame = None
             # (0x0008: IPv4 read little-endian; 0xFF3F: offset and MF bits, likewise)
             if et == 0x0008 and incl >= 38 and vihl == 0x45 and not frag & 0xFF3F and proto in (6, 17):
@@ -859,6 +864,7 @@ def _read_pass(
                     pass  # a pure ACK
                 else:
                     last = pos - 1
+                    ts = sec * 1_000_000_000 + frac * mult
                     yield (ts, 1, buf[off + 16 : nxt] if frame is None else frame, wire)
             off = nxt
             if pos == end:
@@ -866,13 +872,13 @@ def _read_pass(
                     settle(last)
                     last = -1
                 end += BATCH
-                m.progress(off, count)
+                m.progress(off, pos - first)
                 if not reply():
-                    walked[:] = [off, count, True]
+                    walked[:] = [off, pos - first, True]
                     return
         if last >= 0:
             settle(last)
-        walked[:] = [off, count, False]
+        walked[:] = [off, pos - first, False]
 
     try:
         # One decoder call for the whole pass (a call per packet costs more than the

@@ -243,6 +243,38 @@ def _run_paced(
 
 
 @pytest.mark.timeout(120)
+def test_fractions_out_of_range_tick_as_in_one_process(tmp_path: Path) -> None:
+    """A record whose fraction of a second is out of range (a microsecond count of 100 s)
+    carries into the seconds: one process runs expiry at that record (the connections
+    then idle for 100 s end, and what follows of them is picked up mid-stream); a worker
+    walking the file must do the same."""
+    import struct
+
+    whole = tmp_path / "whole.pcap"
+    _synthetic(whole)
+    data = bytearray(whole.read_bytes())
+    assert data[:4] == bytes.fromhex("4d3cb2a1")  # little-endian, nanoseconds: made microseconds
+    data[:4] = bytes.fromhex("d4c3b2a1")
+    off, n = 24, 0
+    while off + 16 <= len(data):
+        frac, incl = struct.unpack_from("<II", data, off + 4)
+        frac //= 1000
+        if n in (94, 130, 202):  # (the ACK of a request, before its response: 18 records a connection)
+            frac += 100_000_000
+        struct.pack_into("<I", data, off + 4, frac)
+        off += 16 + incl
+        n += 1
+    pcap = tmp_path / "fractions.pcap"
+    pcap.write_bytes(bytes(data))
+    cfg = _stock_config(tmp_path)
+    r1, one = _run(cfg, pcap, 1, tmp_path / "one", "-E", "packetbeat.flows.enabled=false")
+    r2, many = _run(cfg, pcap, 2, tmp_path / "many", "-E", "packetbeat.flows.enabled=false")
+    assert r1.returncode == 0 and r2.returncode == 0, r2.stderr[-2000:]
+    assert sum(e["type"] == "http" for e in one) > 40 * 3  # a request expired unanswered
+    _same(one, many)
+
+
+@pytest.mark.timeout(120)
 def test_damaged_capture_with_workers(tmp_path: Path) -> None:
     """A capture cut inside a record: every worker reads what is before the cut, the
     problem is reported once, and the events are those of one process."""
