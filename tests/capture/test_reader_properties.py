@@ -33,10 +33,11 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[Hea
 Packet = tuple[int, int, bytes, int]
 
 
-def read(data: bytes, by_reference: bool = False) -> tuple[list[Packet], CaptureFile | None]:
+def read(data: bytes, how: str = "iterate") -> tuple[list[Packet], CaptureFile | None]:
     """Read ``data`` as a capture file: (packets, reader), or ([], None) when the file is
-    refused up front (CaptureError: not a capture, header cut). ``by_reference``: through
-    ``records()``, the frames cut from the buffers it yields."""
+    refused up front (CaptureError: not a capture, header cut). ``how``: ``iterate``;
+    ``records``, the frames cut from the buffers ``records()`` yields; ``mapped``, the loop
+    ``PcapMap``'s docstring prescribes over ``mapped()`` (classic pcap only)."""
     with tempfile.NamedTemporaryFile(suffix=".cap") as f:
         f.write(data)
         f.flush()
@@ -44,9 +45,28 @@ def read(data: bytes, by_reference: bool = False) -> tuple[list[Packet], Capture
             reader = CaptureFile(f.name)
         except CaptureError:
             return [], None
-        if by_reference:
+        if how == "records":
             return [(ts, lt, bytes(buf[a:b]), wl) for ts, lt, buf, a, b, wl in reader.records()], reader
+        if how == "mapped":
+            return _walk(reader), reader
         return list(reader), reader
+
+
+def _walk(reader: CaptureFile) -> list[Packet]:
+    m = reader.mapped()
+    assert m is not None
+    pkts: list[Packet] = []
+    pos, end = 24, m.end
+    while pos + 16 <= end:
+        sec, frac, incl, wire = m.header(m.buf, pos)
+        nxt = pos + 16 + incl
+        if incl > pcapfile.MAX_RECORD or nxt > end:
+            break
+        pkts.append((sec * 10**9 + frac * m.ts_mult, m.linktype, m.buf[pos + 16 : nxt], wire))
+        pos = nxt
+    m.finish(pos, len(pkts))
+    reader.close()
+    return pkts
 
 
 def check_invariants(data: bytes, pkts: list[Packet], reader: CaptureFile | None) -> None:
@@ -303,10 +323,10 @@ def test_reading_work_is_linear_in_the_file(fmt: str) -> None:
 # -- records(): the frames by reference, for readers that keep few of them (workers) ---------
 
 
-def same_as_iteration(data: bytes) -> None:
-    """``records()`` yields what iteration yields (frames as buffer ranges) and counts alike."""
+def same_as_iteration(data: bytes, how: str = "records") -> None:
+    """Reading ``how`` (``read``) yields what iteration yields and counts alike."""
     pkts, r1 = read(data)
-    recs, r2 = read(data, by_reference=True)
+    recs, r2 = read(data, how)
     assert recs == pkts
     if r1 is None or r2 is None:
         assert r1 is r2
@@ -338,44 +358,6 @@ def test_pcapng_records_by_reference_match_iteration(
 # -- mapped(): a reader's own loop over a classic pcap file in memory (workers) -------------
 
 
-def walk_mapped(data: bytes) -> tuple[list[Packet], CaptureFile | None]:
-    """The loop ``PcapMap``'s docstring prescribes, over ``data`` (None: refused up front)."""
-    with tempfile.NamedTemporaryFile(suffix=".cap") as f:
-        f.write(data)
-        f.flush()
-        try:
-            reader = CaptureFile(f.name)
-        except CaptureError:
-            return [], None
-        m = reader.mapped()
-        if m is None:  # a header and no record: nothing to map
-            assert len(data) == 24 and reader.format == "pcap"
-            return list(reader), reader
-        pkts: list[Packet] = []
-        pos, end = 24, m.end
-        while pos + 16 <= end:
-            sec, frac, incl, wire = m.header(m.buf, pos)
-            nxt = pos + 16 + incl
-            if incl > pcapfile.MAX_RECORD or nxt > end:
-                break
-            pkts.append((sec * 10**9 + frac * m.ts_mult, m.linktype, m.buf[pos + 16 : nxt], wire))
-            pos = nxt
-        m.finish(pos, len(pkts))
-        reader.close()
-        return pkts, reader
-
-
-def same_when_mapped(data: bytes) -> None:
-    pkts, r1 = read(data)
-    walked, r2 = walk_mapped(data)
-    assert walked == pkts
-    if r1 is None or r2 is None:
-        assert r1 is r2
-        return
-    assert r2.stats.as_dict() == r1.stats.as_dict()
-    assert (r2.error or "").replace(r2.path, "") == (r1.error or "").replace(r1.path, "")
-
-
 @FUZZ
 @given(
     endian=st.sampled_from("<>"),
@@ -390,9 +372,9 @@ def test_pcap_mapped_walk_matches_iteration(
     """Walking a mapped file counts and describes what it meets as iterating it does:
     whole files, files cut anywhere, mutated files (lying lengths)."""
     data = pcap_file(endian, nano, records)
-    same_when_mapped(data)
-    same_when_mapped(data[: 24 + cut % max(1, len(data) - 23)])
-    same_when_mapped(data[:24] + mutate(data[24:], random.Random(seed)))
+    same_as_iteration(data, "mapped")
+    same_as_iteration(data[: 24 + cut % max(1, len(data) - 23)], "mapped")
+    same_as_iteration(data[:24] + mutate(data[24:], random.Random(seed)), "mapped")
 
 
 def test_mapped_is_for_classic_pcap_only(tmp_path: Path) -> None:
