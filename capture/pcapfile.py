@@ -165,16 +165,14 @@ class PcapMap:
         if left:
             r = self.reader
             if left < 16:
-                r._problem("truncated", pos, f"file ends inside a record header ({left} of 16 bytes)")
+                r._cut_header(pos, left)
             else:
                 incl = self.header(self.buf, pos)[2]
                 if incl > MAX_RECORD:
-                    r._problem("corrupt", pos, f"corrupt record header (captured length {incl})")
+                    r._corrupt(pos, incl)
                 else:
-                    r._problem(
-                        "truncated", pos, f"file ends inside a packet record ({left - 16} of {incl} bytes)"
-                    )
-        self.buf.close()
+                    r._cut_record(pos, left - 16, incl)
+        self.close()
 
 
 def _open(path: str) -> BinaryIO:
@@ -264,10 +262,26 @@ class CaptureFile:
             mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):  # not a regular file, or empty
             return None
+        endian, ts_mult, linktype = self._pcap_header()
+        return PcapMap(self, mm, endian, ts_mult, linktype)
+
+    def _pcap_header(self) -> tuple[str, int, int]:
+        """A classic pcap file's byte order, time unit (ns) and link type (``linktypes``)."""
         endian, ts_mult = PCAP_MAGIC[self._head[:4]]
         network = struct.unpack_from(endian + "I", self._head, 20)[0]
         self.linktypes = [network & 0x03FFFFFF]
-        return PcapMap(self, mm, endian, ts_mult, self.linktypes[0])
+        return endian, ts_mult, self.linktypes[0]
+
+    # The three ways a classic pcap file's records end early (one wording for every reader).
+
+    def _cut_header(self, at: int, got: int) -> None:
+        self._problem("truncated", at, f"file ends inside a record header ({got} of 16 bytes)")
+
+    def _corrupt(self, at: int, incl: int) -> None:
+        self._problem("corrupt", at, f"corrupt record header (captured length {incl})")
+
+    def _cut_record(self, at: int, got: int, incl: int) -> None:
+        self._problem("truncated", at, f"file ends inside a packet record ({got} of {incl} bytes)")
 
     def _problem(self, counter: str, offset: int, why: str) -> None:
         """Count one problem; the first one is kept in ``error``."""
@@ -280,10 +294,7 @@ class CaptureFile:
     def _read_pcap(self, raw: bool = False) -> Iterator[Any]:
         rd = _Chunked(self._fh, self._head)
         rd.ensure(24)
-        endian, ts_mult = PCAP_MAGIC[rd.buf[:4]]
-        _maj, _min, _zone, _sig, _snap, network = struct.unpack_from(endian + "HHiIII", rd.buf, 4)
-        linktype = network & 0x03FFFFFF
-        self.linktypes = [linktype]
+        endian, ts_mult, linktype = self._pcap_header()
         rec = struct.Struct(endian + "IIII")
         unpack = rec.unpack_from
         stats = self.stats
@@ -300,7 +311,7 @@ class CaptureFile:
                 ts_sec, ts_frac, incl, orig = unpack(buf, pos)
                 if incl > MAX_RECORD:
                     stats.bytes_read = base + pos
-                    self._problem("corrupt", base + pos, f"corrupt record header (captured length {incl})")
+                    self._corrupt(base + pos, incl)
                     return
                 nxt = pos + 16 + incl
                 if nxt > end:
@@ -322,23 +333,17 @@ class CaptureFile:
                 tail += more
                 if len(tail) < 16:
                     if tail:
-                        self._problem(
-                            "truncated", at, f"file ends inside a record header ({len(tail)} of 16 bytes)"
-                        )
+                        self._cut_header(at, len(tail))
                     return
             ts_sec, ts_frac, incl, orig = unpack(tail, 0)
             if incl > MAX_RECORD:
-                self._problem("corrupt", at, f"corrupt record header (captured length {incl})")
+                self._corrupt(at, incl)
                 return
             need = 16 + incl - len(tail)
             if need > 0:
                 tail += fh.read(need)
                 if len(tail) < 16 + incl:
-                    self._problem(
-                        "truncated",
-                        at,
-                        f"file ends inside a packet record ({len(tail) - 16} of {incl} bytes)",
-                    )
+                    self._cut_record(at, len(tail) - 16, incl)
                     return
             stats.packets += 1
             stats.bytes_read += 16 + incl
