@@ -180,7 +180,7 @@ class Decoder:
                 log.debug("malformed frame: %r", exc)
         self.packets += count
         self.bytes += nbytes
-        return self._take()
+        return self.take()
 
     def _general(self, ts: int, linktype: int, frame: bytes) -> None:
         """Every frame the inline fast path does not take (errors are counted by the caller)."""
@@ -213,7 +213,7 @@ class Decoder:
     def tick(self, ts: int) -> list[dict[str, Any]]:
         self._expire_budget = NEVER if self._held else FLUSH_BATCH
         self._tick(ts, full=True)
-        return self._take()
+        return self.take()
 
     def flush(self, flows_at: int | None = None) -> list[dict[str, Any]]:
         """End of input: publish what can be completed; open requests come out unmatched.
@@ -229,13 +229,13 @@ class Decoder:
         self.frags.flush()
         while not self.tcp.flush(size):
             if self._out:
-                yield self._take()
+                yield self.take()
         for p in self.registry.plugins:
             self._emit(p, self._safe(p, p.flush))
         if self.flows is not None:
             self.flows.flush(flows_at)
         if self._out:
-            yield self._take()
+            yield self.take()
 
     # -- one clock for several decoders (each sees part of one capture) ---------------------
 
@@ -254,21 +254,18 @@ class Decoder:
         """The time ``flush`` would give the final flow reports (None: no flows)."""
         return self.flows.final_at() if self.flows is not None else None
 
-    # -- internals ---------------------------------------------------------------------
-
     def take(self) -> list[dict[str, Any]]:
         """The events completed since the last call (or ``feed_many``'s return). An
         iterable given to ``feed_many`` is consumed one packet at a time, so taking the events
         before it yields the next packet tells which packet completed them."""
-        return self._take()
-
-    def _take(self) -> list[dict[str, Any]]:
         out = self._out
         if not out:
             return []
         events = out[:]
         out.clear()
         return events
+
+    # -- internals ---------------------------------------------------------------------
 
     def _tick(self, ts: int, full: bool = False) -> None:
         if ts > self.last_ts:
