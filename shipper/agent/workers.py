@@ -790,11 +790,10 @@ def _read_pass(
 
     # The common capture (classic pcap, little-endian, Ethernet) is walked in memory, its
     # record header and the frame's addresses and ports read in one unpack.
-    mapped = reader.mapped() if reader.format == "pcap" else None
+    mapped = reader.mapped()
     if mapped is not None and not (mapped.linktype == 1 and mapped.endian == "<"):
         mapped.close()
         mapped = None
-    walked = [24, 0, False]  # file offset, records, stopped
 
     def own_mapped(m: PcapMap) -> Iterator[tuple[int, int, bytes, int]]:
         """``own`` over a mapped file. The frame's fields are read little-endian with the
@@ -874,25 +873,18 @@ def _read_pass(
                 end += BATCH
                 m.progress(off, pos - first)
                 if not reply():
-                    walked[:] = [off, pos - first, True]
-                    return
+                    return  # (stopped: the reader counts what was walked)
         if last >= 0:
             settle(last)
-        walked[:] = [off, pos - first, False]
+        m.finish(off, pos - first)  # why the walk ended, if before the end of the file
 
     try:
         # One decoder call for the whole pass (a call per packet costs more than the
         # decoding of a pure ACK); frames are not copied unless they are this worker's.
-        if mapped is not None:
-            decoder.feed_many(own_mapped(mapped))
-            if walked[2]:
-                mapped.progress(walked[0], walked[1])
-                mapped.close()
-            else:
-                mapped.finish(walked[0], walked[1])
-        else:
-            decoder.feed_many(own())
+        decoder.feed_many(own() if mapped is None else own_mapped(mapped))
     finally:
+        if mapped is not None:
+            mapped.close()
         it.close()
         reader.close()
     if pos != end - BATCH:  # the last, partial batch
