@@ -597,11 +597,11 @@ def pair(
 
 # -- documented differences ---------------------------------------------------------------
 
-KINDS = ("extra-field", "missing-field", "value", "extra-event", "missing-event", "packetbeat-crash")
-FIELD_KINDS = ("extra-field", "missing-field", "value")
 #: Packetbeat died on the capture (a Go panic): nothing of it can be compared. Its ``field``
 #: is the Packetbeat function that panicked (``thrift.(*thriftPlugin).readStruct``).
 CRASH = "packetbeat-crash"
+KINDS = ("extra-field", "missing-field", "value", "extra-event", "missing-event", CRASH)
+FIELD_KINDS = ("extra-field", "missing-field", "value")
 CONNECTION_FACTS = ("packetbeat-silent", "packetbeat-unpaired", "port-reused")
 _KEYS = {
     "protocol",
