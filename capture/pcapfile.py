@@ -12,7 +12,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, BinaryIO
 
 from capture.errors import CaptureError
@@ -129,7 +129,7 @@ class PcapMap:
         m.finish(pos, records)
     """
 
-    __slots__ = ("buf", "end", "endian", "header", "linktype", "reader", "released", "ts_mult")
+    __slots__ = ("_closers", "buf", "end", "endian", "header", "linktype", "reader", "released", "ts_mult")
 
     def __init__(self, reader: CaptureFile, buf: mmap.mmap, endian: str, ts_mult: int, linktype: int) -> None:
         self.reader = reader
@@ -141,6 +141,7 @@ class PcapMap:
         self.header = struct.Struct(endian + "IIII").unpack_from
         #: Bytes before this offset were handed back (``progress``).
         self.released = 0
+        self._closers: list[Callable[[], object]] = []
 
     def progress(self, pos: int, records: int) -> None:
         """Counters for a loop at ``pos`` after ``records`` whole records. The pages before
@@ -154,7 +155,14 @@ class PcapMap:
             self.buf.madvise(mmap.MADV_DONTNEED, self.released, upto - self.released)
             self.released = upto
 
+    def on_close(self, release: Callable[[], object]) -> None:
+        """Call ``release`` before unmapping (a view of ``buf`` held elsewhere must be let go
+        first: a mapping with views cannot be closed)."""
+        self._closers.append(release)
+
     def close(self) -> None:
+        while self._closers:
+            self._closers.pop()()
         self.buf.close()
 
     def finish(self, pos: int, records: int) -> None:

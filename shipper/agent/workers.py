@@ -27,6 +27,7 @@ line, and exits non-zero; nothing waits for a reply that cannot come.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import marshal
 import os
@@ -71,6 +72,8 @@ INBOX = 8
 #: Test hook: ``WIREBEAT_TEST_WORKER_EXIT=<index>`` makes that worker ``os._exit(3)``
 #: after its first batch (tests of the failure path).
 TEST_EXIT_ENV = "WIREBEAT_TEST_WORKER_EXIT"
+#: Set (to anything): run without the optional C extension.
+PURE_PYTHON_ENV = "WIREBEAT_PURE_PYTHON"
 
 _HDR = struct.Struct("<BI")
 _MARSHAL, _PICKLE = 0, 1
@@ -220,6 +223,15 @@ def _mix(addrs: int, ports: int) -> int:
 
 
 _K1, _K2, _M64 = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0xFFFFFFFFFFFFFFFF
+
+#: The optional C record skipper for the mapped walk (``_walk.c``); None: the Python loop
+#: alone, as on a machine without a compiler or with ``WIREBEAT_PURE_PYTHON=1``.
+_walk: Any = None
+if not os.environ.get(PURE_PYTHON_ENV):
+    try:
+        _walk = importlib.import_module("shipper.agent._walk")
+    except ImportError:
+        pass
 
 
 #: Ethernet + IPv4 in one unpack: ethertype, version/IHL, flags/fragment offset, protocol,
@@ -814,7 +826,19 @@ def _read_pass(
         tick_sec = next_tick // 1_000_000_000
         frac_max = 1_000_000_000 // mult
         et = vihl = total = frag = proto = sa = da = sp = dp = doff = flags = 0
+        skip = None
+        if _walk is not None:
+            walker = _walk.Walker(buf, n, idx, skip_acks, mult)
+            m.on_close(walker.release)
+            skip = walker.skip
         while off + 16 <= fend:
+            if skip is not None:
+                # Pass over the records that are another worker's or skipped ACKs (in C);
+                # the record it stops at is looked at below as if it had not run.
+                off, k = skip(off, end - pos - 1, next_tick)
+                pos += k
+                if off + 16 > fend:
+                    break
             if off + 64 <= fend:
                 sec, frac, incl, wire, et, vihl, total, frag, proto, sa, da, sp, dp, doff, flags = fused(
                     buf, off

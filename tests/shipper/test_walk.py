@@ -1,0 +1,213 @@
+"""The optional C record skipper of the workers' mapped walk (``shipper/agent/_walk.c``).
+
+It must skip exactly the records the Python walk would only count, and stay inside the
+buffer whatever the buffer holds. The reference below is the Python walk's own tests
+(``own_mapped`` in ``shipper/agent/workers.py``), written out; ``test_workers.py`` runs every
+capture with two workers with and without the extension and requires the same output.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from capture.pcapfile import MAX_RECORD
+from shipper.agent import workers
+from shipper.agent.workers import _LE_REC_ETH_IP4, _mix, _swap16, _swap32
+from tests.helpers import need
+
+NEVER = 1 << 62
+
+
+def _walk_module() -> Any:
+    if workers._walk is None:
+        need("the C extension shipper.agent._walk (pip install -e . builds it; needs a C compiler)")
+    return workers._walk
+
+
+def reference(
+    buf: bytes, off: int, limit: int, next_tick: int, n: int, idx: int, skip_acks: bool, mult: int
+) -> tuple[int, int]:
+    fend = len(buf)
+    k = 0
+    while k < limit and off + 64 <= fend:
+        sec, frac, incl, _w, et, vihl, total, frag, proto, sa, da, sp, dp, doff, flags = (
+            _LE_REC_ETH_IP4.unpack_from(buf, off)
+        )
+        if incl > MAX_RECORD or off + 16 + incl > fend:
+            break
+        if sec * 1_000_000_000 + frac * mult >= next_tick:
+            break
+        if not (et == 0x0008 and incl >= 38 and vihl == 0x45 and not frag & 0xFF3F and proto in (6, 17)):
+            break
+        if _mix(_swap32(sa ^ da), _swap16(sp ^ dp)) % n == idx:
+            pure_ack = (
+                skip_acks
+                and proto == 6
+                and not flags & 0x07
+                and incl >= 54
+                and doff >= 0x50
+                and _swap16(total) == 20 + ((doff >> 4) << 2) <= incl - 14
+            )
+            if not pure_ack:
+                break
+        off += 16 + incl
+        k += 1
+    return off, k
+
+
+def test_extension_is_built() -> None:
+    """Under CI the extension must be there: otherwise only the Python path is tested."""
+    mod = _walk_module()
+    for _ in range(3):
+        for a, p in ((0, 0), (0xFFFFFFFF, 0xFFFF), (0x0A000001 ^ 0x0A000002, 80 ^ 40000)):
+            assert mod.mix(a, p) == _mix(a, p)
+
+
+@given(st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFF))
+def test_hash_is_the_python_hash(addrs: int, ports: int) -> None:
+    assert _walk_module().mix(addrs, ports) == _mix(addrs, ports)
+
+
+# -- captures --------------------------------------------------------------------------------
+
+_ADDRS = [0x0A000001, 0x0A000002, 0x0A000103, 0xC0A80001]
+_PORTS = [80, 53, 40000, 40001, 5432]
+
+
+_FAULTS = ["none"] * 8 + ["garbage", "ethertype", "options", "fragment", "icmp", "cut", "total", "incl"]
+
+
+@st.composite
+def record(draw: st.DrawFn) -> bytes:
+    """One pcap record: mostly Ethernet/IPv4 TCP or UDP between a few endpoints (pure ACKs
+    among them); some with one fault: garbage, another ethertype, IP options, a fragment,
+    ICMP, cut short, a lying IP or record length."""
+    fault = draw(st.sampled_from(_FAULTS))
+    sec = draw(st.sampled_from([0, 1, 2, 3, 1_700_000_000, 0xFFFFFFFF]))
+    frac = draw(st.one_of(st.integers(0, 999_999), st.integers(0, 0xFFFFFFFF)))
+    if fault == "garbage":
+        frame = draw(st.binary(max_size=90))
+    else:
+        proto = 1 if fault == "icmp" else draw(st.sampled_from([6, 6, 6, 17]))
+        payload = draw(st.sampled_from([b"", b"", b"x" * 10, b"y"]))
+        doff = draw(st.sampled_from([0x50, 0x50, 0x50, 0x60, 0x40, 0xF0]))
+        flags = draw(st.sampled_from([0x10, 0x10, 0x10, 0x18, 0x02, 0x11, 0x04, 0x12]))
+        sport, dport = draw(st.sampled_from(_PORTS)), draw(st.sampled_from(_PORTS))
+        l4 = struct.pack(">HHIIBBHHH", sport, dport, 1, 2, doff, flags, 1000, 0, 0)
+        l4 += b"\x00" * max(0, ((doff >> 4) << 2) - 20) + payload
+        total = 20 + len(l4)
+        if fault == "total":
+            total += draw(st.sampled_from([1, -1, 40, -20]))
+        frag = draw(st.sampled_from([0x4000, 0x2000, 0x0001, 0x1FFF])) if fault == "fragment" else 0
+        vihl = draw(st.sampled_from([0x46, 0x65, 0x44])) if fault == "options" else 0x45
+        src, dst = draw(st.sampled_from(_ADDRS)), draw(st.sampled_from(_ADDRS))
+        ip = struct.pack(">BBHHHBBHII", vihl, 0, total & 0xFFFF, 0, frag, 64, proto, 0, src, dst)
+        et = (
+            draw(st.sampled_from([b"\x86\xdd", b"\x81\x00", b"\x00\x08"]))
+            if fault == "ethertype"
+            else b"\x08\x00"
+        )
+        frame = b"\x02" * 12 + et + ip + l4
+        if fault == "cut":
+            frame = frame[: draw(st.sampled_from([37, 38, 53, 54]))]
+    incl = len(frame)
+    if fault == "incl":
+        incl += draw(st.sampled_from([5, -1, MAX_RECORD, MAX_RECORD + 1]))
+    return struct.pack("<IIII", sec, frac, incl & 0xFFFFFFFF, len(frame)) + frame
+
+
+@st.composite
+def capture(draw: st.DrawFn) -> bytes:
+    """Records, a few bytes changed, sometimes cut anywhere."""
+    data = bytearray(b"\x00" * 24 + b"".join(draw(st.lists(record(), min_size=1, max_size=30))))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(24, len(data) - 1))
+        data[at] = draw(st.integers(0, 255))
+    if draw(st.integers(0, 3)) == 0:
+        return bytes(data[: draw(st.integers(24, len(data)))])
+    return bytes(data)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    capture(),
+    st.integers(1, 4),
+    st.data(),
+    st.booleans(),
+    st.sampled_from([1, 1000]),
+    st.sampled_from([0, 1_000_000_000, 2_500_000_000, 1_700_000_000_000_000_000, NEVER, 1 << 70]),
+    st.integers(0, 30),
+)
+def test_skips_what_the_python_walk_only_counts(
+    data: bytes, n: int, choose: st.DataObject, skip_acks: bool, mult: int, next_tick: int, limit: int
+) -> None:
+    """From the first record to the end, stopping where either stops and stepping over the
+    record there: both stop at the same records, after the same counts."""
+    idx = choose.draw(st.integers(0, n - 1))
+    walker = _walk_module().Walker(data, n, idx, skip_acks, mult)
+    off = 24
+    while True:
+        got = walker.skip(off, limit, next_tick)
+        assert got == reference(data, off, limit, next_tick, n, idx, skip_acks, mult)
+        off = got[0]
+        if off + 16 > len(data):
+            break
+        incl = struct.unpack_from("<I", data, off + 8)[0]
+        if incl > MAX_RECORD or off + 16 + incl > len(data):
+            break
+        off += 16 + incl
+    walker.release()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.integers(-5, 400), st.integers(-3, 50), st.integers(-(1 << 70), 1 << 70))
+def test_any_bytes_any_arguments(data: bytes, off: int, limit: int, next_tick: int) -> None:
+    """Garbage in, an answer or a ValueError out; never a read outside the buffer."""
+    walker = _walk_module().Walker(data, 3, 1, True, 1000)
+    if off < 0:
+        with pytest.raises(ValueError):
+            walker.skip(off, limit, next_tick)
+        return
+    got = walker.skip(off, limit, next_tick)
+    assert got == reference(data, off, limit, next_tick, 3, 1, True, 1000)
+
+
+def test_bad_arguments() -> None:
+    mod = _walk_module()
+    for n, idx in ((0, 0), (2, 2)):
+        with pytest.raises(ValueError):
+            mod.Walker(b"", n, idx, True, 1)
+    with pytest.raises(ValueError):
+        mod.Walker(b"", 1, 0, True, 0)
+    with pytest.raises(TypeError):
+        mod.Walker("text", 1, 0, True, 1)
+    w = mod.Walker(b"x" * 100, 1, 0, True, 1)
+    with pytest.raises(TypeError):
+        w.skip(24, 1)
+    w.release()
+    with pytest.raises(ValueError):
+        w.skip(24, 1, 0)
+
+
+def test_a_mapping_closes_after_the_walker_lets_go(tmp_path: Path) -> None:
+    """A walker holds a view of the mapped file; PcapMap.close releases it first."""
+    from capture import CaptureFile
+
+    path = tmp_path / "c.pcap"
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + b"\x00" * 100)
+    m = CaptureFile(str(path)).mapped()
+    assert m is not None
+    walker = _walk_module().Walker(m.buf, 2, 0, True, m.ts_mult)
+    with pytest.raises(BufferError):
+        m.buf.close()
+    m.on_close(walker.release)
+    m.close()
+    assert m.buf.closed
+    assert isinstance(m.buf, mmap.mmap)
