@@ -96,6 +96,18 @@ static PyObject *Walker_release(Walker *self, PyObject *Py_UNUSED(ignored)) {
     Py_RETURN_NONE;
 }
 
+/* The pure-ACK test of Decoder.feed_many's inline path, on a whole Ethernet frame ``f`` of
+``incl`` captured bytes (at least 48 of them readable): TCP over IPv4 without options, not a
+fragment, no SYN/FIN/RST, no payload, nothing cut short. */
+static inline int pure_ack(const unsigned char *f, uint32_t incl) {
+    if (!(f[12] == 0x08 && f[13] == 0x00 && incl >= 54 && f[14] == 0x45 && f[23] == 6 &&
+          (be16(f + 20) & 0x3FFF) == 0))
+        return 0;
+    unsigned doff = f[46], flags = f[47];
+    unsigned hl = 20 + ((doff >> 4) << 2);
+    return (flags & 0x07) == 0 && doff >= 0x50 && be16(f + 16) == hl && hl <= incl - 14;
+}
+
 /* skip(off, limit, next_tick) -> (off, skipped): at most ``limit`` records skipped. */
 static PyObject *Walker_skip(Walker *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) {
@@ -145,21 +157,89 @@ static PyObject *Walker_skip(Walker *self, PyObject *const *args, Py_ssize_t nar
               (proto == 6 || proto == 17)))
             break;
         uint64_t h = mix((uint64_t)(be32(f + 26) ^ be32(f + 30)), (uint64_t)(be16(f + 34) ^ be16(f + 36)));
-        if (h % n == idx) {
-            if (!(skip_acks && proto == 6))
-                break;
-            unsigned doff = f[46], flags = f[47];
-            unsigned hl = 20 + ((doff >> 4) << 2);
-            if (!((flags & 0x07) == 0 && incl >= 54 && doff >= 0x50 && be16(f + 16) == hl && hl <= incl - 14))
-                break;
-        }
+        if (h % n == idx && !(skip_acks && pure_ack(f, incl)))
+            break;
         off += 16 + (Py_ssize_t)incl;
         skipped++;
     }
     return Py_BuildValue("(nn)", off, skipped);
 }
 
+/* chunk(off, most, next_tick) -> (off, walked, packets): the next ``most`` packets as
+   ``(ts, 1, frame, wire_len)`` for Decoder.feed_many, from ``off`` to the first record that
+   is not whole (the caller's PcapMap.finish describes it) or the end. With ``skip_acks``
+   (one worker of one: every record is its own), pure ACKs before ``next_tick`` are walked
+   over and not returned: feed_many would only count them. */
+static PyObject *Walker_chunk(Walker *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "chunk(off, most, next_tick)");
+        return NULL;
+    }
+    if (!self->held) {
+        PyErr_SetString(PyExc_ValueError, "released");
+        return NULL;
+    }
+    Py_ssize_t off = PyLong_AsSsize_t(args[0]);
+    if (off == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t most = PyLong_AsSsize_t(args[1]);
+    if (most == -1 && PyErr_Occurred())
+        return NULL;
+    int overflow = 0;
+    long long next_tick = PyLong_AsLongLongAndOverflow(args[2], &overflow);
+    if (next_tick == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow > 0)
+        next_tick = LLONG_MAX;
+    else if (overflow < 0)
+        next_tick = LLONG_MIN;
+    if (off < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative offset");
+        return NULL;
+    }
+    const unsigned char *buf = (const unsigned char *)self->view.buf;
+    const Py_ssize_t fend = self->view.len;
+    const long long mult = self->mult;
+    const int skip_acks = self->skip_acks && self->n == 1;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    PyObject *one = PyLong_FromLong(1);
+    if (one == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    Py_ssize_t walked = 0, got = 0;
+    while (got < most && off <= fend - 16) {
+        const unsigned char *r = buf + off;
+        uint32_t sec = le32(r), frac = le32(r + 4), incl = le32(r + 8), wire = le32(r + 12);
+        if (incl > MAX_RECORD || (Py_ssize_t)incl > fend - off - 16)
+            break;
+        long long ts = (long long)sec * 1000000000LL + (long long)frac * mult;
+        if (!(skip_acks && ts < next_tick && off <= fend - 64 && pure_ack(r + 16, incl))) {
+            PyObject *item = Py_BuildValue("(LOy#k)", ts, one, (const char *)(r + 16), (Py_ssize_t)incl,
+                                           (unsigned long)wire);
+            if (item == NULL || PyList_Append(out, item) < 0) {
+                Py_XDECREF(item);
+                Py_DECREF(one);
+                Py_DECREF(out);
+                return NULL;
+            }
+            Py_DECREF(item);
+            got++;
+        }
+        off += 16 + (Py_ssize_t)incl;
+        walked++;
+    }
+    Py_DECREF(one);
+    PyObject *res = Py_BuildValue("(nnN)", off, walked, out);
+    return res;
+}
+
 static PyMethodDef Walker_methods[] = {
+    {"chunk", (PyCFunction)(void (*)(void))Walker_chunk, METH_FASTCALL,
+     "chunk(off, most, next_tick) -> (off, walked, packets): the next packets for feed_many "
+     "(a single process's replay)."},
     {"skip", (PyCFunction)(void (*)(void))Walker_skip, METH_FASTCALL,
      "skip(off, limit, next_tick) -> (off, skipped): pass over the records the Python walk "
      "would only count, at most limit of them; stop at the first it must look at."},

@@ -23,6 +23,7 @@ from protocols.decoder import Decoder, DecoderLimits
 from protocols.registry import build_plugins
 from protocols.stats import Counters
 from protocols.tcp import TcpLimits
+from shipper.agent import walk
 from shipper.agent.hostinfo import agent_id
 from shipper.agent.monitor import Monitor
 from shipper.agent.progress import Publish, ReplayReport
@@ -344,11 +345,24 @@ class Beat:
                     packets = _one_at_a_time(packets)
                 if dumper is not None:
                     packets = dumper.wrap(packets)
-                # Paced (no -t): a chunk goes as soon as the next packet is not due yet, so
-                # events never wait for 256 packets (nor -O for 256 presses of Enter).
-                chunks = chunked(packets, topspeed, self.stop_event, 1 if one_at_a_time else 256)
+                mapped = walk.walkable(reader) if topspeed and packets is reader else None
+                walked = walk.chunks(mapped, decoder, self.stop_event, 256) if mapped is not None else None
+                chunks: Iterator[list[tuple[int, int, bytes, int]]]
+                if walked is not None:
+                    chunks = walked
+                else:
+                    # Paced (no -t): a chunk goes as soon as the next packet is not due yet, so
+                    # events never wait for 256 packets (nor -O for 256 presses of Enter).
+                    chunks = chunked(packets, topspeed, self.stop_event, 1 if one_at_a_time else 256)
                 coalesce = REPLAY_COALESCE if topspeed and not one_at_a_time else 1
-                self._loop(decoder, chunks, pipeline, publish, coalesce)
+                try:
+                    self._loop(decoder, chunks, pipeline, publish, coalesce)
+                finally:
+                    if walked is not None:
+                        walked.close()
+                    if mapped is not None:
+                        mapped.close()  # (also when the walk never started)
+                    reader.close()
                 if pipeline.failed.is_set():
                     break
                 for events in decoder.flush_batches():

@@ -27,7 +27,6 @@ line, and exits non-zero; nothing waits for a reply that cannot come.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import marshal
 import os
@@ -48,6 +47,7 @@ from capture.pcapfile import MAX_RECORD, PcapMap, ReaderStats
 from protocols.flows.report import flow_id_conn, flow_id_with_conn
 from protocols.stats import Counters
 from protocols.unclaimed import PortTally
+from shipper.agent import walk
 from shipper.outputs.base import EncodedEvent, metadata_head
 from shipper.pipeline.publisher import REPLAY_COALESCE, Coalesced
 
@@ -72,8 +72,6 @@ INBOX = 8
 #: Test hook: ``WIREBEAT_TEST_WORKER_EXIT=<index>`` makes that worker ``os._exit(3)``
 #: after its first batch (tests of the failure path).
 TEST_EXIT_ENV = "WIREBEAT_TEST_WORKER_EXIT"
-#: Set (to anything): run without the optional C extension.
-PURE_PYTHON_ENV = "WIREBEAT_PURE_PYTHON"
 
 _HDR = struct.Struct("<BI")
 _MARSHAL, _PICKLE = 0, 1
@@ -223,15 +221,6 @@ def _mix(addrs: int, ports: int) -> int:
 
 
 _K1, _K2, _M64 = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0xFFFFFFFFFFFFFFFF
-
-#: The optional C record skipper for the mapped walk (``_walk.c``); None: the Python loop
-#: alone, as on a machine without a compiler or with ``WIREBEAT_PURE_PYTHON=1``.
-_walk: Any = None
-if not os.environ.get(PURE_PYTHON_ENV):
-    try:
-        _walk = importlib.import_module("shipper.agent._walk")
-    except ImportError:
-        pass
 
 
 #: Ethernet + IPv4 in one unpack: ethertype, version/IHL, flags/fragment offset, protocol,
@@ -827,8 +816,8 @@ def _read_pass(
         frac_max = 1_000_000_000 // mult
         et = vihl = total = frag = proto = sa = da = sp = dp = doff = flags = 0
         skip = None
-        if _walk is not None:
-            walker = _walk.Walker(buf, n, idx, skip_acks, mult)
+        if walk.ext is not None:
+            walker = walk.ext.Walker(buf, n, idx, skip_acks, mult)
             m.on_close(walker.release)
             skip = walker.skip
         while off + 16 <= fend:

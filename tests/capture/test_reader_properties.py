@@ -15,8 +15,10 @@ from __future__ import annotations
 import random
 import struct
 import tempfile
+import threading
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -25,7 +27,9 @@ from hypothesis import strategies as st
 
 from capture import CaptureError, CaptureFile, pcapfile
 from capture.pcapfile import MAX_TS_NS
+from shipper.agent import walk
 from tests.capture import pcapng_blocks as ng
+from tests.helpers import need
 from tests.protocols.test_decoder_properties import EXAMPLES
 from tests.protocols.workmeter import metered
 
@@ -49,7 +53,22 @@ def read(data: bytes, how: str = "iterate") -> tuple[list[Packet], CaptureFile |
             return [(ts, lt, bytes(buf[a:b]), wl) for ts, lt, buf, a, b, wl in reader.records()], reader
         if how == "mapped":
             return _walk(reader), reader
+        if how == "chunks":
+            return _chunks(reader), reader
         return list(reader), reader
+
+
+def _chunks(reader: CaptureFile) -> list[Packet]:
+    """A single process's replay through the C walker, 3 packets a chunk, keeping pure ACKs
+    (as with flows on: the decoder stand-in has a flow table)."""
+    if walk.ext is None:
+        need("the C extension shipper.agent._walk")
+    m = walk.walkable(reader)
+    assert m is not None
+    decoder: Any = SimpleNamespace(flows=object(), next_tick=1 << 62)
+    pkts = [p for chunk in walk.chunks(m, decoder, threading.Event(), 3) for p in chunk]
+    reader.close()
+    return pkts
 
 
 def _walk(reader: CaptureFile) -> list[Packet]:
@@ -375,6 +394,24 @@ def test_pcap_mapped_walk_matches_iteration(
     same_as_iteration(data, "mapped")
     same_as_iteration(data[: 24 + cut % max(1, len(data) - 23)], "mapped")
     same_as_iteration(data[:24] + mutate(data[24:], random.Random(seed)), "mapped")
+
+
+@FUZZ
+@given(
+    nano=st.booleans(),
+    records=pcap_records,
+    cut=st.integers(0, 10_000),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_pcap_walked_in_chunks_matches_iteration(
+    nano: bool, records: list[tuple[int, int, bytes, int]], cut: int, seed: int
+) -> None:
+    """The C walker's chunks for a single process (little-endian Ethernet pcap) hold what
+    iteration yields, and the reader counts and describes alike: whole, cut, mutated."""
+    data = pcap_file("<", nano, records)
+    same_as_iteration(data, "chunks")
+    same_as_iteration(data[: 24 + cut % max(1, len(data) - 23)], "chunks")
+    same_as_iteration(data[:24] + mutate(data[24:], random.Random(seed)), "chunks")
 
 
 def test_mapped_is_for_classic_pcap_only(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from capture.pcapfile import MAX_RECORD
-from shipper.agent import workers
+from shipper.agent import walk
 from shipper.agent.workers import _LE_REC_ETH_IP4, _mix, _swap16, _swap32
 from tests.helpers import need
 
@@ -26,9 +26,9 @@ NEVER = 1 << 62
 
 
 def _walk_module() -> Any:
-    if workers._walk is None:
+    if walk.ext is None:
         need("the C extension shipper.agent._walk (pip install -e . builds it; needs a C compiler)")
-    return workers._walk
+    return walk.ext
 
 
 def reference(
@@ -166,6 +166,64 @@ def test_skips_what_the_python_walk_only_counts(
     walker.release()
 
 
+def chunk_reference(
+    buf: bytes, off: int, most: int, next_tick: int, skip_acks: bool, mult: int
+) -> tuple[int, int, list[tuple[int, int, bytes, int]]]:
+    """What ``Decoder.feed_many`` must be given: every whole record, but a pure ACK (its
+    inline path's test, written out) before ``next_tick`` when ACKs are skipped."""
+    fend = len(buf)
+    walked = 0
+    out: list[tuple[int, int, bytes, int]] = []
+    while len(out) < most and off + 16 <= fend:
+        sec, frac, incl, wire = struct.unpack_from("<IIII", buf, off)
+        if incl > MAX_RECORD or off + 16 + incl > fend:
+            break
+        ts = sec * 1_000_000_000 + frac * mult
+        frame = buf[off + 16 : off + 16 + incl]
+        pure_ack = False
+        if skip_acks and ts < next_tick and off + 64 <= fend and incl >= 54 and frame[12:14] == b"\x08\x00":
+            vihl, total, frag, proto = struct.unpack_from(">BxHxxHxB", frame, 14)
+            doff, flags = frame[46], frame[47]
+            hl = 20 + ((doff >> 4) << 2)
+            pure_ack = (
+                vihl == 0x45
+                and proto == 6
+                and not frag & 0x3FFF
+                and not flags & 0x07
+                and doff >= 0x50
+                and total == hl <= incl - 14
+            )
+        if not pure_ack:
+            out.append((ts, 1, frame, wire))
+        off += 16 + incl
+        walked += 1
+    return off, walked, out
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    capture(),
+    st.booleans(),
+    st.sampled_from([1, 1000]),
+    st.sampled_from([0, 1_000_000_000, 2_500_000_000, 1_700_000_000_000_000_000, NEVER, 1 << 70]),
+    st.integers(0, 7),
+)
+def test_chunks_leave_out_only_pure_acks_before_the_tick(
+    data: bytes, skip_acks: bool, mult: int, next_tick: int, most: int
+) -> None:
+    """A single process's chunks: all records to the first broken one, less the pure ACKs
+    ``feed_many`` would only count (when asked, and only before the next tick)."""
+    walker = _walk_module().Walker(data, 1, 0, skip_acks, mult)
+    off = 24
+    for _ in range(len(data)):
+        got = walker.chunk(off, most, next_tick)
+        assert got == chunk_reference(data, off, most, next_tick, skip_acks, mult)
+        if not got[2] or got[0] == off:
+            break
+        off = got[0]
+    walker.release()
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300), st.integers(-5, 400), st.integers(-3, 50), st.integers(-(1 << 70), 1 << 70))
 def test_any_bytes_any_arguments(data: bytes, off: int, limit: int, next_tick: int) -> None:
@@ -177,6 +235,10 @@ def test_any_bytes_any_arguments(data: bytes, off: int, limit: int, next_tick: i
         return
     got = walker.skip(off, limit, next_tick)
     assert got == reference(data, off, limit, next_tick, 3, 1, True, 1000)
+    one = _walk_module().Walker(data, 1, 0, True, 1000)
+    assert one.chunk(off, limit, next_tick) == chunk_reference(
+        data, off, max(limit, 0), next_tick, True, 1000
+    )
 
 
 def test_bad_arguments() -> None:
@@ -191,9 +253,13 @@ def test_bad_arguments() -> None:
     w = mod.Walker(b"x" * 100, 1, 0, True, 1)
     with pytest.raises(TypeError):
         w.skip(24, 1)
+    with pytest.raises(TypeError):
+        w.chunk(24, 1)
     w.release()
     with pytest.raises(ValueError):
         w.skip(24, 1, 0)
+    with pytest.raises(ValueError):
+        w.chunk(24, 1, 0)
 
 
 def test_a_mapping_closes_after_the_walker_lets_go(tmp_path: Path) -> None:

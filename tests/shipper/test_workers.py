@@ -21,7 +21,8 @@ import pytest
 
 from benchmarks.synth import exchange, interleave, ip_frame, udp_datagram
 from capture import PcapWriter
-from shipper.agent.workers import PURE_PYTHON_ENV, TEST_EXIT_ENV, ConnectionHash
+from shipper.agent.walk import PURE_PYTHON_ENV
+from shipper.agent.workers import TEST_EXIT_ENV, ConnectionHash
 from tests.helpers import ROOT, SHARED_PCAPS, need
 
 DATA = ROOT / "tests" / "data"
@@ -90,19 +91,27 @@ def test_shared_captures_present() -> None:
 @pytest.mark.parametrize("pcap", _captures())
 def test_two_workers_equal_one(pcap: Path, flows: bool, tmp_path: Path) -> None:
     """With flows off, a worker reading the file itself does not even hand pure ACKs to
-    its decoder: the events must not change. Two workers without the C record skipper
-    (``WIREBEAT_PURE_PYTHON``) give exactly what they give with it, in the same order."""
+    its decoder: the events must not change. Without the C record walker
+    (``WIREBEAT_PURE_PYTHON``), one process and two workers each give exactly what they
+    give with it, in the same order."""
     cfg = _stock_config(tmp_path)
     args = () if flows else ("-E", "packetbeat.flows.enabled=false")
-    r1, one = _run(cfg, pcap, 1, tmp_path / "one", *args)
-    r2, many = _run(cfg, pcap, 2, tmp_path / "many", *args)
     pure_env = {**os.environ, PURE_PYTHON_ENV: "1"}
-    r3, pure = _run(cfg, pcap, 2, tmp_path / "pure", *args, env=pure_env)
-    assert r1.returncode == 0, r1.stderr[-2000:]
-    assert r2.returncode == 0, r2.stderr[-2000:]
-    assert r3.returncode == 0, r3.stderr[-2000:]
-    _same(one, many)
-    assert pure == many
+    runs = {
+        name: _run(cfg, pcap, workers, tmp_path / name, *args, env=env)
+        for name, workers, env in (
+            ("one", 1, None),
+            ("many", 2, None),
+            ("one-pure", 1, pure_env),
+            ("many-pure", 2, pure_env),
+        )
+    }
+    for name, (r, _events) in runs.items():
+        assert r.returncode == 0, f"{name}: {r.stderr[-2000:]}"
+        assert "Traceback" not in r.stderr, name
+    _same(runs["one"][1], runs["many"][1])
+    assert runs["one-pure"][1] == runs["one"][1]
+    assert runs["many-pure"][1] == runs["many"][1]
 
 
 def _synthetic(path: Path) -> None:

@@ -1,0 +1,71 @@
+"""The optional C record walker (``_walk.c``) and a single process's replay through it.
+
+``ext`` is the extension module, or None where it was not built (no C compiler when
+installing) or ``WIREBEAT_PURE_PYTHON`` is set: then every reader keeps its Python loop,
+with the same results. The extension walks a little-endian classic pcap of Ethernet frames
+held in memory (``CaptureFile.mapped``): for the workers of a replay it passes over the
+records of other workers (``workers._read_pass``); for a single process it cuts the file
+into ``feed_many`` chunks and leaves out the pure ACKs that ``feed_many`` would only count
+(with flows off).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from capture import CaptureFile
+    from capture.pcapfile import PcapMap
+    from protocols.decoder import Decoder
+
+#: Set (to anything): run without the optional C extension.
+PURE_PYTHON_ENV = "WIREBEAT_PURE_PYTHON"
+
+ext: Any = None
+if not os.environ.get(PURE_PYTHON_ENV):
+    try:
+        ext = importlib.import_module("shipper.agent._walk")
+    except ImportError:
+        pass
+
+
+def walkable(reader: CaptureFile) -> PcapMap | None:
+    """The file in memory if the extension can walk it (else None: iterate the reader)."""
+    if ext is None:
+        return None
+    m = reader.mapped()
+    if m is not None and not (m.linktype == 1 and m.endian == "<"):
+        m.close()
+        return None
+    return m
+
+
+def chunks(
+    m: PcapMap, decoder: Decoder, stop: threading.Event, size: int
+) -> Generator[list[tuple[int, int, bytes, int]], None, None]:
+    """``feed_many`` chunks of ``size`` packets from the mapped file, for a decoder that
+    ticks on the packets' own times: a pure ACK is left out only before the decoder's next
+    tick (which cannot come earlier than when the chunk was cut), so every tick happens at
+    the packet it happens at when every packet is fed. The walk's end is counted and
+    described as iteration would (``PcapMap.finish``); a stop counts what was walked."""
+    walker = ext.Walker(m.buf, 1, 0, decoder.flows is None, m.ts_mult)
+    m.on_close(walker.release)
+    chunk = walker.chunk
+    off = 24
+    records = 0
+    try:
+        while not stop.is_set():
+            off, walked, packets = chunk(off, size, decoder.next_tick)
+            records += walked
+            if not packets:
+                m.finish(off, records)
+                return
+            m.progress(off, records)
+            yield packets
+        m.progress(off, records)
+    finally:
+        m.close()
