@@ -1,22 +1,23 @@
-/* The part of a worker's walk over a mapped capture that needs no Python: skipping records.
+/* The part of a replay's walk over a mapped capture that needs no Python.
 
 Every worker of a multi-process replay walks every record of the capture and keeps the
 ones whose connection hashes to it (``shipper/agent/workers.py``, ``own_mapped``). In Python
 the walk costs about 0.8 microseconds per record, most of it for records the worker then
-ignores: with two workers, about a tenth of each worker's time. ``Walker.skip`` passes over
-those records in C and stops at the first one the Python loop must look at; the Python loop
-then handles that record exactly as it would without this module, which stays optional
-(``WIREBEAT_PURE_PYTHON=1`` or a machine without a compiler gives the Python loop alone).
+ignores: with two workers, about a tenth of each worker's time. ``Walker.own`` walks the
+records in C up to the first one the Python loop must look at and returns the worker's
+packets with their positions; the Python loop then handles that record exactly as it would
+without this module. ``Walker.chunk`` cuts the file into ``Decoder.feed_many`` chunks for a
+single process. The module is optional (``WIREBEAT_PURE_PYTHON=1``, or a machine without a
+compiler, gives the Python loops alone, with the same results): written by hand because it
+is a loop over bytes and nothing else, where a Python step per record is the cost.
 
-A record is skipped only if the Python loop would do nothing with it but count it:
-  - it is whole and its header and the 48 bytes after it are in the file;
-  - its time is before the next tick (sec * 10**9 + frac * mult < next_tick);
-  - it is untagged Ethernet, IPv4 without options, not a fragment, TCP or UDP, at least
-    38 bytes captured (the connection-hash fast path);
-  - its connection hashes to another worker, or it is this worker's pure ACK and pure ACKs
-    are skipped (TCP, no SYN/FIN/RST, the IP total length equal to the headers' length and
-    within the captured bytes).
-The hash is the one ``workers._mix`` computes; tests compare the two.
+A worker's walk stops before a record that is not whole, or whose header and 48 bytes of
+frame are not in the file; whose time is at or after the next tick; that is not untagged
+Ethernet, IPv4 without options, not a fragment, TCP or UDP, 38 bytes or more (the Python
+loop hashes those itself). Of the others it keeps those whose connection hashes to the
+worker (``workers._mix``; the tests compare the two), but pure ACKs when they are skipped
+(TCP, no SYN/FIN/RST, the IP total length equal to the headers' and within the captured
+bytes: ``Decoder.feed_many`` would only count them).
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -108,43 +109,72 @@ static inline int pure_ack(const unsigned char *f, uint32_t incl) {
     return (flags & 0x07) == 0 && doff >= 0x50 && be16(f + 16) == hl && hl <= incl - 14;
 }
 
-/* skip(off, limit, next_tick) -> (off, skipped): at most ``limit`` records skipped. */
-static PyObject *Walker_skip(Walker *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "skip(off, limit, next_tick)");
-        return NULL;
+/* The arguments of own() and chunk(): ``nargs`` non-negative sizes (the first an offset),
+   then the next tick's time (clamped to the long long range). 0, or -1 with an exception. */
+static int parse_args(Walker *self, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const char *usage,
+                      Py_ssize_t *sizes, long long *next_tick) {
+    if (nargs != want + 1) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
     }
     if (!self->held) {
         PyErr_SetString(PyExc_ValueError, "released");
-        return NULL;
+        return -1;
     }
-    Py_ssize_t off = PyLong_AsSsize_t(args[0]);
-    if (off == -1 && PyErr_Occurred())
-        return NULL;
-    Py_ssize_t limit = PyLong_AsSsize_t(args[1]);
-    if (limit == -1 && PyErr_Occurred())
-        return NULL;
-    int overflow = 0;
-    long long next_tick = PyLong_AsLongLongAndOverflow(args[2], &overflow);
-    if (next_tick == -1 && PyErr_Occurred())
-        return NULL;
-    if (overflow > 0)
-        next_tick = LLONG_MAX;
-    else if (overflow < 0)
-        next_tick = LLONG_MIN;
-    if (off < 0) {
+    for (Py_ssize_t i = 0; i < want; i++) {
+        sizes[i] = PyLong_AsSsize_t(args[i]);
+        if (sizes[i] == -1 && PyErr_Occurred())
+            return -1;
+    }
+    if (sizes[0] < 0) {
         PyErr_SetString(PyExc_ValueError, "negative offset");
-        return NULL;
+        return -1;
     }
+    int overflow = 0;
+    *next_tick = PyLong_AsLongLongAndOverflow(args[want], &overflow);
+    if (*next_tick == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow > 0)
+        *next_tick = LLONG_MAX;
+    else if (overflow < 0)
+        *next_tick = LLONG_MIN;
+    return 0;
+}
+
+/* A packet as capture sources yield them: (ts, linktype 1, frame, wire_len); appended to
+   ``out`` (0), or -1 with an exception. */
+static int append_packet(PyObject *out, long long ts, PyObject *one, const unsigned char *frame, uint32_t incl,
+                         uint32_t wire) {
+    PyObject *item = Py_BuildValue("(LOy#k)", ts, one, (const char *)frame, (Py_ssize_t)incl, (unsigned long)wire);
+    if (item == NULL)
+        return -1;
+    int rc = PyList_Append(out, item);
+    Py_DECREF(item);
+    return rc;
+}
+
+/* own(off, limit, most, next_tick) -> (off, walked, positions, packets): walk at most
+   ``limit`` records from ``off``, keeping this worker's packets (not its pure ACKs when
+   they are skipped) with their positions (records walked before each), at most ``most``
+   of them; stop before the first record the Python loop must look at itself. */
+static PyObject *Walker_own(Walker *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t sizes[3];
+    long long next_tick;
+    if (parse_args(self, args, nargs, 3, "own(off, limit, most, next_tick)", sizes, &next_tick) < 0)
+        return NULL;
+    Py_ssize_t off = sizes[0], limit = sizes[1], most = sizes[2];
     const unsigned char *buf = (const unsigned char *)self->view.buf;
     const Py_ssize_t fend = self->view.len;
     const uint64_t n = self->n, idx = self->idx;
     const long long mult = self->mult;
     const int skip_acks = self->skip_acks;
-    Py_ssize_t skipped = 0;
-    while (skipped < limit && off <= fend - 64) {
+    PyObject *positions = PyList_New(0), *packets = PyList_New(0), *one = PyLong_FromLong(1);
+    if (positions == NULL || packets == NULL || one == NULL)
+        goto fail;
+    Py_ssize_t walked = 0, got = 0;
+    while (walked < limit && got < most && off <= fend - 64) {
         const unsigned char *r = buf + off;
-        uint32_t sec = le32(r), frac = le32(r + 4), incl = le32(r + 8);
+        uint32_t sec = le32(r), frac = le32(r + 4), incl = le32(r + 8), wire = le32(r + 12);
         if (incl > MAX_RECORD || (Py_ssize_t)incl > fend - off - 16)
             break;
         /* sec < 2**32 and frac * mult < 2**62: no overflow */
@@ -157,58 +187,46 @@ static PyObject *Walker_skip(Walker *self, PyObject *const *args, Py_ssize_t nar
               (proto == 6 || proto == 17)))
             break;
         uint64_t h = mix((uint64_t)(be32(f + 26) ^ be32(f + 30)), (uint64_t)(be16(f + 34) ^ be16(f + 36)));
-        if (h % n == idx && !(skip_acks && pure_ack(f, incl)))
-            break;
+        if (h % n == idx && !(skip_acks && pure_ack(f, incl))) {
+            PyObject *at = PyLong_FromSsize_t(walked);
+            if (at == NULL)
+                goto fail;
+            int rc = PyList_Append(positions, at);
+            Py_DECREF(at);
+            if (rc < 0 || append_packet(packets, ts, one, f, incl, wire) < 0)
+                goto fail;
+            got++;
+        }
         off += 16 + (Py_ssize_t)incl;
-        skipped++;
+        walked++;
     }
-    return Py_BuildValue("(nn)", off, skipped);
+    Py_DECREF(one);
+    return Py_BuildValue("(nnNN)", off, walked, positions, packets);
+fail:
+    Py_XDECREF(positions);
+    Py_XDECREF(packets);
+    Py_XDECREF(one);
+    return NULL;
 }
 
-/* chunk(off, most, next_tick) -> (off, walked, packets): the next ``most`` packets as
-   ``(ts, 1, frame, wire_len)`` for Decoder.feed_many, from ``off`` to the first record that
-   is not whole (the caller's PcapMap.finish describes it) or the end. With ``skip_acks``
-   (one worker of one: every record is its own), pure ACKs before ``next_tick`` are walked
-   over and not returned: feed_many would only count them. */
+/* chunk(off, most, next_tick) -> (off, walked, packets): the next ``most`` packets for
+   Decoder.feed_many, from ``off`` to the first record that is not whole (the caller's
+   PcapMap.finish describes it) or the end. With ``skip_acks`` (one worker of one: every
+   record is its own), pure ACKs before ``next_tick`` are walked over and not returned:
+   feed_many would only count them. */
 static PyObject *Walker_chunk(Walker *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "chunk(off, most, next_tick)");
+    Py_ssize_t sizes[2];
+    long long next_tick;
+    if (parse_args(self, args, nargs, 2, "chunk(off, most, next_tick)", sizes, &next_tick) < 0)
         return NULL;
-    }
-    if (!self->held) {
-        PyErr_SetString(PyExc_ValueError, "released");
-        return NULL;
-    }
-    Py_ssize_t off = PyLong_AsSsize_t(args[0]);
-    if (off == -1 && PyErr_Occurred())
-        return NULL;
-    Py_ssize_t most = PyLong_AsSsize_t(args[1]);
-    if (most == -1 && PyErr_Occurred())
-        return NULL;
-    int overflow = 0;
-    long long next_tick = PyLong_AsLongLongAndOverflow(args[2], &overflow);
-    if (next_tick == -1 && PyErr_Occurred())
-        return NULL;
-    if (overflow > 0)
-        next_tick = LLONG_MAX;
-    else if (overflow < 0)
-        next_tick = LLONG_MIN;
-    if (off < 0) {
-        PyErr_SetString(PyExc_ValueError, "negative offset");
-        return NULL;
-    }
+    Py_ssize_t off = sizes[0], most = sizes[1];
     const unsigned char *buf = (const unsigned char *)self->view.buf;
     const Py_ssize_t fend = self->view.len;
     const long long mult = self->mult;
     const int skip_acks = self->skip_acks && self->n == 1;
-    PyObject *out = PyList_New(0);
-    if (out == NULL)
-        return NULL;
-    PyObject *one = PyLong_FromLong(1);
-    if (one == NULL) {
-        Py_DECREF(out);
-        return NULL;
-    }
+    PyObject *packets = PyList_New(0), *one = PyLong_FromLong(1);
+    if (packets == NULL || one == NULL)
+        goto fail;
     Py_ssize_t walked = 0, got = 0;
     while (got < most && off <= fend - 16) {
         const unsigned char *r = buf + off;
@@ -217,32 +235,28 @@ static PyObject *Walker_chunk(Walker *self, PyObject *const *args, Py_ssize_t na
             break;
         long long ts = (long long)sec * 1000000000LL + (long long)frac * mult;
         if (!(skip_acks && ts < next_tick && off <= fend - 64 && pure_ack(r + 16, incl))) {
-            PyObject *item = Py_BuildValue("(LOy#k)", ts, one, (const char *)(r + 16), (Py_ssize_t)incl,
-                                           (unsigned long)wire);
-            if (item == NULL || PyList_Append(out, item) < 0) {
-                Py_XDECREF(item);
-                Py_DECREF(one);
-                Py_DECREF(out);
-                return NULL;
-            }
-            Py_DECREF(item);
+            if (append_packet(packets, ts, one, r + 16, incl, wire) < 0)
+                goto fail;
             got++;
         }
         off += 16 + (Py_ssize_t)incl;
         walked++;
     }
     Py_DECREF(one);
-    PyObject *res = Py_BuildValue("(nnN)", off, walked, out);
-    return res;
+    return Py_BuildValue("(nnN)", off, walked, packets);
+fail:
+    Py_XDECREF(packets);
+    Py_XDECREF(one);
+    return NULL;
 }
 
 static PyMethodDef Walker_methods[] = {
+    {"own", (PyCFunction)(void (*)(void))Walker_own, METH_FASTCALL,
+     "own(off, limit, most, next_tick) -> (off, walked, positions, packets): a worker's packets "
+     "up to the first record the Python walk must look at."},
     {"chunk", (PyCFunction)(void (*)(void))Walker_chunk, METH_FASTCALL,
      "chunk(off, most, next_tick) -> (off, walked, packets): the next packets for feed_many "
      "(a single process's replay)."},
-    {"skip", (PyCFunction)(void (*)(void))Walker_skip, METH_FASTCALL,
-     "skip(off, limit, next_tick) -> (off, skipped): pass over the records the Python walk "
-     "would only count, at most limit of them; stop at the first it must look at."},
     {"release", (PyCFunction)Walker_release, METH_NOARGS, "Release the buffer (before closing a mmap)."},
     {NULL, NULL, 0, NULL},
 };

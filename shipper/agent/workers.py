@@ -231,6 +231,8 @@ _ETH_IP4 = struct.Struct(">12xHB5xHxB2xIIHH")
 _LE_REC_ETH_IP4 = struct.Struct("<IIII12xHBxH2xHxB2xIIHH8xBB")
 #: Connections whose worker a mapped walk keeps (``_read_pass``); cleared when full.
 _MAX_HASHES = 1 << 16
+#: Packets the C walker returns at most per call.
+_OWN_BATCH = 256
 
 
 def _swap32(v: int) -> int:
@@ -815,16 +817,23 @@ def _read_pass(
         tick_sec = next_tick // 1_000_000_000
         frac_max = 1_000_000_000 // mult
         et = vihl = total = frag = proto = sa = da = sp = dp = doff = flags = 0
-        skip = None
+        own_c = None
         if walk.ext is not None:
             walker = walk.ext.Walker(buf, n, idx, skip_acks, mult)
             m.on_close(walker.release)
-            skip = walker.skip
+            own_c = walker.own
         while off + 16 <= fend:
-            if skip is not None:
-                # Pass over the records that are another worker's or skipped ACKs (in C);
-                # the record it stops at is looked at below as if it had not run.
-                off, k = skip(off, end - pos - 1, next_tick)
+            if own_c is not None:
+                # The records up to the next one this loop must look at (a tick due, a
+                # frame to hash in Python, the end of the batch or of the file) walked in C:
+                # this worker's packets come back with their positions. The record it
+                # stops at is looked at below as if it had not run.
+                off, k, rels, pkts = own_c(off, end - pos - 1, _OWN_BATCH, next_tick)
+                for rel, pkt in zip(rels, pkts, strict=True):
+                    if last >= 0:
+                        settle(last)
+                    last = pos + rel
+                    yield pkt
                 pos += k
                 if off + 16 > fend:
                     break

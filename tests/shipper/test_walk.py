@@ -1,9 +1,11 @@
-"""The optional C record skipper of the workers' mapped walk (``shipper/agent/_walk.c``).
+"""The optional C record walker (``shipper/agent/_walk.c``).
 
-It must skip exactly the records the Python walk would only count, and stay inside the
-buffer whatever the buffer holds. The reference below is the Python walk's own tests
-(``own_mapped`` in ``shipper/agent/workers.py``), written out; ``test_workers.py`` runs every
-capture with two workers with and without the extension and requires the same output.
+For a worker it must pass over exactly the records the Python walk would only count and
+return exactly the packets it would decode, with their positions; for a single process it
+must return every packet but the pure ACKs ``feed_many`` would only count; and it must stay
+inside the buffer whatever the buffer holds. The references below are those rules written
+out in Python; ``test_workers.py`` replays every capture with and without the extension (one
+process and two workers) and requires the same events.
 """
 
 from __future__ import annotations
@@ -32,17 +34,23 @@ def _walk_module() -> Any:
 
 
 def reference(
-    buf: bytes, off: int, limit: int, next_tick: int, n: int, idx: int, skip_acks: bool, mult: int
-) -> tuple[int, int]:
+    buf: bytes, off: int, limit: int, most: int, next_tick: int, n: int, idx: int, skip_acks: bool, mult: int
+) -> tuple[int, int, list[int], list[tuple[int, int, bytes, int]]]:
+    """What the Python walk does with the records before the first it must look at itself
+    (a tick due, a frame it hashes in Python, a broken record, the end): this worker's
+    packets and their positions, pure ACKs left out when asked."""
     fend = len(buf)
-    k = 0
-    while k < limit and off + 64 <= fend:
-        sec, frac, incl, _w, et, vihl, total, frag, proto, sa, da, sp, dp, doff, flags = (
+    walked = 0
+    positions: list[int] = []
+    packets: list[tuple[int, int, bytes, int]] = []
+    while walked < limit and len(packets) < most and off + 64 <= fend:
+        sec, frac, incl, wire, et, vihl, total, frag, proto, sa, da, sp, dp, doff, flags = (
             _LE_REC_ETH_IP4.unpack_from(buf, off)
         )
         if incl > MAX_RECORD or off + 16 + incl > fend:
             break
-        if sec * 1_000_000_000 + frac * mult >= next_tick:
+        ts = sec * 1_000_000_000 + frac * mult
+        if ts >= next_tick:
             break
         if not (et == 0x0008 and incl >= 38 and vihl == 0x45 and not frag & 0xFF3F and proto in (6, 17)):
             break
@@ -56,10 +64,11 @@ def reference(
                 and _swap16(total) == 20 + ((doff >> 4) << 2) <= incl - 14
             )
             if not pure_ack:
-                break
+                positions.append(walked)
+                packets.append((ts, 1, buf[off + 16 : off + 16 + incl], wire))
         off += 16 + incl
-        k += 1
-    return off, k
+        walked += 1
+    return off, walked, positions, packets
 
 
 def test_extension_is_built() -> None:
@@ -145,17 +154,18 @@ def capture(draw: st.DrawFn) -> bytes:
     st.sampled_from([0, 1_000_000_000, 2_500_000_000, 1_700_000_000_000_000_000, NEVER, 1 << 70]),
     st.integers(0, 30),
 )
-def test_skips_what_the_python_walk_only_counts(
+def test_walks_as_the_python_walk(
     data: bytes, n: int, choose: st.DataObject, skip_acks: bool, mult: int, next_tick: int, limit: int
 ) -> None:
     """From the first record to the end, stopping where either stops and stepping over the
-    record there: both stop at the same records, after the same counts."""
+    record there: both stop at the same records, with the same packets and positions."""
     idx = choose.draw(st.integers(0, n - 1))
+    most = choose.draw(st.integers(0, 5))
     walker = _walk_module().Walker(data, n, idx, skip_acks, mult)
     off = 24
     while True:
-        got = walker.skip(off, limit, next_tick)
-        assert got == reference(data, off, limit, next_tick, n, idx, skip_acks, mult)
+        got = walker.own(off, limit, most, next_tick)
+        assert got == reference(data, off, limit, most, next_tick, n, idx, skip_acks, mult)
         off = got[0]
         if off + 16 > len(data):
             break
@@ -231,10 +241,10 @@ def test_any_bytes_any_arguments(data: bytes, off: int, limit: int, next_tick: i
     walker = _walk_module().Walker(data, 3, 1, True, 1000)
     if off < 0:
         with pytest.raises(ValueError):
-            walker.skip(off, limit, next_tick)
+            walker.own(off, limit, 2, next_tick)
         return
-    got = walker.skip(off, limit, next_tick)
-    assert got == reference(data, off, limit, next_tick, 3, 1, True, 1000)
+    got = walker.own(off, limit, 2, next_tick)
+    assert got == reference(data, off, limit, 2, next_tick, 3, 1, True, 1000)
     one = _walk_module().Walker(data, 1, 0, True, 1000)
     assert one.chunk(off, limit, next_tick) == chunk_reference(
         data, off, max(limit, 0), next_tick, True, 1000
@@ -252,12 +262,12 @@ def test_bad_arguments() -> None:
         mod.Walker("text", 1, 0, True, 1)
     w = mod.Walker(b"x" * 100, 1, 0, True, 1)
     with pytest.raises(TypeError):
-        w.skip(24, 1)
+        w.own(24, 1, 1)
     with pytest.raises(TypeError):
         w.chunk(24, 1)
     w.release()
     with pytest.raises(ValueError):
-        w.skip(24, 1, 0)
+        w.own(24, 1, 1, 0)
     with pytest.raises(ValueError):
         w.chunk(24, 1, 0)
 
