@@ -36,6 +36,8 @@ typedef struct {
     uint64_t idx;
     int skip_acks;
     long long mult;
+    int big_endian;
+    unsigned long linktype;
 } Walker;
 
 static inline uint32_t le32(const unsigned char *p) {
@@ -48,18 +50,23 @@ static inline uint32_t be32(const unsigned char *p) {
 
 static inline uint32_t be16(const unsigned char *p) { return (uint32_t)p[0] << 8 | (uint32_t)p[1]; }
 
+/* A record header field in the file's byte order. */
+static inline uint32_t rd32(const unsigned char *p, int big_endian) { return big_endian ? be32(p) : le32(p); }
+
 static uint64_t mix(uint64_t addrs, uint64_t ports) {
     uint64_t h = addrs * K1 + ports * K2;
     return h ^ (h >> 31) ^ (h >> 47);
 }
 
 static int Walker_init(Walker *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"buffer", "workers", "index", "skip_acks", "mult", NULL};
+    static char *kwlist[] = {"buffer", "workers", "index", "skip_acks", "mult", "big_endian", "linktype", NULL};
     PyObject *buf;
     unsigned long long n, idx;
-    int skip_acks;
+    int skip_acks, big_endian = 0;
     long long mult;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OKKpL", kwlist, &buf, &n, &idx, &skip_acks, &mult))
+    unsigned long linktype = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OKKpL|pk", kwlist, &buf, &n, &idx, &skip_acks, &mult, &big_endian,
+                                     &linktype))
         return -1;
     if (n == 0 || idx >= n) {
         PyErr_SetString(PyExc_ValueError, "index must be below workers (at least one)");
@@ -80,6 +87,8 @@ static int Walker_init(Walker *self, PyObject *args, PyObject *kwds) {
     self->idx = idx;
     self->skip_acks = skip_acks;
     self->mult = mult;
+    self->big_endian = big_endian;
+    self->linktype = linktype;
     return 0;
 }
 
@@ -97,16 +106,16 @@ static PyObject *Walker_release(Walker *self, PyObject *Py_UNUSED(ignored)) {
     Py_RETURN_NONE;
 }
 
-/* The pure-ACK test of Decoder.feed_many's inline path, on a whole Ethernet frame ``f`` of
-``incl`` captured bytes (at least 48 of them readable): TCP over IPv4 without options, not a
-fragment, no SYN/FIN/RST, no payload, nothing cut short. */
-static inline int pure_ack(const unsigned char *f, uint32_t incl) {
-    if (!(f[12] == 0x08 && f[13] == 0x00 && incl >= 54 && f[14] == 0x45 && f[23] == 6 &&
-          (be16(f + 20) & 0x3FFF) == 0))
+/* The pure-ACK test of Decoder.feed_many's inline path, on a whole frame ``f`` of ``incl``
+captured bytes whose IPv4 header starts at ``l2`` (14: Ethernet, 16: Linux cooked): TCP over
+IPv4 without options, not a fragment, no SYN/FIN/RST, no payload, nothing cut short. */
+static inline int pure_ack(const unsigned char *f, uint32_t incl, uint32_t l2) {
+    if (!(incl >= l2 + 40 && f[l2 - 2] == 0x08 && f[l2 - 1] == 0x00 && f[l2] == 0x45 && f[l2 + 9] == 6 &&
+          (be16(f + l2 + 6) & 0x3FFF) == 0))
         return 0;
-    unsigned doff = f[46], flags = f[47];
+    unsigned doff = f[l2 + 32], flags = f[l2 + 33];
     unsigned hl = 20 + ((doff >> 4) << 2);
-    return (flags & 0x07) == 0 && doff >= 0x50 && be16(f + 16) == hl && hl <= incl - 14;
+    return (flags & 0x07) == 0 && doff >= 0x50 && be16(f + l2 + 2) == hl && hl <= incl - l2;
 }
 
 /* The arguments of own() and chunk(): ``nargs`` non-negative sizes (the first an offset),
@@ -141,11 +150,12 @@ static int parse_args(Walker *self, PyObject *const *args, Py_ssize_t nargs, Py_
     return 0;
 }
 
-/* A packet as capture sources yield them: (ts, linktype 1, frame, wire_len); appended to
+/* A packet as capture sources yield them: (ts, linktype, frame, wire_len); appended to
    ``out`` (0), or -1 with an exception. */
-static int append_packet(PyObject *out, long long ts, PyObject *one, const unsigned char *frame, uint32_t incl,
+static int append_packet(PyObject *out, long long ts, PyObject *linktype, const unsigned char *frame, uint32_t incl,
                          uint32_t wire) {
-    PyObject *item = Py_BuildValue("(LOy#k)", ts, one, (const char *)frame, (Py_ssize_t)incl, (unsigned long)wire);
+    PyObject *item =
+        Py_BuildValue("(LOy#k)", ts, linktype, (const char *)frame, (Py_ssize_t)incl, (unsigned long)wire);
     if (item == NULL)
         return -1;
     int rc = PyList_Append(out, item);
@@ -162,6 +172,10 @@ static PyObject *Walker_own(Walker *self, PyObject *const *args, Py_ssize_t narg
     long long next_tick;
     if (parse_args(self, args, nargs, 3, "own(off, limit, most, next_tick)", sizes, &next_tick) < 0)
         return NULL;
+    if (self->big_endian || self->linktype != 1) {
+        PyErr_SetString(PyExc_ValueError, "own() walks little-endian Ethernet captures only");
+        return NULL;
+    }
     Py_ssize_t off = sizes[0], limit = sizes[1], most = sizes[2];
     const unsigned char *buf = (const unsigned char *)self->view.buf;
     const Py_ssize_t fend = self->view.len;
@@ -187,7 +201,7 @@ static PyObject *Walker_own(Walker *self, PyObject *const *args, Py_ssize_t narg
               (proto == 6 || proto == 17)))
             break;
         uint64_t h = mix((uint64_t)(be32(f + 26) ^ be32(f + 30)), (uint64_t)(be16(f + 34) ^ be16(f + 36)));
-        if (h % n == idx && !(skip_acks && pure_ack(f, incl))) {
+        if (h % n == idx && !(skip_acks && pure_ack(f, incl, 14))) {
             PyObject *at = PyLong_FromSsize_t(walked);
             if (at == NULL)
                 goto fail;
@@ -211,9 +225,10 @@ fail:
 
 /* chunk(off, most, next_tick) -> (off, walked, packets): the next ``most`` packets for
    Decoder.feed_many, from ``off`` to the first record that is not whole (the caller's
-   PcapMap.finish describes it) or the end. With ``skip_acks`` (one worker of one: every
-   record is its own), pure ACKs before ``next_tick`` are walked over and not returned:
-   feed_many would only count them. */
+   PcapMap.finish describes it) or the end, in either byte order and for any link type. With
+   ``skip_acks`` (one worker of one: every record is its own), the pure ACKs of Ethernet or
+   Linux cooked frames before ``next_tick`` are walked over and not returned: feed_many would
+   only count them. */
 static PyObject *Walker_chunk(Walker *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t sizes[2];
     long long next_tick;
@@ -223,30 +238,32 @@ static PyObject *Walker_chunk(Walker *self, PyObject *const *args, Py_ssize_t na
     const unsigned char *buf = (const unsigned char *)self->view.buf;
     const Py_ssize_t fend = self->view.len;
     const long long mult = self->mult;
-    const int skip_acks = self->skip_acks && self->n == 1;
-    PyObject *packets = PyList_New(0), *one = PyLong_FromLong(1);
-    if (packets == NULL || one == NULL)
+    const int be = self->big_endian;
+    const uint32_t l2 = self->linktype == 1 ? 14 : self->linktype == 113 ? 16 : 0;
+    const int skip_acks = self->skip_acks && self->n == 1 && l2;
+    PyObject *packets = PyList_New(0), *lt = PyLong_FromUnsignedLong(self->linktype);
+    if (packets == NULL || lt == NULL)
         goto fail;
     Py_ssize_t walked = 0, got = 0;
     while (got < most && off <= fend - 16) {
         const unsigned char *r = buf + off;
-        uint32_t sec = le32(r), frac = le32(r + 4), incl = le32(r + 8), wire = le32(r + 12);
+        uint32_t sec = rd32(r, be), frac = rd32(r + 4, be), incl = rd32(r + 8, be), wire = rd32(r + 12, be);
         if (incl > MAX_RECORD || (Py_ssize_t)incl > fend - off - 16)
             break;
         long long ts = (long long)sec * 1000000000LL + (long long)frac * mult;
-        if (!(skip_acks && ts < next_tick && off <= fend - 64 && pure_ack(r + 16, incl))) {
-            if (append_packet(packets, ts, one, r + 16, incl, wire) < 0)
+        if (!(skip_acks && ts < next_tick && pure_ack(r + 16, incl, l2))) {
+            if (append_packet(packets, ts, lt, r + 16, incl, wire) < 0)
                 goto fail;
             got++;
         }
         off += 16 + (Py_ssize_t)incl;
         walked++;
     }
-    Py_DECREF(one);
+    Py_DECREF(lt);
     return Py_BuildValue("(nnN)", off, walked, packets);
 fail:
     Py_XDECREF(packets);
-    Py_XDECREF(one);
+    Py_XDECREF(lt);
     return NULL;
 }
 
@@ -265,8 +282,8 @@ static PyTypeObject WalkerType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "shipper.agent._walk.Walker",
     .tp_basicsize = sizeof(Walker),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Walker(buffer, workers, index, skip_acks, mult): a worker's record skipper over a "
-              "little-endian classic pcap with Ethernet frames (mult: nanoseconds per time fraction).",
+    .tp_doc = "Walker(buffer, workers, index, skip_acks, mult, big_endian=False, linktype=1): a record "
+              "walker over a classic pcap file in memory (mult: nanoseconds per time fraction).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Walker_init,
     .tp_dealloc = (destructor)Walker_dealloc,

@@ -2,11 +2,11 @@
 
 ``ext`` is the extension module, or None where it was not built (no C compiler when
 installing) or ``WIREBEAT_PURE_PYTHON`` is set: then every reader keeps its Python loop,
-with the same results. The extension walks a little-endian classic pcap of Ethernet frames
-held in memory (``CaptureFile.mapped``): for the workers of a replay it passes over the
-records of other workers (``workers._read_pass``); for a single process it cuts the file
-into ``feed_many`` chunks and leaves out the pure ACKs that ``feed_many`` would only count
-(with flows off).
+with the same results. The extension walks a classic pcap file held in memory
+(``CaptureFile.mapped``): for a worker of a replay (little-endian, Ethernet) it passes over
+the records of other workers (``workers._read_pass``); for a single process (any byte order,
+any link type) it cuts the file into ``feed_many`` chunks and, for Ethernet and Linux cooked
+frames, leaves out the pure ACKs that ``feed_many`` would only count (with flows off).
 """
 
 from __future__ import annotations
@@ -34,14 +34,11 @@ if not os.environ.get(PURE_PYTHON_ENV):
 
 
 def walkable(reader: CaptureFile) -> PcapMap | None:
-    """The file in memory if the extension can walk it (else None: iterate the reader)."""
+    """The file in memory if the extension can cut it into chunks: a classic pcap file
+    (else None: iterate the reader)."""
     if ext is None:
         return None
-    m = reader.mapped()
-    if m is not None and not (m.linktype == 1 and m.endian == "<"):
-        m.close()
-        return None
-    return m
+    return reader.mapped()
 
 
 def chunks(
@@ -52,7 +49,7 @@ def chunks(
     tick (which cannot come earlier than when the chunk was cut), so every tick happens at
     the packet it happens at when every packet is fed. The walk's end is counted and
     described as iteration would (``PcapMap.finish``); a stop counts what was walked."""
-    walker = ext.Walker(m.buf, 1, 0, decoder.flows is None, m.ts_mult)
+    walker = ext.Walker(m.buf, 1, 0, decoder.flows is None, m.ts_mult, m.endian == ">", m.linktype)
     m.on_close(walker.release)
     chunk = walker.chunk
     off = 24

@@ -398,17 +398,18 @@ def test_pcap_mapped_walk_matches_iteration(
 
 @FUZZ
 @given(
+    endian=st.sampled_from("<>"),
     nano=st.booleans(),
     records=pcap_records,
     cut=st.integers(0, 10_000),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_pcap_walked_in_chunks_matches_iteration(
-    nano: bool, records: list[tuple[int, int, bytes, int]], cut: int, seed: int
+    endian: str, nano: bool, records: list[tuple[int, int, bytes, int]], cut: int, seed: int
 ) -> None:
-    """The C walker's chunks for a single process (little-endian Ethernet pcap) hold what
-    iteration yields, and the reader counts and describes alike: whole, cut, mutated."""
-    data = pcap_file("<", nano, records)
+    """The C walker's chunks for a single process hold what iteration yields, and the
+    reader counts and describes alike: whole, cut, mutated files, both byte orders."""
+    data = pcap_file(endian, nano, records)
     same_as_iteration(data, "chunks")
     same_as_iteration(data[: 24 + cut % max(1, len(data) - 23)], "chunks")
     same_as_iteration(data[:24] + mutate(data[24:], random.Random(seed)), "chunks")

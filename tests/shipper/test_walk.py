@@ -94,7 +94,7 @@ _FAULTS = ["none"] * 8 + ["garbage", "ethertype", "options", "fragment", "icmp",
 
 
 @st.composite
-def record(draw: st.DrawFn) -> bytes:
+def record(draw: st.DrawFn, endian: str = "<", cooked: bool = False) -> bytes:
     """One pcap record: mostly Ethernet/IPv4 TCP or UDP between a few endpoints (pure ACKs
     among them); some with one fault: garbage, another ethertype, IP options, a fragment,
     ICMP, cut short, a lying IP or record length."""
@@ -123,19 +123,20 @@ def record(draw: st.DrawFn) -> bytes:
             if fault == "ethertype"
             else b"\x08\x00"
         )
-        frame = b"\x02" * 12 + et + ip + l4
+        frame = (b"\x00" * 14 if cooked else b"\x02" * 12) + et + ip + l4
         if fault == "cut":
             frame = frame[: draw(st.sampled_from([37, 38, 53, 54]))]
     incl = len(frame)
     if fault == "incl":
         incl += draw(st.sampled_from([5, -1, MAX_RECORD, MAX_RECORD + 1]))
-    return struct.pack("<IIII", sec, frac, incl & 0xFFFFFFFF, len(frame)) + frame
+    return struct.pack(endian + "IIII", sec, frac, incl & 0xFFFFFFFF, len(frame)) + frame
 
 
 @st.composite
-def capture(draw: st.DrawFn) -> bytes:
+def capture(draw: st.DrawFn, endian: str = "<", cooked: bool = False) -> bytes:
     """Records, a few bytes changed, sometimes cut anywhere."""
-    data = bytearray(b"\x00" * 24 + b"".join(draw(st.lists(record(), min_size=1, max_size=30))))
+    records = draw(st.lists(record(endian, cooked), min_size=1, max_size=30))
+    data = bytearray(b"\x00" * 24 + b"".join(records))
     for _ in range(draw(st.integers(0, 3))):
         at = draw(st.integers(24, len(data) - 1))
         data[at] = draw(st.integers(0, 255))
@@ -177,23 +178,32 @@ def test_walks_as_the_python_walk(
 
 
 def chunk_reference(
-    buf: bytes, off: int, most: int, next_tick: int, skip_acks: bool, mult: int
+    buf: bytes,
+    off: int,
+    most: int,
+    next_tick: int,
+    skip_acks: bool,
+    mult: int,
+    endian: str = "<",
+    linktype: int = 1,
 ) -> tuple[int, int, list[tuple[int, int, bytes, int]]]:
     """What ``Decoder.feed_many`` must be given: every whole record, but a pure ACK (its
-    inline path's test, written out) before ``next_tick`` when ACKs are skipped."""
+    inline path's test, written out, for Ethernet and Linux cooked frames) before
+    ``next_tick`` when ACKs are skipped."""
+    l2 = {1: 14, 113: 16}.get(linktype, 0)
     fend = len(buf)
     walked = 0
     out: list[tuple[int, int, bytes, int]] = []
     while len(out) < most and off + 16 <= fend:
-        sec, frac, incl, wire = struct.unpack_from("<IIII", buf, off)
+        sec, frac, incl, wire = struct.unpack_from(endian + "IIII", buf, off)
         if incl > MAX_RECORD or off + 16 + incl > fend:
             break
         ts = sec * 1_000_000_000 + frac * mult
         frame = buf[off + 16 : off + 16 + incl]
         pure_ack = False
-        if skip_acks and ts < next_tick and off + 64 <= fend and incl >= 54 and frame[12:14] == b"\x08\x00":
-            vihl, total, frag, proto = struct.unpack_from(">BxHxxHxB", frame, 14)
-            doff, flags = frame[46], frame[47]
+        if skip_acks and l2 and ts < next_tick and incl >= l2 + 40 and frame[l2 - 2 : l2] == b"\x08\x00":
+            vihl, total, frag, proto = struct.unpack_from(">BxHxxHxB", frame, l2)
+            doff, flags = frame[l2 + 32], frame[l2 + 33]
             hl = 20 + ((doff >> 4) << 2)
             pure_ack = (
                 vihl == 0x45
@@ -201,10 +211,10 @@ def chunk_reference(
                 and not frag & 0x3FFF
                 and not flags & 0x07
                 and doff >= 0x50
-                and total == hl <= incl - 14
+                and total == hl <= incl - l2
             )
         if not pure_ack:
-            out.append((ts, 1, frame, wire))
+            out.append((ts, linktype, frame, wire))
         off += 16 + incl
         walked += 1
     return off, walked, out
@@ -212,22 +222,26 @@ def chunk_reference(
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    capture(),
+    st.data(),
+    st.sampled_from([("<", 1), (">", 1), ("<", 113), (">", 113), ("<", 101), ("<", 0)]),
     st.booleans(),
     st.sampled_from([1, 1000]),
     st.sampled_from([0, 1_000_000_000, 2_500_000_000, 1_700_000_000_000_000_000, NEVER, 1 << 70]),
     st.integers(0, 7),
 )
 def test_chunks_leave_out_only_pure_acks_before_the_tick(
-    data: bytes, skip_acks: bool, mult: int, next_tick: int, most: int
+    choose: st.DataObject, form: tuple[str, int], skip_acks: bool, mult: int, next_tick: int, most: int
 ) -> None:
-    """A single process's chunks: all records to the first broken one, less the pure ACKs
-    ``feed_many`` would only count (when asked, and only before the next tick)."""
-    walker = _walk_module().Walker(data, 1, 0, skip_acks, mult)
+    """A single process's chunks, in either byte order, Ethernet, Linux cooked or another
+    link type: all records to the first broken one, less the pure ACKs ``feed_many`` would
+    only count (when asked, and only before the next tick)."""
+    endian, linktype = form
+    data = choose.draw(capture(endian, cooked=linktype == 113))
+    walker = _walk_module().Walker(data, 1, 0, skip_acks, mult, endian == ">", linktype)
     off = 24
     for _ in range(len(data)):
         got = walker.chunk(off, most, next_tick)
-        assert got == chunk_reference(data, off, most, next_tick, skip_acks, mult)
+        assert got == chunk_reference(data, off, most, next_tick, skip_acks, mult, endian, linktype)
         if not got[2] or got[0] == off:
             break
         off = got[0]
@@ -260,6 +274,10 @@ def test_bad_arguments() -> None:
         mod.Walker(b"", 1, 0, True, 0)
     with pytest.raises(TypeError):
         mod.Walker("text", 1, 0, True, 1)
+    with pytest.raises(ValueError):
+        mod.Walker(b"x" * 100, 1, 0, True, 1, True).own(24, 1, 1, 0)  # big-endian
+    with pytest.raises(ValueError):
+        mod.Walker(b"x" * 100, 1, 0, True, 1, False, 113).own(24, 1, 1, 0)
     w = mod.Walker(b"x" * 100, 1, 0, True, 1)
     with pytest.raises(TypeError):
         w.own(24, 1, 1)
