@@ -377,6 +377,7 @@ def test_pcapng_records_by_reference_match_iteration(
 # -- mapped(): a reader's own loop over a classic pcap file in memory (workers) -------------
 
 
+@pytest.mark.parametrize("how", ["mapped", "chunks"])
 @FUZZ
 @given(
     endian=st.sampled_from("<>"),
@@ -386,33 +387,15 @@ def test_pcapng_records_by_reference_match_iteration(
     seed=st.integers(0, 2**32 - 1),
 )
 def test_pcap_mapped_walk_matches_iteration(
-    endian: str, nano: bool, records: list[tuple[int, int, bytes, int]], cut: int, seed: int
+    how: str, endian: str, nano: bool, records: list[tuple[int, int, bytes, int]], cut: int, seed: int
 ) -> None:
-    """Walking a mapped file counts and describes what it meets as iterating it does:
-    whole files, files cut anywhere, mutated files (lying lengths)."""
+    """Walking a mapped file (the Python loop ``PcapMap`` prescribes, or the C walker's
+    chunks for a single process) yields what iterating it yields, and counts and describes
+    what it meets alike: whole files, files cut anywhere, mutated files (lying lengths)."""
     data = pcap_file(endian, nano, records)
-    same_as_iteration(data, "mapped")
-    same_as_iteration(data[: 24 + cut % max(1, len(data) - 23)], "mapped")
-    same_as_iteration(data[:24] + mutate(data[24:], random.Random(seed)), "mapped")
-
-
-@FUZZ
-@given(
-    endian=st.sampled_from("<>"),
-    nano=st.booleans(),
-    records=pcap_records,
-    cut=st.integers(0, 10_000),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_pcap_walked_in_chunks_matches_iteration(
-    endian: str, nano: bool, records: list[tuple[int, int, bytes, int]], cut: int, seed: int
-) -> None:
-    """The C walker's chunks for a single process hold what iteration yields, and the
-    reader counts and describes alike: whole, cut, mutated files, both byte orders."""
-    data = pcap_file(endian, nano, records)
-    same_as_iteration(data, "chunks")
-    same_as_iteration(data[: 24 + cut % max(1, len(data) - 23)], "chunks")
-    same_as_iteration(data[:24] + mutate(data[24:], random.Random(seed)), "chunks")
+    same_as_iteration(data, how)
+    same_as_iteration(data[: 24 + cut % max(1, len(data) - 23)], how)
+    same_as_iteration(data[:24] + mutate(data[24:], random.Random(seed)), how)
 
 
 def test_mapped_is_for_classic_pcap_only(tmp_path: Path) -> None:
