@@ -143,10 +143,16 @@ class PcapMap:
         self.released = 0
         self._closers: list[Callable[[], object]] = []
 
-    def progress(self, pos: int, records: int) -> None:
+    def progress(self, pos: int, records: int) -> bool:
         """Counters for a loop at ``pos`` after ``records`` whole records. The pages before
         ``pos`` are handed back: a file read once must not stay in the process's resident
-        memory (a worker walking a 600 MB capture would hold all of it)."""
+        memory (a worker walking a 600 MB capture would hold all of it).
+
+        True if the file is now shorter than ``end`` (another process truncated it): ``end``
+        is lowered to its size, and the loop must stop there — touching a page of the
+        mapping past the end of the file kills the process (SIGBUS). Iteration would meet
+        the same end; ``finish`` describes it alike. The loops call this every few thousand
+        records; a truncation between two calls can still reach a page past the end."""
         stats = self.reader.stats
         stats.packets = records
         stats.bytes_read = pos
@@ -154,6 +160,14 @@ class PcapMap:
         if upto - self.released >= _RELEASE_EVERY and hasattr(self.buf, "madvise"):
             self.buf.madvise(mmap.MADV_DONTNEED, self.released, upto - self.released)
             self.released = upto
+        try:
+            size = os.fstat(self.reader._fh.fileno()).st_size
+        except (OSError, ValueError):
+            return False
+        if size >= self.end:
+            return False
+        self.end = max(size, pos)
+        return True
 
     def on_close(self, release: Callable[[], object]) -> None:
         """Call ``release`` before unmapping (a view of ``buf`` held elsewhere must be let go

@@ -38,6 +38,7 @@ typedef struct {
     long long mult;
     int big_endian;
     unsigned long linktype;
+    Py_ssize_t end; /* the walks stop here: the buffer's length, or less (shrink) */
 } Walker;
 
 static inline uint32_t le32(const unsigned char *p) {
@@ -83,6 +84,7 @@ static int Walker_init(Walker *self, PyObject *args, PyObject *kwds) {
     if (PyObject_GetBuffer(buf, &self->view, PyBUF_SIMPLE) < 0)
         return -1;
     self->held = 1;
+    self->end = self->view.len;
     self->n = n;
     self->idx = idx;
     self->skip_acks = skip_acks;
@@ -96,6 +98,20 @@ static void Walker_dealloc(Walker *self) {
     if (self->held)
         PyBuffer_Release(&self->view);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* shrink(end): walk no further than ``end`` (the file was truncated under the mapping). */
+static PyObject *Walker_shrink(Walker *self, PyObject *arg) {
+    Py_ssize_t end = PyLong_AsSsize_t(arg);
+    if (end == -1 && PyErr_Occurred())
+        return NULL;
+    if (end < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative end");
+        return NULL;
+    }
+    if (end < self->end)
+        self->end = end;
+    Py_RETURN_NONE;
 }
 
 static PyObject *Walker_release(Walker *self, PyObject *Py_UNUSED(ignored)) {
@@ -178,7 +194,7 @@ static PyObject *Walker_own(Walker *self, PyObject *const *args, Py_ssize_t narg
     }
     Py_ssize_t off = sizes[0], limit = sizes[1], most = sizes[2];
     const unsigned char *buf = (const unsigned char *)self->view.buf;
-    const Py_ssize_t fend = self->view.len;
+    const Py_ssize_t fend = self->end;
     const uint64_t n = self->n, idx = self->idx;
     const long long mult = self->mult;
     const int skip_acks = self->skip_acks;
@@ -223,20 +239,21 @@ fail:
     return NULL;
 }
 
-/* chunk(off, most, next_tick) -> (off, walked, packets): the next ``most`` packets for
-   Decoder.feed_many, from ``off`` to the first record that is not whole (the caller's
-   PcapMap.finish describes it) or the end, in either byte order and for any link type. With
+/* chunk(off, limit, most, next_tick) -> (off, walked, packets): the next ``most`` packets
+   for Decoder.feed_many, at most ``limit`` records walked, from ``off`` to the first record
+   that is not whole (the caller's PcapMap.finish describes it) or the end, in either byte
+   order and for any link type. With
    ``skip_acks`` (one worker of one: every record is its own), the pure ACKs of Ethernet or
    Linux cooked frames before ``next_tick`` are walked over and not returned: feed_many would
    only count them. */
 static PyObject *Walker_chunk(Walker *self, PyObject *const *args, Py_ssize_t nargs) {
-    Py_ssize_t sizes[2];
+    Py_ssize_t sizes[3];
     long long next_tick;
-    if (parse_args(self, args, nargs, 2, "chunk(off, most, next_tick)", sizes, &next_tick) < 0)
+    if (parse_args(self, args, nargs, 3, "chunk(off, limit, most, next_tick)", sizes, &next_tick) < 0)
         return NULL;
-    Py_ssize_t off = sizes[0], most = sizes[1];
+    Py_ssize_t off = sizes[0], limit = sizes[1], most = sizes[2];
     const unsigned char *buf = (const unsigned char *)self->view.buf;
-    const Py_ssize_t fend = self->view.len;
+    const Py_ssize_t fend = self->end;
     const long long mult = self->mult;
     const int be = self->big_endian;
     const uint32_t l2 = self->linktype == 1 ? 14 : self->linktype == 113 ? 16 : 0;
@@ -245,7 +262,7 @@ static PyObject *Walker_chunk(Walker *self, PyObject *const *args, Py_ssize_t na
     if (packets == NULL || lt == NULL)
         goto fail;
     Py_ssize_t walked = 0, got = 0;
-    while (got < most && off <= fend - 16) {
+    while (walked < limit && got < most && off <= fend - 16) {
         const unsigned char *r = buf + off;
         uint32_t sec = rd32(r, be), frac = rd32(r + 4, be), incl = rd32(r + 8, be), wire = rd32(r + 12, be);
         if (incl > MAX_RECORD || (Py_ssize_t)incl > fend - off - 16)
@@ -272,8 +289,9 @@ static PyMethodDef Walker_methods[] = {
      "own(off, limit, most, next_tick) -> (off, walked, positions, packets): a worker's packets "
      "up to the first record the Python walk must look at."},
     {"chunk", (PyCFunction)(void (*)(void))Walker_chunk, METH_FASTCALL,
-     "chunk(off, most, next_tick) -> (off, walked, packets): the next packets for feed_many "
+     "chunk(off, limit, most, next_tick) -> (off, walked, packets): the next packets for feed_many "
      "(a single process's replay)."},
+    {"shrink", (PyCFunction)Walker_shrink, METH_O, "shrink(end): walk no further than end."},
     {"release", (PyCFunction)Walker_release, METH_NOARGS, "Release the buffer (before closing a mmap)."},
     {NULL, NULL, 0, NULL},
 };

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from capture.pcapfile import PcapMap
     from protocols.decoder import Decoder
 
+#: Records a C walk passes at most per call: between two calls the walk checks that the file
+#: was not truncated under its mapping (``PcapMap.progress``).
+WALK_LIMIT = 4096
+
 #: Set (to anything): run without the optional C extension.
 PURE_PYTHON_ENV = "WIREBEAT_PURE_PYTHON"
 
@@ -56,13 +60,15 @@ def chunks(
     records = 0
     try:
         while not stop.is_set():
-            off, walked, packets = chunk(off, size, decoder.next_tick)
+            if m.progress(off, records):
+                walker.shrink(m.end)  # truncated under the mapping
+            off, walked, packets = chunk(off, WALK_LIMIT, size, decoder.next_tick)
             records += walked
-            if not packets:
-                m.finish(off, records)
+            if packets:
+                yield packets
+            if walked < WALK_LIMIT and len(packets) < size:
+                m.finish(off, records)  # the end, or a record that is not whole
                 return
-            m.progress(off, records)
-            yield packets
         m.progress(off, records)
     finally:
         m.close()

@@ -817,7 +817,7 @@ def _read_pass(
         tick_sec = next_tick // 1_000_000_000
         frac_max = 1_000_000_000 // mult
         et = vihl = total = frag = proto = sa = da = sp = dp = doff = flags = 0
-        own_c = None
+        own_c = walker = None
         if walk.ext is not None:
             walker = walk.ext.Walker(buf, n, idx, skip_acks, mult)
             m.on_close(walker.release)
@@ -893,7 +893,10 @@ def _read_pass(
                     settle(last)
                     last = -1
                 end += BATCH
-                m.progress(off, pos - first)
+                if m.progress(off, pos - first):  # truncated under the mapping
+                    fend = m.end
+                    if walker is not None:
+                        walker.shrink(fend)
                 if not reply():
                     return  # (stopped: the reader counts what was walked)
         if last >= 0:

@@ -11,8 +11,11 @@ process and two workers) and requires the same events.
 from __future__ import annotations
 
 import mmap
+import os
 import struct
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -180,6 +183,7 @@ def test_walks_as_the_python_walk(
 def chunk_reference(
     buf: bytes,
     off: int,
+    limit: int,
     most: int,
     next_tick: int,
     skip_acks: bool,
@@ -194,7 +198,7 @@ def chunk_reference(
     fend = len(buf)
     walked = 0
     out: list[tuple[int, int, bytes, int]] = []
-    while len(out) < most and off + 16 <= fend:
+    while walked < limit and len(out) < most and off + 16 <= fend:
         sec, frac, incl, wire = struct.unpack_from(endian + "IIII", buf, off)
         if incl > MAX_RECORD or off + 16 + incl > fend:
             break
@@ -228,9 +232,16 @@ def chunk_reference(
     st.sampled_from([1, 1000]),
     st.sampled_from([0, 1_000_000_000, 2_500_000_000, 1_700_000_000_000_000_000, NEVER, 1 << 70]),
     st.integers(0, 7),
+    st.integers(0, 9),
 )
 def test_chunks_leave_out_only_pure_acks_before_the_tick(
-    choose: st.DataObject, form: tuple[str, int], skip_acks: bool, mult: int, next_tick: int, most: int
+    choose: st.DataObject,
+    form: tuple[str, int],
+    skip_acks: bool,
+    mult: int,
+    next_tick: int,
+    most: int,
+    limit: int,
 ) -> None:
     """A single process's chunks, in either byte order, Ethernet, Linux cooked or another
     link type: all records to the first broken one, less the pure ACKs ``feed_many`` would
@@ -240,9 +251,9 @@ def test_chunks_leave_out_only_pure_acks_before_the_tick(
     walker = _walk_module().Walker(data, 1, 0, skip_acks, mult, endian == ">", linktype)
     off = 24
     for _ in range(len(data)):
-        got = walker.chunk(off, most, next_tick)
-        assert got == chunk_reference(data, off, most, next_tick, skip_acks, mult, endian, linktype)
-        if not got[2] or got[0] == off:
+        got = walker.chunk(off, limit, most, next_tick)
+        assert got == chunk_reference(data, off, limit, most, next_tick, skip_acks, mult, endian, linktype)
+        if got[0] == off:
             break
         off = got[0]
     walker.release()
@@ -260,9 +271,7 @@ def test_any_bytes_any_arguments(data: bytes, off: int, limit: int, next_tick: i
     got = walker.own(off, limit, 2, next_tick)
     assert got == reference(data, off, limit, 2, next_tick, 3, 1, True, 1000)
     one = _walk_module().Walker(data, 1, 0, True, 1000)
-    assert one.chunk(off, limit, next_tick) == chunk_reference(
-        data, off, max(limit, 0), next_tick, True, 1000
-    )
+    assert one.chunk(off, limit, 3, next_tick) == chunk_reference(data, off, limit, 3, next_tick, True, 1000)
 
 
 def test_bad_arguments() -> None:
@@ -282,12 +291,12 @@ def test_bad_arguments() -> None:
     with pytest.raises(TypeError):
         w.own(24, 1, 1)
     with pytest.raises(TypeError):
-        w.chunk(24, 1)
+        w.chunk(24, 1, 1)
     w.release()
     with pytest.raises(ValueError):
         w.own(24, 1, 1, 0)
     with pytest.raises(ValueError):
-        w.chunk(24, 1, 0)
+        w.chunk(24, 1, 1, 0)
 
 
 def test_a_mapping_closes_after_the_walker_lets_go(tmp_path: Path) -> None:
@@ -305,3 +314,37 @@ def test_a_mapping_closes_after_the_walker_lets_go(tmp_path: Path) -> None:
     m.close()
     assert m.buf.closed
     assert isinstance(m.buf, mmap.mmap)
+
+
+def _pcap(records: int, size: int = 200) -> bytes:
+    head = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    frame = b"\x02" * 12 + b"\x86\xdd" + b"\x00" * (size - 14)
+    return head + b"".join(struct.pack("<IIII", 1, i, size, size) + frame for i in range(records))
+
+
+def test_a_file_truncated_under_the_mapping_ends_the_walk_there(tmp_path: Path) -> None:
+    """Another process truncating the capture during a replay: the walk notices at its next
+    check and stops at the new end (a page past it would kill the process with SIGBUS),
+    and the cut is described as iteration describes a file that ends there."""
+    from capture import CaptureFile
+
+    path = tmp_path / "c.pcap"
+    data = _pcap(20_000)  # 4.3 MB: several walk calls
+    path.write_bytes(data)
+    _walk_module()
+    reader = CaptureFile(str(path))
+    m = walk.walkable(reader)
+    assert m is not None
+    decoder: Any = SimpleNamespace(flows=object(), next_tick=NEVER)
+    chunks = walk.chunks(m, decoder, threading.Event(), 256)
+    got = [p for _ in range(10) for p in next(chunks)]
+    cut = 24 + 216 * 12_000 + 100  # inside record 12,000
+    os.truncate(path, cut)
+    got += [p for c in chunks for p in c]
+    assert m.buf.closed
+    assert len(got) == 12_000
+    assert [p[2] for p in got] == [data[24 + 216 * i + 16 : 24 + 216 * (i + 1)] for i in range(12_000)]
+    assert reader.stats.packets == 12_000
+    assert reader.stats.truncated == 1
+    assert reader.error is not None and "file ends inside a packet record (84 of 200 bytes)" in reader.error
+    reader.close()

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,18 +115,18 @@ def test_two_workers_equal_one(pcap: Path, flows: bool, tmp_path: Path) -> None:
     assert runs["many-pure"][1] == runs["many"][1]
 
 
-def _synthetic(path: Path) -> None:
-    """40 HTTP keep-alive connections, 3 requests each, interleaved (both workers busy)."""
+def _synthetic(path: Path, conns: int = 40, requests: int = 3) -> None:
+    """HTTP keep-alive connections (40, 3 requests each), interleaved (both workers busy)."""
     req = b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n"
     resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
     convs = [
         exchange(
-            (f"10.0.{c}.2", 40000 + c),
+            (f"10.{c >> 8}.{c & 255}.2", 40000 + c % 20000),
             ("10.0.0.1", 80),
-            [m for r in range(3) for m in ((0, req % r), (1, resp))],
+            [m for r in range(requests) for m in ((0, req % r), (1, resp))],
             ts=1_700_000_000_000_000_000 + c * 7_000_000,
         )
-        for c in range(40)
+        for c in range(conns)
     ]
     w = PcapWriter(str(path), 1)
     for ts, frame in interleave(convs):
@@ -306,6 +307,53 @@ def test_damaged_capture_with_workers(tmp_path: Path) -> None:
         assert len(problems) == 1, r.stderr[-3000:]
         assert "file ends inside a packet record" in problems[0]
         assert '"damaged_files":1' in r.stderr.replace(" ", ""), r.stderr[-3000:]
+    _same(one, many)
+
+
+@pytest.mark.timeout(300)
+def test_capture_truncated_during_a_replay_with_workers(tmp_path: Path) -> None:
+    """Another process truncates the capture while two workers walk it in memory: they stop
+    at the new end (a page of the mapping past it would kill them with SIGBUS), the cut is
+    reported once, and the events are those one process gives for the file as cut. The
+    workers are held back by the output (console into a pipe nobody reads yet) until the
+    file has been cut; a run that got past the cut first would report no problem."""
+    whole = tmp_path / "whole.pcap"
+    _synthetic(whole, conns=2000, requests=25)  # 200,000+ packets
+    data = whole.read_bytes()
+    cut = len(data) * 3 // 4
+    pcap = tmp_path / "live.pcap"
+    pcap.write_bytes(data)
+    cfg = _stock_config(tmp_path, "output.console.enabled: true\n")
+    cmd = [
+        sys.executable, "-c", "from shipper.agent.cli import main; main()", "run", "-c", str(cfg),
+        "-I", str(pcap), "-t", "--workers", "2", "-E", "packetbeat.flows.enabled=false",
+        "--path.data", str(tmp_path / "data"), "-e",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(4)  # the workers fill the window of unmerged replies and wait
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+        os.truncate(pcap, cut)
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = err.decode()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "Traceback" not in stderr
+    problems = [line for line in stderr.splitlines() if "capture file problem" in line]
+    assert len(problems) == 1, stderr[-3000:]
+    assert "file ends inside a packet record" in problems[0]
+    many = [json.loads(line) for line in out.decode().splitlines()]
+    for e in many:
+        e["agent"].pop("ephemeral_id", None)
+    prefix = tmp_path / "prefix.pcap"
+    prefix.write_bytes(data[:cut])
+    r1, one = _run(cfg, prefix, 1, tmp_path / "one", "-E", "packetbeat.flows.enabled=false",
+                   "-E", "output.console.enabled=false",
+                   "-E", "output.file.rotate_every_kb=10000000")  # one file: read in order  # fmt: skip
+    assert r1.returncode == 0, r1.stderr[-2000:]
+    assert 0 < len(one) < 50_000
     _same(one, many)
 
 
