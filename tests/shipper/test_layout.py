@@ -54,8 +54,14 @@ def module_name(path: Path) -> str:
 
 
 def module_exists(name: str) -> bool:
+    """A module of the tree: a .py file, a package, or a C extension's source (its .c file;
+    the built module is not tracked)."""
     base = ROOT.joinpath(*name.split("."))
-    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+    return (
+        base.with_suffix(".py").is_file()
+        or (base / "__init__.py").is_file()
+        or base.with_suffix(".c").is_file()
+    )
 
 
 def all_modules() -> dict[str, Path]:
