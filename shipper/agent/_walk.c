@@ -134,6 +134,20 @@ static inline int pure_ack(const unsigned char *f, uint32_t incl, uint32_t l2) {
     return (flags & 0x07) == 0 && doff >= 0x50 && be16(f + l2 + 2) == hl && hl <= incl - l2;
 }
 
+/* The record at ``r`` (``left`` >= 16 bytes of the file from there): 1 and its captured and
+   wire lengths and time in nanoseconds if it is whole (its captured length is possible and
+   its frame is in the file), else 0 (PcapMap.finish describes why the walk stopped). */
+static inline int whole_record(const unsigned char *r, Py_ssize_t left, int be, long long mult, uint32_t *incl,
+                               uint32_t *wire, long long *ts) {
+    *incl = rd32(r + 8, be);
+    if (*incl > MAX_RECORD || (Py_ssize_t)*incl > left - 16)
+        return 0;
+    *wire = rd32(r + 12, be);
+    /* seconds < 2**32 and fraction * mult < 2**62: no overflow */
+    *ts = (long long)rd32(r, be) * 1000000000LL + (long long)rd32(r + 4, be) * mult;
+    return 1;
+}
+
 /* The arguments of own() and chunk(): ``nargs`` non-negative sizes (the first an offset),
    then the next tick's time (clamped to the long long range). 0, or -1 with an exception. */
 static int parse_args(Walker *self, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const char *usage,
@@ -204,11 +218,10 @@ static PyObject *Walker_own(Walker *self, PyObject *const *args, Py_ssize_t narg
     Py_ssize_t walked = 0, got = 0;
     while (walked < limit && got < most && off <= fend - 64) {
         const unsigned char *r = buf + off;
-        uint32_t sec = le32(r), frac = le32(r + 4), incl = le32(r + 8), wire = le32(r + 12);
-        if (incl > MAX_RECORD || (Py_ssize_t)incl > fend - off - 16)
+        uint32_t incl, wire;
+        long long ts;
+        if (!whole_record(r, fend - off, 0, mult, &incl, &wire, &ts))
             break;
-        /* sec < 2**32 and frac * mult < 2**62: no overflow */
-        long long ts = (long long)sec * 1000000000LL + (long long)frac * mult;
         if (ts >= next_tick)
             break;
         const unsigned char *f = r + 16;
@@ -242,10 +255,9 @@ fail:
 /* chunk(off, limit, most, next_tick) -> (off, walked, packets): the next ``most`` packets
    for Decoder.feed_many, at most ``limit`` records walked, from ``off`` to the first record
    that is not whole (the caller's PcapMap.finish describes it) or the end, in either byte
-   order and for any link type. With
-   ``skip_acks`` (one worker of one: every record is its own), the pure ACKs of Ethernet or
-   Linux cooked frames before ``next_tick`` are walked over and not returned: feed_many would
-   only count them. */
+   order and for any link type. With ``skip_acks`` (one worker of one: every record is its
+   own), the pure ACKs of Ethernet or Linux cooked frames before ``next_tick`` are walked
+   over and not returned: feed_many would only count them. */
 static PyObject *Walker_chunk(Walker *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t sizes[3];
     long long next_tick;
@@ -264,10 +276,10 @@ static PyObject *Walker_chunk(Walker *self, PyObject *const *args, Py_ssize_t na
     Py_ssize_t walked = 0, got = 0;
     while (walked < limit && got < most && off <= fend - 16) {
         const unsigned char *r = buf + off;
-        uint32_t sec = rd32(r, be), frac = rd32(r + 4, be), incl = rd32(r + 8, be), wire = rd32(r + 12, be);
-        if (incl > MAX_RECORD || (Py_ssize_t)incl > fend - off - 16)
+        uint32_t incl, wire;
+        long long ts;
+        if (!whole_record(r, fend - off, be, mult, &incl, &wire, &ts))
             break;
-        long long ts = (long long)sec * 1000000000LL + (long long)frac * mult;
         if (!(skip_acks && ts < next_tick && pure_ack(r + 16, incl, l2))) {
             if (append_packet(packets, ts, lt, r + 16, incl, wire) < 0)
                 goto fail;
