@@ -135,6 +135,11 @@ class Decoder:
         The common case — untagged Ethernet or Linux "cooked", IPv4 without options or
         fragments, TCP — is decoded inline here; everything else takes ``_general``.
         """
+        self._expire_budget = FLUSH_BATCH
+        self._feed(packets)
+        return self.take()
+
+    def _feed(self, packets: Iterable[tuple[int, int, bytes, int]]) -> None:
         tcp_process = self.tcp.process
         unpack = _IP4_TCP.unpack_from
         flows = self.flows
@@ -142,7 +147,6 @@ class Decoder:
         flows_eth = flows is not None and flows.eth
         count = 0
         nbytes = 0
-        self._expire_budget = FLUSH_BATCH
         for ts, linktype, frame, wl in packets:
             count += 1
             n = len(frame)
@@ -180,6 +184,34 @@ class Decoder:
                 log.debug("malformed frame: %r", exc)
         self.packets += count
         self.bytes += nbytes
+
+    def feed_parsed(self, items: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
+        """``feed_many`` for a reader that did its inline path's parsing itself (a C walk
+        over a capture file in memory): an item is a packet ``(ts, linktype, frame,
+        wire_len)``, or the TCP segment of an IPv4 packet over Ethernet or Linux cooked that
+        the inline path would hand to the TCP tracker, ``(ts, src, dst, sport, dport, seq,
+        ack, flags, payload, missing)``. Only with flows off (the flow table would want the
+        frame); the reader may leave out the pure ACKs before ``next_tick``."""
+        if self.flows is not None:
+            raise ValueError("feed_parsed needs flows off")
+        tcp_process = self.tcp.process
+        feed = self._feed
+        count = 0
+        self._expire_budget = FLUSH_BATCH
+        for item in items:
+            if len(item) == 4:
+                feed((item,))
+                continue
+            count += 1
+            ts = item[0]
+            if ts >= self._next_tick:
+                self._tick(ts)
+            try:
+                tcp_process(*item)
+            except (IndexError, struct.error, ValueError) as exc:
+                self.stats.incr("decoder.malformed")
+                log.debug("malformed frame: %r", exc)
+        self.packets += count
         return self.take()
 
     def _general(self, ts: int, linktype: int, frame: bytes) -> None:

@@ -7,7 +7,8 @@ ignores: with two workers, about a tenth of each worker's time. ``Walker.own`` w
 records in C up to the first one the Python loop must look at and returns the worker's
 packets with their positions; the Python loop then handles that record exactly as it would
 without this module. ``Walker.chunk`` cuts the file into ``Decoder.feed_many`` chunks for a
-single process. The module is optional (``WIREBEAT_PURE_PYTHON=1``, or a machine without a
+single process; with flows off, into ``Decoder.feed_parsed`` chunks, whose TCP segments come
+parsed as ``feed_many``'s inline path would hand them to the TCP tracker. The module is optional (``WIREBEAT_PURE_PYTHON=1``, or a machine without a
 compiler, gives the Python loops alone, with the same results): written by hand because it
 is a loop over bytes and nothing else, where a Python step per record is the cost.
 
@@ -38,6 +39,7 @@ typedef struct {
     long long mult;
     int big_endian;
     unsigned long linktype;
+    int parse_tcp;
     Py_ssize_t end; /* the walks stop here: the buffer's length, or less (shrink) */
 } Walker;
 
@@ -60,14 +62,15 @@ static uint64_t mix(uint64_t addrs, uint64_t ports) {
 }
 
 static int Walker_init(Walker *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"buffer", "workers", "index", "skip_acks", "mult", "big_endian", "linktype", NULL};
+    static char *kwlist[] = {"buffer", "workers",  "index",     "skip_acks", "mult",
+                             "big_endian", "linktype", "parse_tcp", NULL};
     PyObject *buf;
     unsigned long long n, idx;
-    int skip_acks, big_endian = 0;
+    int skip_acks, big_endian = 0, parse_tcp = 0;
     long long mult;
     unsigned long linktype = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OKKpL|pk", kwlist, &buf, &n, &idx, &skip_acks, &mult, &big_endian,
-                                     &linktype))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OKKpL|pkp", kwlist, &buf, &n, &idx, &skip_acks, &mult, &big_endian,
+                                     &linktype, &parse_tcp))
         return -1;
     if (n == 0 || idx >= n) {
         PyErr_SetString(PyExc_ValueError, "index must be below workers (at least one)");
@@ -91,6 +94,7 @@ static int Walker_init(Walker *self, PyObject *args, PyObject *kwds) {
     self->mult = mult;
     self->big_endian = big_endian;
     self->linktype = linktype;
+    self->parse_tcp = parse_tcp;
     return 0;
 }
 
@@ -193,6 +197,41 @@ static int append_packet(PyObject *out, long long ts, PyObject *linktype, const 
     return rc;
 }
 
+/* Decoder.feed_many's inline path, in C, for a whole frame ``f`` of ``incl`` captured bytes
+   whose IPv4 header starts at ``l2`` (14 or 16): a TCP segment over IPv4 without options,
+   not a fragment, with sane lengths is appended to ``out`` as the arguments feed_many would
+   give the TCP tracker, ``(ts, src, dst, sport, dport, seq, ack, flags, payload, missing)``
+   (1); a pure ACK before ``next_tick``, which it would only count, is left out (2); anything
+   else is for the caller to append whole (0); -1 with an exception. */
+static int append_segment(PyObject *out, long long ts, const unsigned char *f, uint32_t incl, uint32_t l2,
+                          long long next_tick) {
+    if (!(incl >= l2 + 40 && f[l2 - 2] == 0x08 && f[l2 - 1] == 0x00 && f[l2] == 0x45 && f[l2 + 9] == 6 &&
+          (be16(f + l2 + 6) & 0x3FFF) == 0))
+        return 0;
+    uint32_t end = l2 + be16(f + l2 + 2), p = l2 + 20, missing = 0;
+    if (end < p + 20)
+        return 0;
+    if (end > incl) {
+        missing = end - incl;
+        end = incl;
+    }
+    uint32_t doff = (uint32_t)(f[l2 + 32] >> 4) << 2;
+    if (doff < 20 || p + doff > end)
+        return 0;
+    unsigned flags = f[l2 + 33];
+    if (p + doff == end && !(flags & 0x07) && !missing)
+        return ts < next_tick ? 2 : 0; /* a pure ACK: feed_many ticks on it if one is due */
+    PyObject *item = Py_BuildValue("(Ly#y#IIkkIy#I)", ts, (const char *)(f + l2 + 12), (Py_ssize_t)4,
+                                   (const char *)(f + l2 + 16), (Py_ssize_t)4, be16(f + l2 + 20), be16(f + l2 + 22),
+                                   (unsigned long)be32(f + l2 + 24), (unsigned long)be32(f + l2 + 28), flags,
+                                   (const char *)(f + p + doff), (Py_ssize_t)(end - p - doff), missing);
+    if (item == NULL)
+        return -1;
+    int rc = PyList_Append(out, item);
+    Py_DECREF(item);
+    return rc < 0 ? -1 : 1;
+}
+
 /* own(off, limit, most, next_tick) -> (off, walked, positions, packets): walk at most
    ``limit`` records from ``off``, keeping this worker's packets (not its pure ACKs when
    they are skipped) with their positions (records walked before each), at most ``most``
@@ -270,6 +309,7 @@ static PyObject *Walker_chunk(Walker *self, PyObject *const *args, Py_ssize_t na
     const int be = self->big_endian;
     const uint32_t l2 = self->linktype == 1 ? 14 : self->linktype == 113 ? 16 : 0;
     const int skip_acks = self->skip_acks && self->n == 1 && l2;
+    const int parse_tcp = skip_acks && self->parse_tcp;
     PyObject *packets = PyList_New(0), *lt = PyLong_FromUnsignedLong(self->linktype);
     if (packets == NULL || lt == NULL)
         goto fail;
@@ -280,8 +320,19 @@ static PyObject *Walker_chunk(Walker *self, PyObject *const *args, Py_ssize_t na
         long long ts;
         if (!whole_record(r, fend - off, be, mult, &incl, &wire, &ts))
             break;
-        if (!(skip_acks && ts < next_tick && pure_ack(r + 16, incl, l2))) {
-            if (append_packet(packets, ts, lt, r + 16, incl, wire) < 0)
+        const unsigned char *f = r + 16;
+        int done = 0;
+        if (parse_tcp) {
+            int rc = append_segment(packets, ts, f, incl, l2, next_tick);
+            if (rc < 0)
+                goto fail;
+            done = rc > 0;
+            got += rc == 1;
+        } else if (skip_acks && ts < next_tick && pure_ack(f, incl, l2)) {
+            done = 1;
+        }
+        if (!done) {
+            if (append_packet(packets, ts, lt, f, incl, wire) < 0)
                 goto fail;
             got++;
         }

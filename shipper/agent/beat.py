@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from capture import CaptureFile, PcapWriter
@@ -347,7 +347,7 @@ class Beat:
                     packets = dumper.wrap(packets)
                 mapped = walk.walkable(reader) if topspeed and packets is reader else None
                 walked = walk.chunks(mapped, decoder, self.stop_event, 256) if mapped is not None else None
-                chunks: Iterator[list[tuple[int, int, bytes, int]]]
+                chunks: Iterator[list[Any]]
                 if walked is not None:
                     chunks = walked
                 else:
@@ -355,8 +355,9 @@ class Beat:
                     # events never wait for 256 packets (nor -O for 256 presses of Enter).
                     chunks = chunked(packets, topspeed, self.stop_event, 1 if one_at_a_time else 256)
                 coalesce = REPLAY_COALESCE if topspeed and not one_at_a_time else 1
+                feed = walk.feeder(decoder) if walked is not None else None
                 try:
-                    self._loop(decoder, chunks, pipeline, publish, coalesce)
+                    self._loop(decoder, chunks, pipeline, publish, coalesce, feed)
                 finally:
                     if walked is not None:
                         walked.close()
@@ -446,12 +447,14 @@ class Beat:
     def _loop(
         self,
         decoder: Decoder,
-        chunks: Iterable[list[tuple[int, int, bytes, int]]],
+        chunks: Iterable[list[Any]],
         pipeline: Pipeline,
         publish: Publish | None = None,
         coalesce: int = 1,
+        feed: Callable[[list[Any]], list[dict[str, Any]]] | None = None,
     ) -> None:
-        feed_many = decoder.feed_many
+        """``feed``: the decoder's method for the chunks (``feed_many``)."""
+        feed_many = feed or decoder.feed_many
         stop = self.stop_event
         # Chunks keep events flowing to the queue promptly and the stop flag checked (a
         # signal, or the pipeline stopping on its own, sets it). At top speed the events

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,15 +45,23 @@ def walkable(reader: CaptureFile) -> PcapMap | None:
     return reader.mapped()
 
 
+def feeder(decoder: Decoder) -> Callable[[list[tuple[Any, ...]]], list[dict[str, Any]]]:
+    """The decoder's method for the chunks ``chunks`` cuts for it."""
+    return decoder.feed_parsed if decoder.flows is None else decoder.feed_many
+
+
 def chunks(
     m: PcapMap, decoder: Decoder, stop: threading.Event, size: int
-) -> Generator[list[tuple[int, int, bytes, int]], None, None]:
-    """``feed_many`` chunks of ``size`` packets from the mapped file, for a decoder that
-    ticks on the packets' own times: a pure ACK is left out only before the decoder's next
-    tick (which cannot come earlier than when the chunk was cut), so every tick happens at
-    the packet it happens at when every packet is fed. The walk's end is counted and
-    described as iteration would (``PcapMap.finish``); a stop counts what was walked."""
-    walker = ext.Walker(m.buf, 1, 0, decoder.flows is None, m.ts_mult, m.endian == ">", m.linktype)
+) -> Generator[list[tuple[Any, ...]], None, None]:
+    """Chunks of ``size`` packets from the mapped file for ``feeder(decoder)``, a decoder
+    that ticks on the packets' own times. With flows off, the TCP segments of the decoder's
+    inline path come parsed (``Decoder.feed_parsed``) and a pure ACK is left out, only before
+    the decoder's next tick (which cannot come earlier than when the chunk was cut), so every
+    tick happens at the packet it happens at when every packet is fed. The walk's end is
+    counted and described as iteration would (``PcapMap.finish``); a stop counts what was
+    walked."""
+    flows_off = decoder.flows is None
+    walker = ext.Walker(m.buf, 1, 0, flows_off, m.ts_mult, m.endian == ">", m.linktype, flows_off)
     m.on_close(walker.release)
     chunk = walker.chunk
     off = 24

@@ -77,14 +77,17 @@ def test_a_reader_that_goes_away_ends_the_run_promptly_and_quietly(
 
 BOOM_DECODER = """
 import protocols.decoder as d
-_orig = d.Decoder.feed_many
 _calls = [0]
-def _boom(self, packets):
-    _calls[0] += 1
-    if _calls[0] > 3:
-        raise RuntimeError("injected decoder failure")
-    return _orig(self, packets)
-d.Decoder.feed_many = _boom
+def _boom(orig):
+    def feed(self, packets):
+        _calls[0] += 1
+        if _calls[0] > 3:
+            raise RuntimeError("injected decoder failure")
+        return orig(self, packets)
+    return feed
+# The packet loop's chunks go to one of the two (feed_parsed: the C walk, flows off).
+d.Decoder.feed_many = _boom(d.Decoder.feed_many)
+d.Decoder.feed_parsed = _boom(d.Decoder.feed_parsed)
 """
 
 BOOM_OUTPUT = """
@@ -107,14 +110,16 @@ def _published_before_the_failure(pcap: Path, chunks: int) -> list[str]:
     reader = CaptureFile(str(pcap))
     m = walk.walkable(reader)
     source: Iterator[list[Any]]
+    feed = dec.feed_many
     if m is not None:
         source = walk.chunks(m, dec, threading.Event(), 256)
+        feed = walk.feeder(dec)
     else:
         it = iter(reader)
         source = iter(lambda: list(itertools.islice(it, 256)), [])
     paths: list[str] = []
     for _ in range(chunks):
-        paths += [e["url"]["path"] for e in dec.feed_many(next(source))]
+        paths += [e["url"]["path"] for e in feed(next(source))]
     reader.close()
     return paths
 

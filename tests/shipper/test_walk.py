@@ -348,3 +348,46 @@ def test_a_file_truncated_under_the_mapping_ends_the_walk_there(tmp_path: Path) 
     assert reader.stats.truncated == 1
     assert reader.error is not None and "file ends inside a packet record (84 of 200 bytes)" in reader.error
     reader.close()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.data(),
+    st.sampled_from([("<", 1), (">", 1), ("<", 113), (">", 113), ("<", 101)]),
+    st.sampled_from([0, 1_700_000_000_000_000_000, NEVER]),
+    st.integers(1, 7),
+)
+def test_parsed_segments_are_what_feed_many_hands_the_tcp_tracker(
+    choose: st.DataObject, form: tuple[str, int], next_tick: int, most: int
+) -> None:
+    """With flows off the single process's chunks carry TCP segments parsed in C: the TCP
+    tracker is called with exactly the arguments ``feed_many`` gives it for the whole
+    packets, and every other packet reaches the decoder whole (the same counters)."""
+    from protocols.decoder import Decoder
+    from tests.helpers import make_decoder
+
+    endian, linktype = form
+    data = choose.draw(capture(endian, cooked=linktype == 113))
+    walker = _walk_module().Walker(data, 1, 0, True, 1000, endian == ">", linktype, True)
+
+    def recorder(dec: Decoder) -> list[tuple[Any, ...]]:
+        calls: list[tuple[Any, ...]] = []
+        dec.tcp.process = lambda *a: calls.append(a)  # type: ignore[method-assign]
+        dec._next_tick = next_tick  # as if the clock stood there: ACKs before it may go
+        dec._tick = lambda ts, full=False: None  # type: ignore[method-assign]
+        return calls
+
+    whole, parsed = make_decoder({"http": {"ports": [80]}}), make_decoder({"http": {"ports": [80]}})
+    calls_whole, calls_parsed = recorder(whole), recorder(parsed)
+    off = 24
+    while True:
+        off2, _walked, chunk = walker.chunk(off, 1 << 30, most, next_tick)
+        parsed.feed_parsed(chunk)
+        if off2 == off or not chunk:
+            break
+        off = off2
+    packets = chunk_reference(data, 24, 1 << 30, 1 << 30, next_tick, False, 1000, endian, linktype)[2]
+    whole.feed_many(packets)
+    walker.release()
+    assert calls_parsed == calls_whole
+    assert parsed.stats == whole.stats
