@@ -235,7 +235,9 @@ static int append_segment(PyObject *out, long long ts, const unsigned char *f, u
 /* own(off, limit, most, next_tick) -> (off, walked, positions, packets): walk at most
    ``limit`` records from ``off``, keeping this worker's packets (not its pure ACKs when
    they are skipped) with their positions (records walked before each), at most ``most``
-   of them; stop before the first record the Python loop must look at itself. */
+   of them; stop before the first record the Python loop must look at itself. With
+   ``parse_tcp`` (and pure ACKs skipped: flows off) the TCP segments of feed_many's inline
+   path come parsed, for Decoder.feed_parsed (see append_segment). */
 static PyObject *Walker_own(Walker *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t sizes[3];
     long long next_tick;
@@ -251,6 +253,7 @@ static PyObject *Walker_own(Walker *self, PyObject *const *args, Py_ssize_t narg
     const uint64_t n = self->n, idx = self->idx;
     const long long mult = self->mult;
     const int skip_acks = self->skip_acks;
+    const int parse_tcp = skip_acks && self->parse_tcp;
     PyObject *positions = PyList_New(0), *packets = PyList_New(0), *one = PyLong_FromLong(1);
     if (positions == NULL || packets == NULL || one == NULL)
         goto fail;
@@ -275,7 +278,11 @@ static PyObject *Walker_own(Walker *self, PyObject *const *args, Py_ssize_t narg
                 goto fail;
             int rc = PyList_Append(positions, at);
             Py_DECREF(at);
-            if (rc < 0 || append_packet(packets, ts, one, f, incl, wire) < 0)
+            if (rc < 0)
+                goto fail;
+            /* (a pure ACK is not left here: it was skipped above, or is kept with flows on) */
+            rc = parse_tcp ? append_segment(packets, ts, f, incl, 14, next_tick) : 0;
+            if (rc < 0 || (rc != 1 && append_packet(packets, ts, one, f, incl, wire) < 0))
                 goto fail;
             got++;
         }

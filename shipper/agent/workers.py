@@ -798,7 +798,9 @@ def _read_pass(
         mapped.close()
         mapped = None
 
-    def own_mapped(m: PcapMap) -> Iterator[tuple[int, int, bytes, int]]:
+    parsed = walk.ext is not None and decoder.flows is None
+
+    def own_mapped(m: PcapMap) -> Iterator[tuple[Any, ...]]:
         """``own`` over a mapped file. The frame's fields are read little-endian with the
         record header: the hash of a connection (which needs them big-endian) is computed
         once and kept by the XOR of its fields as read."""
@@ -819,7 +821,8 @@ def _read_pass(
         et = vihl = total = frag = proto = sa = da = sp = dp = doff = flags = 0
         own_c = walker = None
         if walk.ext is not None:
-            walker = walk.ext.Walker(buf, n, idx, skip_acks, mult)
+            # With flows off, TCP segments come parsed (for Decoder.feed_parsed, below).
+            walker = walk.ext.Walker(buf, n, idx, skip_acks, mult, False, 1, parsed)
             m.on_close(walker.release)
             own_c = walker.own
         while off + 16 <= fend:
@@ -906,7 +909,12 @@ def _read_pass(
     try:
         # One decoder call for the whole pass (a call per packet costs more than the
         # decoding of a pure ACK); frames are not copied unless they are this worker's.
-        decoder.feed_many(own() if mapped is None else own_mapped(mapped))
+        if mapped is None:
+            decoder.feed_many(own())
+        elif parsed:
+            decoder.feed_parsed(own_mapped(mapped))
+        else:
+            decoder.feed_many(own_mapped(mapped))
     finally:
         if mapped is not None:
             mapped.close()

@@ -391,3 +391,46 @@ def test_parsed_segments_are_what_feed_many_hands_the_tcp_tracker(
     walker.release()
     assert calls_parsed == calls_whole
     assert parsed.stats == whole.stats
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(capture(), st.integers(1, 3), st.data(), st.sampled_from([0, 1_700_000_000_000_000_000, NEVER]))
+def test_a_workers_parsed_segments_are_what_feed_many_hands_the_tcp_tracker(
+    data: bytes, n: int, choose: st.DataObject, next_tick: int
+) -> None:
+    """A worker's walk with flows off: the same positions as without parsing, and the TCP
+    tracker called with exactly the arguments ``feed_many`` gives it for the whole packets."""
+    from protocols.decoder import Decoder
+    from tests.helpers import make_decoder
+
+    idx = choose.draw(st.integers(0, n - 1))
+    mod = _walk_module()
+    plain = mod.Walker(data, n, idx, True, 1000)
+    parsing = mod.Walker(data, n, idx, True, 1000, False, 1, True)
+
+    def recorder(dec: Decoder) -> list[tuple[Any, ...]]:
+        calls: list[tuple[Any, ...]] = []
+        dec.tcp.process = lambda *a: calls.append(a)  # type: ignore[method-assign]
+        dec._next_tick = NEVER
+        return calls
+
+    whole, parsed = make_decoder({"http": {"ports": [80]}}), make_decoder({"http": {"ports": [80]}})
+    calls_whole, calls_parsed = recorder(whole), recorder(parsed)
+    off = 24
+    while True:
+        a = plain.own(off, 1 << 30, 1 << 30, next_tick)
+        b = parsing.own(off, 1 << 30, 1 << 30, next_tick)
+        assert a[:3] == b[:3]
+        whole.feed_many(a[3])
+        parsed.feed_parsed(b[3])
+        off = a[0]
+        if off + 16 > len(data):
+            break
+        incl = struct.unpack_from("<I", data, off + 8)[0]
+        if incl > MAX_RECORD or off + 16 + incl > len(data):
+            break
+        off += 16 + incl
+    plain.release()
+    parsing.release()
+    assert calls_parsed == calls_whole
+    assert parsed.stats == whole.stats
