@@ -241,6 +241,8 @@ class Beat:
         self.auto_setup()
         self.output = self.build_output()
         self.queue = self.build_queue()
+        # Stopping (a signal): a put waiting for room gives up, counting what it drops.
+        self.queue.abort = self.stop_event
         ignore = self.ignores_outgoing()
         self.pipeline = Pipeline(
             self.output,

@@ -70,8 +70,14 @@ GAUGES = frozenset(
 #: Strings libbeat logs every period (the others only when they change).
 STRING_CONSTANTS = frozenset({"beat.info.ephemeral_id", "beat.info.version", "beat.info.name"})
 
-#: Events refused by the queue itself (full with live capture, too large, a disk write error).
-_QUEUE_REFUSED = ("queue.dropped_full", "queue.dropped_too_large", "queue.dropped_write_error")
+#: Events refused by the queue itself (full with live capture, too large, a disk write error,
+#: full while the agent stops).
+_QUEUE_REFUSED = (
+    "queue.dropped_full",
+    "queue.dropped_too_large",
+    "queue.dropped_write_error",
+    "queue.dropped_stopping",
+)
 _FILTERED = ("publisher.filtered", "publisher.dropped_outgoing")
 
 

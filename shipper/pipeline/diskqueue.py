@@ -209,6 +209,9 @@ class DiskQueue(Queue):
                     return False
                 deadline = None if timeout is None else time.monotonic() + timeout
                 while self._disk_bytes() + len(rec) > self.max_size and not self._closed:
+                    if self.abort is not None and self.abort.is_set():
+                        self.stats.incr("queue.dropped_stopping")
+                        return False
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         self.stats.incr("queue.dropped_full")

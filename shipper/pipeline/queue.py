@@ -37,7 +37,14 @@ class QueueClosed(Exception):
 
 
 class Queue:
-    """Interface shared by the memory and disk queues."""
+    """Interface shared by the memory and disk queues.
+
+    ``abort``: once set (the agent is stopping: SIGINT, SIGTERM), a put waiting for room
+    gives up within a second; what it could not enqueue is counted in
+    ``queue.dropped_stopping`` (a drop for good). Without it a replay stopped while its
+    output was unreachable waited for room forever."""
+
+    abort: threading.Event | None = None
 
     def put(self, event: Mapping[str, Any], block: bool = True, timeout: float | None = None) -> bool:
         raise NotImplementedError
@@ -110,11 +117,14 @@ class MemQueue(Queue):
                     return False
                 deadline = None if timeout is None else time.monotonic() + timeout
                 while len(self._items) + self._inflight >= self.max_events and not self._closed:
+                    if self.abort is not None and self.abort.is_set():
+                        self.stats.incr("queue.dropped_stopping")
+                        return False
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         self.stats.incr("queue.dropped_full")
                         return False
-                    self._not_full.wait(remaining)
+                    self._not_full.wait(1.0 if remaining is None else min(remaining, 1.0))
                 if self._closed:
                     raise QueueClosed("queue is closed")
             self._items.append(Entry(event))
@@ -135,11 +145,16 @@ class MemQueue(Queue):
                         self.stats.incr("queue.dropped_full", len(events) - n)
                         break
                     while len(items) + self._inflight >= self.max_events and not self._closed:
+                        if self.abort is not None and self.abort.is_set():
+                            break
                         if self._getters:
                             self._not_empty.notify()
                         self._not_full.wait(1.0)
                     if self._closed:
                         raise QueueClosed("queue is closed")
+                    if len(items) + self._inflight >= self.max_events:  # stopping
+                        self.stats.incr("queue.dropped_stopping", len(events) - n)
+                        break
                 items.append(Entry(event))
                 n += 1
             self.stats.incr("queue.published", n)

@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -224,3 +225,36 @@ def test_alias_bombs_in_overrides_and_variables_recursive_aliases_and_deep_nesti
         "b": [80, 8080],
         "c": {"x": 1, "y": 2},
     }
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_signal_stops_a_replay_whose_output_is_unreachable(
+    capture: Path, tmp_path: Path, workers: int
+) -> None:
+    """The output cannot be reached, the queue is full and the replay waits for room: SIGTERM
+    ends the run within the shutdown timeout, and what it could not deliver is counted and
+    said (exit status 3). It used to wait for room forever."""
+    cmd = [
+        sys.executable, "-m", "shipper", "-e", "-t", "-I", str(capture), "-E", HTTP,
+        "-E", "output.logstash.hosts=['127.0.0.1:1']", "-E", "queue.mem.events=64", "-E", "queue.mem.flush.min_events=16",
+        "-E", "packetbeat.flows.enabled=false", "--workers", str(workers),
+        "--path.data", str(tmp_path / "data"),
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(4)  # the queue is full long before: the replay waits for room
+        assert proc.poll() is None
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, err[-3000:]
+    assert elapsed < 10, f"took {elapsed:.1f}s after SIGTERM"
+    assert "Traceback" not in err
+    assert "events were dropped for good" in err, err[-3000:]
+    assert '"dropped_stopping":' in err.replace(" ", ""), err[-3000:]
