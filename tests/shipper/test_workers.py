@@ -49,7 +49,8 @@ def _run(
     ]  # fmt: skip
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240, env=env)
     events: list[dict[str, Any]] = []
-    for p in sorted(out.glob("ev*")):
+    # Oldest file first: once output.file rotates, names are not in write order.
+    for p in sorted(out.glob("ev*"), key=lambda f: f.stat().st_mtime_ns):
         events += [json.loads(line) for line in p.read_text().splitlines()]
     for e in events:
         e["agent"].pop("ephemeral_id", None)  # one per run
