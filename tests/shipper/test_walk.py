@@ -74,6 +74,16 @@ def reference(
     return off, walked, positions, packets
 
 
+def _after(data: bytes, off: int) -> int | None:
+    """Past the record at ``off``, where a walk stopped (None: it cannot go on from there)."""
+    if off + 16 > len(data):
+        return None
+    incl = struct.unpack_from("<I", data, off + 8)[0]
+    if incl > MAX_RECORD or off + 16 + incl > len(data):
+        return None
+    return off + 16 + incl
+
+
 def test_extension_is_built() -> None:
     """Under CI the extension must be there: otherwise only the Python path is tested."""
     mod = _walk_module()
@@ -170,13 +180,10 @@ def test_walks_as_the_python_walk(
     while True:
         got = walker.own(off, limit, most, next_tick)
         assert got == reference(data, off, limit, most, next_tick, n, idx, skip_acks, mult)
-        off = got[0]
-        if off + 16 > len(data):
+        nxt = _after(data, got[0])
+        if nxt is None:
             break
-        incl = struct.unpack_from("<I", data, off + 8)[0]
-        if incl > MAX_RECORD or off + 16 + incl > len(data):
-            break
-        off += 16 + incl
+        off = nxt
     walker.release()
 
 
@@ -423,13 +430,10 @@ def test_a_workers_parsed_segments_are_what_feed_many_hands_the_tcp_tracker(
         assert a[:3] == b[:3]
         whole.feed_many(a[3])
         parsed.feed_parsed(b[3])
-        off = a[0]
-        if off + 16 > len(data):
+        nxt = _after(data, a[0])
+        if nxt is None:
             break
-        incl = struct.unpack_from("<I", data, off + 8)[0]
-        if incl > MAX_RECORD or off + 16 + incl > len(data):
-            break
-        off += 16 + incl
+        off = nxt
     plain.release()
     parsing.release()
     assert calls_parsed == calls_whole
