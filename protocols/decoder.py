@@ -106,8 +106,6 @@ class Decoder:
             self.limits.fragment_timeout_ns,
             self.limits.fragment_max_bytes,
         )
-        self.packets = 0
-        self.bytes = 0
         self.last_ts = 0
         self._next_tick = 0
         self._held = False
@@ -145,12 +143,8 @@ class Decoder:
         flows = self.flows
         flows_tcp = flows.tcp if flows is not None else None
         flows_eth = flows is not None and flows.eth
-        count = 0
-        nbytes = 0
         for ts, linktype, frame, wl in packets:
-            count += 1
             n = len(frame)
-            nbytes += n
             if ts >= self._next_tick:
                 self._tick(ts)
             try:
@@ -182,8 +176,6 @@ class Decoder:
             except (IndexError, struct.error, ValueError) as exc:
                 self.stats.incr("decoder.malformed")
                 log.debug("malformed frame: %r", exc)
-        self.packets += count
-        self.bytes += nbytes
 
     def feed_parsed(self, items: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
         """``feed_many`` for a reader that did its inline path's parsing itself (a C walk
@@ -196,13 +188,11 @@ class Decoder:
             raise ValueError("feed_parsed needs flows off")
         tcp_process = self.tcp.process
         feed = self._feed
-        count = 0
         self._expire_budget = FLUSH_BATCH
         for item in items:
             if len(item) == 4:
                 feed((item,))
                 continue
-            count += 1
             ts = item[0]
             if ts >= self._next_tick:
                 self._tick(ts)
@@ -211,7 +201,6 @@ class Decoder:
             except (IndexError, struct.error, ValueError) as exc:
                 self.stats.incr("decoder.malformed")
                 log.debug("malformed frame: %r", exc)
-        self.packets += count
         return self.take()
 
     def _general(self, ts: int, linktype: int, frame: bytes) -> None:
