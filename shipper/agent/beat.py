@@ -456,7 +456,7 @@ class Beat:
         feed: Callable[[list[Any]], list[dict[str, Any]]] | None = None,
     ) -> None:
         """``feed``: the decoder's method for the chunks (``feed_many``)."""
-        feed_many = feed or decoder.feed_many
+        feed = feed or decoder.feed_many
         stop = self.stop_event
         # Chunks keep events flowing to the queue promptly and the stop flag checked (a
         # signal, or the pipeline stopping on its own, sets it). At top speed the events
@@ -468,7 +468,7 @@ class Beat:
             for chunk in chunks:
                 if stop.is_set():
                     break
-                evs = feed_many(chunk)
+                evs = feed(chunk)
                 if evs:
                     out.add(evs)
         finally:
