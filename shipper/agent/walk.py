@@ -5,8 +5,9 @@ installing) or ``WIREBEAT_PURE_PYTHON`` is set: then every reader keeps its Pyth
 with the same results. The extension walks a classic pcap file held in memory
 (``CaptureFile.mapped``): for a worker of a replay (little-endian, Ethernet) it passes over
 the records of other workers (``workers._read_pass``); for a single process (any byte order,
-any link type) it cuts the file into ``feed_many`` chunks and, for Ethernet and Linux cooked
-frames, leaves out the pure ACKs that ``feed_many`` would only count (with flows off).
+any link type) it cuts the file into decoder chunks and, with flows off, leaves out the pure
+ACKs of Ethernet and Linux cooked frames that ``feed_many`` would only count and hands TCP
+segments over parsed (``Decoder.feed_parsed``).
 """
 
 from __future__ import annotations
