@@ -33,7 +33,7 @@ from shipper.outputs.base import Output, OutputContext
 from shipper.pipeline.envelope import Envelope
 from shipper.pipeline.processors import Context, Processing
 from shipper.pipeline.publisher import REPLAY_COALESCE, Coalesced, Pipeline
-from shipper.pipeline.queue import MemQueue, Queue
+from shipper.pipeline.queue import MemQueue, Queue, StopEvent
 
 log = logging.getLogger("beat")
 
@@ -45,7 +45,7 @@ class Beat:
         self.settings = settings
         self.stats = Counters()
         self.decoder_stats = Counters()
-        self.stop_event = threading.Event()
+        self.stop_event = StopEvent()
         self.monitor = Monitor(settings.logging.metrics.period if settings.logging.metrics.enabled else 0)
         self.output: Output | None = None
         self.queue: Queue | None = None
@@ -241,8 +241,10 @@ class Beat:
         self.auto_setup()
         self.output = self.build_output()
         self.queue = self.build_queue()
-        # Stopping (a signal): a put waiting for room gives up, counting what it drops.
+        # Stopping (a signal): a put waiting for room gives up when the shutdown timeout
+        # has passed, counting what it drops.
         self.queue.abort = self.stop_event
+        self.queue.abort_grace = self._shutdown_timeout()
         ignore = self.ignores_outgoing()
         self.pipeline = Pipeline(
             self.output,
@@ -441,7 +443,8 @@ class Beat:
         while not self.stop_event.is_set() and not pipeline.failed.is_set():
             if pipeline.queue.wait_empty(0.2):
                 break
-        return pipeline.close(self._shutdown_timeout() if self.stop_event.is_set() else 0.0)
+        stop = self.stop_event
+        return pipeline.close(stop.left(self._shutdown_timeout()) if stop.is_set() else 0.0)
 
     def _shutdown_timeout(self) -> float:
         return max(self.settings.packetbeat.shutdown_timeout, 5.0)

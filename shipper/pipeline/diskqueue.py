@@ -209,7 +209,7 @@ class DiskQueue(Queue):
                     return False
                 deadline = None if timeout is None else time.monotonic() + timeout
                 while self._disk_bytes() + len(rec) > self.max_size and not self._closed:
-                    if self.abort is not None and self.abort.is_set():
+                    if self._abandoned():
                         self.stats.incr("queue.dropped_stopping")
                         return False
                     remaining = None if deadline is None else deadline - time.monotonic()

@@ -36,15 +36,40 @@ class QueueClosed(Exception):
     pass
 
 
+class StopEvent(threading.Event):
+    """The agent's stop flag (SIGINT, SIGTERM, an internal error), remembering when it was
+    first set: the shutdown timeout counts from there."""
+
+    at: float | None = None
+
+    def set(self) -> None:
+        if self.at is None:
+            self.at = time.monotonic()
+        super().set()
+
+    def left(self, grace: float) -> float:
+        """Seconds of ``grace`` left since the stop (all of it before one)."""
+        if self.at is None:
+            return grace
+        return max(0.0, grace - (time.monotonic() - self.at))
+
+
 class Queue:
     """Interface shared by the memory and disk queues.
 
-    ``abort``: once set (the agent is stopping: SIGINT, SIGTERM), a put waiting for room
-    gives up within a second; what it could not enqueue is counted in
+    ``abort``: once it is set (the agent is stopping), a put waiting for room goes on
+    waiting while the output drains, but gives up ``abort_grace`` seconds (the shutdown
+    timeout) after the stop; what it could not enqueue is counted in
     ``queue.dropped_stopping`` (a drop for good). Without it a replay stopped while its
     output was unreachable waited for room forever."""
 
-    abort: threading.Event | None = None
+    abort: StopEvent | None = None
+    abort_grace: float = 0.0
+
+    def _abandoned(self) -> bool:
+        """Called while a put waits for room: has the stopping agent's grace run out?"""
+        a = self.abort
+        return a is not None and a.is_set() and a.left(self.abort_grace) <= 0.0
 
     def put(self, event: Mapping[str, Any], block: bool = True, timeout: float | None = None) -> bool:
         raise NotImplementedError
@@ -117,7 +142,7 @@ class MemQueue(Queue):
                     return False
                 deadline = None if timeout is None else time.monotonic() + timeout
                 while len(self._items) + self._inflight >= self.max_events and not self._closed:
-                    if self.abort is not None and self.abort.is_set():
+                    if self._abandoned():
                         self.stats.incr("queue.dropped_stopping")
                         return False
                     remaining = None if deadline is None else deadline - time.monotonic()
@@ -145,7 +170,7 @@ class MemQueue(Queue):
                         self.stats.incr("queue.dropped_full", len(events) - n)
                         break
                     while len(items) + self._inflight >= self.max_events and not self._closed:
-                        if self.abort is not None and self.abort.is_set():
+                        if self._abandoned():
                             break
                         if self._getters:
                             self._not_empty.notify()

@@ -14,7 +14,7 @@ import pytest
 from protocols.stats import Counters
 from shipper.agent.settings import DiskQueueSettings
 from shipper.pipeline.diskqueue import DiskQueue, DiskQueueError
-from shipper.pipeline.queue import MemQueue, Queue, QueueClosed
+from shipper.pipeline.queue import MemQueue, Queue, QueueClosed, StopEvent
 
 
 def ev(i: int, pad: int = 0) -> dict[str, Any]:
@@ -91,6 +91,57 @@ def test_full_queue_blocks_until_acknowledged(queue: Queue) -> None:
     t.join()
     got += drain(queue)
     assert got == list(range(n + 1))
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["put", "put_many"])
+def test_stopping_put_waits_for_the_draining_output_then_gives_up_after_the_grace(
+    queue: Queue, many: bool
+) -> None:
+    """A stop (SIGINT, SIGTERM) does not throw away events the output is still taking: a put
+    waiting for room goes on while the queue drains, and gives up (counted) only once the
+    shutdown timeout since the stop has passed."""
+    n = 0
+    while queue.put(ev(n), block=False):
+        n += 1
+    stop = StopEvent()
+    queue.abort, queue.abort_grace = stop, 1.5
+    stats = queue.stats  # type: ignore[attr-defined]
+
+    def put(events: list[dict[str, Any]]) -> int:
+        if many:
+            return queue.put_many(events)
+        return sum(queue.put(e) for e in events)
+
+    results: list[int] = []
+    t = threading.Thread(target=lambda: results.append(put([ev(n), ev(n + 1)])))
+    stop.set()
+    t.start()
+    time.sleep(0.3)
+    got = drain(queue)  # the output takes events after the stop: the put goes on
+    t.join(5)
+    assert results == [2]
+    got += drain(queue)
+    assert got == list(range(n + 2))
+    assert stats.get("queue.dropped_stopping", 0) == 0
+
+    while queue.put(ev(0), block=False):
+        pass
+    t0 = time.monotonic()
+    assert put([ev(1), ev(2), ev(3)]) == 0  # nothing drains: the grace runs out
+    assert 0.5 < time.monotonic() - t0 < 3.0  # 1.5 s since the stop, not 1.5 s from now
+    assert stats["queue.dropped_stopping"] == 3
+
+
+def test_stop_event_counts_the_shutdown_timeout_from_the_first_stop() -> None:
+    stop = StopEvent()
+    assert stop.left(5.0) == 5.0
+    stop.set()
+    first = stop.at
+    time.sleep(0.05)
+    stop.set()
+    assert stop.at == first
+    assert 4.8 < stop.left(5.0) < 5.0
+    assert stop.left(0.01) == 0.0
 
 
 def test_closed_queue_refuses_events(queue: Queue) -> None:
