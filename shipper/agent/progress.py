@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import resource
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from operator import itemgetter
 from typing import Any, TextIO
 
 from protocols.unclaimed import PortTally
+from shipper.agent.monitor import peak_rss
 
 #: Exit status of a replay that finished but lost events for good (docs/replay.md).
 EXIT_DROPPED = 3
@@ -56,8 +56,8 @@ def dropped_for_good(stats: dict[str, int]) -> int:
 
 
 def memory_peak() -> int:
-    """The process's peak resident size, in bytes (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """The process's peak resident size, in bytes."""
+    return peak_rss()
 
 
 class _Reader:

@@ -207,6 +207,26 @@ def test_summary_goes_to_the_log_as_structured_fields(tmp_path: Path) -> None:
     assert rec["replay"]["memory_peak_bytes"] > 10_000_000
 
 
+def test_memory_peak_is_the_agents_own_not_the_parents_it_was_started_from(tmp_path: Path) -> None:
+    """Linux carries ``ru_maxrss`` over ``execve``: a wirebeat started by a process that
+    once held 600 MB must not report 600 MB as its own peak."""
+    prog = (
+        "import os, sys\n"
+        "ballast = b'x' * 600_000_000\n"
+        "del ballast\n"
+        "os.execv(sys.executable, [sys.executable, '-c', 'from shipper.agent.cli import main; main()',"
+        " 'run', '-t', '-N', '-e', '-I', sys.argv[1], '--path.data', sys.argv[2]])\n"
+    )
+    sample = str(ROOT / "samples" / "sample.pcap")
+    r = subprocess.run(
+        [sys.executable, "-c", prog, sample, str(tmp_path / "data")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    (rec,) = [json.loads(line) for line in r.stderr.splitlines() if '"replay"' in line]
+    assert 10_000_000 < rec["replay"]["memory_peak_bytes"] < 400_000_000, rec["replay"]
+
+
 def test_flows_are_counted_apart_from_transactions(tmp_path: Path) -> None:
     run = wirebeat(
         "-t", "-N", "-I", shared_pcap("http_minitwit"), "-E", "packetbeat.flows.period=-1", tmp=tmp_path
