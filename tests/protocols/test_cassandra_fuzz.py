@@ -234,15 +234,20 @@ def test_linear_time() -> None:
     """A large frame in small pieces costs about as much per byte as a small one."""
     big = w.rows(COLS, 3000, stream=1)  # ~50 KB
 
-    def cost(n: int) -> float:
-        t0 = time.perf_counter()
+    def once(n: int) -> float:
         pieces = [(FROM_CLIENT, w.query("q", 1))]
         for _ in range(n):
             pieces += [(FROM_SERVER, big[i : i + 100]) for i in range(0, len(big), 100)]
             pieces.append((FROM_CLIENT, w.query("q", 1)))
+        t0 = time.process_time()
         feed(plugin(), pieces)
-        return time.perf_counter() - t0
+        return time.process_time() - t0
 
-    cost(1)
+    def cost(n: int) -> float:
+        # CPU time, best of three: other processes of a parallel test run neither add to
+        # it nor, mostly, make one sample an outlier.
+        return min(once(n) for _ in range(3))
+
+    once(1)
     small, large = cost(2), cost(8)
     assert large < small * 4 * 3
