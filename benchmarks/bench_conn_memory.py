@@ -42,6 +42,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import measure
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKETBEAT = Path("/root/.cache/wirebeat/packetbeat-9.3.0/packetbeat")
 T0 = 1_700_000_000_000_000_000
@@ -113,23 +115,13 @@ def synthesize(path: Path, kind: str, n: int) -> int:
 def run_measured(cmd: list[str], cwd: Path, timeout: float = 3600) -> tuple[int, str, float, float]:
     """Run ``cmd``; returns (exit status, stderr, peak RSS in MB, wall seconds).
 
-    The peak is the child's own ``ru_maxrss`` (``wait4``), not the maximum over every
-    child this process ever had."""
-    t0 = time.perf_counter()
+    The peak is the child's own (``benchmarks/measure.py``), not the maximum over every
+    child this process ever had, nor this process's own peak passed on to it."""
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.monotonic() + timeout
-        while True:
-            wpid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if wpid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        run = measure.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err, timeout=timeout)
         err.seek(0)
         text = err.read().decode("utf-8", "replace")
-    return proc.returncode, text, usage.ru_maxrss / 1024, time.perf_counter() - t0
+    return run.returncode, text, run.maxrss_mb, run.wall
 
 
 def wirebeat_config(tmp: Path, max_connections: int | None, flows: bool, workers: int = 1) -> Path:

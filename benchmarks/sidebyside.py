@@ -22,8 +22,10 @@ Packetbeat's publisher to drain). Packetbeat sleeps that timeout unconditionally
 exits, and once more at start-up (its configuration check builds a processor and stops it,
 and stopping sleeps the timeout), so *time* is measured from the start to the last write of
 the output file, for both tools, less Packetbeat's start-up sleep; *CPU* (user + sys) and
-*peak RSS* come from ``wait4`` on the tool's process (a multi-process wirebeat reports its
-largest process and the CPU of every process it waited for). "1 core" pins each tool with
+*peak RSS* come from ``wait4`` on the tool's process, started by a fresh launcher
+(``benchmarks/measure.py``: Linux would pass this script's own peak on to a process it starts
+directly); a multi-process wirebeat reports its largest process and the CPU of every process
+it waited for. "1 core" pins each tool with
 ``taskset -c 0``; "all cores" leaves it free. Each figure is the median of ``--runs`` runs,
 the tools alternating. The table is Markdown.
 """
@@ -50,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from benchmarks import bench_mysql, bench_pgsql  # noqa: E402
+from benchmarks import bench_mysql, bench_pgsql, measure  # noqa: E402
 from benchmarks.bench_dns import generate as dns_generate  # noqa: E402
 from benchmarks.bench_flows import generate as mixed_generate  # noqa: E402
 from benchmarks.bench_pipeline import generate as http_generate  # noqa: E402
@@ -190,17 +192,11 @@ def run_tool(
             cmd = ["taskset", "-c", "0", *cmd]
         err = (work / "stderr").open("w+b")
         start_ns = time.time_ns()
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
+        run = measure.run(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+        if run.returncode != 0:
             err.seek(0)
             tail = err.read().decode("utf-8", "replace")[-1500:]
-            raise SystemExit(
-                f"{tool} failed on {pcap.name} (exit {proc.returncode}): {' '.join(cmd)}\n{tail}"
-            )
+            raise SystemExit(f"{tool} failed on {pcap.name} (exit {run.returncode}): {' '.join(cmd)}\n{tail}")
         files = sorted((work / "out").glob("*.ndjson"))
         events = 0
         last = start_ns
@@ -211,9 +207,9 @@ def run_tool(
             last = max(last, f.stat().st_mtime_ns)
         return {
             "time": max(1e-3, (last - start_ns) / 1e9 - startup_sleep(tool)),
-            "wall": wall,
-            "cpu": usage.ru_utime + usage.ru_stime,
-            "rss": usage.ru_maxrss / 1024,
+            "wall": run.wall,
+            "cpu": run.cpu,
+            "rss": run.maxrss_mb,
             "events": events,
             "bytes": size,
         }
