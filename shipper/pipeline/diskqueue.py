@@ -216,7 +216,7 @@ class DiskQueue(Queue):
                     if remaining is not None and remaining <= 0:
                         self.stats.incr("queue.dropped_full")
                         return False
-                    self._not_full.wait(1.0 if remaining is None else min(remaining, 1.0))
+                    self._not_full.wait(self._room_wait(1.0 if remaining is None else min(remaining, 1.0)))
                 if self._closed:
                     raise QueueClosed("queue is closed")
             if self._wsize and self._wsize + len(rec) > self.segment_size:

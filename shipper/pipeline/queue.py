@@ -71,6 +71,14 @@ class Queue:
         a = self.abort
         return a is not None and a.is_set() and a.left(self.abort_grace) <= 0.0
 
+    def _room_wait(self, step: float) -> float:
+        """How long a put waiting for room sleeps before it looks again: ``step``, or less
+        when a stopping agent's grace ends sooner."""
+        a = self.abort
+        if a is None or not a.is_set():
+            return step
+        return max(0.01, min(step, a.left(self.abort_grace)))
+
     def put(self, event: Mapping[str, Any], block: bool = True, timeout: float | None = None) -> bool:
         raise NotImplementedError
 
@@ -149,7 +157,7 @@ class MemQueue(Queue):
                     if remaining is not None and remaining <= 0:
                         self.stats.incr("queue.dropped_full")
                         return False
-                    self._not_full.wait(1.0 if remaining is None else min(remaining, 1.0))
+                    self._not_full.wait(self._room_wait(1.0 if remaining is None else min(remaining, 1.0)))
                 if self._closed:
                     raise QueueClosed("queue is closed")
             self._items.append(Entry(event))
@@ -174,7 +182,7 @@ class MemQueue(Queue):
                             break
                         if self._getters:
                             self._not_empty.notify()
-                        self._not_full.wait(1.0)
+                        self._not_full.wait(self._room_wait(1.0))
                     if self._closed:
                         raise QueueClosed("queue is closed")
                     if len(items) + self._inflight >= self.max_events:  # stopping
