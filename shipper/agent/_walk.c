@@ -126,12 +126,17 @@ static PyObject *Walker_release(Walker *self, PyObject *Py_UNUSED(ignored)) {
     Py_RETURN_NONE;
 }
 
-/* The pure-ACK test of Decoder.feed_many's inline path, on a whole frame ``f`` of ``incl``
-captured bytes whose IPv4 header starts at ``l2`` (14: Ethernet, 16: Linux cooked): TCP over
-IPv4 without options, not a fragment, no SYN/FIN/RST, no payload, nothing cut short. */
+/* Whether Decoder.feed_many's inline path takes a whole frame ``f`` of ``incl`` captured
+bytes whose IPv4 header starts at ``l2`` (14: Ethernet, 16: Linux cooked): TCP over IPv4
+without options, not a fragment, both headers' fixed part captured. */
+static inline int inline_tcp4(const unsigned char *f, uint32_t incl, uint32_t l2) {
+    return incl >= l2 + 40 && f[l2 - 2] == 0x08 && f[l2 - 1] == 0x00 && f[l2] == 0x45 && f[l2 + 9] == 6 &&
+           (be16(f + l2 + 6) & 0x3FFF) == 0;
+}
+
+/* The pure-ACK test of that path: no SYN/FIN/RST, no payload, nothing cut short. */
 static inline int pure_ack(const unsigned char *f, uint32_t incl, uint32_t l2) {
-    if (!(incl >= l2 + 40 && f[l2 - 2] == 0x08 && f[l2 - 1] == 0x00 && f[l2] == 0x45 && f[l2 + 9] == 6 &&
-          (be16(f + l2 + 6) & 0x3FFF) == 0))
+    if (!inline_tcp4(f, incl, l2))
         return 0;
     unsigned doff = f[l2 + 32], flags = f[l2 + 33];
     unsigned hl = 20 + ((doff >> 4) << 2);
@@ -205,8 +210,7 @@ static int append_packet(PyObject *out, long long ts, PyObject *linktype, const 
    else is for the caller to append whole (0); -1 with an exception. */
 static int append_segment(PyObject *out, long long ts, const unsigned char *f, uint32_t incl, uint32_t l2,
                           long long next_tick) {
-    if (!(incl >= l2 + 40 && f[l2 - 2] == 0x08 && f[l2 - 1] == 0x00 && f[l2] == 0x45 && f[l2 + 9] == 6 &&
-          (be16(f + l2 + 6) & 0x3FFF) == 0))
+    if (!inline_tcp4(f, incl, l2))
         return 0;
     uint32_t end = l2 + be16(f + l2 + 2), p = l2 + 20, missing = 0;
     if (end < p + 20)
