@@ -297,7 +297,7 @@ def process_metrics(started: float) -> dict[str, Value]:
         "beat.memstats.memory_sys": status.get("VmSize", 0),
         "beat.memstats.rss": rss,
         # Peak resident size: read after the current one, and never below it.
-        "beat.memstats.rss_max": max(status["VmHWM"] if "VmHWM" in status else peak_rss(), rss),
+        "beat.memstats.rss_max": max(status.get("VmHWM", 0), rss),
         "beat.memstats.gc_next": max(0, threshold0 - count0),
         "beat.runtime.goroutines": threading.active_count(),
         "system.cpu.cores": cores,
@@ -331,9 +331,9 @@ def process_started() -> float:
 def peak_rss() -> int:
     """This process's peak resident size in bytes: ``VmHWM``, the peak of the running
     image. Linux carries ``ru_maxrss`` over ``execve``, so a process started by a large one
-    (a test runner, an orchestrator) would report its parent's peak; it is only the
-    fallback where /proc is missing."""
-    return _proc_status().get("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    (a test runner, an orchestrator) would report its parent's peak; ``_proc_status`` falls
+    back to it only where /proc cannot be read."""
+    return _proc_status().get("VmHWM", 0)
 
 
 def _proc_status() -> dict[str, int]:

@@ -55,11 +55,6 @@ def dropped_for_good(stats: dict[str, int]) -> int:
     return n + sum(stats.get(k, 0) for k in _DROP_KEYS)
 
 
-def memory_peak() -> int:
-    """The process's peak resident size, in bytes."""
-    return peak_rss()
-
-
 class _Reader:
     """What the progress thread reads from the current capture reader."""
 
@@ -269,7 +264,7 @@ class ReplayReport:
             events += f", {filtered:,} filtered"
         return (
             f"wirebeat: replayed {packets:,} packets ({_size(nbytes)}) in {_duration(elapsed)}"
-            f" ({packets / elapsed:,.0f} packets/s): {txn_part}; {events}; memory peak {_size(memory_peak())}"
+            f" ({packets / elapsed:,.0f} packets/s): {txn_part}; {events}; memory peak {_size(peak_rss())}"
         )
 
     def hints(self, total_packets: int | None = None) -> list[str]:
@@ -341,7 +336,7 @@ class ReplayReport:
                 "filtered": sum(self.stats.get(k, 0) for k in FILTERED_KEYS),
             },
             "duration_ms": int((end - self.started) * 1000),
-            "memory_peak_bytes": memory_peak(),
+            "memory_peak_bytes": peak_rss(),
         }
 
 
