@@ -54,7 +54,9 @@ def run(
     stderr: int | IO[Any] | None = None,
     timeout: float | None = None,
 ) -> Measured:
-    """Run ``cmd`` to its end (killed, with its process group, after ``timeout``)."""
+    """Run ``cmd`` to its end (killed, with its process group, after ``timeout``, or when
+    waiting for it is interrupted: it runs in a session of its own, out of reach of the
+    terminal's Ctrl-C)."""
     with tempfile.NamedTemporaryFile("r", prefix="measure-", suffix=".txt") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
@@ -69,6 +71,9 @@ def run(
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
         wall = time.perf_counter() - t0
         fields = out.read().split()
     if len(fields) != 3:  # the launcher itself was killed

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
 
 from benchmarks import measure
 
@@ -30,3 +37,23 @@ def test_a_command_past_its_timeout_is_killed_with_its_children() -> None:
     run = measure.run([sys.executable, "-c", "import time; time.sleep(60)"], timeout=1)
     assert run.returncode != 0
     assert run.wall < 10
+
+
+def test_an_interrupted_wait_kills_the_command(tmp_path: Path) -> None:
+    """Ctrl-C on a benchmark: the tool, in a session of its own, must not run on."""
+    pidfile = tmp_path / "pid"
+    prog = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    main = threading.main_thread().ident
+    assert main is not None
+    threading.Timer(1.0, signal.pthread_kill, (main, signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        measure.run([sys.executable, "-c", prog])
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"the command (pid {pid}) still runs")
