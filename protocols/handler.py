@@ -9,10 +9,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, ClassVar
 
 from protocols.common.config import ProtocolConfig
+from protocols.net import ip_to_str
 from protocols.stats import Counters
 
 #: Directions of a connection once oriented.
@@ -57,6 +59,40 @@ class ConnInfo:
             f"{self.transport} {self.client_ip}:{self.client_port} -> "
             f"{self.server_ip}:{self.server_port} #{self.conn_id}"
         )
+
+
+#: Addresses as text, shared by the connections of a host (a server's address above all).
+_ip_str = functools.lru_cache(maxsize=4096)(ip_to_str)
+
+
+class LazyConnInfo(ConnInfo):
+    """A TCP connection's endpoints, made into strings when first read: a connection
+    waiting for its response needs them only once its transaction is published. ``key``
+    is the tracker's (source address bytes, port, destination bytes, port).
+
+    Here rather than in ``protocols.tcp``: the tracker is compiled where a C compiler is
+    present (mypyc), and a compiled class cannot fill its slots on first read."""
+
+    __slots__ = ("_flipped", "_key")
+
+    def __init__(self, key: tuple[Any, ...], flipped: bool, conn_id: int) -> None:
+        self._key = key
+        self._flipped = flipped
+        self.transport = "tcp"
+        self.conn_id = conn_id
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for a slot not set yet.
+        if name not in ("client_ip", "client_port", "server_ip", "server_port"):
+            raise AttributeError(name)
+        src, sport, dst, dport = self._key
+        if self._flipped:
+            src, sport, dst, dport = dst, dport, src, sport
+        self.client_ip = _ip_str(src)
+        self.client_port = sport
+        self.server_ip = _ip_str(dst)
+        self.server_port = dport
+        return getattr(self, name)
 
 
 class ConnectionHandler:

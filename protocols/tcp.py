@@ -42,7 +42,6 @@ current position (RFC 1982 serial arithmetic, a window of ±2**31).
 from __future__ import annotations
 
 import bisect
-import functools
 import itertools
 import logging
 from collections import OrderedDict
@@ -51,8 +50,8 @@ from typing import Any
 
 import attrs
 
-from protocols.handler import FROM_CLIENT, FROM_SERVER, ConnectionHandler, ConnInfo, Plugin
-from protocols.net import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, ip_to_str
+from protocols.handler import FROM_CLIENT, FROM_SERVER, ConnectionHandler, ConnInfo, LazyConnInfo, Plugin
+from protocols.net import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
 from protocols.stats import Counters
 from protocols.unclaimed import PortTally
 
@@ -77,8 +76,6 @@ _conn_ids = itertools.count(1)
 _TENTATIVE = 1
 _FIN_DONE = 2
 _NOT_BLOCKED = (0, 0)
-#: Addresses as text, shared by the connections of a host (a server's address above all).
-_ip_str = functools.lru_cache(maxsize=_MAX_ADDRS)(ip_to_str)
 
 
 @attrs.frozen
@@ -119,7 +116,7 @@ class Stream:
         # of the other direction this segment acknowledges (-1: no ACK; ``-2 - ack``: the
         # raw ack, while the other direction's start is unknown). None held: a shared empty
         # tuple until the first segment is held.
-        self.buf: list[list[Any]] = _NO_SEGMENTS
+        self.buf: Any = _NO_SEGMENTS  # list[list[Any]] once a segment is held
         self.buf_bytes = 0
         #: (packet count, capture time) when the stream last began waiting for a hole.
         self.blocked_at = _NOT_BLOCKED
@@ -160,32 +157,6 @@ class Stream:
         return nxt + d - (1 << 32) if d >= HALF else nxt + d
 
 
-class _TcpConnInfo(ConnInfo):
-    """A TCP connection's endpoints, made into strings when first read: a connection
-    waiting for its response needs them only once its transaction is published."""
-
-    __slots__ = ("_flipped", "_key")
-
-    def __init__(self, key: tuple[Any, ...], flipped: bool, conn_id: int) -> None:
-        self._key = key
-        self._flipped = flipped
-        self.transport = "tcp"
-        self.conn_id = conn_id
-
-    def __getattr__(self, name: str) -> Any:
-        # Called only for a slot not set yet.
-        if name not in ("client_ip", "client_port", "server_ip", "server_port"):
-            raise AttributeError(name)
-        src, sport, dst, dport = self._key
-        if self._flipped:
-            src, sport, dst, dport = dst, dport, src, sport
-        self.client_ip = _ip_str(src)
-        self.client_port = sport
-        self.server_ip = _ip_str(dst)
-        self.server_port = dport
-        return getattr(self, name)
-
-
 class Connection:
     __slots__ = (
         "flipped",
@@ -218,7 +189,7 @@ class Connection:
 
     def conn_info(self) -> ConnInfo:
         if self.info is None:  # numbered when first described (its handler is made)
-            self.info = _TcpConnInfo(self.key, self.flipped, next(_conn_ids))
+            self.info = LazyConnInfo(self.key, self.flipped, next(_conn_ids))
         return self.info
 
     def get_handler(self) -> ConnectionHandler:

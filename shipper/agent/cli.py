@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from capture import CaptureError
+from protocols import compiled
 from shipper.agent.config import ConfigError
 from shipper.agent.settings import DEFAULT_CONFIG_NAMES, Settings, load_settings
 from shipper.agent.version import PACKETBEAT_COMPAT, VERSION
@@ -255,6 +256,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     beat = Beat(settings)
     log = logging.getLogger("beat")
     log.info("wirebeat %s starting (output %s)", VERSION, settings.output_name())
+    log.log(logging.WARNING if compiled.STALE else logging.INFO, "%s", compiled.status())
     if args.pcap:
         return beat.run_file(
             args.pcap,

@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+from protocols.compiled import PURE_PYTHON_ENV
+
 if TYPE_CHECKING:
     from capture import CaptureFile
     from capture.pcapfile import PcapMap
@@ -26,9 +28,6 @@ if TYPE_CHECKING:
 #: Records a C walk passes at most per call: between two calls the walk checks that the file
 #: was not truncated under its mapping (``PcapMap.progress``).
 WALK_LIMIT = 4096
-
-#: Set (to anything): run without the optional C extension.
-PURE_PYTHON_ENV = "WIREBEAT_PURE_PYTHON"
 
 ext: Any = None
 if not os.environ.get(PURE_PYTHON_ENV):

@@ -1,9 +1,11 @@
 """The one command install works with and without a C compiler: the wheel carries the
-optional record skipper (``shipper/agent/_walk.c``) when one is there, and builds without
-it (wirebeat then runs the same pure-Python walk) when none is."""
+optional record skipper (``shipper/agent/_walk.c``) and the hot path compiled by mypyc
+(``protocols/compiled.py``) when one is there, and builds without them (wirebeat then runs
+the same code in pure Python) when none is."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from protocols.compiled import GROUP_LIBRARY, SOURCES_FILE
 from tests.helpers import ROOT
 
 
@@ -56,6 +59,11 @@ def _wheel(tmp: Path, env: dict[str, str]) -> list[str]:
 def test_wheel_with_and_without_a_compiler(tmp_path: Path) -> None:
     with_cc = _wheel(tmp_path / "cc", dict(os.environ))
     assert any(n.startswith("shipper/agent/_walk.") and n.endswith(".so") for n in with_cc)
+    with zipfile.ZipFile(next((tmp_path / "cc" / "wheels").glob("wirebeat-*.whl"))) as z:
+        hot = json.loads(z.read(SOURCES_FILE))
+    assert {"protocols.tcp", "protocols.http.parser", "shipper.pipeline.envelope"} <= set(hot)
+    for name in (*hot, GROUP_LIBRARY):
+        assert any(n.startswith(name.replace(".", "/") + ".") and n.endswith(".so") for n in with_cc), name
     without = _wheel(tmp_path / "nocc", {**os.environ, "CC": "/nonexistent/cc"})
     assert not any(n.endswith(".so") for n in without)
     assert "shipper/agent/workers.py" in without
