@@ -91,13 +91,18 @@ def source_reason(
     if environ.get(PURE_PYTHON_ENV):
         return f"{PURE_PYTHON_ENV} is set", False
     if not modules or _extension(root / GROUP_LIBRARY) is None:
-        return "not compiled (no C compiler when installed)", False
+        return "not compiled (installed without a C compiler, or not built)", False
     missing = [name for name in modules if _extension(root.joinpath(*name.split("."))) is None]
     if missing:
         return f"not compiled: {', '.join(missing)}", False
     # One stale module makes them all run as source: compiled modules call one another's
     # compiled code directly, so a compiled caller would still run the old callee.
-    changed = [name for name, digest in modules.items() if digest != source_digest(_source(root, name))]
+    # (A module without its source can only run compiled.)
+    changed = [
+        name
+        for name, digest in modules.items()
+        if _source(root, name).exists() and digest != source_digest(_source(root, name))
+    ]
     if changed:
         return (
             f"{', '.join(changed)} changed since the build "

@@ -135,11 +135,14 @@ def test_reasons(tmp_path: Path) -> None:
     )
     none = _tree(tmp_path / "none", group=False, exts=False, digests=False)
     assert compiled.built_sources(none) == {}
-    assert compiled.source_reason({}, none, {}) == ("not compiled (no C compiler when installed)", False)
+    assert compiled.source_reason({}, none, {}) == (
+        "not compiled (installed without a C compiler, or not built)",
+        False,
+    )
     # The compiler failed: setup.py recorded the modules, the extensions are not there.
     half = _tree(tmp_path / "half", group=False, exts=False)
     assert compiled.source_reason(compiled.built_sources(half), half, {}) == (
-        "not compiled (no C compiler when installed)",
+        "not compiled (installed without a C compiler, or not built)",
         False,
     )
     half = _tree(tmp_path / "half2", exts=False)
