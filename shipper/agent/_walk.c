@@ -53,6 +53,43 @@ static inline uint32_t be32(const unsigned char *p) {
 
 static inline uint32_t be16(const unsigned char *p) { return (uint32_t)p[0] << 8 | (uint32_t)p[1]; }
 
+/* The address and port objects of the segments handed to the TCP tracker, made once and
+   shared: a replay sees few distinct addresses and ports, and the tracker hashes them into
+   its connection keys for every segment (a bytes object computes its hash once). Bounded: a
+   direct-mapped table of addresses (a collision replaces the entry) and one slot per port. */
+#define ADDR_SLOTS 4096
+static PyObject *addr_cache[ADDR_SLOTS];
+static uint32_t addr_keys[ADDR_SLOTS];
+static PyObject *port_cache[65536];
+
+static PyObject *cached_addr(const unsigned char *a) {
+    uint32_t k = be32(a);
+    uint32_t slot = (uint32_t)((k * 2654435761u) >> 20) & (ADDR_SLOTS - 1);
+    PyObject *o = addr_cache[slot];
+    if (o == NULL || addr_keys[slot] != k) {
+        PyObject *n = PyBytes_FromStringAndSize((const char *)a, 4);
+        if (n == NULL)
+            return NULL;
+        Py_XDECREF(o);
+        addr_cache[slot] = o = n;
+        addr_keys[slot] = k;
+    }
+    Py_INCREF(o);
+    return o;
+}
+
+static PyObject *cached_port(uint32_t port) {
+    PyObject *o = port_cache[port];
+    if (o == NULL) {
+        o = PyLong_FromUnsignedLong(port);
+        if (o == NULL)
+            return NULL;
+        port_cache[port] = o;
+    }
+    Py_INCREF(o);
+    return o;
+}
+
 /* A record header field in the file's byte order. */
 static inline uint32_t rd32(const unsigned char *p, int big_endian) { return big_endian ? be32(p) : le32(p); }
 
@@ -225,12 +262,27 @@ static int append_segment(PyObject *out, long long ts, const unsigned char *f, u
     unsigned flags = f[l2 + 33];
     if (p + doff == end && !(flags & 0x07) && !missing)
         return ts < next_tick ? 2 : 0; /* a pure ACK: feed_many ticks on it if one is due */
-    PyObject *item = Py_BuildValue("(Ly#y#IIkkIy#I)", ts, (const char *)(f + l2 + 12), (Py_ssize_t)4,
-                                   (const char *)(f + l2 + 16), (Py_ssize_t)4, be16(f + l2 + 20), be16(f + l2 + 22),
-                                   (unsigned long)be32(f + l2 + 24), (unsigned long)be32(f + l2 + 28), flags,
-                                   (const char *)(f + p + doff), (Py_ssize_t)(end - p - doff), missing);
+    PyObject *item = PyTuple_New(10);
     if (item == NULL)
         return -1;
+    PyObject *v;
+#define SET(i, expr)                                                                                                   \
+    if ((v = (expr)) == NULL) {                                                                                        \
+        Py_DECREF(item);                                                                                               \
+        return -1;                                                                                                     \
+    }                                                                                                                  \
+    PyTuple_SET_ITEM(item, i, v)
+    SET(0, PyLong_FromLongLong(ts));
+    SET(1, cached_addr(f + l2 + 12));
+    SET(2, cached_addr(f + l2 + 16));
+    SET(3, cached_port(be16(f + l2 + 20)));
+    SET(4, cached_port(be16(f + l2 + 22)));
+    SET(5, PyLong_FromUnsignedLong((unsigned long)be32(f + l2 + 24)));
+    SET(6, PyLong_FromUnsignedLong((unsigned long)be32(f + l2 + 28)));
+    SET(7, PyLong_FromUnsignedLong(flags));
+    SET(8, PyBytes_FromStringAndSize((const char *)(f + p + doff), (Py_ssize_t)(end - p - doff)));
+    SET(9, PyLong_FromUnsignedLong(missing));
+#undef SET
     int rc = PyList_Append(out, item);
     Py_DECREF(item);
     return rc < 0 ? -1 : 1;
