@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from protocols.common.config import ProtocolConfig
 from protocols.net import ip_to_str
 from protocols.stats import Counters
 
 #: Directions of a connection once oriented.
-FROM_CLIENT = 0
-FROM_SERVER = 1
+FROM_CLIENT: Final = 0
+FROM_SERVER: Final = 1
 
-NS = 1_000_000_000
+NS: Final = 1_000_000_000
 
 
 class ConnInfo:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import bisect
 import socket
+from typing import Final
 
 from protocols.stats import Counters
 
 # Link types (pcap LINKTYPE_* values) the decoder understands.
-LINKTYPE_NULL = 0
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101
-LINKTYPE_LOOP = 108
-LINKTYPE_LINUX_SLL = 113
+LINKTYPE_NULL: Final = 0
+LINKTYPE_ETHERNET: Final = 1
+LINKTYPE_RAW: Final = 101
+LINKTYPE_LOOP: Final = 108
+LINKTYPE_LINUX_SLL: Final = 113
 LINKTYPE_IPV4 = 228
 LINKTYPE_IPV6 = 229
 LINKTYPE_LINUX_SLL2 = 276
@@ -37,10 +38,10 @@ ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
 ETH_VLAN = frozenset({0x8100, 0x88A8, 0x9100})
 
-IPPROTO_ICMP = 1
-IPPROTO_IPIP = 4
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
+IPPROTO_ICMP: Final = 1
+IPPROTO_IPIP: Final = 4
+IPPROTO_TCP: Final = 6
+IPPROTO_UDP: Final = 17
 IPPROTO_IPV6 = 41
 IPPROTO_ICMPV6 = 58
 
@@ -50,10 +51,10 @@ IPV6_FRAGMENT = 44
 IPV6_AH = 51
 IPV6_NONE = 59
 
-TCP_FIN = 0x01
-TCP_SYN = 0x02
-TCP_RST = 0x04
-TCP_ACK = 0x10
+TCP_FIN: Final = 0x01
+TCP_SYN: Final = 0x02
+TCP_RST: Final = 0x04
+TCP_ACK: Final = 0x10
 
 
 def ip_to_str(raw: bytes) -> str:

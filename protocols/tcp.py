@@ -47,7 +47,7 @@ import logging
 import struct
 from collections import OrderedDict
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -58,28 +58,28 @@ from protocols.unclaimed import PortTally
 
 log = logging.getLogger("tcp")
 
-M32 = 0xFFFFFFFF
+M32: Final = 0xFFFFFFFF
 #: Packets a connection waits for a SYN-ACK captured after the client's first data.
-SYNACK_WAIT = 8
-HALF = 0x80000000
-NS = 1_000_000_000
-_seq = itemgetter(0)  # a held segment's sequence number
+SYNACK_WAIT: Final = 8
+HALF: Final = 0x80000000
+NS: Final = 1_000_000_000
+_seq: Final = itemgetter(0)  # a held segment's sequence number
 #: The flags that make a bare SYN (a connection's first packet, no data yet).
-_SYN_ACK_FIN_RST = TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST
+_SYN_ACK_FIN_RST: Final = TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST
 #: Idle connections expired to make room for a new one before the oldest is evicted.
-EXPIRE_AT_CAP = 16
+EXPIRE_AT_CAP: Final = 16
 #: Distinct addresses whose ``bytes`` objects are shared by the connection keys.
-_MAX_ADDRS = 4096
+_MAX_ADDRS: Final = 4096
 #: Held segments of a stream with none: a shared empty tuple (the first segment held
 #: makes the stream its own list; a write to this one fails loudly).
-_NO_SEGMENTS: Any = ()
-_conn_ids = itertools.count(1)
-_TENTATIVE = 1
-_FIN_DONE = 2
-_NOT_BLOCKED = (0, 0)
+_NO_SEGMENTS: Final[Any] = ()
+_conn_ids: Final = itertools.count(1)
+_TENTATIVE: Final = 1
+_FIN_DONE: Final = 2
+_NOT_BLOCKED: Final = (0, 0)
 #: A TIME-WAIT entry's four sequence ends (-1: unknown), packed: 65 bytes where a tuple of
 #: four ints took about 150 (the table holds up to ``TcpLimits.time_wait`` entries).
-_ENDS = struct.Struct("<4q")
+_ENDS: Final = struct.Struct("<4q")
 
 
 @attrs.frozen

@@ -9,10 +9,10 @@ Times are integer nanoseconds here; the envelope formats them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-OK = "OK"
-ERROR = "Error"
+OK: Final = "OK"
+ERROR: Final = "Error"
 
 
 def transaction_event(

@@ -20,16 +20,26 @@ import functools
 import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import attrs
 
 from protocols.common.digits import ascii_hex, is_ascii_digits, leading_uint
 
-START, HEADERS, BODY, BODY_TO_CLOSE, CHUNK_SIZE, CHUNK_DATA, CHUNK_CRLF, TRAILERS, UPGRADED = range(9)
+START: Final = 0
+HEADERS: Final = 1
+BODY: Final = 2
+BODY_TO_CLOSE: Final = 3
+CHUNK_SIZE: Final = 4
+CHUNK_DATA: Final = 5
+CHUNK_CRLF: Final = 6
+TRAILERS: Final = 7
+UPGRADED: Final = 8
 
 #: Request methods that are plausible enough to start a message on (resync guard).
-_TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TOKEN_CHARS: Final = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
 
 
 #: Headers the decoder reads whatever ``send_headers`` says.
@@ -55,15 +65,15 @@ def _needed_regex(real_ip_header: str) -> re.Pattern[bytes]:
 
 #: After lost sync, a segment is parsed only if it opens like a message: a request line
 #: (an upper-case method, a space, a target) or a status line.
-_START_LINE = re.compile(rb"[\r\n]*(?:[A-Z][A-Z_-]{1,19} [^\s]|HTTP/\d)")
+_START_LINE: Final = re.compile(rb"[\r\n]*(?:[A-Z][A-Z_-]{1,19} [^\s]|HTTP/\d)")
 
 
 #: Header block (start line excluded) → the fields the decoder took from it.
-_FIELDS_CACHE: dict[tuple[bytes, str], tuple[Any, ...]] = {}
-_FIELDS_CACHE_MAX = 4096
+_FIELDS_CACHE: Final[dict[tuple[bytes, str], tuple[Any, ...]]] = {}
+_FIELDS_CACHE_MAX: Final = 4096
 
 #: Headers whose value is kept as is in a Message attribute.
-_PLAIN_FIELDS = {
+_PLAIN_FIELDS: Final = {
     "content-type": "content_type",
     "host": "host",
     "referer": "referer",
@@ -73,21 +83,21 @@ _PLAIN_FIELDS = {
 
 
 #: Longest start line accepted (request target included).
-MAX_START_LINE = 8192
+MAX_START_LINE: Final = 8192
 #: Longest chunk-size line (extensions included).
-MAX_CHUNK_LINE = 1024
+MAX_CHUNK_LINE: Final = 1024
 #: Header lines per header block: beyond it the message is dropped (``too_many_headers``).
 #: No real peer comes near it (Apache refuses more than 100 request fields, Node.js keeps
 #: 2000); it bounds the per-header objects a 10 MB block could otherwise make.
-MAX_HEADERS = 10_000
-_HEADER_BLOCK_CHECK = 2 * MAX_HEADERS
+MAX_HEADERS: Final = 10_000
+_HEADER_BLOCK_CHECK: Final = 2 * MAX_HEADERS
 #: Content and transfer codings kept per message; past it the chain ends in ``...``,
 #: which the body decoder refuses (a 10,000-layer gzip chain is not decoded).
-MAX_ENCODINGS = 16
+MAX_ENCODINGS: Final = 16
 #: Header blocks up to this size are remembered in the fields cache.
-_CACHE_BLOCK_MAX = 4096
+_CACHE_BLOCK_MAX: Final = 4096
 
-_CRLFS = re.compile(rb"[\r\n]*")
+_CRLFS: Final = re.compile(rb"[\r\n]*")
 
 
 class ParseError(Exception):
@@ -114,9 +124,9 @@ class ParserConfig:
 
 #: Shared by every message without collected headers (a dict per message is ~200 bytes
 #: on each pending request); read-only, so a stray write fails loudly.
-_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+_NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
 #: Request methods kept as one shared string each (a pending request holds its method).
-_METHODS = {
+_METHODS: Final = {
     m: m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE", "PROPFIND")
 }
 
@@ -203,8 +213,8 @@ class Message:
         )
 
 
-_VERSIONS = {"1.1": (1, 1), "1.0": (1, 0)}
-_VERSION_STR = {(1, 1): "1.1", (1, 0): "1.0"}
+_VERSIONS: Final = {"1.1": (1, 1), "1.0": (1, 0)}
+_VERSION_STR: Final = {(1, 1): "1.1", (1, 0): "1.0"}
 
 
 def _parse_version(s: str) -> tuple[int, int]:
@@ -241,7 +251,7 @@ class PendingRequests(Protocol):
 
 
 #: ``StreamParser._done`` between feeds (it only lives while a feed runs).
-_NO_DONE: tuple[Message, ...] = ()
+_NO_DONE: Final[tuple[Message, ...]] = ()
 
 
 class StreamParser:
@@ -560,7 +570,9 @@ class StreamParser:
     def _header_fields(self, msg: Message, raw: bytes) -> None:
         cfg = self.cfg
         collect = cfg.send_all_headers or bool(cfg.send_headers)
-        if not collect and b"\n " not in raw and b"\n\t" not in raw:
+        # (bytes.find, not ``in``: ``in`` on bytes tries the operand as an integer first and
+        # pays for a TypeError each time)
+        if not collect and raw.find(b"\n ") < 0 and raw.find(b"\n\t") < 0:
             self._needed_fields(msg, raw)
             return
         self._all_fields(msg, raw, collect)
