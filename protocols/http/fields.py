@@ -6,7 +6,7 @@ import ipaddress
 import re
 import zlib
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote_plus, unquote_to_bytes, urlsplit
 
 from protocols.common.digits import ascii_uint
@@ -213,9 +213,9 @@ def _decode_one(body: bytes, enc: str, limit: int) -> bytes:
 
 
 #: A request target with nothing to decode: printable ASCII without ``?``, ``%`` or ``#``.
-_PLAIN_URI = re.compile(r"[^\x00-\x20#%?\x7f-\U0010ffff]*")
+_PLAIN_URI: Final = re.compile(r"[^\x00-\x20#%?\x7f-\U0010ffff]*")
 #: A ``%`` that does not start an escape: Go's unescaping fails on it.
-_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_BAD_ESCAPE: Final = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 def _extract_parameters(hide: list[str], m: Message) -> tuple[str, str, str]:
@@ -236,7 +236,7 @@ def _extract_parameters(hide: list[str], m: Message) -> tuple[str, str, str]:
         except ValueError:
             return "", "", ""
         raw_path, query = parts.path, parts.query
-    path_bytes = unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path
+    path_bytes = unquote_to_bytes(raw_path) if raw_path.find(b"%") >= 0 else raw_path
     path = path_bytes.decode("utf-8", "replace")
     values: dict[str, list[str]] = {}
     if query:
@@ -282,7 +282,7 @@ def _extract_plain(hide: list[str], uri: str) -> tuple[str, str, str]:
     return raw_path, params, raw_path
 
 
-_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
+_PLAIN: Final = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
 def _parse_query(query: bytes) -> list[tuple[str, str]]:
@@ -290,7 +290,7 @@ def _parse_query(query: bytes) -> list[tuple[str, str]]:
     a ``;`` or a broken escape is skipped. Keys and values keep their bytes (surrogateescape)."""
     out = []
     for part in query.split(b"&"):
-        if not part or b";" in part or (b"%" in part and _BAD_ESCAPE.search(part)):
+        if not part or part.find(b";") >= 0 or (part.find(b"%") >= 0 and _BAD_ESCAPE.search(part)):
             continue
         k, _, v = part.partition(b"=")
         out.append((_query_unescape(k), _query_unescape(v)))
@@ -298,9 +298,9 @@ def _parse_query(query: bytes) -> list[tuple[str, str]]:
 
 
 def _query_unescape(b: bytes) -> str:
-    if b"+" in b:
+    if b.find(b"+") >= 0:  # (find: ``in`` on bytes raises and catches a TypeError first)
         b = b.replace(b"+", b" ")
-    if b"%" in b:
+    if b.find(b"%") >= 0:
         b = unquote_to_bytes(b)
     return b.decode("utf-8", "surrogateescape")
 
@@ -358,12 +358,12 @@ def _full_url(host: str, port: int, raw_path: str, query: str) -> str:
 
 
 #: What Go's url.URL.String() leaves unescaped in a host (sub-delims, ``:``, brackets).
-_HOST_PLAIN = re.compile(r"[A-Za-z0-9\-_.~!$&'()*+,;=:\[\]<>\"]*")
-_ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-_HOST_SAFE = frozenset(_ALNUM + b"-_.~!$&'()*+,;=:[]<>\"")
+_HOST_PLAIN: Final = re.compile(r"[A-Za-z0-9\-_.~!$&'()*+,;=:\[\]<>\"]*")
+_ALNUM: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_HOST_SAFE: Final = frozenset(_ALNUM + b"-_.~!$&'()*+,;=:[]<>\"")
 #: What Go's url.URL.String() leaves unescaped in a path (RFC 3986 §3.3 as net/url reads it).
-_PATH_PLAIN = re.compile(r"[A-Za-z0-9\-_.~$&+,/:;=@]*")
-_PATH_SAFE = frozenset(_ALNUM + b"-_.~$&+,/:;=@")
+_PATH_PLAIN: Final = re.compile(r"[A-Za-z0-9\-_.~$&+,/:;=@]*")
+_PATH_SAFE: Final = frozenset(_ALNUM + b"-_.~$&+,/:;=@")
 
 
 @lru_cache(maxsize=4096)

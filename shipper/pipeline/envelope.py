@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from protocols.common.flowhash import community_id
 from shipper.agent.version import ECS_VERSION, VERSION
@@ -22,16 +22,16 @@ from shipper.pipeline.processors.chain import Processing
 
 __all__ = ["NETWORK_NAMES", "Envelope", "TimeFormatter", "community_id", "parse_networks"]
 
-_CATEGORY = ["network"]
-_TYPE = ["connection", "protocol"]
-_DIGITS = {"millisecond": 3, "microsecond": 6, "nanosecond": 9}
+_CATEGORY: Final = ["network"]
+_TYPE: Final = ["connection", "protocol"]
+_DIGITS: Final = {"millisecond": 3, "microsecond": 6, "nanosecond": 9}
 
 
 #: RFC 3339 writes four-digit years: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z
 #: (year 0 is left out: Python's calendar starts at year 1).
-MIN_TIMESTAMP_NS = -62_135_596_800 * 1_000_000_000
-MAX_TIMESTAMP_NS = 253_402_300_800 * 1_000_000_000 - 1
-_EPOCH = datetime.datetime(1970, 1, 1)
+MIN_TIMESTAMP_NS: Final = -62_135_596_800 * 1_000_000_000
+MAX_TIMESTAMP_NS: Final = 253_402_300_800 * 1_000_000_000 - 1
+_EPOCH: Final = datetime.datetime(1970, 1, 1)
 
 
 class EventRejected(ValueError):
@@ -63,12 +63,14 @@ class TimeFormatter:
     The date-and-seconds part is cached per second: one event often carries several times
     (a flow report's ``@timestamp``, ``event.start`` and ``event.end`` are seconds apart)."""
 
-    __slots__ = ("_bases", "_digits", "_div")
+    __slots__ = ("_bases", "_digits", "_div", "_ms")
 
     def __init__(self, precision: str = "millisecond") -> None:
         self._digits = _DIGITS[precision]
         self._div = 10 ** (9 - self._digits)
         self._bases: dict[int, str] = {}
+        #: Millisecond precision (the default): the fraction is one of a thousand suffixes.
+        self._ms = self._digits == 3
 
     def __call__(self, ts: int) -> str:
         sec, frac = divmod(ts, 1_000_000_000)
@@ -81,7 +83,18 @@ class TimeFormatter:
             t = _EPOCH + datetime.timedelta(seconds=sec)
             base = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
             self._bases[sec] = base
-        return f"{base}.{frac // self._div:0{self._digits}d}Z"
+        # Table look-ups: a format spec per event (``{x:03d}``) cost more than the rest.
+        if self._ms:
+            return base + _MS_SUFFIX[frac // 1_000_000]
+        if self._digits == 6:
+            us = frac // 1000
+            return base + "." + _TRIPLE[us // 1000] + _TRIPLE[us % 1000] + "Z"
+        ms, rest = divmod(frac, 1_000_000)
+        return base + "." + _TRIPLE[ms] + _TRIPLE[rest // 1000] + _TRIPLE[rest % 1000] + "Z"
+
+
+_TRIPLE: Final = [f"{i:03d}" for i in range(1000)]
+_MS_SUFFIX: Final = [f".{i:03d}Z" for i in range(1000)]
 
 
 @lru_cache(maxsize=65536)
