@@ -23,6 +23,7 @@ HOT_MODULES = [
     "protocols.tcp",
     "protocols.http.parser",
     "protocols.http.fields",
+    "protocols.http.transactions",
     "protocols.common.event",
     "shipper.pipeline.envelope",
 ]

@@ -33,6 +33,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import TypeVar
 
 #: Set (to anything): run without the optional C code (this and the record walker).
 PURE_PYTHON_ENV = "WIREBEAT_PURE_PYTHON"
@@ -52,6 +53,16 @@ REASON: str | None = None
 #: The source runs because it differs from what was compiled (a checkout not rebuilt).
 STALE = False
 _installed = False
+
+
+_T = TypeVar("_T")
+
+
+def python_class(cls: _T) -> _T:
+    """Keeps a class of a compiled module a Python class (mypyc compiles its methods but
+    not the class): for a class that subclasses one from an interpreted module, or whose
+    instances need ``__slots__`` or attributes added at run time. Changes nothing."""
+    return cls
 
 
 def _source(root: Path, name: str) -> Path:

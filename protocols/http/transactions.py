@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from protocols.common.realign import REQUEST_LOSS, RESPONSE_LOSS, Realign
+from protocols.compiled import python_class
 from protocols.handler import FROM_CLIENT, ConnectionHandler, ConnInfo
 from protocols.http.parser import BODY, BODY_TO_CLOSE, START, Message, StreamParser
 
@@ -49,6 +50,7 @@ class HttpTransaction:
     first_dir: int
 
 
+@python_class
 class HttpHandler(ConnectionHandler):
     """Requests wait in ``pending`` (each message knows its direction). A direction has a
     parser only while a message of it is incomplete: between messages its parser goes
@@ -57,10 +59,9 @@ class HttpHandler(ConnectionHandler):
 
     __slots__ = ("deferred", "parsers", "pending", "realign")
 
-    plugin: HttpPlugin
-
     def __init__(self, plugin: HttpPlugin, conn: ConnInfo) -> None:
         super().__init__(plugin, conn)
+        self.plugin: HttpPlugin = plugin
         #: Requests waiting for their response: None, the one request, or a list of them,
         #: oldest first (``_push``, ``_pop``, ``_waiting``).
         self.pending: Message | list[Message] | None = None
