@@ -73,6 +73,9 @@ class TimeFormatter:
         self._ms = self._digits == 3
 
     def __call__(self, ts: int) -> str:
+        return self.format(ts)
+
+    def format(self, ts: int) -> str:
         sec, frac = divmod(ts, 1_000_000_000)
         base = self._bases.get(sec)
         if base is None:
@@ -308,12 +311,12 @@ class Envelope:
         ts = evt.get("@timestamp")
         # Format first: an event with a time out of range is rejected before it is changed.
         if type(ts) is int:
-            stamp = fmt(ts)
+            stamp = fmt.format(ts)
         elif not isinstance(ts, str):
             raise EventRejected("invalid", f"@timestamp is neither an integer nor a string: {ts!r:.40}")
         # A transaction's @timestamp is usually its start: format that time once.
-        start_text = (stamp if start == ts else fmt(start)) if type(start) is int else None
-        end_text = (start_text if end == start else fmt(end)) if type(end) is int else None
+        start_text = (stamp if start == ts else fmt.format(start)) if type(start) is int else None
+        end_text = (start_text if end == start else fmt.format(end)) if type(end) is int else None
         if start_text is not None and end_text is not None and "duration" not in event and end >= start:
             event["duration"] = end - start
         if start_text is not None:
@@ -403,11 +406,12 @@ class Envelope:
 
         src = evt.get("source")
         dst = evt.get("destination")
-        if not isinstance(src, dict | None) or not isinstance(dst, dict | None):
+        # (no ``dict | None``: a union object would be built per call)
+        if not (src is None or isinstance(src, dict)) or not (dst is None or isinstance(dst, dict)):
             raise EventRejected("invalid", "'source' or 'destination' is not an object")
         src_ip = src.get("ip") if src else None
         dst_ip = dst.get("ip") if dst else None
-        if not isinstance(src_ip, str | None) or not isinstance(dst_ip, str | None):
+        if not (src_ip is None or isinstance(src_ip, str)) or not (dst_ip is None or isinstance(dst_ip, str)):
             raise EventRejected("invalid", "an endpoint 'ip' is not a string")
         sbytes = src.get("bytes", 0) if src else 0
         dbytes = dst.get("bytes", 0) if dst else 0
