@@ -24,6 +24,8 @@ HOT_MODULES = [
     "protocols.http.parser",
     "protocols.http.fields",
     "protocols.http.transactions",
+    "protocols.flows.report",
+    "protocols.flows.table",
     "protocols.common.event",
     "shipper.pipeline.envelope",
 ]
