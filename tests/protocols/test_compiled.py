@@ -51,6 +51,8 @@ HOT_PATH_TESTS = (
     "tests/protocols/test_decoder_limits.py",
     "tests/protocols/test_conn_memory.py",
     "tests/shipper/test_envelope.py",
+    "tests/protocols/test_flows.py",
+    "tests/protocols/test_icmp_flows_packetbeat.py",
 )
 
 
