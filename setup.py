@@ -26,6 +26,8 @@ HOT_MODULES = [
     "protocols.http.transactions",
     "protocols.flows.report",
     "protocols.flows.table",
+    "protocols.dns.parser",
+    "protocols.dns.fields",
     "protocols.common.event",
     "shipper.pipeline.envelope",
 ]

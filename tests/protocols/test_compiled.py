@@ -53,6 +53,9 @@ HOT_PATH_TESTS = (
     "tests/shipper/test_envelope.py",
     "tests/protocols/test_flows.py",
     "tests/protocols/test_icmp_flows_packetbeat.py",
+    "tests/protocols/test_dns_unit.py",
+    "tests/protocols/test_dns_pcaps.py",
+    "tests/protocols/test_dns_oracle.py",
 )
 
 
