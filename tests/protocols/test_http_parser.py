@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gzip
 import random
+import re
 import zlib
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocols.handler import FROM_CLIENT, FROM_SERVER, ConnInfo
 from protocols.http import HttpPlugin
@@ -359,3 +362,11 @@ def test_target_bytes_and_query_pairs_like_go_net_url() -> None:
         assert e["url"].get("query") == query, target
         assert e["url"]["full"] == full, target
         assert e["query"] == f"GET {path}"
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x10FFFF), max_size=12))
+def test_a_plain_request_target_is_printable_ascii_without_escapes_query_or_fragment(uri: str) -> None:
+    """``fields._plain_uri`` (string scans) says what the regular expression it replaced says."""
+    from protocols.http.fields import _plain_uri
+
+    assert _plain_uri(uri) == bool(re.fullmatch(r"[^\x00-\x20#%?\x7f-\U0010ffff]*", uri))

@@ -457,3 +457,16 @@ def test_odd_endpoint_values_do_not_break_the_envelope() -> None:
     env().apply(evt)
     assert "community_id" not in evt["network"]
     assert evt["network"]["bytes"] == 250
+
+
+@given(
+    st.integers(MIN_TIMESTAMP_NS, MAX_TIMESTAMP_NS),
+    st.sampled_from(["millisecond", "microsecond", "nanosecond"]),
+)
+def test_the_fraction_is_the_leading_digits_of_the_nanoseconds(ts: int, precision: str) -> None:
+    """The fraction comes from a table (not a format spec per event): always the first 3, 6
+    or 9 of the nine nanosecond digits, truncated, never rounded."""
+    digits = {"millisecond": 3, "microsecond": 6, "nanosecond": 9}[precision]
+    text = TimeFormatter(precision)(ts)
+    assert text.endswith("Z") and text[19] == "."
+    assert text[20:-1] == f"{ts % 1_000_000_000:09d}"[:digits]
