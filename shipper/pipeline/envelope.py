@@ -63,11 +63,10 @@ class TimeFormatter:
     The date-and-seconds part is cached per second: one event often carries several times
     (a flow report's ``@timestamp``, ``event.start`` and ``event.end`` are seconds apart)."""
 
-    __slots__ = ("_bases", "_digits", "_div", "_ms")
+    __slots__ = ("_bases", "_digits", "_ms")
 
     def __init__(self, precision: str = "millisecond") -> None:
         self._digits = _DIGITS[precision]
-        self._div = 10 ** (9 - self._digits)
         self._bases: dict[int, str] = {}
         #: Millisecond precision (the default): the fraction is one of a thousand suffixes.
         self._ms = self._digits == 3
