@@ -288,15 +288,6 @@ def unpack_event(data: bytes, meta: dict[str, Any], heads: dict[int, bytes] | No
     return EncodedEvent(data, meta, head)
 
 
-def _replace_flow_id(data: bytes, old: str, new: str) -> bytes | None:
-    """An encoded event with ``flow.id`` ``old`` made ``new`` (the same length: only the
-    connection number inside differs); None if ``old`` is not there."""
-    was = b'"id":"' + old.encode() + b'"'
-    if was not in data:
-        return None
-    return data.replace(was, b'"id":"' + new.encode() + b'"', 1)
-
-
 class _Deltas:
     """Counter changes since the last report (what a worker sends with each reply)."""
 
@@ -954,6 +945,8 @@ class Replay:
         self.renumber = self.clock.flows is not None
         #: Per worker: its connection numbers → the ones one flow table would have given.
         self.conn_ids: list[dict[int, int]] = [{} for _ in range(pool.n)]
+        #: Per worker: encoded ``flow.id`` members already renumbered (``_renumber_encoded``).
+        self.fid_cache: list[dict[str, tuple[int, tuple[bytes, bytes]]]] = [{} for _ in range(pool.n)]
         self.next_conn = 1
         flows = beat.settings.packetbeat.flows
         self.max_conn_ids = 4 * (flows.flow_config().max_flows if flows is not None and flows.enabled else 1)
@@ -1087,14 +1080,13 @@ class Replay:
                 ready.append(unpack_event(it[1], it[2], heads))
                 continue
             if n == 4:  # an encoded flow report: its flow.id gets the global connection number
-                fid = self._renumber(owner[id(it)], it[3])
                 data = it[1]
-                if fid is not None:
-                    patched = _replace_flow_id(data, it[3], fid)
-                    if patched is None:  # (the encoder writes it as it is: never seen)
+                ids = self._renumber_encoded(owner[id(it)], it[3])
+                if ids is not None:
+                    if data.find(ids[0]) < 0:  # (the encoder writes it as it is: never seen)
                         self.beat.stats.incr("workers.flow_ids_unmapped")
                     else:
-                        data = patched
+                        data = data.replace(ids[0], ids[1], 1)
                 ready.append(unpack_event(data, it[2], heads))
                 continue
             evt = it[1]
@@ -1118,6 +1110,31 @@ class Replay:
             self.next_conn += 1
             if len(m) > self.max_conn_ids:
                 m.pop(next(iter(m)))
+
+    def _renumber_encoded(self, worker: int, fid: str) -> tuple[bytes, bytes] | None:
+        """``_renumber`` for an encoded report: its ``"id":"…"`` member as the worker
+        wrote it and as it must be (None: left as it is). A flow is reported again every
+        period with the same id, so the answer is kept (with the worker's connection
+        number, whose place in the least-recently-used order is still renewed)."""
+        cache = self.fid_cache[worker]
+        hit = cache.get(fid)
+        if hit is not None:
+            m = self.conn_ids[worker]
+            g = m.pop(hit[0], None)
+            if g is not None:
+                m[hit[0]] = g
+                return hit[1]
+            del cache[fid]  # forgotten since: counted below, like any forgotten number
+        new = self._renumber(worker, fid)
+        if new is None:
+            return None
+        ids = (b'"id":"' + fid.encode() + b'"', b'"id":"' + new.encode() + b'"')
+        local = flow_id_conn(fid)
+        assert local is not None
+        if len(cache) >= self.max_conn_ids:
+            cache.clear()
+        cache[fid] = (local, ids)
+        return ids
 
     def _renumber(self, worker: int, fid: str) -> str | None:
         """A worker's ``flow.id`` with the global connection number (None: it carries
@@ -1156,6 +1173,7 @@ class Replay:
         if renew:
             self.clock = self.beat.new_decoder(Counters())
             self.conn_ids = [{} for _ in range(pool.n)]
+            self.fid_cache = [{} for _ in range(pool.n)]
             self.next_conn = 1
 
     def finish(self) -> None:
