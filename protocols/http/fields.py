@@ -11,6 +11,7 @@ from urllib.parse import quote_plus, unquote_to_bytes, urlsplit
 
 from protocols.common.digits import ascii_uint
 from protocols.common.event import ERROR, OK, add_notes, add_related, transaction_event
+from protocols.handler import FROM_CLIENT
 from protocols.http.parser import Message
 from protocols.http.transactions import HttpTransaction, basic_auth_user
 
@@ -35,7 +36,12 @@ def to_event(plugin: HttpPlugin, txn: HttpTransaction) -> dict[str, Any]:
 
     first = req if req is not None else resp
     assert first is not None
-    src_ip, src_port, dst_ip, dst_port = txn.conn.endpoints(txn.first_dir)
+    # (ConnInfo.endpoints inlined: a call into the interpreted class cost more)
+    c = txn.conn
+    if txn.first_dir == FROM_CLIENT:
+        src_ip, src_port, dst_ip, dst_port = c.client_ip, c.client_port, c.server_ip, c.server_port
+    else:
+        src_ip, src_port, dst_ip, dst_port = c.server_ip, c.server_port, c.client_ip, c.client_port
     evt = transaction_event(
         "http",
         "tcp",
