@@ -63,16 +63,32 @@ class TimeFormatter:
     The date-and-seconds part is cached per second: one event often carries several times
     (a flow report's ``@timestamp``, ``event.start`` and ``event.end`` are seconds apart)."""
 
-    __slots__ = ("_bases", "_digits", "_ms")
+    __slots__ = ("_bases", "_digits", "_last", "_last_unit", "_ms", "_unit")
 
     def __init__(self, precision: str = "millisecond") -> None:
         self._digits = _DIGITS[precision]
         self._bases: dict[int, str] = {}
         #: Millisecond precision (the default): the fraction is one of a thousand suffixes.
         self._ms = self._digits == 3
+        #: Nanoseconds per written unit, and the last ``stamp``.
+        self._unit = 10 ** (9 - self._digits)
+        self._last_unit = MIN_TIMESTAMP_NS // self._unit
+        self._last = ""
+        self._last = self.format(MIN_TIMESTAMP_NS)
 
     def __call__(self, ts: int) -> str:
         return self.format(ts)
+
+    def stamp(self, ts: int) -> str:
+        """``format`` for the events' ``@timestamp``, the last unit's text kept: the
+        reports of one flow tick share a time, busy traffic its milliseconds."""
+        unit = ts // self._unit
+        if unit == self._last_unit:
+            return self._last
+        text = self.format(ts)
+        self._last_unit = unit
+        self._last = text
+        return text
 
     def format(self, ts: int) -> str:
         sec, frac = divmod(ts, 1_000_000_000)
@@ -310,7 +326,7 @@ class Envelope:
         ts = evt.get("@timestamp")
         # Format first: an event with a time out of range is rejected before it is changed.
         if type(ts) is int:
-            stamp = fmt.format(ts)
+            stamp = fmt.stamp(ts)
         elif not isinstance(ts, str):
             raise EventRejected("invalid", f"@timestamp is neither an integer nor a string: {ts!r:.40}")
         # A transaction's @timestamp is usually its start: format that time once.
