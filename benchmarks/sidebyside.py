@@ -13,7 +13,9 @@ The captures are generated once by the repository's synthesizers and cached in
 ``~/.cache/wirebeat/sidebyside/``: HTTP over keep-alive connections (``bench_pipeline``),
 HTTP with one request per connection, MySQL and PostgreSQL (``dbwire`` workloads of
 ``bench_mysql``/``bench_pgsql``), Redis, DNS over UDP (``bench_dns``) and a mixed capture
-(HTTP, other TCP, UDP, ICMP; ``bench_flows``) decoded with flows on.
+(HTTP, other TCP, UDP, ICMP; ``bench_flows``) decoded with flows on: with Packetbeat's shipped
+flow settings (``mixed+flows``), and with final reports only (``mixed+final-flows``, where
+both tools write one report per flow; see ``FLOWS_OF``).
 
 Both tools read the capture with ``-I FILE -t`` (as fast as they can) and write
 ``output.file``, with one ``packetbeat.yml`` (``scripts/pbcompare.run_config``:
@@ -128,7 +130,16 @@ CAPTURES: dict[str, tuple[Callable[[Path, int], Any], int, int, bool]] = {
     "redis": (_redis, 200_000, 20_000, False),
     "dns": (lambda p, n: dns_generate(p, n), 200_000, 20_000, False),
     "mixed+flows": (lambda p, n: mixed_generate(p, n, max(60, n // 5000)), 1_000_000, 100_000, True),
+    # The same capture, flows reported only when they end (``period: -1s``): each tool
+    # writes one report per flow. With ``period: 10s`` wirebeat's report clock runs on
+    # capture time (200 s: twenty reports per flow) and Packetbeat's on the wall clock (one
+    # or two per flow in a ten-second run), so the two write different numbers of events.
+    "mixed+final-flows": (lambda p, n: mixed_generate(p, n, max(60, n // 5000)), 1_000_000, 100_000, True),
 }
+#: Captures that are another's file with another configuration.
+SAME_FILE = {"mixed+final-flows": "mixed+flows"}
+#: The flows configuration of a capture with flows on (``FLOWS`` if not named here).
+FLOWS_OF = {"mixed+final-flows": {"timeout": "30s", "period": "-1s"}}
 
 
 def capture(name: str, quick: bool, size: int | None = None) -> tuple[Path, int]:
@@ -137,7 +148,7 @@ def capture(name: str, quick: bool, size: int | None = None) -> tuple[Path, int]
     gen, full, small, _flows = CAPTURES[name]
     size = size or (small if quick else full)
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"{name}-{size}.pcap"
+    path = CACHE / f"{SAME_FILE.get(name, name)}-{size}.pcap"
     count = path.with_suffix(".packets")
     if not path.exists() or not count.exists():
         from capture import CaptureFile
@@ -156,7 +167,7 @@ def capture(name: str, quick: bool, size: int | None = None) -> tuple[Path, int]
 def config(name: str, pcap: Path) -> dict[str, Any]:
     cfg: dict[str, Any] = {"packetbeat.protocols": PROTOCOLS}
     if CAPTURES[name][3]:
-        cfg["packetbeat.flows"] = FLOWS
+        cfg["packetbeat.flows"] = FLOWS_OF.get(name, FLOWS)
     return cfg
 
 
