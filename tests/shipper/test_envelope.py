@@ -470,3 +470,37 @@ def test_the_fraction_is_the_leading_digits_of_the_nanoseconds(ts: int, precisio
     text = TimeFormatter(precision)(ts)
     assert text.endswith("Z") and text[19] == "."
     assert text[20:-1] == f"{ts % 1_000_000_000:09d}"[:digits]
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(MIN_TIMESTAMP_NS - 2_000_000, MIN_TIMESTAMP_NS + 2_000_000),
+            st.integers(MAX_TIMESTAMP_NS - 2_000_000, MAX_TIMESTAMP_NS + 2_000_000),
+            st.integers(1_700_000_000_000_000_000, 1_700_000_000_005_000_000),
+            st.integers(),
+        ),
+        max_size=30,
+    ),
+    st.sampled_from(["millisecond", "microsecond", "nanosecond"]),
+)
+def test_stamp_keeps_only_the_last_units_text(times: list[int], precision: str) -> None:
+    """``stamp`` (``@timestamp``, the last unit's text kept) gives what ``format`` gives for
+    every sequence of times, repeats and neighbours within one millisecond included, and
+    rejects what ``format`` rejects, also right after a valid time."""
+    fmt, plain = TimeFormatter(precision), TimeFormatter(precision)
+    for ts in times:
+        try:
+            want = plain.format(ts)
+        except EventRejected:
+            with pytest.raises(EventRejected):
+                fmt.stamp(ts)
+            continue
+        assert fmt.stamp(ts) == want
+
+
+def test_flow_reports_of_one_tick_share_the_timestamp_text() -> None:
+    fmt = TimeFormatter("millisecond")
+    at = 1_700_000_000_123_456_789
+    assert fmt.stamp(at) is fmt.stamp(at + 1) is fmt.stamp(at - 456_789)
+    assert fmt.stamp(at + 1_000_000) == "2023-11-14T22:13:20.124Z"
