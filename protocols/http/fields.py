@@ -163,6 +163,8 @@ def _collect_headers(plugin: HttpPlugin, m: Message, cookie: str) -> dict[str, A
     hdrs: dict[str, Any] = {"content-length": m.content_length}
     if m.content_type:
         hdrs["content-type"] = m.content_type
+    if not m.headers:  # (no headers configured: the config is not even read)
+        return hdrs
     split = plugin.config.split_cookie
     for name, value in m.headers.items():
         if name == "content-length" or name == "content-type":
@@ -324,6 +326,8 @@ def _query_unescape(b: bytes) -> str:
 
 def _escape(s: str) -> str:
     """Go's url.QueryEscape (of the original bytes)."""
+    if s.isascii() and s.isalnum():  # (most keys and values: no regular expression needed)
+        return s
     return s if _PLAIN.fullmatch(s) else quote_plus(s, safe="", errors="surrogateescape")
 
 

@@ -370,3 +370,18 @@ def test_a_plain_request_target_is_printable_ascii_without_escapes_query_or_frag
     from protocols.http.fields import _plain_uri
 
     assert _plain_uri(uri) == bool(re.fullmatch(r"[^\x00-\x20#%?\x7f-\U0010ffff]*", uri))
+
+
+@given(
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=30)
+    | st.text(alphabet="aZ09_.~-+ &=%é", max_size=12)
+)
+def test_query_escape_fast_path_agrees_with_go_rule(s: str) -> None:
+    """``fields._escape`` (ASCII letters and digits returned at once) escapes like Go's
+    url.QueryEscape: unreserved characters kept, the rest percent-encoded, space as ``+``."""
+    from urllib.parse import quote_plus
+
+    from protocols.http.fields import _escape
+
+    want = s if re.fullmatch(r"[A-Za-z0-9_.~-]*", s) else quote_plus(s, safe="", errors="surrogateescape")
+    assert _escape(s) == want
