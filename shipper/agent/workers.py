@@ -565,13 +565,24 @@ def _preparer(
         ignore_outgoing=beat.ignores_outgoing(),
     )
     prepare = p._prepare
+    #: flow.id → whether it carries a connection number (a flow is reported every period
+    #: under one id).
+    carries: dict[str, bool] = {}
 
     def run(evt: dict[str, Any]) -> tuple[Any, ...] | None:
         fid = None
         if renumber and evt.get("type") == "flow":
             flow = evt.get("flow")
             fid = flow.get("id") if isinstance(flow, dict) else None
-            if not isinstance(fid, str) or flow_id_conn(fid) is None:
+            if isinstance(fid, str):
+                has = carries.get(fid)
+                if has is None:
+                    if len(carries) >= 65536:
+                        carries.clear()
+                    has = carries[fid] = flow_id_conn(fid) is not None
+                if not has:
+                    fid = None
+            else:
                 fid = None
         ready = prepare(evt)
         if ready is None:
@@ -1063,43 +1074,57 @@ class Replay:
                 self.tally.merge(msg[6])
         if created:
             self._number(created)
+        if self.renumber:
+            for i, lst in zip(who, lists, strict=True):
+                self._renumber_list(i, lst)
         items = [it for lst in lists for it in lst]
         if not items:
             return
         if len(lists) > 1:
             items.sort(key=itemgetter(0))  # stable: ties keep worker order, then each worker's
-        if self.renumber:
-            # Which worker an event came from, for its flow.id's connection number.
-            owner = {id(it): i for i, lst in zip(who, lists, strict=True) for it in lst if len(it) in (2, 4)}
         prepare = self.pipeline._prepare
         ready = []
         heads: dict[int, bytes] = {}
         for it in items:
-            n = len(it)
-            if n == 3:
-                ready.append(unpack_event(it[1], it[2], heads))
+            if len(it) == 3:  # encoded by the worker (``unpack_event``, inlined)
+                meta = it[2]
+                if meta:
+                    head = heads.get(id(meta))
+                    if head is None:
+                        head = heads[id(meta)] = metadata_head(meta)
+                    ready.append(EncodedEvent(it[1], meta, head))
+                else:
+                    ready.append(EncodedEvent(it[1], meta))
                 continue
-            if n == 4:  # an encoded flow report: its flow.id gets the global connection number
+            r = prepare(it[1])
+            if r is not None:
+                ready.append(r)
+        self.out.add(ready)
+
+    def _renumber_list(self, worker: int, lst: list[tuple[Any, ...]]) -> None:
+        """A worker's flow reports get the global connection numbers in their ``flow.id``,
+        before the merge (the numbers are per worker; the order across workers does not
+        matter here). An encoded report ``(key, data, meta, id)`` becomes ``(key, data,
+        meta)``; an event not yet prepared ``(key, event)`` is changed in place."""
+        for j, it in enumerate(lst):
+            n = len(it)
+            if n == 4:
                 data = it[1]
-                ids = self._renumber_encoded(owner[id(it)], it[3])
+                ids = self._renumber_encoded(worker, it[3])
                 if ids is not None:
                     if data.find(ids[0]) < 0:  # (the encoder writes it as it is: never seen)
                         self.beat.stats.incr("workers.flow_ids_unmapped")
                     else:
                         data = data.replace(ids[0], ids[1], 1)
-                ready.append(unpack_event(data, it[2], heads))
-                continue
-            evt = it[1]
-            if self.renumber and evt.get("type") == "flow":
-                flow = evt.get("flow")
-                if isinstance(flow, dict) and isinstance(flow.get("id"), str):
-                    fid = self._renumber(owner[id(it)], flow["id"])
-                    if fid is not None:
-                        flow["id"] = fid
-            r = prepare(evt)
-            if r is not None:
-                ready.append(r)
-        self.out.add(ready)
+                lst[j] = (it[0], data, it[2])
+            elif n == 2:
+                evt = it[1]
+                if evt.get("type") == "flow":
+                    flow = evt.get("flow")
+                    if isinstance(flow, dict) and isinstance(flow.get("id"), str):
+                        fid = self._renumber(worker, flow["id"])
+                        if fid is not None:
+                            flow["id"] = fid
 
     def _number(self, created: list[tuple[int, int, int]]) -> None:
         """New connections, in capture order, get the numbers one flow table gives them."""
