@@ -1150,21 +1150,22 @@ class Replay:
                 m[hit[0]] = g
                 return hit[1]
             del cache[fid]  # forgotten since: counted below, like any forgotten number
-        new = self._renumber(worker, fid)
-        if new is None:
+        local = flow_id_conn(fid)
+        new = self._renumber(worker, fid, local)
+        if new is None or local is None:
             return None
         ids = (b'"id":"' + fid.encode() + b'"', b'"id":"' + new.encode() + b'"')
-        local = flow_id_conn(fid)
-        assert local is not None
         if len(cache) >= self.max_conn_ids:
             cache.clear()
         cache[fid] = (local, ids)
         return ids
 
-    def _renumber(self, worker: int, fid: str) -> str | None:
+    def _renumber(self, worker: int, fid: str, local: int | None = -1) -> str | None:
         """A worker's ``flow.id`` with the global connection number (None: it carries
-        none, or the number was forgotten, which is counted)."""
-        local = flow_id_conn(fid)
+        none, or the number was forgotten, which is counted). ``local``: the number the
+        id carries, if the caller has read it."""
+        if local == -1:
+            local = flow_id_conn(fid)
         if local is None:
             return None
         m = self.conn_ids[worker]
