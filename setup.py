@@ -29,6 +29,7 @@ HOT_MODULES = [
     "protocols.dns.parser",
     "protocols.dns.fields",
     "protocols.common.event",
+    "protocols.common.digits",
     "shipper.pipeline.envelope",
 ]
 

@@ -24,7 +24,7 @@ from typing import Any, Final, Protocol
 
 import attrs
 
-from protocols.common.digits import ascii_hex, leading_uint
+from protocols.common.digits import ascii_hex, is_ascii_digits, leading_uint
 
 START: Final = 0
 HEADERS: Final = 1
@@ -545,7 +545,7 @@ class StreamParser:
             msg.version = _parse_version(text[5:8])
             rest = text[9:]
             code, _, phrase = rest.partition(" ")
-            if len(code) != 3 or not (code.isascii() and code.isdigit()):
+            if len(code) != 3 or not is_ascii_digits(code):
                 raise ParseError(f"bad status line {text[:40]!r}")
             msg.status_code = int(code)
             msg.status_phrase = phrase.strip()
@@ -677,10 +677,7 @@ class StreamParser:
         if name == "content-length":
             msg.has_content_length = True
             # Packetbeat: the leading ASCII digits (a bad value counts as 0).
-            v = value.partition(",")[0].strip()
-            # (the common case here: a call into the interpreted helper cost more)
-            fast = 0 < len(v) <= 18 and v.isascii() and v.isdigit()
-            msg.content_length = int(v) if fast else leading_uint(v) or 0
+            msg.content_length = leading_uint(value.partition(",")[0].strip()) or 0
         elif name == "content-type":
             msg.content_type = value
         elif name == "transfer-encoding":
