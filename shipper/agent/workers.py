@@ -1086,15 +1086,8 @@ class Replay:
         ready = []
         heads: dict[int, bytes] = {}
         for it in items:
-            if len(it) == 3:  # encoded by the worker (``unpack_event``, inlined)
-                meta = it[2]
-                if meta:
-                    head = heads.get(id(meta))
-                    if head is None:
-                        head = heads[id(meta)] = metadata_head(meta)
-                    ready.append(EncodedEvent(it[1], meta, head))
-                else:
-                    ready.append(EncodedEvent(it[1], meta))
+            if len(it) == 3:  # encoded by the worker
+                ready.append(unpack_event(it[1], it[2], heads))
                 continue
             r = prepare(it[1])
             if r is not None:
@@ -1144,37 +1137,39 @@ class Replay:
         cache = self.fid_cache[worker]
         hit = cache.get(fid)
         if hit is not None:
-            m = self.conn_ids[worker]
-            g = m.pop(hit[0], None)
-            if g is not None:
-                m[hit[0]] = g
-                return hit[1]
-            del cache[fid]  # forgotten since: counted below, like any forgotten number
+            if self._global(worker, hit[0]) is None:
+                del cache[fid]
+                return None
+            return hit[1]
         local = flow_id_conn(fid)
-        new = self._renumber(worker, fid, local)
-        if new is None or local is None:
+        g = None if local is None else self._global(worker, local)
+        if local is None or g is None:
             return None
-        ids = (b'"id":"' + fid.encode() + b'"', b'"id":"' + new.encode() + b'"')
+        ids = (b'"id":"' + fid.encode() + b'"', b'"id":"' + flow_id_with_conn(fid, g).encode() + b'"')
         if len(cache) >= self.max_conn_ids:
             cache.clear()
         cache[fid] = (local, ids)
         return ids
 
-    def _renumber(self, worker: int, fid: str, local: int | None = -1) -> str | None:
+    def _renumber(self, worker: int, fid: str) -> str | None:
         """A worker's ``flow.id`` with the global connection number (None: it carries
-        none, or the number was forgotten, which is counted). ``local``: the number the
-        id carries, if the caller has read it."""
-        if local == -1:
-            local = flow_id_conn(fid)
+        none, or the number was forgotten, which is counted)."""
+        local = flow_id_conn(fid)
         if local is None:
             return None
+        g = self._global(worker, local)
+        return None if g is None else flow_id_with_conn(fid, g)
+
+    def _global(self, worker: int, local: int) -> int | None:
+        """The global number of a worker's connection number, renewed as recently used
+        (None: forgotten after more than 4 × max_flows newer connections; counted)."""
         m = self.conn_ids[worker]
         g = m.pop(local, None)
-        if g is None:  # forgotten (more than 4 × max_flows newer connections): counted
+        if g is None:
             self.beat.stats.incr("workers.flow_ids_unmapped")
             return None
         m[local] = g  # least recently used goes first
-        return flow_id_with_conn(fid, g)
+        return g
 
     def flush(self, renew: bool) -> None:
         """End of input: every worker flushes; final flow reports share one time."""
