@@ -110,6 +110,10 @@ def _redis(path: Path, n: int) -> None:
     synthesize(path, 6379, n, 100, work)
 
 
+def _mixed(path: Path, n: int) -> None:
+    mixed_generate(path, n, max(60, n // 5000))
+
+
 #: name → (generator(path, size), full size, quick size, flows on). Sizes are packets for
 #: HTTP keep-alive and mixed, transactions for the others.
 CAPTURES: dict[str, tuple[Callable[[Path, int], Any], int, int, bool]] = {
@@ -129,12 +133,12 @@ CAPTURES: dict[str, tuple[Callable[[Path, int], Any], int, int, bool]] = {
     ),
     "redis": (_redis, 200_000, 20_000, False),
     "dns": (lambda p, n: dns_generate(p, n), 200_000, 20_000, False),
-    "mixed+flows": (lambda p, n: mixed_generate(p, n, max(60, n // 5000)), 1_000_000, 100_000, True),
+    "mixed+flows": (_mixed, 1_000_000, 100_000, True),
     # The same capture, flows reported only when they end (``period: -1s``): each tool
     # writes one report per flow. With ``period: 10s`` wirebeat's report clock runs on
     # capture time (200 s: twenty reports per flow) and Packetbeat's on the wall clock (one
     # or two per flow in a ten-second run), so the two write different numbers of events.
-    "mixed+final-flows": (lambda p, n: mixed_generate(p, n, max(60, n // 5000)), 1_000_000, 100_000, True),
+    "mixed+final-flows": (_mixed, 1_000_000, 100_000, True),
 }
 #: Captures that are another's file with another configuration.
 SAME_FILE = {"mixed+final-flows": "mixed+flows"}

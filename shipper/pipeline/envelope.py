@@ -73,7 +73,6 @@ class TimeFormatter:
         #: Nanoseconds per written unit, and the last ``stamp``.
         self._unit = 10 ** (9 - self._digits)
         self._last_unit = MIN_TIMESTAMP_NS // self._unit
-        self._last = ""
         self._last = self.format(MIN_TIMESTAMP_NS)
 
     def __call__(self, ts: int) -> str:
